@@ -1,0 +1,195 @@
+//! The company's signing certificate: PKCS#12 (modern AES or legacy RC2/3DES with SHA-1 MAC, as
+//! older Chilean CA files are), the holder's RUT from subjectAltName otherName 1.3.6.1.4.1.8321.1,
+//! validity, and the precomputed KeyInfo every signature carries.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use openssl::asn1::Asn1Time;
+use openssl::hash::MessageDigest;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::provider::Provider;
+use openssl::sign::Signer as RsaSigner;
+use openssl::x509::X509;
+
+use crate::domain::Rut;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("the certificate file is not a PKCS#12 archive")]
+    NotPkcs12,
+    #[error("wrong certificate password")]
+    WrongPassword,
+    #[error("the PKCS#12 archive holds no {0}")]
+    Missing(&'static str),
+    #[error("the certificate key is not RSA")]
+    NotRsa,
+    #[error("the certificate expired on {0}")]
+    Expired(String),
+    #[error("the certificate is not valid before {0}")]
+    NotYetValid(String),
+    #[error("the certificate does not match its private key")]
+    KeyMismatch,
+    #[error("certificate: {0}")]
+    Other(String),
+}
+
+impl CertError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CertError::NotPkcs12 => "certificate-malformed",
+            CertError::WrongPassword => "certificate-password",
+            CertError::Missing(_) => "certificate-incomplete",
+            CertError::NotRsa => "certificate-not-rsa",
+            CertError::Expired(_) => "certificate-expired",
+            CertError::NotYetValid(_) => "certificate-not-yet-valid",
+            CertError::KeyMismatch => "certificate-key-mismatch",
+            CertError::Other(_) => "certificate-error",
+        }
+    }
+}
+
+/// OpenSSL 3 refuses RC2-40 and friends unless the legacy provider is loaded; load it once (with
+/// the default provider kept available) and keep it for the life of the process.
+fn legacy_provider() {
+    static LEGACY: OnceLock<Option<Provider>> = OnceLock::new();
+    LEGACY.get_or_init(|| Provider::try_load(None, "legacy", true).ok());
+}
+
+pub fn wrap64(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + s.len() / 64 + 1);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && i % 64 == 0 {
+            o.push('\n');
+        }
+        o.push(c);
+    }
+    o
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The holder's RUT from the SII otherName (OID 1.3.6.1.4.1.8321.1, an IA5String), read from the
+/// certificate's DER: the openssl crate exposes no otherName accessor.
+pub fn holder_rut(cert_der: &[u8]) -> Option<Rut> {
+    const OID: [u8; 10] = [0x06, 0x08, 0x2B, 0x06, 0x01, 0x04, 0x01, 0xC1, 0x01, 0x01];
+    let mut i = 0;
+    while i + OID.len() + 4 <= cert_der.len() {
+        if cert_der[i..i + OID.len()] == OID {
+            let rest = &cert_der[i + OID.len()..];
+            // [0] EXPLICIT { IA5String | UTF8String | PrintableString }
+            if rest.len() >= 4 && rest[0] == 0xA0 && matches!(rest[2], 0x16 | 0x0C | 0x13) {
+                let len = rest[3] as usize;
+                if let Some(bytes) = rest.get(4..4 + len) {
+                    if let Ok(rut) = std::str::from_utf8(bytes).ok()?.parse() {
+                        return Some(rut);
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn asn1_to_datetime(t: &openssl::asn1::Asn1TimeRef) -> Option<DateTime<Utc>> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    DateTime::from_timestamp(d.days as i64 * 86_400 + d.secs as i64, 0)
+}
+
+/// A loaded signing certificate. `PKey` is thread-safe; one `Certificate` serves every thread.
+#[derive(Clone)]
+pub struct Certificate {
+    key: PKey<Private>,
+    cert: X509,
+    pub holder: Option<Rut>,
+    pub subject: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// `<KeyInfo>…</KeyInfo>` in canonical form, the same for every signature.
+    key_info: String,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate").field("subject", &self.subject).field("holder", &self.holder).field("not_after", &self.not_after).finish_non_exhaustive()
+    }
+}
+
+impl Certificate {
+    /// Opens a PKCS#12 archive. Validity is not checked here: see [`Certificate::check_valid_at`].
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Certificate, CertError> {
+        legacy_provider();
+        let p12 = Pkcs12::from_der(der).map_err(|_| CertError::NotPkcs12)?;
+        let parsed = p12.parse2(password).map_err(|e| {
+            let s = e.to_string();
+            if s.contains("mac verify failure") || s.contains("mac") {
+                CertError::WrongPassword
+            } else {
+                CertError::Other(s)
+            }
+        })?;
+        let key = parsed.pkey.ok_or(CertError::Missing("private key"))?;
+        let cert = parsed.cert.ok_or(CertError::Missing("certificate"))?;
+        Certificate::from_parts(key, cert)
+    }
+
+    pub fn from_parts(key: PKey<Private>, cert: X509) -> Result<Certificate, CertError> {
+        let rsa = key.rsa().map_err(|_| CertError::NotRsa)?;
+        let cert_pub = cert.public_key().map_err(|e| CertError::Other(e.to_string()))?;
+        if !key.public_eq(&cert_pub) {
+            return Err(CertError::KeyMismatch);
+        }
+        let der = cert.to_der().map_err(|e| CertError::Other(e.to_string()))?;
+        let holder = holder_rut(&der);
+        let subject = cert
+            .subject_name()
+            .entries()
+            .map(|e| {
+                let k = e.object().nid().short_name().unwrap_or("?");
+                let v = e.data().to_string().unwrap_or_default();
+                format!("{k}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let not_before = asn1_to_datetime(cert.not_before()).ok_or_else(|| CertError::Other("unreadable notBefore".into()))?;
+        let not_after = asn1_to_datetime(cert.not_after()).ok_or_else(|| CertError::Other("unreadable notAfter".into()))?;
+        let key_info = format!(
+            "<KeyInfo><KeyValue><RSAKeyValue><Modulus>{}</Modulus><Exponent>{}</Exponent></RSAKeyValue></KeyValue><X509Data><X509Certificate>{}</X509Certificate></X509Data></KeyInfo>",
+            wrap64(&b64(&rsa.n().to_vec())),
+            wrap64(&b64(&rsa.e().to_vec())),
+            wrap64(&b64(&der)),
+        );
+        Ok(Certificate { key, cert, holder, subject, not_before, not_after, key_info })
+    }
+
+    pub fn check_valid_at(&self, now: NaiveDateTime) -> Result<(), CertError> {
+        let now = now.and_utc();
+        if now > self.not_after {
+            return Err(CertError::Expired(self.not_after.format("%Y-%m-%d").to_string()));
+        }
+        if now < self.not_before {
+            return Err(CertError::NotYetValid(self.not_before.format("%Y-%m-%d").to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn key_info(&self) -> &str {
+        &self.key_info
+    }
+
+    pub fn x509(&self) -> &X509 {
+        &self.cert
+    }
+
+    /// RSA-SHA1 (PKCS#1 v1.5), the only algorithm the SII schema admits besides DSA.
+    pub fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CertError> {
+        let mut s = RsaSigner::new(MessageDigest::sha1(), &self.key).map_err(|e| CertError::Other(e.to_string()))?;
+        s.sign_oneshot_to_vec(data).map_err(|e| CertError::Other(e.to_string()))
+    }
+}

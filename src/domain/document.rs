@@ -1,0 +1,378 @@
+//! The input document, in the SII's own element names (DTE_v10.xsd / EnvioBOLETA_v11.xsd).
+//! What the gateway computes (Totales, MontoItem, Folio, TED, TmstFirma) may be omitted; when given,
+//! it must match what the gateway computes.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::rut::Rut;
+
+/// The document types this gateway issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "u16")]
+pub enum TipoDte {
+    Factura = 33,
+    FacturaExenta = 34,
+    Boleta = 39,
+    BoletaExenta = 41,
+    FacturaCompra = 46,
+    GuiaDespacho = 52,
+    NotaDebito = 56,
+    NotaCredito = 61,
+}
+
+impl TipoDte {
+    pub const ALL: [TipoDte; 8] = [
+        TipoDte::Factura,
+        TipoDte::FacturaExenta,
+        TipoDte::Boleta,
+        TipoDte::BoletaExenta,
+        TipoDte::FacturaCompra,
+        TipoDte::GuiaDespacho,
+        TipoDte::NotaDebito,
+        TipoDte::NotaCredito,
+    ];
+
+    pub fn from_code(code: u16) -> Option<TipoDte> {
+        TipoDte::ALL.into_iter().find(|t| *t as u16 == code)
+    }
+
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// Boletas travel in EnvioBOLETA and are priced gross.
+    pub fn is_boleta(self) -> bool {
+        matches!(self, TipoDte::Boleta | TipoDte::BoletaExenta)
+    }
+
+    /// Types whose every line is exempt.
+    pub fn is_exempt(self) -> bool {
+        matches!(self, TipoDte::FacturaExenta | TipoDte::BoletaExenta)
+    }
+
+    /// CAFs of these types expire 6 months after authorisation (SII Res. Ex. 58/2017, as applied by
+    /// LibreDTE to 33, 43, 46, 56, 61).
+    pub fn caf_expires(self) -> bool {
+        matches!(self, TipoDte::Factura | TipoDte::FacturaCompra | TipoDte::NotaDebito | TipoDte::NotaCredito)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TipoDte::Factura => "factura electrónica",
+            TipoDte::FacturaExenta => "factura no afecta o exenta electrónica",
+            TipoDte::Boleta => "boleta electrónica",
+            TipoDte::BoletaExenta => "boleta exenta electrónica",
+            TipoDte::FacturaCompra => "factura de compra electrónica",
+            TipoDte::GuiaDespacho => "guía de despacho electrónica",
+            TipoDte::NotaDebito => "nota de débito electrónica",
+            TipoDte::NotaCredito => "nota de crédito electrónica",
+        }
+    }
+}
+
+impl From<TipoDte> for u16 {
+    fn from(t: TipoDte) -> u16 {
+        t as u16
+    }
+}
+
+/// Accepts either one value or a list (integrators write `"CodImpAdic": 24` as often as `[24]`).
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match Option::<OneOrMany<T>>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(v)) => vec![v],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInput {
+    #[serde(rename = "Encabezado")]
+    pub encabezado: Encabezado,
+    #[serde(rename = "Detalle", default)]
+    pub detalle: Vec<Detalle>,
+    #[serde(rename = "DscRcgGlobal", default, skip_serializing_if = "Vec::is_empty")]
+    pub dsc_rcg_global: Vec<DscRcgGlobal>,
+    #[serde(rename = "Referencia", default, skip_serializing_if = "Vec::is_empty")]
+    pub referencia: Vec<Referencia>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Encabezado {
+    #[serde(rename = "IdDoc")]
+    pub id_doc: IdDoc,
+    /// Optional: the emisor comes from the company record; when sent, its RUT must be the company's.
+    #[serde(rename = "Emisor", default, skip_serializing_if = "Option::is_none")]
+    pub emisor: Option<EmisorRef>,
+    #[serde(rename = "Receptor", default, skip_serializing_if = "Option::is_none")]
+    pub receptor: Option<Receptor>,
+    #[serde(rename = "Transporte", default, skip_serializing_if = "Option::is_none")]
+    pub transporte: Option<Transporte>,
+    #[serde(rename = "Totales", default, skip_serializing_if = "Option::is_none")]
+    pub totales: Option<Totales>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct EmisorRef {
+    #[serde(rename = "RUTEmisor")]
+    pub rut_emisor: String,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdDoc {
+    #[serde(rename = "TipoDTE")]
+    pub tipo_dte: u16,
+    #[serde(rename = "Folio", default, skip_serializing_if = "Option::is_none")]
+    pub folio: Option<u64>,
+    #[serde(rename = "FchEmis")]
+    pub fch_emis: NaiveDate,
+    #[serde(rename = "IndNoRebaja", default, skip_serializing_if = "Option::is_none")]
+    pub ind_no_rebaja: Option<u8>,
+    #[serde(rename = "TipoDespacho", default, skip_serializing_if = "Option::is_none")]
+    pub tipo_despacho: Option<u8>,
+    #[serde(rename = "IndTraslado", default, skip_serializing_if = "Option::is_none")]
+    pub ind_traslado: Option<u8>,
+    #[serde(rename = "TpoImpresion", default, skip_serializing_if = "Option::is_none")]
+    pub tpo_impresion: Option<String>,
+    #[serde(rename = "IndServicio", default, skip_serializing_if = "Option::is_none")]
+    pub ind_servicio: Option<u8>,
+    /// Boletas only: 2 = line prices are net (default: gross).
+    #[serde(rename = "IndMntNeto", default, skip_serializing_if = "Option::is_none")]
+    pub ind_mnt_neto: Option<u8>,
+    #[serde(rename = "TpoTranCompra", default, skip_serializing_if = "Option::is_none")]
+    pub tpo_tran_compra: Option<u8>,
+    #[serde(rename = "TpoTranVenta", default, skip_serializing_if = "Option::is_none")]
+    pub tpo_tran_venta: Option<u8>,
+    #[serde(rename = "FmaPago", default, skip_serializing_if = "Option::is_none")]
+    pub fma_pago: Option<u8>,
+    #[serde(rename = "FchCancel", default, skip_serializing_if = "Option::is_none")]
+    pub fch_cancel: Option<NaiveDate>,
+    #[serde(rename = "PeriodoDesde", default, skip_serializing_if = "Option::is_none")]
+    pub periodo_desde: Option<NaiveDate>,
+    #[serde(rename = "PeriodoHasta", default, skip_serializing_if = "Option::is_none")]
+    pub periodo_hasta: Option<NaiveDate>,
+    #[serde(rename = "MedioPago", default, skip_serializing_if = "Option::is_none")]
+    pub medio_pago: Option<String>,
+    #[serde(rename = "TermPagoGlosa", default, skip_serializing_if = "Option::is_none")]
+    pub term_pago_glosa: Option<String>,
+    #[serde(rename = "TermPagoDias", default, skip_serializing_if = "Option::is_none")]
+    pub term_pago_dias: Option<u16>,
+    #[serde(rename = "FchVenc", default, skip_serializing_if = "Option::is_none")]
+    pub fch_venc: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Receptor {
+    #[serde(rename = "RUTRecep", default, skip_serializing_if = "Option::is_none")]
+    pub rut_recep: Option<String>,
+    #[serde(rename = "CdgIntRecep", default, skip_serializing_if = "Option::is_none")]
+    pub cdg_int_recep: Option<String>,
+    #[serde(rename = "RznSocRecep", default, skip_serializing_if = "Option::is_none")]
+    pub rzn_soc_recep: Option<String>,
+    #[serde(rename = "GiroRecep", default, skip_serializing_if = "Option::is_none")]
+    pub giro_recep: Option<String>,
+    #[serde(rename = "Contacto", default, skip_serializing_if = "Option::is_none")]
+    pub contacto: Option<String>,
+    #[serde(rename = "CorreoRecep", default, skip_serializing_if = "Option::is_none")]
+    pub correo_recep: Option<String>,
+    #[serde(rename = "DirRecep", default, skip_serializing_if = "Option::is_none")]
+    pub dir_recep: Option<String>,
+    #[serde(rename = "CmnaRecep", default, skip_serializing_if = "Option::is_none")]
+    pub cmna_recep: Option<String>,
+    #[serde(rename = "CiudadRecep", default, skip_serializing_if = "Option::is_none")]
+    pub ciudad_recep: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Transporte {
+    #[serde(rename = "Patente", default, skip_serializing_if = "Option::is_none")]
+    pub patente: Option<String>,
+    #[serde(rename = "RUTTrans", default, skip_serializing_if = "Option::is_none")]
+    pub rut_trans: Option<String>,
+    #[serde(rename = "DirDest", default, skip_serializing_if = "Option::is_none")]
+    pub dir_dest: Option<String>,
+    #[serde(rename = "CmnaDest", default, skip_serializing_if = "Option::is_none")]
+    pub cmna_dest: Option<String>,
+    #[serde(rename = "CiudadDest", default, skip_serializing_if = "Option::is_none")]
+    pub ciudad_dest: Option<String>,
+}
+
+/// Totals as a client may declare them; each one given is checked against the computed value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Totales {
+    #[serde(rename = "MntNeto", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_neto: Option<Decimal>,
+    #[serde(rename = "MntExe", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_exe: Option<Decimal>,
+    #[serde(rename = "TasaIVA", default, skip_serializing_if = "Option::is_none")]
+    pub tasa_iva: Option<Decimal>,
+    #[serde(rename = "IVA", default, skip_serializing_if = "Option::is_none")]
+    pub iva: Option<Decimal>,
+    #[serde(rename = "ImptoReten", default, skip_serializing_if = "Vec::is_empty")]
+    pub impto_reten: Vec<ImptoReten>,
+    #[serde(rename = "IVANoRet", default, skip_serializing_if = "Option::is_none")]
+    pub iva_no_ret: Option<Decimal>,
+    #[serde(rename = "MntTotal", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_total: Option<Decimal>,
+    #[serde(rename = "MontoNF", default, skip_serializing_if = "Option::is_none")]
+    pub monto_nf: Option<Decimal>,
+    #[serde(rename = "MontoPeriodo", default, skip_serializing_if = "Option::is_none")]
+    pub monto_periodo: Option<Decimal>,
+    #[serde(rename = "TotalPeriodo", default, skip_serializing_if = "Option::is_none")]
+    pub total_periodo: Option<Decimal>,
+    #[serde(rename = "SaldoAnterior", default, skip_serializing_if = "Option::is_none")]
+    pub saldo_anterior: Option<Decimal>,
+    #[serde(rename = "VlrPagar", default, skip_serializing_if = "Option::is_none")]
+    pub vlr_pagar: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImptoReten {
+    #[serde(rename = "TipoImp")]
+    pub tipo_imp: u16,
+    #[serde(rename = "TasaImp", default, skip_serializing_if = "Option::is_none")]
+    pub tasa_imp: Option<Decimal>,
+    #[serde(rename = "MontoImp")]
+    pub monto_imp: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CdgItem {
+    #[serde(rename = "TpoCodigo")]
+    pub tpo_codigo: String,
+    #[serde(rename = "VlrCodigo")]
+    pub vlr_codigo: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Detalle {
+    #[serde(rename = "NroLinDet", default, skip_serializing_if = "Option::is_none")]
+    pub nro_lin_det: Option<u32>,
+    #[serde(rename = "CdgItem", default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub cdg_item: Vec<CdgItem>,
+    #[serde(rename = "IndExe", default, skip_serializing_if = "Option::is_none")]
+    pub ind_exe: Option<u8>,
+    #[serde(rename = "NmbItem")]
+    pub nmb_item: String,
+    #[serde(rename = "DscItem", default, skip_serializing_if = "Option::is_none")]
+    pub dsc_item: Option<String>,
+    #[serde(rename = "QtyItem", default, skip_serializing_if = "Option::is_none")]
+    pub qty_item: Option<Decimal>,
+    #[serde(rename = "UnmdItem", default, skip_serializing_if = "Option::is_none")]
+    pub unmd_item: Option<String>,
+    #[serde(rename = "PrcItem", default, skip_serializing_if = "Option::is_none")]
+    pub prc_item: Option<Decimal>,
+    #[serde(rename = "DescuentoPct", default, skip_serializing_if = "Option::is_none")]
+    pub descuento_pct: Option<Decimal>,
+    #[serde(rename = "DescuentoMonto", default, skip_serializing_if = "Option::is_none")]
+    pub descuento_monto: Option<Decimal>,
+    #[serde(rename = "RecargoPct", default, skip_serializing_if = "Option::is_none")]
+    pub recargo_pct: Option<Decimal>,
+    #[serde(rename = "RecargoMonto", default, skip_serializing_if = "Option::is_none")]
+    pub recargo_monto: Option<Decimal>,
+    #[serde(rename = "CodImpAdic", default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub cod_imp_adic: Vec<u16>,
+    #[serde(rename = "MontoItem", default, skip_serializing_if = "Option::is_none")]
+    pub monto_item: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DscRcgGlobal {
+    #[serde(rename = "NroLinDR", default, skip_serializing_if = "Option::is_none")]
+    pub nro_lin_dr: Option<u32>,
+    /// `D` descuento or `R` recargo.
+    #[serde(rename = "TpoMov")]
+    pub tpo_mov: String,
+    #[serde(rename = "GlosaDR", default, skip_serializing_if = "Option::is_none")]
+    pub glosa_dr: Option<String>,
+    /// `%` or `$`.
+    #[serde(rename = "TpoValor")]
+    pub tpo_valor: String,
+    #[serde(rename = "ValorDR")]
+    pub valor_dr: Decimal,
+    /// 1 = applies to exempt amounts, 2 = to non-billable amounts.
+    #[serde(rename = "IndExeDR", default, skip_serializing_if = "Option::is_none")]
+    pub ind_exe_dr: Option<u8>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Referencia {
+    #[serde(rename = "NroLinRef", default, skip_serializing_if = "Option::is_none")]
+    pub nro_lin_ref: Option<u32>,
+    #[serde(rename = "TpoDocRef")]
+    pub tpo_doc_ref: serde_json::Value,
+    #[serde(rename = "IndGlobal", default, skip_serializing_if = "Option::is_none")]
+    pub ind_global: Option<u8>,
+    #[serde(rename = "FolioRef")]
+    pub folio_ref: serde_json::Value,
+    #[serde(rename = "RUTOtr", default, skip_serializing_if = "Option::is_none")]
+    pub rut_otr: Option<String>,
+    /// Required on DTE; boletas' references carry no date.
+    #[serde(rename = "FchRef", default, skip_serializing_if = "Option::is_none")]
+    pub fch_ref: Option<NaiveDate>,
+    #[serde(rename = "CodRef", default, skip_serializing_if = "Option::is_none")]
+    pub cod_ref: Option<u8>,
+    #[serde(rename = "RazonRef", default, skip_serializing_if = "Option::is_none")]
+    pub razon_ref: Option<String>,
+}
+
+impl DocumentInput {
+    /// Parses the JSON input; a type error names its path (e.g. `Detalle[0].QtyItem`).
+    pub fn from_json(bytes: &[u8]) -> Result<DocumentInput, crate::DteError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                crate::DteError::Malformed(inner.to_string())
+            } else {
+                crate::DteError::single(if path == "." { String::new() } else { path }, "wrong-type", inner.to_string())
+            }
+        })
+    }
+}
+
+/// A scalar that integrators send as a number or a string (`TpoDocRef`, `FolioRef`).
+pub fn scalar_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A parsed RUT, or the field error that explains why not.
+pub fn parse_rut(path: &str, s: &str) -> Result<Rut, crate::FieldError> {
+    s.parse().map_err(|e: super::rut::RutError| {
+        let code = match e {
+            super::rut::RutError::CheckDigit { .. } => "rut-check-digit",
+            _ => "rut-format",
+        };
+        crate::FieldError::new(path, code, e.to_string())
+    })
+}

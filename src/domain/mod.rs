@@ -1,0 +1,13 @@
+//! The pure domain: RUT, the document model per type, the tax engine and the business rules.
+//! Nothing here does I/O.
+
+pub mod company;
+pub mod document;
+pub mod rules;
+pub mod rut;
+pub mod tax;
+pub mod text;
+
+pub use company::Company;
+pub use document::{DocumentInput, TipoDte};
+pub use rut::Rut;

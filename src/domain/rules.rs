@@ -1,0 +1,315 @@
+//! The rules of each document type and the XSD limits of every field the input carries
+//! (NOTES §10). A document that passes here renders into XML that the SII schema accepts.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::document::{parse_rut, scalar_text, DocumentInput, TipoDte};
+use super::rut::Rut;
+use super::tax::{TaxKind, TaxTable, IVA_RETENIDO_TOTAL};
+use super::text::{check, check_opt};
+use crate::error::{DteError, Problems};
+
+/// A document that passed every rule, with the defaults of its type applied.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub tipo: TipoDte,
+    pub doc: DocumentInput,
+    pub rut_recep: Rut,
+}
+
+fn check_date(p: &mut Problems, path: &str, d: NaiveDate) {
+    let (lo, hi) = (NaiveDate::from_ymd_opt(2000, 1, 1), NaiveDate::from_ymd_opt(2050, 12, 31));
+    if Some(d) < lo || Some(d) > hi {
+        p.push(path, "out-of-range", "the SII accepts dates from 2000-01-01 to 2050-12-31");
+    }
+}
+
+/// An XSD decimal with `int` integer digits and `frac` decimals, strictly positive when `positive`.
+fn check_dec(p: &mut Problems, path: &str, v: Decimal, int: u32, frac: u32, positive: bool) {
+    if v.is_sign_negative() && !v.is_zero() {
+        p.push(path, "negative", "must not be negative");
+        return;
+    }
+    if positive && v.is_zero() {
+        p.push(path, "out-of-range", "must be greater than zero");
+        return;
+    }
+    let n = v.normalize();
+    if n.scale() > frac {
+        p.push(path, "too-precise", format!("at most {frac} decimals"));
+    }
+    if n.trunc().abs() >= Decimal::from(10u64.pow(int.min(18))) {
+        p.push(path, "out-of-range", format!("at most {int} integer digits"));
+    }
+}
+
+fn check_pct(p: &mut Problems, path: &str, v: Option<Decimal>, max: Decimal) {
+    if let Some(v) = v {
+        check_dec(p, path, v, 3, 2, false);
+        if v > max {
+            p.push(path, "out-of-range", format!("at most {max}"));
+        }
+    }
+}
+
+enum Field {
+    RutTrans,
+    RutOtr(usize),
+}
+
+/// Applies the rules; every violation is reported, not just the first.
+pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<Prepared, DteError> {
+    let mut p = Problems::default();
+    let mut canonical: Vec<(Field, Rut)> = Vec::new();
+    let id = &doc.encabezado.id_doc;
+    let Some(tipo) = TipoDte::from_code(id.tipo_dte) else {
+        return Err(DteError::single(
+            "Encabezado.IdDoc.TipoDTE",
+            "unknown-type",
+            format!("TipoDTE {} is not one of 33, 34, 39, 41, 46, 52, 56, 61", id.tipo_dte),
+        ));
+    };
+    check_date(&mut p, "Encabezado.IdDoc.FchEmis", id.fch_emis);
+    if let Some(f) = id.fch_venc {
+        check_date(&mut p, "Encabezado.IdDoc.FchVenc", f);
+    }
+    if let Some(e) = &doc.encabezado.emisor {
+        match parse_rut("Encabezado.Emisor.RUTEmisor", &e.rut_emisor) {
+            Err(e) => p.0.push(e),
+            Ok(r) if r != emisor => p.push(
+                "Encabezado.Emisor.RUTEmisor",
+                "emisor-mismatch",
+                format!("the document is issued by {emisor}, not {r}"),
+            ),
+            Ok(_) => {}
+        }
+    }
+    let boleta = tipo.is_boleta();
+    let mut set_servicio = false;
+    if boleta {
+        match id.ind_servicio {
+            None => set_servicio = true,
+            Some(1..=4) => {}
+            Some(_) => p.push("Encabezado.IdDoc.IndServicio", "out-of-range", "IndServicio is 1, 2, 3 or 4 for boletas"),
+        }
+        if id.ind_mnt_neto.is_some_and(|v| v != 2) {
+            p.push("Encabezado.IdDoc.IndMntNeto", "out-of-range", "IndMntNeto is 2 (net prices) or absent");
+        }
+    } else {
+        if id.ind_servicio.is_some_and(|v| !(1..=3).contains(&v)) {
+            p.push("Encabezado.IdDoc.IndServicio", "out-of-range", "IndServicio is 1, 2 or 3");
+        }
+        if id.ind_mnt_neto.is_some() {
+            p.push("Encabezado.IdDoc.IndMntNeto", "not-allowed", "IndMntNeto applies to boletas only");
+        }
+    }
+    if id.fma_pago.is_some_and(|v| !(1..=3).contains(&v)) {
+        p.push("Encabezado.IdDoc.FmaPago", "out-of-range", "FmaPago is 1, 2 or 3");
+    }
+    if id.tipo_despacho.is_some_and(|v| !(1..=3).contains(&v)) {
+        p.push("Encabezado.IdDoc.TipoDespacho", "out-of-range", "TipoDespacho is 1, 2 or 3");
+    }
+    check_opt(&mut p, "Encabezado.IdDoc.TermPagoGlosa", &id.term_pago_glosa, 100);
+    match (tipo, id.ind_traslado) {
+        (TipoDte::GuiaDespacho, None) => p.push("Encabezado.IdDoc.IndTraslado", "required", "a guía de despacho needs IndTraslado (1-9)"),
+        (_, Some(v)) if !(1..=9).contains(&v) => p.push("Encabezado.IdDoc.IndTraslado", "out-of-range", "IndTraslado is 1 to 9"),
+        _ => {}
+    }
+
+    if set_servicio {
+        // Boletas must state IndServicio; 3 (ventas y servicios) is the common case.
+        doc.encabezado.id_doc.ind_servicio = Some(3);
+    }
+
+    // Receptor: required except on boletas, where the anonymous consumer stands in.
+    let rut_recep = match doc.encabezado.receptor.as_ref().and_then(|r| r.rut_recep.as_deref()) {
+        Some(s) => parse_rut("Encabezado.Receptor.RUTRecep", s).map_err(|e| p.0.push(e)).ok(),
+        None if boleta => Some(Rut::ANONYMOUS),
+        None => {
+            p.push("Encabezado.Receptor.RUTRecep", "required", "the receptor's RUT is required");
+            None
+        }
+    };
+    if let Some(r) = &doc.encabezado.receptor {
+        let b = "Encabezado.Receptor";
+        match &r.rzn_soc_recep {
+            Some(v) => check(&mut p, &format!("{b}.RznSocRecep"), v, 1, 100),
+            None if !boleta => p.push(format!("{b}.RznSocRecep"), "required", "the receptor's name is required"),
+            None => {}
+        }
+        check_opt(&mut p, &format!("{b}.CdgIntRecep"), &r.cdg_int_recep, 20);
+        check_opt(&mut p, &format!("{b}.GiroRecep"), &r.giro_recep, 40);
+        check_opt(&mut p, &format!("{b}.Contacto"), &r.contacto, 80);
+        check_opt(&mut p, &format!("{b}.CorreoRecep"), &r.correo_recep, 80);
+        check_opt(&mut p, &format!("{b}.DirRecep"), &r.dir_recep, 70);
+        check_opt(&mut p, &format!("{b}.CmnaRecep"), &r.cmna_recep, 20);
+        check_opt(&mut p, &format!("{b}.CiudadRecep"), &r.ciudad_recep, 20);
+        if boleta && (r.giro_recep.is_some() || r.correo_recep.is_some()) {
+            p.push(b, "not-allowed", "a boleta's Receptor has no GiroRecep or CorreoRecep");
+        }
+    } else if !boleta {
+        p.push("Encabezado.Receptor", "required", "the receptor is required");
+    }
+    if let Some(t) = &doc.encabezado.transporte {
+        let b = "Encabezado.Transporte";
+        if boleta {
+            p.push(b, "not-allowed", "boletas carry no Transporte");
+        }
+        check_opt(&mut p, &format!("{b}.Patente"), &t.patente, 8);
+        check_opt(&mut p, &format!("{b}.DirDest"), &t.dir_dest, 70);
+        check_opt(&mut p, &format!("{b}.CmnaDest"), &t.cmna_dest, 20);
+        check_opt(&mut p, &format!("{b}.CiudadDest"), &t.ciudad_dest, 20);
+        if let Some(r) = &t.rut_trans {
+            match parse_rut(&format!("{b}.RUTTrans"), r) {
+                Ok(rut) => canonical.push((Field::RutTrans, rut)),
+                Err(e) => p.0.push(e),
+            }
+        }
+    }
+
+    // Detalle.
+    let max_lines = if boleta { 1000 } else { 60 };
+    if doc.detalle.is_empty() {
+        p.push("Detalle", "required", "at least one Detalle line is required");
+    } else if doc.detalle.len() > max_lines {
+        p.push("Detalle", "too-many", format!("{} lines; the SII allows at most {max_lines}", doc.detalle.len()));
+    }
+    let hundred = Decimal::ONE_HUNDRED;
+    for (i, d) in doc.detalle.iter_mut().enumerate() {
+        let b = format!("Detalle[{i}]");
+        if d.nro_lin_det.is_some_and(|n| n as usize != i + 1) {
+            p.push(format!("{b}.NroLinDet"), "mismatch", format!("line numbers run from 1; this is line {}", i + 1));
+        }
+        check(&mut p, &format!("{b}.NmbItem"), &d.nmb_item, 1, 80);
+        check_opt(&mut p, &format!("{b}.DscItem"), &d.dsc_item, 1000);
+        check_opt(&mut p, &format!("{b}.UnmdItem"), &d.unmd_item, 4);
+        if d.cdg_item.len() > 5 {
+            p.push(format!("{b}.CdgItem"), "too-many", "at most 5 item codes");
+        }
+        for (j, c) in d.cdg_item.iter().enumerate() {
+            check(&mut p, &format!("{b}.CdgItem[{j}].TpoCodigo"), &c.tpo_codigo, 1, 10);
+            check(&mut p, &format!("{b}.CdgItem[{j}].VlrCodigo"), &c.vlr_codigo, 1, 35);
+        }
+        // Boletas: Dec5Type-like amounts; DTE: Dec12_6Type (18 digits, 6 decimals).
+        if let Some(q) = d.qty_item {
+            check_dec(&mut p, &format!("{b}.QtyItem"), q, 12, 6, true);
+        }
+        if let Some(v) = d.prc_item {
+            check_dec(&mut p, &format!("{b}.PrcItem"), v, 12, 6, false);
+        }
+        check_pct(&mut p, &format!("{b}.DescuentoPct"), d.descuento_pct, hundred);
+        check_pct(&mut p, &format!("{b}.RecargoPct"), d.recargo_pct, if boleta { hundred } else { Decimal::new(99999, 2) });
+        for (f, v) in [("DescuentoMonto", d.descuento_monto), ("RecargoMonto", d.recargo_monto), ("MontoItem", d.monto_item)] {
+            if let Some(v) = v {
+                check_dec(&mut p, &format!("{b}.{f}"), v, 18, 0, false);
+            }
+        }
+        match d.ind_exe {
+            None | Some(1) | Some(2) => {}
+            Some(_) => p.push(format!("{b}.IndExe"), "unsupported", "IndExe 1 (exento) and 2 (no facturable) are supported"),
+        }
+        if tipo.is_exempt() {
+            match d.ind_exe {
+                None => d.ind_exe = Some(1),
+                Some(1) | Some(2) => {}
+                Some(_) => {}
+            }
+        }
+        if d.cod_imp_adic.len() > 2 {
+            p.push(format!("{b}.CodImpAdic"), "too-many", "at most 2 tax codes per line");
+        }
+        if !d.cod_imp_adic.is_empty() && (boleta || tipo.is_exempt() || d.ind_exe.is_some()) {
+            p.push(format!("{b}.CodImpAdic"), "not-allowed", "additional taxes apply to taxed lines of facturas and notas only");
+        }
+        // A factura de compra withholds the seller's IVA: total retention unless a partial one is named.
+        if tipo == TipoDte::FacturaCompra && d.ind_exe.is_none() {
+            let has_retention = d.cod_imp_adic.iter().any(|c| table.0.get(c).is_some_and(|t| t.kind == TaxKind::R));
+            if !has_retention {
+                d.cod_imp_adic.push(IVA_RETENIDO_TOTAL);
+            }
+        }
+    }
+    if tipo == TipoDte::Factura && !doc.detalle.is_empty() && doc.detalle.iter().all(|d| d.ind_exe.is_some()) {
+        p.push("Detalle", "no-taxed-line", "a factura (33) needs at least one taxed line; use type 34 for exempt sales");
+    }
+
+    if doc.dsc_rcg_global.len() > 20 {
+        p.push("DscRcgGlobal", "too-many", "at most 20 global discounts or surcharges");
+    }
+    for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
+        let b = format!("DscRcgGlobal[{i}]");
+        if g.nro_lin_dr.is_some_and(|n| n as usize != i + 1) {
+            p.push(format!("{b}.NroLinDR"), "mismatch", format!("numbers run from 1; this is {}", i + 1));
+        }
+        if !matches!(g.tpo_mov.as_str(), "D" | "R") {
+            p.push(format!("{b}.TpoMov"), "out-of-range", "TpoMov is D (descuento) or R (recargo)");
+        }
+        if !matches!(g.tpo_valor.as_str(), "%" | "$") {
+            p.push(format!("{b}.TpoValor"), "out-of-range", "TpoValor is % or $");
+        }
+        check_opt(&mut p, &format!("{b}.GlosaDR"), &g.glosa_dr, 45);
+        check_dec(&mut p, &format!("{b}.ValorDR"), g.valor_dr, 16, 2, false);
+        if g.tpo_valor == "%" && g.valor_dr > hundred {
+            p.push(format!("{b}.ValorDR"), "out-of-range", "a percentage is at most 100");
+        }
+        if g.ind_exe_dr.is_some_and(|v| !(1..=2).contains(&v)) {
+            p.push(format!("{b}.IndExeDR"), "out-of-range", "IndExeDR is 1 or 2");
+        }
+    }
+
+    let max_refs = 40;
+    if doc.referencia.len() > max_refs {
+        p.push("Referencia", "too-many", "at most 40 references");
+    }
+    for (i, r) in doc.referencia.iter().enumerate() {
+        let b = format!("Referencia[{i}]");
+        if r.nro_lin_ref.is_some_and(|n| n as usize != i + 1) {
+            p.push(format!("{b}.NroLinRef"), "mismatch", format!("numbers run from 1; this is {}", i + 1));
+        }
+        match scalar_text(&r.tpo_doc_ref) {
+            Some(t) => check(&mut p, &format!("{b}.TpoDocRef"), &t, 1, 3),
+            None => p.push(format!("{b}.TpoDocRef"), "wrong-type", "a document type code (e.g. 33 or SET)"),
+        }
+        match scalar_text(&r.folio_ref) {
+            Some(t) => check(&mut p, &format!("{b}.FolioRef"), &t, 1, 18),
+            None => p.push(format!("{b}.FolioRef"), "wrong-type", "a folio (number or text)"),
+        }
+        match r.fch_ref {
+            Some(f) => check_date(&mut p, &format!("{b}.FchRef"), f),
+            None if !boleta => p.push(format!("{b}.FchRef"), "required", "the referenced document's date is required"),
+            None => {}
+        }
+        check_opt(&mut p, &format!("{b}.RazonRef"), &r.razon_ref, 90);
+        if r.cod_ref.is_some_and(|c| !(1..=3).contains(&c)) {
+            p.push(format!("{b}.CodRef"), "out-of-range", "CodRef is 1 (anula), 2 (corrige texto) or 3 (corrige montos)");
+        }
+        if r.ind_global.is_some_and(|v| v != 1) {
+            p.push(format!("{b}.IndGlobal"), "out-of-range", "IndGlobal is 1 or absent");
+        }
+        if let Some(o) = &r.rut_otr {
+            match parse_rut(&format!("{b}.RUTOtr"), o) {
+                Ok(rut) => canonical.push((Field::RutOtr(i), rut)),
+                Err(e) => p.0.push(e),
+            }
+        }
+    }
+    if matches!(tipo, TipoDte::NotaDebito | TipoDte::NotaCredito) && !doc.referencia.iter().any(|r| r.cod_ref.is_some()) {
+        p.push("Referencia", "required", "a nota de crédito or débito needs a Referencia with CodRef to the document it modifies");
+    }
+
+    p.into_result()?;
+    // RUTs are written in canonical form whatever form the client used.
+    for (field, rut) in canonical {
+        match field {
+            Field::RutTrans => {
+                if let Some(t) = doc.encabezado.transporte.as_mut() {
+                    t.rut_trans = Some(rut.to_string());
+                }
+            }
+            Field::RutOtr(i) => doc.referencia[i].rut_otr = Some(rut.to_string()),
+        }
+    }
+    let rut_recep = rut_recep.unwrap_or(Rut::ANONYMOUS);
+    Ok(Prepared { tipo, doc, rut_recep })
+}

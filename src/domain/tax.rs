@@ -1,0 +1,345 @@
+//! The tax engine: line amounts, descuentos/recargos, IVA, additional taxes and retentions, boleta
+//! gross-price split. Exact decimal arithmetic, half-away-from-zero rounding (PHP `round`, which the
+//! SII's reference implementations use); the same input always gives the same answer.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use super::document::{Detalle, DocumentInput, TipoDte};
+use crate::error::{FieldError, Problems};
+
+/// IVA rate in percent (Sii::IVA = 19).
+pub const TASA_IVA: Decimal = Decimal::from_parts(19, 0, 0, false, 0);
+/// The code of total IVA retention (factura de compra).
+pub const IVA_RETENIDO_TOTAL: u16 = 15;
+
+/// `A` adds to the total (impuesto adicional); `R` is withheld from it (retención).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaxKind {
+    A,
+    R,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxCode {
+    pub kind: TaxKind,
+    /// Percent.
+    pub rate: Decimal,
+    pub name: String,
+}
+
+/// Additional taxes and retentions by SII code. Rates change by law, so the table is configuration;
+/// the defaults are the ones published with LibreDTE's data repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxTable(pub BTreeMap<u16, TaxCode>);
+
+impl Default for TaxTable {
+    fn default() -> Self {
+        use TaxKind::{A, R};
+        let rows: [(u16, TaxKind, i64, u32, &str); 24] = [
+            (15, R, 19, 0, "IVA retenido total"),
+            (30, R, 10, 0, "IVA retenido legumbres"),
+            (31, R, 19, 0, "IVA retenido silvestres"),
+            (32, R, 8, 0, "IVA retenido ganado"),
+            (33, R, 8, 0, "IVA retenido madera"),
+            (34, R, 4, 0, "IVA retenido trigo"),
+            (36, R, 10, 0, "IVA retenido arroz"),
+            (37, R, 10, 0, "IVA retenido hidrobiológicas"),
+            (38, R, 19, 0, "IVA retenido chatarra"),
+            (39, R, 19, 0, "IVA retenido PPA"),
+            (41, R, 19, 0, "IVA retenido construcción"),
+            (47, R, 19, 0, "IVA retenido cartones"),
+            (48, R, 14, 0, "IVA retenido frambuesas y pasas"),
+            (17, A, 5, 0, "IVA anticipado faenamiento carne"),
+            (18, A, 5, 0, "IVA anticipado carne"),
+            (19, A, 12, 0, "IVA anticipado harina"),
+            (23, A, 15, 0, "Impuesto adicional art. 37 a, b, c"),
+            (24, A, 315, 1, "Licores, piscos, whisky"),
+            (25, A, 205, 1, "Vinos"),
+            (26, A, 205, 1, "Cervezas y bebidas alcohólicas"),
+            (27, A, 10, 0, "Bebidas analcohólicas y minerales"),
+            (271, A, 18, 0, "Bebidas analcohólicas con elevado contenido de azúcar"),
+            (44, A, 15, 0, "Impuesto adicional art. 37 e, h, i, l"),
+            (45, A, 50, 0, "Impuesto adicional pirotecnia"),
+        ];
+        TaxTable(
+            rows.into_iter()
+                .map(|(code, kind, m, s, name)| (code, TaxCode { kind, rate: Decimal::new(m, s), name: name.into() }))
+                .collect(),
+        )
+    }
+}
+
+/// Pesos are whole; other currencies carry 4 decimals (LibreDTE `Dte::round`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Currency {
+    #[default]
+    Peso,
+    Foreign,
+}
+
+impl Currency {
+    pub fn round(self, v: Decimal) -> Decimal {
+        let dp = match self {
+            Currency::Peso => 0,
+            Currency::Foreign => 4,
+        };
+        v.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero).normalize()
+    }
+}
+
+/// The computed amounts of one Detalle line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineAmounts {
+    pub descuento_monto: Option<Decimal>,
+    pub recargo_monto: Option<Decimal>,
+    pub monto_item: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retencion {
+    #[serde(rename = "TipoImp")]
+    pub tipo_imp: u16,
+    #[serde(rename = "TasaImp")]
+    pub tasa_imp: Decimal,
+    #[serde(rename = "MontoImp")]
+    pub monto_imp: Decimal,
+}
+
+/// Totales, as they go into the document.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Totals {
+    #[serde(rename = "MntNeto", skip_serializing_if = "Option::is_none")]
+    pub mnt_neto: Option<Decimal>,
+    #[serde(rename = "MntExe", skip_serializing_if = "Option::is_none")]
+    pub mnt_exe: Option<Decimal>,
+    #[serde(rename = "TasaIVA", skip_serializing_if = "Option::is_none")]
+    pub tasa_iva: Option<Decimal>,
+    #[serde(rename = "IVA", skip_serializing_if = "Option::is_none")]
+    pub iva: Option<Decimal>,
+    #[serde(rename = "ImptoReten", skip_serializing_if = "Vec::is_empty")]
+    pub impto_reten: Vec<Retencion>,
+    #[serde(rename = "IVANoRet", skip_serializing_if = "Option::is_none")]
+    pub iva_no_ret: Option<Decimal>,
+    #[serde(rename = "MntTotal")]
+    pub mnt_total: Decimal,
+    #[serde(rename = "MontoNF", skip_serializing_if = "Option::is_none")]
+    pub monto_nf: Option<Decimal>,
+    #[serde(rename = "MontoPeriodo", skip_serializing_if = "Option::is_none")]
+    pub monto_periodo: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Computed {
+    pub lines: Vec<LineAmounts>,
+    /// The amount each global descuento/recargo moved, in input order.
+    pub globals: Vec<Decimal>,
+    pub totals: Totals,
+}
+
+fn pct(base: Decimal, pct: Decimal) -> Decimal {
+    base * pct / Decimal::ONE_HUNDRED
+}
+
+fn line_amounts(i: usize, d: &Detalle, cur: Currency, p: &mut Problems) -> LineAmounts {
+    let path = |f: &str| format!("Detalle[{i}].{f}");
+    let qty = d.qty_item.unwrap_or(Decimal::ONE);
+    let mut monto = match (d.prc_item, d.monto_item) {
+        (Some(prc), _) => cur.round(qty * prc),
+        // A line with no price (a guía's free item, a text correction) states its amount directly.
+        (None, Some(m)) if d.descuento_pct.is_none() && d.recargo_pct.is_none() => {
+            return LineAmounts { descuento_monto: d.descuento_monto, recargo_monto: d.recargo_monto, monto_item: m };
+        }
+        (None, _) => {
+            p.push(path("PrcItem"), "required", "PrcItem is required to compute the line amount");
+            Decimal::ZERO
+        }
+    };
+    let descuento = match (d.descuento_pct, d.descuento_monto) {
+        (Some(pc), _) => Some(cur.round(pct(monto, pc))),
+        (None, m) => m,
+    };
+    if let Some(x) = descuento {
+        monto -= x;
+    }
+    let recargo = match (d.recargo_pct, d.recargo_monto) {
+        (Some(pc), _) => Some(cur.round(pct(monto, pc))),
+        (None, m) => m,
+    };
+    if let Some(x) = recargo {
+        monto += x;
+    }
+    if monto.is_sign_negative() && !monto.is_zero() {
+        p.push(path("MontoItem"), "negative", format!("the line amount would be {monto}: discounts exceed the line"));
+    }
+    LineAmounts { descuento_monto: descuento, recargo_monto: recargo, monto_item: monto }
+}
+
+/// Computes every amount of `doc`. Errors name the input path.
+pub fn compute(doc: &DocumentInput, tipo: TipoDte, table: &TaxTable, cur: Currency) -> Result<Computed, Vec<FieldError>> {
+    let mut p = Problems::default();
+    let lines: Vec<LineAmounts> = doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, &mut p)).collect();
+
+    // Buckets: taxed (net or gross), exempt, non-billable.
+    let (mut afecto, mut exento, mut no_fact) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    let mut has_afecto = false;
+    for (d, l) in doc.detalle.iter().zip(&lines) {
+        match d.ind_exe {
+            None => {
+                afecto += l.monto_item;
+                has_afecto = true;
+            }
+            Some(1) => exento += l.monto_item,
+            Some(2) => no_fact += l.monto_item,
+            Some(_) => {}
+        }
+    }
+    let gross = tipo.is_boleta() && doc.encabezado.id_doc.ind_mnt_neto != Some(2);
+
+    let mut globals = Vec::with_capacity(doc.dsc_rcg_global.len());
+    for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
+        let bucket = match g.ind_exe_dr {
+            Some(1) => &mut exento,
+            Some(2) => &mut no_fact,
+            _ => &mut afecto,
+        };
+        let amount = match g.tpo_valor.as_str() {
+            "%" => cur.round(pct(*bucket, g.valor_dr)),
+            _ => g.valor_dr,
+        };
+        match g.tpo_mov.as_str() {
+            "R" => *bucket += amount,
+            _ => *bucket -= amount,
+        }
+        if bucket.is_sign_negative() && !bucket.is_zero() {
+            p.push(format!("DscRcgGlobal[{i}].ValorDR"), "negative", "the discount exceeds the amount it applies to");
+        }
+        globals.push(amount);
+    }
+
+    let mut totals = Totals::default();
+    if gross {
+        // SII boleta split: neto from the gross total, IVA as the remainder, never round(neto × 0.19).
+        let divisor = Decimal::ONE + TASA_IVA / Decimal::ONE_HUNDRED;
+        if has_afecto {
+            let neto = cur.round(afecto / divisor);
+            totals.mnt_neto = Some(neto);
+            totals.iva = Some(afecto - neto);
+        }
+        if !exento.is_zero() || tipo.is_exempt() {
+            totals.mnt_exe = Some(exento);
+        }
+        totals.mnt_total = afecto + exento;
+    } else {
+        let mut total = exento;
+        if has_afecto {
+            let iva = cur.round(pct(afecto, TASA_IVA));
+            totals.mnt_neto = Some(afecto);
+            totals.tasa_iva = Some(TASA_IVA);
+            totals.iva = Some(iva);
+            total += afecto + iva;
+
+            // Additional taxes and retentions, each on the lines that carry its code.
+            let mut bases: BTreeMap<u16, Decimal> = BTreeMap::new();
+            for (i, (d, l)) in doc.detalle.iter().zip(&lines).enumerate() {
+                for (j, code) in d.cod_imp_adic.iter().enumerate() {
+                    if table.0.contains_key(code) {
+                        *bases.entry(*code).or_default() += l.monto_item;
+                    } else {
+                        p.push(format!("Detalle[{i}].CodImpAdic[{j}]"), "unknown-tax-code", format!("tax code {code} is not in the tax table"));
+                    }
+                }
+            }
+            let mut retenido = Decimal::ZERO;
+            let mut partial = false;
+            for (code, base) in bases {
+                let Some(tc) = table.0.get(&code) else { continue };
+                let monto = cur.round(pct(base, tc.rate));
+                match tc.kind {
+                    TaxKind::A => total += monto,
+                    TaxKind::R => {
+                        total -= monto;
+                        retenido += monto;
+                        partial |= code != IVA_RETENIDO_TOTAL;
+                    }
+                }
+                totals.impto_reten.push(Retencion { tipo_imp: code, tasa_imp: tc.rate, monto_imp: monto });
+            }
+            if partial {
+                totals.iva_no_ret = Some(iva - retenido);
+            }
+        } else if doc.detalle.iter().any(|d| !d.cod_imp_adic.is_empty()) {
+            p.push("Detalle", "tax-without-base", "additional taxes need a taxed (non-exempt) line");
+        }
+        if !exento.is_zero() || !has_afecto {
+            totals.mnt_exe = Some(exento);
+        }
+        totals.mnt_total = total;
+    }
+    if !no_fact.is_zero() {
+        totals.monto_nf = Some(no_fact);
+        if !tipo.is_boleta() {
+            totals.monto_periodo = Some(totals.mnt_total + no_fact);
+        }
+    }
+    if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() {
+        p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
+    }
+    if p.is_empty() {
+        Ok(Computed { lines, globals, totals })
+    } else {
+        Err(p.0)
+    }
+}
+
+fn differs(p: &mut Problems, path: String, declared: Option<Decimal>, computed: Option<Decimal>) {
+    if let Some(d) = declared {
+        if Some(d.normalize()) != computed.map(|c| c.normalize()) {
+            let c = computed.map_or_else(|| "nothing".to_string(), |c| c.normalize().to_string());
+            p.push(path, "mismatch", format!("declared {} but the gateway computes {c}", d.normalize()));
+        }
+    }
+}
+
+/// Every amount the client declared that differs from the computed one.
+pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
+    let mut p = Problems::default();
+    for (i, (d, l)) in doc.detalle.iter().zip(&c.lines).enumerate() {
+        differs(&mut p, format!("Detalle[{i}].MontoItem"), d.monto_item, Some(l.monto_item));
+        if d.descuento_pct.is_some() {
+            differs(&mut p, format!("Detalle[{i}].DescuentoMonto"), d.descuento_monto, l.descuento_monto);
+        }
+        if d.recargo_pct.is_some() {
+            differs(&mut p, format!("Detalle[{i}].RecargoMonto"), d.recargo_monto, l.recargo_monto);
+        }
+    }
+    if let Some(t) = &doc.encabezado.totales {
+        let ct = &c.totals;
+        let base = "Encabezado.Totales";
+        differs(&mut p, format!("{base}.MntNeto"), t.mnt_neto, ct.mnt_neto);
+        differs(&mut p, format!("{base}.MntExe"), t.mnt_exe, ct.mnt_exe.or(Some(Decimal::ZERO)));
+        differs(&mut p, format!("{base}.TasaIVA"), t.tasa_iva, ct.tasa_iva);
+        differs(&mut p, format!("{base}.IVA"), t.iva, ct.iva);
+        differs(&mut p, format!("{base}.IVANoRet"), t.iva_no_ret, ct.iva_no_ret);
+        differs(&mut p, format!("{base}.MntTotal"), t.mnt_total, Some(ct.mnt_total));
+        differs(&mut p, format!("{base}.MontoNF"), t.monto_nf, ct.monto_nf.or(Some(Decimal::ZERO)));
+        differs(&mut p, format!("{base}.MontoPeriodo"), t.monto_periodo, ct.monto_periodo);
+        for (i, r) in t.impto_reten.iter().enumerate() {
+            let found = ct.impto_reten.iter().find(|x| x.tipo_imp == r.tipo_imp);
+            match found {
+                None => p.push(format!("{base}.ImptoReten[{i}].TipoImp"), "mismatch", format!("tax {} does not apply to any line", r.tipo_imp)),
+                Some(f) => {
+                    differs(&mut p, format!("{base}.ImptoReten[{i}].MontoImp"), Some(r.monto_imp), Some(f.monto_imp));
+                    differs(&mut p, format!("{base}.ImptoReten[{i}].TasaImp"), r.tasa_imp, Some(f.tasa_imp));
+                }
+            }
+        }
+    }
+    p.0
+}
+
+#[cfg(test)]
+#[path = "tax_tests.rs"]
+mod tests;

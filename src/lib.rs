@@ -1,0 +1,15 @@
+//! dte-gateway: Chile's electronic tax documents (DTE) — build, stamp, sign, validate, verify.
+//!
+//! `domain` and `xml` are pure (no I/O); `engine` wires them into the issuance pipeline that the CLI
+//! and the HTTP service share.
+
+pub mod caf;
+pub mod cert;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod sii;
+pub mod verify;
+pub mod xml;
+
+pub use error::{DteError, FieldError};

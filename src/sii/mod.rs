@@ -1,0 +1,3 @@
+//! The SII's protocol artefacts. `envelope`: EnvioDTE / EnvioBOLETA with their Carátula.
+
+pub mod envelope;

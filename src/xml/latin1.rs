@@ -1,0 +1,91 @@
+//! ISO-8859-1, the SII's encoding. Every code point below U+0100 is the byte of the same value
+//! (unlike `windows-1252`, which encoding_rs substitutes for the ISO-8859-1 label).
+
+/// UTF-8 text to ISO-8859-1 bytes; `Err` carries the first character that has no Latin-1 byte.
+pub fn encode(s: &str) -> Result<Vec<u8>, char> {
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        let v = c as u32;
+        if v > 0xFF {
+            return Err(c);
+        }
+        out.push(v as u8);
+    }
+    Ok(out)
+}
+
+/// ISO-8859-1 bytes to text: never fails.
+pub fn decode(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}
+
+/// Windows-1252 bytes to text (what some issuers declare): 0x80–0x9F map to typographic characters.
+pub fn decode_cp1252(b: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}', '\u{90}', '‘', '’', '“',
+        '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
+    ];
+    b.iter()
+        .map(|&c| if (0x80..0xA0).contains(&c) { HIGH[(c - 0x80) as usize] } else { c as char })
+        .collect()
+}
+
+/// The encoding named in an XML declaration, lowercased (`None` when there is no declaration or
+/// it names none).
+pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(200)];
+    let head = decode(head);
+    let decl = head.strip_prefix('\u{FEFF}').unwrap_or(&head);
+    if !decl.starts_with("<?xml") {
+        return None;
+    }
+    let end = decl.find("?>")?;
+    let decl = &decl[..end];
+    let i = decl.find("encoding")?;
+    let rest = decl[i + 8..].trim_start().strip_prefix('=')?.trim_start();
+    let q = rest.chars().next()?;
+    let rest = &rest[1..];
+    let j = rest.find(q)?;
+    Some(rest[..j].to_ascii_lowercase())
+}
+
+/// Decodes an XML document's bytes by its declaration (UTF-8 when none) and drops the declaration.
+/// Returns the text and the encoding that was used.
+pub fn decode_document(bytes: &[u8]) -> Result<(String, String), String> {
+    let enc = declared_encoding(bytes).unwrap_or_else(|| "utf-8".into());
+    let text = match enc.as_str() {
+        "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" => decode(bytes),
+        "windows-1252" | "cp1252" => decode_cp1252(bytes),
+        "utf-8" | "utf8" => String::from_utf8(bytes.to_vec()).map_err(|_| "the document is not valid UTF-8".to_string())?,
+        other => return Err(format!("unsupported encoding {other}")),
+    };
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    let body = match (text.starts_with("<?xml"), text.find("?>")) {
+        (true, Some(i)) => text[i + 2..].trim_start_matches(['\r', '\n', ' ', '\t']),
+        _ => text,
+    };
+    Ok((body.to_string(), enc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusal() {
+        let s = "Compañía Ñandú ÿ";
+        assert_eq!(decode(&encode(s).unwrap()), s);
+        assert_eq!(encode("a€"), Err('€'));
+        assert_eq!(encode("🙂"), Err('🙂'));
+    }
+
+    #[test]
+    fn declarations() {
+        assert_eq!(declared_encoding(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").as_deref(), Some("iso-8859-1"));
+        assert_eq!(declared_encoding(b"<?xml version='1.0' encoding='windows-1252'?>").as_deref(), Some("windows-1252"));
+        assert_eq!(declared_encoding(b"<?xml version=\"1.0\"?><a/>"), None);
+        assert_eq!(declared_encoding(b"<a/>"), None);
+        let (t, e) = decode_document(b"<?xml version=\"1.0\" encoding=\"windows-1252\"?>\r\n<a>\x80\xf1</a>").unwrap();
+        assert_eq!((t.as_str(), e.as_str()), ("<a>€ñ</a>", "windows-1252"));
+    }
+}

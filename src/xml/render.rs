@@ -1,0 +1,195 @@
+//! Renders a prepared document as the `<Documento>` element, in the XSD's element order
+//! (DTE_v10.xsd for DTE, EnvioBOLETA_v11.xsd for boletas), already in canonical form.
+
+use rust_decimal::Decimal;
+
+use super::writer::XmlOut;
+use crate::domain::document::scalar_text;
+use crate::domain::rules::Prepared;
+use crate::domain::tax::Computed;
+use crate::domain::Company;
+
+fn n(d: Decimal) -> Decimal {
+    d.normalize()
+}
+
+/// The `ID` of a Documento: `F{folio}T{tipo}`, the form of the SII's own example.
+pub fn documento_id(tipo: u16, folio: u64) -> String {
+    format!("F{folio}T{tipo}")
+}
+
+/// Everything inside `<Documento ID=…>` up to and including the TED and TmstFirma.
+pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, ted: &str, tmst: &str) -> String {
+    let boleta = p.tipo.is_boleta();
+    let doc = &p.doc;
+    let id = &doc.encabezado.id_doc;
+    let mut o = XmlOut::with_capacity(4096);
+    o.start("Encabezado");
+    o.start("IdDoc");
+    o.leaf_display("TipoDTE", p.tipo.code());
+    o.leaf_display("Folio", folio);
+    o.leaf_display("FchEmis", id.fch_emis);
+    if boleta {
+        o.leaf_display_opt("IndServicio", id.ind_servicio);
+        o.leaf_display_opt("IndMntNeto", id.ind_mnt_neto);
+        o.leaf_display_opt("PeriodoDesde", id.periodo_desde);
+        o.leaf_display_opt("PeriodoHasta", id.periodo_hasta);
+        o.leaf_display_opt("FchVenc", id.fch_venc);
+    } else {
+        o.leaf_display_opt("IndNoRebaja", id.ind_no_rebaja);
+        o.leaf_display_opt("TipoDespacho", id.tipo_despacho);
+        o.leaf_display_opt("IndTraslado", id.ind_traslado);
+        o.leaf_opt("TpoImpresion", id.tpo_impresion.as_deref());
+        o.leaf_display_opt("IndServicio", id.ind_servicio);
+        o.leaf_display_opt("TpoTranCompra", id.tpo_tran_compra);
+        o.leaf_display_opt("TpoTranVenta", id.tpo_tran_venta);
+        o.leaf_display_opt("FmaPago", id.fma_pago);
+        o.leaf_display_opt("FchCancel", id.fch_cancel);
+        o.leaf_display_opt("PeriodoDesde", id.periodo_desde);
+        o.leaf_display_opt("PeriodoHasta", id.periodo_hasta);
+        o.leaf_opt("MedioPago", id.medio_pago.as_deref());
+        o.leaf_opt("TermPagoGlosa", id.term_pago_glosa.as_deref());
+        o.leaf_display_opt("TermPagoDias", id.term_pago_dias);
+        o.leaf_display_opt("FchVenc", id.fch_venc);
+    }
+    o.end("IdDoc");
+
+    o.start("Emisor");
+    o.leaf("RUTEmisor", &c.rut_emisor);
+    if boleta {
+        o.leaf("RznSocEmisor", &c.rzn_soc);
+        o.leaf("GiroEmisor", &c.giro_emis);
+        o.leaf_display_opt("CdgSIISucur", c.cdg_sii_sucur);
+    } else {
+        o.leaf("RznSoc", &c.rzn_soc);
+        o.leaf("GiroEmis", &c.giro_emis);
+        o.leaf_opt("Telefono", c.telefono.as_deref());
+        o.leaf_opt("CorreoEmisor", c.correo_emisor.as_deref());
+        for a in &c.acteco {
+            o.leaf_display("Acteco", a);
+        }
+        o.leaf_opt("Sucursal", c.sucursal.as_deref());
+        o.leaf_display_opt("CdgSIISucur", c.cdg_sii_sucur);
+    }
+    o.leaf("DirOrigen", &c.dir_origen);
+    o.leaf("CmnaOrigen", &c.cmna_origen);
+    o.leaf_opt("CiudadOrigen", c.ciudad_origen.as_deref());
+    o.end("Emisor");
+
+    o.start("Receptor");
+    o.leaf_display("RUTRecep", p.rut_recep);
+    if let Some(r) = &doc.encabezado.receptor {
+        o.leaf_opt("CdgIntRecep", r.cdg_int_recep.as_deref());
+        o.leaf_opt("RznSocRecep", r.rzn_soc_recep.as_deref());
+        if !boleta {
+            o.leaf_opt("GiroRecep", r.giro_recep.as_deref());
+        }
+        o.leaf_opt("Contacto", r.contacto.as_deref());
+        if !boleta {
+            o.leaf_opt("CorreoRecep", r.correo_recep.as_deref());
+        }
+        o.leaf_opt("DirRecep", r.dir_recep.as_deref());
+        o.leaf_opt("CmnaRecep", r.cmna_recep.as_deref());
+        o.leaf_opt("CiudadRecep", r.ciudad_recep.as_deref());
+    }
+    o.end("Receptor");
+
+    if let Some(t) = &doc.encabezado.transporte {
+        o.start("Transporte");
+        o.leaf_opt("Patente", t.patente.as_deref());
+        o.leaf_opt("RUTTrans", t.rut_trans.as_deref());
+        o.leaf_opt("DirDest", t.dir_dest.as_deref());
+        o.leaf_opt("CmnaDest", t.cmna_dest.as_deref());
+        o.leaf_opt("CiudadDest", t.ciudad_dest.as_deref());
+        o.end("Transporte");
+    }
+
+    let t = &comp.totals;
+    o.start("Totales");
+    o.leaf_display_opt("MntNeto", t.mnt_neto.map(n));
+    o.leaf_display_opt("MntExe", t.mnt_exe.map(n));
+    if !boleta {
+        o.leaf_display_opt("TasaIVA", t.tasa_iva.map(n));
+    }
+    o.leaf_display_opt("IVA", t.iva.map(n));
+    if !boleta {
+        for r in &t.impto_reten {
+            o.start("ImptoReten");
+            o.leaf_display("TipoImp", r.tipo_imp);
+            o.leaf_display("TasaImp", n(r.tasa_imp));
+            o.leaf_display("MontoImp", n(r.monto_imp));
+            o.end("ImptoReten");
+        }
+        o.leaf_display_opt("IVANoRet", t.iva_no_ret.map(n));
+    }
+    o.leaf_display("MntTotal", n(t.mnt_total));
+    o.leaf_display_opt("MontoNF", t.monto_nf.map(n));
+    if !boleta {
+        o.leaf_display_opt("MontoPeriodo", t.monto_periodo.map(n));
+    }
+    o.end("Totales");
+    o.end("Encabezado");
+
+    for (i, (d, a)) in doc.detalle.iter().zip(&comp.lines).enumerate() {
+        o.start("Detalle");
+        o.leaf_display("NroLinDet", i + 1);
+        for cdg in &d.cdg_item {
+            o.start("CdgItem");
+            o.leaf("TpoCodigo", &cdg.tpo_codigo);
+            o.leaf("VlrCodigo", &cdg.vlr_codigo);
+            o.end("CdgItem");
+        }
+        o.leaf_display_opt("IndExe", d.ind_exe);
+        o.leaf("NmbItem", &d.nmb_item);
+        o.leaf_opt("DscItem", d.dsc_item.as_deref());
+        o.leaf_display_opt("QtyItem", d.qty_item.map(n));
+        o.leaf_opt("UnmdItem", d.unmd_item.as_deref());
+        o.leaf_display_opt("PrcItem", d.prc_item.map(n));
+        o.leaf_display_opt("DescuentoPct", d.descuento_pct.map(n));
+        o.leaf_display_opt("DescuentoMonto", a.descuento_monto.map(n));
+        o.leaf_display_opt("RecargoPct", d.recargo_pct.map(n));
+        o.leaf_display_opt("RecargoMonto", a.recargo_monto.map(n));
+        if !boleta {
+            for code in &d.cod_imp_adic {
+                o.leaf_display("CodImpAdic", code);
+            }
+        }
+        o.leaf_display("MontoItem", n(a.monto_item));
+        o.end("Detalle");
+    }
+
+    for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
+        o.start("DscRcgGlobal");
+        o.leaf_display("NroLinDR", i + 1);
+        o.leaf("TpoMov", &g.tpo_mov);
+        o.leaf_opt("GlosaDR", g.glosa_dr.as_deref());
+        o.leaf("TpoValor", &g.tpo_valor);
+        o.leaf_display("ValorDR", n(g.valor_dr));
+        o.leaf_display_opt("IndExeDR", g.ind_exe_dr);
+        o.end("DscRcgGlobal");
+    }
+
+    for (i, r) in doc.referencia.iter().enumerate() {
+        o.start("Referencia");
+        o.leaf_display("NroLinRef", i + 1);
+        let tpo = scalar_text(&r.tpo_doc_ref).unwrap_or_default();
+        let folio_ref = scalar_text(&r.folio_ref).unwrap_or_default();
+        o.leaf("TpoDocRef", &tpo);
+        if boleta {
+            o.leaf("FolioRef", &folio_ref);
+            o.leaf_display_opt("CodRef", r.cod_ref);
+        } else {
+            o.leaf_display_opt("IndGlobal", r.ind_global);
+            o.leaf("FolioRef", &folio_ref);
+            o.leaf_opt("RUTOtr", r.rut_otr.as_deref());
+            o.leaf_display_opt("FchRef", r.fch_ref);
+            o.leaf_display_opt("CodRef", r.cod_ref);
+        }
+        o.leaf_opt("RazonRef", r.razon_ref.as_deref());
+        o.end("Referencia");
+    }
+
+    o.raw(ted);
+    o.leaf("TmstFirma", tmst);
+    o.into_string()
+}
