@@ -202,11 +202,27 @@ fn dte_checks(r: &mut Report, doc: &Document, trust: &CafTrust, standalone: bool
     match child(&root, "Signature") {
         Some(sig) => {
             let what = if standalone { format!("signature {label}") } else { format!("signature {label} (stand-alone)") };
-            sig_check(r, &what, &dsig::verify(doc, &sig));
+            let mut report = dsig::verify(doc, &sig);
+            if !report.digest_ok && lx::ns_of(&root).is_empty() {
+                // SII's MiPyme portal signs `<DTE xmlns=SiiDte>` and hands out the file without the
+                // namespace: the digest then matches only with the namespace back in scope.
+                if let Some(mut again) = namespaced_again(doc, &root).filter(|a| a.ok()) {
+                    again.warnings.push("the digest matches only with xmlns=\"http://www.sii.cl/SiiDte\" in scope (signed namespaced, stored without)".into());
+                    report = again;
+                }
+            }
+            sig_check(r, &what, &report);
         }
         None => r.add(Status::Fail, format!("signature {label}"), "the DTE is not signed"),
     }
     ted_check(r, &label, &documento, trust);
+}
+
+fn namespaced_again(doc: &Document, root: &Node) -> Option<dsig::SigReport> {
+    let text = add_sii_namespace(&doc.node_to_string(root), "DTE")?;
+    let d = lx::parse(text.as_bytes()).ok()?;
+    let sig = child(&d.get_root_element()?, "Signature")?;
+    Some(dsig::verify(&d, &sig))
 }
 
 fn ted_check(r: &mut Report, label: &str, documento: &Node, trust: &CafTrust) {
