@@ -19,7 +19,7 @@ use dte_gateway::{sii, verify, DteError};
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
 
 #[derive(Parser)]
-#[command(name = "dte-gateway", version, about = "Chile's electronic tax documents (DTE): build, stamp, sign, validate, verify")]
+#[command(name = "dte-gateway", version, args_override_self = true, about = "Chile's electronic tax documents (DTE): build, stamp, sign, validate, verify")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
