@@ -78,7 +78,9 @@ pub struct CafTrust {
 }
 
 fn cert_key(pem_or_der: &[u8]) -> Result<PKey<Public>, CafError> {
-    let cert = X509::from_pem(pem_or_der).or_else(|_| X509::from_der(pem_or_der)).map_err(|e| CafError::Malformed(format!("authority certificate: {e}")))?;
+    let cert = X509::from_pem(pem_or_der)
+        .or_else(|_| X509::from_der(pem_or_der))
+        .map_err(|e| CafError::Malformed(format!("authority certificate: {e}")))?;
     cert.public_key().map_err(|e| CafError::Malformed(e.to_string()))
 }
 
@@ -180,7 +182,9 @@ fn caf_text(bytes: &[u8]) -> Result<String, CafError> {
 }
 
 fn text(n: &libxml::tree::Node, name: &str, ctx: &str) -> Result<String, CafError> {
-    child_text(n, name).map(|s| s.trim().to_string()).ok_or_else(|| CafError::Malformed(format!("{ctx}/{name} is missing")))
+    child_text(n, name)
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| CafError::Malformed(format!("{ctx}/{name} is missing")))
 }
 
 fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, CafError> {
@@ -208,17 +212,23 @@ impl Caf {
             return Err(CafError::Malformed(format!("folio range {desde}-{hasta} is empty")));
         }
         let fa_s = text(&da, "FA", "DA")?;
-        let fecha_autorizacion = NaiveDate::parse_from_str(&fa_s, "%Y-%m-%d").map_err(|_| CafError::Malformed(format!("DA/FA {fa_s:?} is not a date")))?;
+        let fecha_autorizacion = NaiveDate::parse_from_str(&fa_s, "%Y-%m-%d")
+            .map_err(|_| CafError::Malformed(format!("DA/FA {fa_s:?} is not a date")))?;
         let idk: i64 = num(&text(&da, "IDK", "DA")?, "DA/IDK")?;
-        let m = path(&da, &["RSAPK", "M"]).map(|n| n.get_content()).ok_or_else(|| CafError::Malformed("DA/RSAPK/M is missing".into()))?;
-        let e = path(&da, &["RSAPK", "E"]).map(|n| n.get_content()).ok_or_else(|| CafError::Malformed("DA/RSAPK/E is missing".into()))?;
+        let m = path(&da, &["RSAPK", "M"])
+            .map(|n| n.get_content())
+            .ok_or_else(|| CafError::Malformed("DA/RSAPK/M is missing".into()))?;
+        let e = path(&da, &["RSAPK", "E"])
+            .map(|n| n.get_content())
+            .ok_or_else(|| CafError::Malformed("DA/RSAPK/E is missing".into()))?;
         let (m, e) = (b64(&m).map_err(CafError::Malformed)?, b64(&e).map_err(CafError::Malformed)?);
         let frma = b64(&text(&caf, "FRMA", "CAF")?).map_err(|e| CafError::Malformed(format!("FRMA: {e}")))?;
 
         // FRMA covers the flattened DA; some files escape quotes in text, so both forms are tried.
         let mut authority = Err(CafError::Malformed("unreachable".into()));
         for aq in [false, true] {
-            let da_bytes = latin1::encode(&flatten(&da, aq)).map_err(|c| CafError::Malformed(format!("character {c:?} outside ISO-8859-1")))?;
+            let da_bytes = latin1::encode(&flatten(&da, aq))
+                .map_err(|c| CafError::Malformed(format!("character {c:?} outside ISO-8859-1")))?;
             authority = trust.verify(idk, &da_bytes, &frma);
             if authority.is_ok() {
                 break;
@@ -230,12 +240,14 @@ impl Caf {
         let rsa = Rsa::private_key_from_pem(sk.as_bytes())
             .or_else(|_| PKey::private_key_from_pem(sk.as_bytes()).and_then(|k| k.rsa()))
             .map_err(|_| CafError::Malformed("RSASK is not an RSA private key".into()))?;
-        let same = |a: &openssl::bn::BigNumRef, b: &[u8]| BigNum::from_slice(b).map(|x| x.as_ref() == a).unwrap_or(false);
+        let same =
+            |a: &openssl::bn::BigNumRef, b: &[u8]| BigNum::from_slice(b).map(|x| x.as_ref() == a).unwrap_or(false);
         if !same(rsa.n(), &m) || !same(rsa.e(), &e) || !rsa.check_key().unwrap_or(false) {
             return Err(CafError::KeyMismatch);
         }
         if let Some(pubk) = child_text(&root, "RSAPUBK") {
-            let p = Rsa::public_key_from_pem(pubk.trim().as_bytes()).map_err(|_| CafError::Malformed("RSAPUBK is not an RSA public key".into()))?;
+            let p = Rsa::public_key_from_pem(pubk.trim().as_bytes())
+                .map_err(|_| CafError::Malformed("RSAPUBK is not an RSA public key".into()))?;
             if p.n() != rsa.n() || p.e() != rsa.e() {
                 return Err(CafError::KeyMismatch);
             }
@@ -266,7 +278,14 @@ impl Caf {
     }
 
     /// May `folio` of type `tipo` be issued by `emisor` with this CAF on `signing_date`?
-    pub fn check_issue(&self, emisor: Rut, tipo: TipoDte, folio: u64, fch_emis: NaiveDate, signing_date: NaiveDate) -> Result<(), CafError> {
+    pub fn check_issue(
+        &self,
+        emisor: Rut,
+        tipo: TipoDte,
+        folio: u64,
+        fch_emis: NaiveDate,
+        signing_date: NaiveDate,
+    ) -> Result<(), CafError> {
         if self.rut_emisor != emisor {
             return Err(CafError::WrongRut { caf: self.rut_emisor.to_string(), company: emisor.to_string() });
         }
@@ -321,14 +340,26 @@ mod tests {
         let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let rut: Rut = "97975000-5".parse().unwrap();
         assert!(caf.check_issue(rut, TipoDte::Factura, 60, d("2003-10-13"), d("2003-10-13")).is_ok());
-        assert!(matches!(caf.check_issue(rut, TipoDte::Factura, 201, d("2003-10-13"), d("2003-10-13")), Err(CafError::FolioOutOfRange { .. })));
-        assert!(matches!(caf.check_issue(rut, TipoDte::Factura, 60, d("2026-11-20"), d("2026-11-20")), Err(CafError::Expired { .. })));
-        assert!(matches!(caf.check_issue(rut, TipoDte::NotaCredito, 60, d("2003-10-13"), d("2003-10-13")), Err(CafError::WrongType { .. })));
+        assert!(matches!(
+            caf.check_issue(rut, TipoDte::Factura, 201, d("2003-10-13"), d("2003-10-13")),
+            Err(CafError::FolioOutOfRange { .. })
+        ));
+        assert!(matches!(
+            caf.check_issue(rut, TipoDte::Factura, 60, d("2026-11-20"), d("2026-11-20")),
+            Err(CafError::Expired { .. })
+        ));
+        assert!(matches!(
+            caf.check_issue(rut, TipoDte::NotaCredito, 60, d("2003-10-13"), d("2003-10-13")),
+            Err(CafError::WrongType { .. })
+        ));
         assert!(matches!(
             caf.check_issue("76192083-9".parse().unwrap(), TipoDte::Factura, 60, d("2003-10-13"), d("2003-10-13")),
             Err(CafError::WrongRut { .. })
         ));
-        assert!(matches!(caf.check_issue(rut, TipoDte::Factura, 60, d("2003-09-01"), d("2003-10-13")), Err(CafError::BeforeAuthorisation { .. })));
+        assert!(matches!(
+            caf.check_issue(rut, TipoDte::Factura, 60, d("2003-09-01"), d("2003-10-13")),
+            Err(CafError::BeforeAuthorisation { .. })
+        ));
     }
 
     #[test]

@@ -117,7 +117,11 @@ pub struct Certificate {
 
 impl std::fmt::Debug for Certificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Certificate").field("subject", &self.subject).field("holder", &self.holder).field("not_after", &self.not_after).finish_non_exhaustive()
+        f.debug_struct("Certificate")
+            .field("subject", &self.subject)
+            .field("holder", &self.holder)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,8 +161,10 @@ impl Certificate {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let not_before = asn1_to_datetime(cert.not_before()).ok_or_else(|| CertError::Other("unreadable notBefore".into()))?;
-        let not_after = asn1_to_datetime(cert.not_after()).ok_or_else(|| CertError::Other("unreadable notAfter".into()))?;
+        let not_before =
+            asn1_to_datetime(cert.not_before()).ok_or_else(|| CertError::Other("unreadable notBefore".into()))?;
+        let not_after =
+            asn1_to_datetime(cert.not_after()).ok_or_else(|| CertError::Other("unreadable notAfter".into()))?;
         let key_info = format!(
             "<KeyInfo><KeyValue><RSAKeyValue><Modulus>{}</Modulus><Exponent>{}</Exponent></RSAKeyValue></KeyValue><X509Data><X509Certificate>{}</X509Certificate></X509Data></KeyInfo>",
             wrap64(&b64(&rsa.n().to_vec())),

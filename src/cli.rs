@@ -19,7 +19,12 @@ use dte_gateway::{sii, verify, DteError};
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
 
 #[derive(Parser)]
-#[command(name = "dte-gateway", version, args_override_self = true, about = "Chile's electronic tax documents (DTE): build, stamp, sign, validate, verify")]
+#[command(
+    name = "dte-gateway",
+    version,
+    args_override_self = true,
+    about = "Chile's electronic tax documents (DTE): build, stamp, sign, validate, verify"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -132,7 +137,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 fn now(ts: &Option<String>) -> Result<NaiveDateTime, Failure> {
     match ts {
-        Some(s) => NaiveDateTime::parse_from_str(s, TS_FORMAT).map_err(|_| Failure::Input(format!("--timestamp {s:?} is not YYYY-MM-DDTHH:MM:SS"))),
+        Some(s) => NaiveDateTime::parse_from_str(s, TS_FORMAT)
+            .map_err(|_| Failure::Input(format!("--timestamp {s:?} is not YYYY-MM-DDTHH:MM:SS"))),
         None => {
             let n = Local::now().naive_local();
             Ok(n.with_nanosecond(0).unwrap_or(n))
@@ -161,7 +167,14 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     let issuer = Issuer { company: &company, cert: &cert, taxes: &taxes, validate_schema: !a.no_schema };
     let issued = issuer.issue(&input, &caf, a.folio, now)?;
     write_atomic(&a.output, &issued.xml)?;
-    println!("{} folio {} ({}) total {} -> {}", issued.tipo.code(), issued.folio, issued.id, issued.totals.mnt_total, a.output.display());
+    println!(
+        "{} folio {} ({}) total {} -> {}",
+        issued.tipo.code(),
+        issued.folio,
+        issued.id,
+        issued.totals.mnt_total,
+        a.output.display()
+    );
     Ok(())
 }
 
@@ -193,7 +206,9 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
-        Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => envio(signer, rut_receptor, output, dtes),
+        Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => {
+            envio(signer, rut_receptor, output, dtes)
+        }
         Cmd::Dte { cmd: DteCmd::Verify { trust_test_authority, json, file } } => {
             let outcome = (|| -> Result<verify::Report, Failure> {
                 let bytes = read(file)?;

@@ -59,12 +59,17 @@ impl Issuer<'_> {
         let (p, computed) = quote(input, self.company, self.taxes)?;
         if let Some(f) = p.doc.encabezado.id_doc.folio {
             if f != folio {
-                return Err(DteError::single("Encabezado.IdDoc.Folio", "mismatch", format!("declared folio {f} but the folio is {folio}")));
+                return Err(DteError::single(
+                    "Encabezado.IdDoc.Folio",
+                    "mismatch",
+                    format!("declared folio {f} but the folio is {folio}"),
+                ));
             }
         }
         caf.check_issue(emisor, p.tipo, folio, p.doc.encabezado.id_doc.fch_emis, now.date())?;
 
-        let receptor_name = p.doc.encabezado.receptor.as_ref().and_then(|r| r.rzn_soc_recep.clone()).filter(|s| !s.trim().is_empty());
+        let receptor_name =
+            p.doc.encabezado.receptor.as_ref().and_then(|r| r.rzn_soc_recep.clone()).filter(|s| !s.trim().is_empty());
         let data = TedData {
             re: emisor,
             td: p.tipo.code(),
@@ -85,7 +90,9 @@ impl Issuer<'_> {
         // body is already canonical, so only the inherited default namespace is added.
         let canonical = format!("<Documento xmlns=\"{NS_SII}\" ID=\"{id}\">{body}</Documento>");
         let signature = dsig::sign(self.cert, &format!("#{id}"), canonical.as_bytes(), SignedInfoScope::Dte)?;
-        let xml = format!("<DTE xmlns=\"{NS_SII}\" version=\"1.0\"><Documento ID=\"{id}\">{body}</Documento>{signature}</DTE>");
+        let xml = format!(
+            "<DTE xmlns=\"{NS_SII}\" version=\"1.0\"><Documento ID=\"{id}\">{body}</Documento>{signature}</DTE>"
+        );
         let mut bytes = Vec::with_capacity(XML_DECL.len() + xml.len());
         bytes.extend_from_slice(XML_DECL.as_bytes());
         bytes.extend(latin1::encode(&xml).map_err(|c| DteError::Xml(format!("character {c:?} outside ISO-8859-1")))?);

@@ -91,7 +91,8 @@ pub fn verify(bytes: &[u8], trust: &CafTrust) -> Result<Report, Unreadable> {
             let kind = if name == "EnvioDTE" { Schema::EnvioDte } else { Schema::EnvioBoleta };
             check_schema(&mut r, kind, &doc);
             let set = child(&root, "SetDTE");
-            match root.get_child_elements().into_iter().find(|c| c.get_name() == "Signature" && lx::ns_of(c) == NS_DSIG) {
+            match root.get_child_elements().into_iter().find(|c| c.get_name() == "Signature" && lx::ns_of(c) == NS_DSIG)
+            {
                 Some(sig) => sig_check(&mut r, "signature SetDTE (in place)", &dsig::verify(&doc, &sig)),
                 None => r.add(Status::Fail, "signature SetDTE", "the envelope is not signed"),
             }
@@ -111,7 +112,8 @@ pub fn verify(bytes: &[u8], trust: &CafTrust) -> Result<Report, Unreadable> {
             }
         }
         "DTE" => {
-            let tipo = path(&root, &["Documento", "Encabezado", "IdDoc", "TipoDTE"]).map(|n| n.get_content().trim().to_string());
+            let tipo = path(&root, &["Documento", "Encabezado", "IdDoc", "TipoDTE"])
+                .map(|n| n.get_content().trim().to_string());
             let kind = if matches!(tipo.as_deref(), Some("39") | Some("41")) { Schema::BoletaDte } else { Schema::Dte };
             standalone_schema(&mut r, kind, &root, &text);
             dte_checks(&mut r, &doc, trust, true);
@@ -133,7 +135,11 @@ fn check_schema(r: &mut Report, kind: Schema, doc: &Document) {
 fn standalone_schema(r: &mut Report, kind: Schema, root: &Node, text: &str) {
     let mut text = text.to_string();
     if lx::ns_of(root).is_empty() {
-        r.add(Status::Warn, "namespace", "the DTE has no SiiDte namespace; validated with xmlns=\"http://www.sii.cl/SiiDte\" added");
+        r.add(
+            Status::Warn,
+            "namespace",
+            "the DTE has no SiiDte namespace; validated with xmlns=\"http://www.sii.cl/SiiDte\" added",
+        );
         match add_sii_namespace(&text, "DTE") {
             Some(t) => text = t,
             None => return r.add(Status::Fail, format!("schema {}", kind.file()), "cannot add the namespace"),
@@ -144,8 +150,16 @@ fn standalone_schema(r: &mut Report, kind: Schema, root: &Node, text: &str) {
         Err(e) => return r.add(Status::Fail, format!("schema {}", kind.file()), e),
     };
     if let Some(root) = doc.get_root_element() {
-        for mut extra in root.get_child_elements().into_iter().filter(|c| !matches!(c.get_name().as_str(), "Documento" | "Liquidacion" | "Exportaciones" | "Signature")) {
-            r.add(Status::Warn, "vendor element", format!("<{}> after the SII content is not in the SII schema; ignored", extra.get_name()));
+        for mut extra in root
+            .get_child_elements()
+            .into_iter()
+            .filter(|c| !matches!(c.get_name().as_str(), "Documento" | "Liquidacion" | "Exportaciones" | "Signature"))
+        {
+            r.add(
+                Status::Warn,
+                "vendor element",
+                format!("<{}> after the SII content is not in the SII schema; ignored", extra.get_name()),
+            );
             extra.unlink();
         }
     }
@@ -171,11 +185,18 @@ fn caratula_check(r: &mut Report, set: &Node, dtes: &[Node]) {
         .get_child_elements()
         .into_iter()
         .filter(|c| c.get_name() == "SubTotDTE")
-        .map(|s| (child_text(&s, "TpoDTE").unwrap_or_default().trim().to_string(), child_text(&s, "NroDTE").unwrap_or_default().trim().parse().unwrap_or(0)))
+        .map(|s| {
+            (
+                child_text(&s, "TpoDTE").unwrap_or_default().trim().to_string(),
+                child_text(&s, "NroDTE").unwrap_or_default().trim().parse().unwrap_or(0),
+            )
+        })
         .collect();
     let mut actual: std::collections::BTreeMap<String, usize> = Default::default();
     for d in dtes {
-        let t = path(d, &["Documento", "Encabezado", "IdDoc", "TipoDTE"]).map(|n| n.get_content().trim().to_string()).unwrap_or_default();
+        let t = path(d, &["Documento", "Encabezado", "IdDoc", "TipoDTE"])
+            .map(|n| n.get_content().trim().to_string())
+            .unwrap_or_default();
         *actual.entry(t).or_default() += 1;
     }
     declared.sort();
@@ -201,7 +222,8 @@ fn dte_checks(r: &mut Report, doc: &Document, trust: &CafTrust, standalone: bool
     let label = format!("DTE {id}");
     match child(&root, "Signature") {
         Some(sig) => {
-            let what = if standalone { format!("signature {label}") } else { format!("signature {label} (stand-alone)") };
+            let what =
+                if standalone { format!("signature {label}") } else { format!("signature {label} (stand-alone)") };
             let mut report = dsig::verify(doc, &sig);
             if !report.digest_ok && lx::ns_of(&root).is_empty() {
                 // SII's MiPyme portal signs `<DTE xmlns=SiiDte>` and hands out the file without the
@@ -236,13 +258,19 @@ fn ted_check(r: &mut Report, label: &str, documento: &Node, trust: &CafTrust) {
     let key = (|| {
         let m = b64(&text_of(&dd, &["CAF", "DA", "RSAPK", "M"])).ok()?;
         let e = b64(&text_of(&dd, &["CAF", "DA", "RSAPK", "E"])).ok()?;
-        let rsa = openssl::rsa::Rsa::from_public_components(openssl::bn::BigNum::from_slice(&m).ok()?, openssl::bn::BigNum::from_slice(&e).ok()?).ok()?;
+        let rsa = openssl::rsa::Rsa::from_public_components(
+            openssl::bn::BigNum::from_slice(&m).ok()?,
+            openssl::bn::BigNum::from_slice(&e).ok()?,
+        )
+        .ok()?;
         openssl::pkey::PKey::from_rsa(rsa).ok()
     })();
     let (Some(key), Ok(sig)) = (key, b64(&frmt)) else {
         return r.add(Status::Fail, what, "unreadable CAF key or FRMT");
     };
-    let signed = [false, true].into_iter().find(|aq| latin1::encode(&lx::flatten(&dd, *aq)).is_ok_and(|bytes| rsa_sha1_verify(&key, &bytes, &sig)));
+    let signed = [false, true]
+        .into_iter()
+        .find(|aq| latin1::encode(&lx::flatten(&dd, *aq)).is_ok_and(|bytes| rsa_sha1_verify(&key, &bytes, &sig)));
     match signed {
         Some(false) => r.add(Status::Pass, what.clone(), "FRMT verifies with the CAF key"),
         Some(true) => r.add(Status::Warn, what.clone(), "FRMT verifies only with ' and \" escaped in text"),
@@ -259,7 +287,11 @@ fn ted_check(r: &mut Report, label: &str, documento: &Node, trust: &CafTrust) {
         ("RR", enc(&["Receptor", "RUTRecep"])),
         ("MNT", enc(&["Totales", "MntTotal"])),
     ];
-    let bad: Vec<String> = pairs.iter().filter(|(k, v)| text_of(&dd, &[k]) != *v).map(|(k, v)| format!("DD/{k} {} ≠ {v}", text_of(&dd, &[k]))).collect();
+    let bad: Vec<String> = pairs
+        .iter()
+        .filter(|(k, v)| text_of(&dd, &[k]) != *v)
+        .map(|(k, v)| format!("DD/{k} {} ≠ {v}", text_of(&dd, &[k])))
+        .collect();
     if bad.is_empty() {
         r.add(Status::Pass, format!("{what} data"), "RE, TD, F, FE, RR, MNT match the document");
     } else {
@@ -273,7 +305,10 @@ fn ted_check(r: &mut Report, label: &str, documento: &Node, trust: &CafTrust) {
     };
     let idk: i64 = text_of(&da, &["IDK"]).parse().unwrap_or(-1);
     let frma = b64(&text_of(&dd, &["CAF", "FRMA"])).unwrap_or_default();
-    let verdict = [false, true].into_iter().map(|aq| latin1::encode(&lx::flatten(&da, aq)).map_err(|_| ()).map(|b| trust.verify(idk, &b, &frma))).find(|v| matches!(v, Ok(Ok(_))));
+    let verdict = [false, true]
+        .into_iter()
+        .map(|aq| latin1::encode(&lx::flatten(&da, aq)).map_err(|_| ()).map(|b| trust.verify(idk, &b, &frma)))
+        .find(|v| matches!(v, Ok(Ok(_))));
     match verdict {
         Some(Ok(Ok(a))) => {
             let who = match a {
@@ -294,12 +329,28 @@ fn ted_check(r: &mut Report, label: &str, documento: &Node, trust: &CafTrust) {
         }
     }
     let folio: u64 = enc(&["IdDoc", "Folio"]).parse().unwrap_or(0);
-    let (d, h): (u64, u64) = (text_of(&da, &["RNG", "D"]).parse().unwrap_or(0), text_of(&da, &["RNG", "H"]).parse().unwrap_or(0));
-    let range_ok = folio >= d && folio <= h && text_of(&da, &["TD"]) == enc(&["IdDoc", "TipoDTE"]) && text_of(&da, &["RE"]) == enc(&["Emisor", "RUTEmisor"]);
+    let (d, h): (u64, u64) =
+        (text_of(&da, &["RNG", "D"]).parse().unwrap_or(0), text_of(&da, &["RNG", "H"]).parse().unwrap_or(0));
+    let range_ok = folio >= d
+        && folio <= h
+        && text_of(&da, &["TD"]) == enc(&["IdDoc", "TipoDTE"])
+        && text_of(&da, &["RE"]) == enc(&["Emisor", "RUTEmisor"]);
     let fa = NaiveDate::parse_from_str(&text_of(&da, &["FA"]), "%Y-%m-%d").ok();
     let fe = NaiveDate::parse_from_str(&enc(&["IdDoc", "FchEmis"]), "%Y-%m-%d").ok();
     if !range_ok {
-        r.add(Status::Fail, format!("{caf_what} range"), format!("folio {folio} of type {} by {} is not in the CAF ({}-{} of type {} for {})", enc(&["IdDoc", "TipoDTE"]), enc(&["Emisor", "RUTEmisor"]), d, h, text_of(&da, &["TD"]), text_of(&da, &["RE"])));
+        r.add(
+            Status::Fail,
+            format!("{caf_what} range"),
+            format!(
+                "folio {folio} of type {} by {} is not in the CAF ({}-{} of type {} for {})",
+                enc(&["IdDoc", "TipoDTE"]),
+                enc(&["Emisor", "RUTEmisor"]),
+                d,
+                h,
+                text_of(&da, &["TD"]),
+                text_of(&da, &["RE"])
+            ),
+        );
     } else if fa.zip(fe).is_some_and(|(fa, fe)| fe < fa) {
         r.add(Status::Fail, format!("{caf_what} range"), "FchEmis is before the CAF's authorisation");
     } else {

@@ -27,7 +27,10 @@ fn every_type_builds_and_passes_xmlsec1_and_verify() {
             let l = xmllint("DTE_v10.xsd", &out);
             assert!(l.status.success(), "xmllint rejects the {tipo}: {}", text(&l));
         }
-        let v = run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+        let v = run(bin()
+            .args(["dte", "verify", "--trust-test-authority"])
+            .arg(repo("certs/test-authority.pem"))
+            .arg(&out));
         assert!(v.status.success(), "dte verify {tipo}: {}", text(&v));
         let report = text(&v);
         assert!(!report.contains("FAIL"), "{report}");
@@ -48,7 +51,11 @@ fn a_test_caf_is_refused_unless_its_authority_is_trusted() {
     let mut c = bin();
     c.args(["dte", "build", "--input"]).arg(example(33));
     c.arg("--company").arg(repo("examples/company.json")).arg("--cert").arg(repo("certs/test-company.p12"));
-    c.args(["--cert-password", PASS, "--folio", "1", "--timestamp", TS]).arg("--caf").arg(caf(33)).arg("--output").arg(&out);
+    c.args(["--cert-password", PASS, "--folio", "1", "--timestamp", TS])
+        .arg("--caf")
+        .arg(caf(33))
+        .arg("--output")
+        .arg(&out);
     let o = run(&mut c);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("caf-signature"), "{}", text(&o));
@@ -72,7 +79,12 @@ fn extract_dtes(envelope: &[u8]) -> Vec<Vec<u8>> {
 fn envio(dir: &Path, name: &str, dtes: &[std::path::PathBuf]) -> std::process::Output {
     let mut c = bin();
     c.args(["envio", "build", "--company"]).arg(repo("examples/company.json"));
-    c.arg("--cert").arg(repo("certs/test-company.p12")).args(["--cert-password", PASS, "--timestamp", "2026-11-20T12:00:00"]);
+    c.arg("--cert").arg(repo("certs/test-company.p12")).args([
+        "--cert-password",
+        PASS,
+        "--timestamp",
+        "2026-11-20T12:00:00",
+    ]);
     c.arg("--output").arg(dir.join(name));
     c.args(dtes);
     run(&mut c)
@@ -84,7 +96,9 @@ fn envelopes_validate_and_every_signature_verifies() {
     let dtes: Vec<_> = [33, 34, 46, 52, 56, 61].iter().map(|t| build_ok(dir.path(), *t, 11)).collect();
     let boletas: Vec<_> = [39, 41].iter().map(|t| build_ok(dir.path(), *t, 11)).collect();
 
-    for (name, files, schema, count) in [("envio.xml", &dtes, "EnvioDTE_v10.xsd", 6), ("boletas.xml", &boletas, "EnvioBOLETA_v11.xsd", 2)] {
+    for (name, files, schema, count) in
+        [("envio.xml", &dtes, "EnvioDTE_v10.xsd", 6), ("boletas.xml", &boletas, "EnvioBOLETA_v11.xsd", 2)]
+    {
         let o = envio(dir.path(), name, files);
         assert!(o.status.success(), "{name}: {}", text(&o));
         let path = dir.path().join(name);
@@ -107,7 +121,10 @@ fn envelopes_validate_and_every_signature_verifies() {
             let body = original.split_once("?>\n").unwrap().1;
             assert!(dte_gateway::xml::latin1::decode(&bytes).contains(body), "{} not verbatim", f.display());
         }
-        let v = run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&path));
+        let v = run(bin()
+            .args(["dte", "verify", "--trust-test-authority"])
+            .arg(repo("certs/test-authority.pem"))
+            .arg(&path));
         assert!(v.status.success(), "{}", text(&v));
         assert!(text(&v).contains("PASS signature SetDTE"));
         assert!(text(&v).contains("PASS caratula"));
@@ -153,34 +170,109 @@ fn rand_name() -> String {
     N.fetch_add(1, Ordering::Relaxed).to_string()
 }
 
+/// (name, input, CAF, folio, extra CLI args, expected fragments of the error)
+type BadCase<'a> = (&'a str, std::path::PathBuf, std::path::PathBuf, u64, Vec<String>, Vec<&'a str>);
+
 #[test]
 fn bad_input_is_a_typed_error_with_exit_2_and_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = |x: &str| x.to_string();
     let long_name = "x".repeat(81);
-    let cases: Vec<(&str, std::path::PathBuf, std::path::PathBuf, u64, Vec<String>, Vec<&str>)> = vec![
-        ("invalid RUT check digit", edited(d, 33, |v| v["Encabezado"]["Receptor"]["RUTRecep"] = "76555835-3".into()), caf(33), 1, vec![], vec!["Encabezado.Receptor.RUTRecep", "rut-check-digit"]),
-        ("unknown TipoDTE", edited(d, 33, |v| v["Encabezado"]["IdDoc"]["TipoDTE"] = 99.into()), caf(33), 1, vec![], vec!["Encabezado.IdDoc.TipoDTE", "unknown-type"]),
-        ("no Detalle", edited(d, 33, |v| v["Detalle"] = serde_json::json!([])), caf(33), 1, vec![], vec!["Detalle", "required"]),
+    let cases: Vec<BadCase> = vec![
+        (
+            "invalid RUT check digit",
+            edited(d, 33, |v| v["Encabezado"]["Receptor"]["RUTRecep"] = "76555835-3".into()),
+            caf(33),
+            1,
+            vec![],
+            vec!["Encabezado.Receptor.RUTRecep", "rut-check-digit"],
+        ),
+        (
+            "unknown TipoDTE",
+            edited(d, 33, |v| v["Encabezado"]["IdDoc"]["TipoDTE"] = 99.into()),
+            caf(33),
+            1,
+            vec![],
+            vec!["Encabezado.IdDoc.TipoDTE", "unknown-type"],
+        ),
+        (
+            "no Detalle",
+            edited(d, 33, |v| v["Detalle"] = serde_json::json!([])),
+            caf(33),
+            1,
+            vec![],
+            vec!["Detalle", "required"],
+        ),
         (
             "61 Detalle lines",
-            edited(d, 33, |v| v["Detalle"] = serde_json::Value::Array(vec![serde_json::json!({"NmbItem": "x", "PrcItem": 1}); 61])),
+            edited(d, 33, |v| {
+                v["Detalle"] = serde_json::Value::Array(vec![serde_json::json!({"NmbItem": "x", "PrcItem": 1}); 61])
+            }),
             caf(33),
             1,
             vec![],
             vec!["Detalle", "too-many"],
         ),
-        ("negative QtyItem", edited(d, 33, |v| v["Detalle"][0]["QtyItem"] = (-1).into()), caf(33), 1, vec![], vec!["Detalle[0].QtyItem", "negative"]),
-        ("61 without Referencia", edited(d, 61, |v| v.as_object_mut().unwrap().remove("Referencia").map(|_| ()).unwrap()), caf(61), 1, vec![], vec!["Referencia", "required"]),
+        (
+            "negative QtyItem",
+            edited(d, 33, |v| v["Detalle"][0]["QtyItem"] = (-1).into()),
+            caf(33),
+            1,
+            vec![],
+            vec!["Detalle[0].QtyItem", "negative"],
+        ),
+        (
+            "61 without Referencia",
+            edited(d, 61, |v| v.as_object_mut().unwrap().remove("Referencia").map(|_| ()).unwrap()),
+            caf(61),
+            1,
+            vec![],
+            vec!["Referencia", "required"],
+        ),
         ("folio outside the CAF", example(33), caf(33), 100_001, vec![], vec!["folio-out-of-range"]),
         ("expired CAF", example(33), repo("certs/cafs/caf-76192083-9-T33-expired.xml"), 1, vec![], vec!["caf-expired"]),
-        ("CAF of another RUT", example(33), repo("certs/cafs/caf-76555835-2-T33.xml"), 1, vec![], vec!["caf-wrong-company"]),
+        (
+            "CAF of another RUT",
+            example(33),
+            repo("certs/cafs/caf-76555835-2-T33.xml"),
+            1,
+            vec![],
+            vec!["caf-wrong-company"],
+        ),
         ("CAF of another type", example(33), caf(34), 1, vec![], vec!["caf-wrong-type"]),
-        ("wrong certificate password", example(33), caf(33), 1, vec![s("--cert-password"), s("nope")], vec!["certificate-password"]),
-        ("expired certificate", example(33), caf(33), 1, vec![s("--cert"), repo("certs/test-company-expired.p12").display().to_string()], vec!["certificate-expired"]),
-        ("emoji in NmbItem", edited(d, 33, |v| v["Detalle"][0]["NmbItem"] = "Café ☕ 🙂".into()), caf(33), 1, vec![], vec!["Detalle[0].NmbItem", "not-latin1"]),
-        ("NmbItem over 80 characters", edited(d, 33, |v| v["Detalle"][1]["NmbItem"] = long_name.clone().into()), caf(33), 1, vec![], vec!["Detalle[1].NmbItem", "too-long"]),
+        (
+            "wrong certificate password",
+            example(33),
+            caf(33),
+            1,
+            vec![s("--cert-password"), s("nope")],
+            vec!["certificate-password"],
+        ),
+        (
+            "expired certificate",
+            example(33),
+            caf(33),
+            1,
+            vec![s("--cert"), repo("certs/test-company-expired.p12").display().to_string()],
+            vec!["certificate-expired"],
+        ),
+        (
+            "emoji in NmbItem",
+            edited(d, 33, |v| v["Detalle"][0]["NmbItem"] = "Café ☕ 🙂".into()),
+            caf(33),
+            1,
+            vec![],
+            vec!["Detalle[0].NmbItem", "not-latin1"],
+        ),
+        (
+            "NmbItem over 80 characters",
+            edited(d, 33, |v| v["Detalle"][1]["NmbItem"] = long_name.clone().into()),
+            caf(33),
+            1,
+            vec![],
+            vec!["Detalle[1].NmbItem", "too-long"],
+        ),
         (
             "declared MntTotal differs",
             edited(d, 33, |v| v["Encabezado"]["Totales"] = serde_json::json!({"MntTotal": 1559589})),
@@ -189,7 +281,14 @@ fn bad_input_is_a_typed_error_with_exit_2_and_no_output() {
             vec![],
             vec!["Encabezado.Totales.MntTotal", "mismatch", "1559588"],
         ),
-        ("wrong JSON type", edited(d, 33, |v| v["Detalle"][0]["QtyItem"] = "uno".into()), caf(33), 1, vec![], vec!["Detalle[0].QtyItem", "wrong-type"]),
+        (
+            "wrong JSON type",
+            edited(d, 33, |v| v["Detalle"][0]["QtyItem"] = "uno".into()),
+            caf(33),
+            1,
+            vec![],
+            vec!["Detalle[0].QtyItem", "wrong-type"],
+        ),
     ];
     for (name, input, caf_file, folio, extra, expect) in cases {
         let out = d.join("never.xml");
@@ -208,10 +307,26 @@ fn bad_input_is_a_typed_error_with_exit_2_and_no_output() {
 #[test]
 fn official_and_real_samples_verify_with_their_quirks_as_warnings() {
     let cases = [
-        ("tests/data/F60T33-ejemplo-oficial-SII.xml", vec!["PASS signature SetDTE", "WARN signature DTE F60T33 (stand-alone): X509Certificate does not match KeyValue", "PASS CAF DTE F60T33: FRMA signed by SII IDK 100"]),
-        ("tests/data/real-dte/DTE--60910000-1--33--2336600.xml", vec!["WARN encoding: declared windows-1252", "PASS signature DTE", "SII IDK 300"]),
-        ("tests/data/real-dte/DTE--76354771-K--33--170.xml", vec!["WARN signature DTE MiPE76354771-13419: the digest matches only with", "PASS TED"]),
-        ("tests/data/real-dte/DTE--96670340-7--61--110616.xml", vec!["WARN vendor element: <DocPersonalizado>", "PASS schema DTE_v10.xsd"]),
+        (
+            "tests/data/F60T33-ejemplo-oficial-SII.xml",
+            vec![
+                "PASS signature SetDTE",
+                "WARN signature DTE F60T33 (stand-alone): X509Certificate does not match KeyValue",
+                "PASS CAF DTE F60T33: FRMA signed by SII IDK 100",
+            ],
+        ),
+        (
+            "tests/data/real-dte/DTE--60910000-1--33--2336600.xml",
+            vec!["WARN encoding: declared windows-1252", "PASS signature DTE", "SII IDK 300"],
+        ),
+        (
+            "tests/data/real-dte/DTE--76354771-K--33--170.xml",
+            vec!["WARN signature DTE MiPE76354771-13419: the digest matches only with", "PASS TED"],
+        ),
+        (
+            "tests/data/real-dte/DTE--96670340-7--61--110616.xml",
+            vec!["WARN vendor element: <DocPersonalizado>", "PASS schema DTE_v10.xsd"],
+        ),
     ];
     for (file, expect) in cases {
         let o = run(bin().args(["dte", "verify"]).arg(repo(file)));
@@ -230,8 +345,16 @@ fn verify_fails_tampered_documents_and_refuses_unreadable_ones() {
     let out = build_ok(dir.path(), 33, 21);
     let s = dte_gateway::xml::latin1::decode(&std::fs::read(&out).unwrap());
     let tampered = dir.path().join("tampered.xml");
-    std::fs::write(&tampered, dte_gateway::xml::latin1::encode(&s.replace("<MntTotal>1559588</MntTotal>", "<MntTotal>1559587</MntTotal>")).unwrap()).unwrap();
-    let o = run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&tampered));
+    std::fs::write(
+        &tampered,
+        dte_gateway::xml::latin1::encode(&s.replace("<MntTotal>1559588</MntTotal>", "<MntTotal>1559587</MntTotal>"))
+            .unwrap(),
+    )
+    .unwrap();
+    let o = run(bin()
+        .args(["dte", "verify", "--trust-test-authority"])
+        .arg(repo("certs/test-authority.pem"))
+        .arg(&tampered));
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("FAIL signature DTE F21T33"));
     assert!(text(&o).contains("FAIL TED DTE F21T33 data"));
@@ -242,7 +365,11 @@ fn verify_fails_tampered_documents_and_refuses_unreadable_ones() {
     std::fs::write(&junk, b"<DTE><unclosed>").unwrap();
     assert_eq!(run(bin().args(["dte", "verify"]).arg(&junk)).status.code(), Some(2));
     let xxe = dir.path().join("xxe.xml");
-    std::fs::write(&xxe, b"<?xml version=\"1.0\"?><!DOCTYPE DTE [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><DTE>&x;</DTE>").unwrap();
+    std::fs::write(
+        &xxe,
+        b"<?xml version=\"1.0\"?><!DOCTYPE DTE [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><DTE>&x;</DTE>",
+    )
+    .unwrap();
     let o = run(bin().args(["dte", "verify"]).arg(&xxe));
     assert_eq!(o.status.code(), Some(2));
     assert!(!text(&o).contains("root:"), "{}", text(&o));

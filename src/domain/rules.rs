@@ -91,7 +91,9 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
         match id.ind_servicio {
             None => set_servicio = true,
             Some(1..=4) => {}
-            Some(_) => p.push("Encabezado.IdDoc.IndServicio", "out-of-range", "IndServicio is 1, 2, 3 or 4 for boletas"),
+            Some(_) => {
+                p.push("Encabezado.IdDoc.IndServicio", "out-of-range", "IndServicio is 1, 2, 3 or 4 for boletas")
+            }
         }
         if id.ind_mnt_neto.is_some_and(|v| v != 2) {
             p.push("Encabezado.IdDoc.IndMntNeto", "out-of-range", "IndMntNeto is 2 (net prices) or absent");
@@ -112,8 +114,12 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
     }
     check_opt(&mut p, "Encabezado.IdDoc.TermPagoGlosa", &id.term_pago_glosa, 100);
     match (tipo, id.ind_traslado) {
-        (TipoDte::GuiaDespacho, None) => p.push("Encabezado.IdDoc.IndTraslado", "required", "a guía de despacho needs IndTraslado (1-9)"),
-        (_, Some(v)) if !(1..=9).contains(&v) => p.push("Encabezado.IdDoc.IndTraslado", "out-of-range", "IndTraslado is 1 to 9"),
+        (TipoDte::GuiaDespacho, None) => {
+            p.push("Encabezado.IdDoc.IndTraslado", "required", "a guía de despacho needs IndTraslado (1-9)")
+        }
+        (_, Some(v)) if !(1..=9).contains(&v) => {
+            p.push("Encabezado.IdDoc.IndTraslado", "out-of-range", "IndTraslado is 1 to 9")
+        }
         _ => {}
     }
 
@@ -199,15 +205,24 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
             check_dec(&mut p, &format!("{b}.PrcItem"), v, 12, 6, false);
         }
         check_pct(&mut p, &format!("{b}.DescuentoPct"), d.descuento_pct, hundred);
-        check_pct(&mut p, &format!("{b}.RecargoPct"), d.recargo_pct, if boleta { hundred } else { Decimal::new(99999, 2) });
-        for (f, v) in [("DescuentoMonto", d.descuento_monto), ("RecargoMonto", d.recargo_monto), ("MontoItem", d.monto_item)] {
+        check_pct(
+            &mut p,
+            &format!("{b}.RecargoPct"),
+            d.recargo_pct,
+            if boleta { hundred } else { Decimal::new(99999, 2) },
+        );
+        for (f, v) in
+            [("DescuentoMonto", d.descuento_monto), ("RecargoMonto", d.recargo_monto), ("MontoItem", d.monto_item)]
+        {
             if let Some(v) = v {
                 check_dec(&mut p, &format!("{b}.{f}"), v, 18, 0, false);
             }
         }
         match d.ind_exe {
             None | Some(1) | Some(2) => {}
-            Some(_) => p.push(format!("{b}.IndExe"), "unsupported", "IndExe 1 (exento) and 2 (no facturable) are supported"),
+            Some(_) => {
+                p.push(format!("{b}.IndExe"), "unsupported", "IndExe 1 (exento) and 2 (no facturable) are supported")
+            }
         }
         if tipo.is_exempt() {
             match d.ind_exe {
@@ -220,7 +235,11 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
             p.push(format!("{b}.CodImpAdic"), "too-many", "at most 2 tax codes per line");
         }
         if !d.cod_imp_adic.is_empty() && (boleta || tipo.is_exempt() || d.ind_exe.is_some()) {
-            p.push(format!("{b}.CodImpAdic"), "not-allowed", "additional taxes apply to taxed lines of facturas and notas only");
+            p.push(
+                format!("{b}.CodImpAdic"),
+                "not-allowed",
+                "additional taxes apply to taxed lines of facturas and notas only",
+            );
         }
         // A factura de compra withholds the seller's IVA: total retention unless a partial one is named.
         if tipo == TipoDte::FacturaCompra && d.ind_exe.is_none() {
@@ -231,7 +250,11 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
         }
     }
     if tipo == TipoDte::Factura && !doc.detalle.is_empty() && doc.detalle.iter().all(|d| d.ind_exe.is_some()) {
-        p.push("Detalle", "no-taxed-line", "a factura (33) needs at least one taxed line; use type 34 for exempt sales");
+        p.push(
+            "Detalle",
+            "no-taxed-line",
+            "a factura (33) needs at least one taxed line; use type 34 for exempt sales",
+        );
     }
 
     if doc.dsc_rcg_global.len() > 20 {
@@ -282,7 +305,11 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
         }
         check_opt(&mut p, &format!("{b}.RazonRef"), &r.razon_ref, 90);
         if r.cod_ref.is_some_and(|c| !(1..=3).contains(&c)) {
-            p.push(format!("{b}.CodRef"), "out-of-range", "CodRef is 1 (anula), 2 (corrige texto) or 3 (corrige montos)");
+            p.push(
+                format!("{b}.CodRef"),
+                "out-of-range",
+                "CodRef is 1 (anula), 2 (corrige texto) or 3 (corrige montos)",
+            );
         }
         if r.ind_global.is_some_and(|v| v != 1) {
             p.push(format!("{b}.IndGlobal"), "out-of-range", "IndGlobal is 1 or absent");
@@ -294,8 +321,13 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
             }
         }
     }
-    if matches!(tipo, TipoDte::NotaDebito | TipoDte::NotaCredito) && !doc.referencia.iter().any(|r| r.cod_ref.is_some()) {
-        p.push("Referencia", "required", "a nota de crédito or débito needs a Referencia with CodRef to the document it modifies");
+    if matches!(tipo, TipoDte::NotaDebito | TipoDte::NotaCredito) && !doc.referencia.iter().any(|r| r.cod_ref.is_some())
+    {
+        p.push(
+            "Referencia",
+            "required",
+            "a nota de crédito or débito needs a Referencia with CodRef to the document it modifies",
+        );
     }
 
     p.into_result()?;

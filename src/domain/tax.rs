@@ -178,9 +178,15 @@ fn line_amounts(i: usize, d: &Detalle, cur: Currency, p: &mut Problems) -> LineA
 }
 
 /// Computes every amount of `doc`. Errors name the input path.
-pub fn compute(doc: &DocumentInput, tipo: TipoDte, table: &TaxTable, cur: Currency) -> Result<Computed, Vec<FieldError>> {
+pub fn compute(
+    doc: &DocumentInput,
+    tipo: TipoDte,
+    table: &TaxTable,
+    cur: Currency,
+) -> Result<Computed, Vec<FieldError>> {
     let mut p = Problems::default();
-    let lines: Vec<LineAmounts> = doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, &mut p)).collect();
+    let lines: Vec<LineAmounts> =
+        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, &mut p)).collect();
 
     // Buckets: taxed (net or gross), exempt, non-billable.
     let (mut afecto, mut exento, mut no_fact) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
@@ -248,7 +254,11 @@ pub fn compute(doc: &DocumentInput, tipo: TipoDte, table: &TaxTable, cur: Curren
                     if table.0.contains_key(code) {
                         *bases.entry(*code).or_default() += l.monto_item;
                     } else {
-                        p.push(format!("Detalle[{i}].CodImpAdic[{j}]"), "unknown-tax-code", format!("tax code {code} is not in the tax table"));
+                        p.push(
+                            format!("Detalle[{i}].CodImpAdic[{j}]"),
+                            "unknown-tax-code",
+                            format!("tax code {code} is not in the tax table"),
+                        );
                     }
                 }
             }
@@ -329,7 +339,11 @@ pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
         for (i, r) in t.impto_reten.iter().enumerate() {
             let found = ct.impto_reten.iter().find(|x| x.tipo_imp == r.tipo_imp);
             match found {
-                None => p.push(format!("{base}.ImptoReten[{i}].TipoImp"), "mismatch", format!("tax {} does not apply to any line", r.tipo_imp)),
+                None => p.push(
+                    format!("{base}.ImptoReten[{i}].TipoImp"),
+                    "mismatch",
+                    format!("tax {} does not apply to any line", r.tipo_imp),
+                ),
                 Some(f) => {
                     differs(&mut p, format!("{base}.ImptoReten[{i}].MontoImp"), Some(r.monto_imp), Some(f.monto_imp));
                     differs(&mut p, format!("{base}.ImptoReten[{i}].TasaImp"), r.tasa_imp, Some(f.tasa_imp));

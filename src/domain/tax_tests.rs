@@ -42,27 +42,43 @@ fn kat_33_global_discount() {
 
 #[test]
 fn kat_33_licores() {
-    let t = totals(33, serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 1000, "CodImpAdic": 24}]), serde_json::json!({}));
+    let t = totals(
+        33,
+        serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 1000, "CodImpAdic": 24}]),
+        serde_json::json!({}),
+    );
     assert_eq!((t.mnt_neto, t.iva, t.mnt_total), (Some(dec!("1000")), Some(dec!("190")), dec!("1505")));
     assert_eq!(t.impto_reten[0].monto_imp, dec!("315"));
 }
 
 #[test]
 fn kat_33_iva_anticipado_harina() {
-    let t = totals(33, serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 700000, "CodImpAdic": [19]}]), serde_json::json!({}));
+    let t = totals(
+        33,
+        serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 700000, "CodImpAdic": [19]}]),
+        serde_json::json!({}),
+    );
     assert_eq!((t.iva, t.impto_reten[0].monto_imp, t.mnt_total), (Some(dec!("133000")), dec!("84000"), dec!("917000")));
 }
 
 #[test]
 fn kat_46_total_retention() {
-    let t = totals(46, serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 100000, "CodImpAdic": 15}]), serde_json::json!({}));
+    let t = totals(
+        46,
+        serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 100000, "CodImpAdic": 15}]),
+        serde_json::json!({}),
+    );
     assert_eq!((t.iva, t.impto_reten[0].monto_imp, t.mnt_total), (Some(dec!("19000")), dec!("19000"), dec!("100000")));
     assert_eq!(t.iva_no_ret, None);
 }
 
 #[test]
 fn kat_46_partial_retention_trigo() {
-    let t = totals(46, serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 10000, "CodImpAdic": 34}]), serde_json::json!({}));
+    let t = totals(
+        46,
+        serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 10000, "CodImpAdic": 34}]),
+        serde_json::json!({}),
+    );
     assert_eq!(
         (t.iva, t.impto_reten[0].monto_imp, t.iva_no_ret, t.mnt_total),
         (Some(dec!("1900")), dec!("400"), Some(dec!("1500")), dec!("11500"))
@@ -77,7 +93,11 @@ fn kat_39_gross() {
 
 #[test]
 fn kat_39_gross_discount() {
-    let t = totals(39, serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 1190, "DescuentoPct": 10}]), serde_json::json!({}));
+    let t = totals(
+        39,
+        serde_json::json!([{"NmbItem": "x", "QtyItem": 1, "PrcItem": 1190, "DescuentoPct": 10}]),
+        serde_json::json!({}),
+    );
     assert_eq!((t.mnt_neto, t.iva, t.mnt_total), (Some(dec!("900")), Some(dec!("171")), dec!("1071")));
     let g = totals(
         39,
@@ -91,7 +111,10 @@ fn kat_39_gross_discount() {
 fn boleta_split_cases_where_naive_split_fails() {
     for (gross, neto, iva) in [(680, 571, 109), (86710, 72866, 13844)] {
         let t = totals(39, serde_json::json!([{"NmbItem": "x", "PrcItem": gross}]), serde_json::json!({}));
-        assert_eq!((t.mnt_neto, t.iva, t.mnt_total), (Some(Decimal::from(neto)), Some(Decimal::from(iva)), Decimal::from(gross)));
+        assert_eq!(
+            (t.mnt_neto, t.iva, t.mnt_total),
+            (Some(Decimal::from(neto)), Some(Decimal::from(iva)), Decimal::from(gross))
+        );
     }
 }
 
@@ -165,7 +188,11 @@ fn with_computed(mut d: DocumentInput, c: &Computed) -> DocumentInput {
         impto_reten: t
             .impto_reten
             .iter()
-            .map(|r| crate::domain::document::ImptoReten { tipo_imp: r.tipo_imp, tasa_imp: Some(r.tasa_imp), monto_imp: r.monto_imp })
+            .map(|r| crate::domain::document::ImptoReten {
+                tipo_imp: r.tipo_imp,
+                tasa_imp: Some(r.tasa_imp),
+                monto_imp: r.monto_imp,
+            })
             .collect(),
         iva_no_ret: t.iva_no_ret,
         mnt_total: Some(t.mnt_total),
@@ -177,7 +204,14 @@ fn with_computed(mut d: DocumentInput, c: &Computed) -> DocumentInput {
 }
 
 fn arb_line() -> impl Strategy<Value = serde_json::Value> {
-    (1u32..1000, 0u64..10_000_000, 0u32..10_000, prop::option::of(0u32..100), prop::sample::select(vec![0u8, 0, 0, 1, 2]), prop::sample::select(vec![0u16, 0, 0, 24, 19, 34, 15]))
+    (
+        1u32..1000,
+        0u64..10_000_000,
+        0u32..10_000,
+        prop::option::of(0u32..100),
+        prop::sample::select(vec![0u8, 0, 0, 1, 2]),
+        prop::sample::select(vec![0u16, 0, 0, 24, 19, 34, 15]),
+    )
         .prop_map(|(qty_milli, prc, prc_cents, desc, exe, code)| {
             let mut l = serde_json::json!({
                 "NmbItem": "item",

@@ -54,10 +54,7 @@ mod tests {
         check(&mut p, "d", "", 1, 80);
         check(&mut p, "e", "a\u{7}b", 1, 80);
         let codes: Vec<_> = p.0.iter().map(|e| (e.path.as_str(), e.code)).collect();
-        assert_eq!(
-            codes,
-            vec![("b", "not-latin1"), ("c", "too-long"), ("d", "too-short"), ("e", "control-character")]
-        );
+        assert_eq!(codes, vec![("b", "not-latin1"), ("c", "too-long"), ("d", "too-short"), ("e", "control-character")]);
     }
 
     #[test]

@@ -64,10 +64,15 @@ fn unpack(i: usize, bytes: &[u8], emisor: Rut) -> Result<Packed, DteError> {
     if root.get_name() != "DTE" {
         return Err(ctx(format!("root element is {}, not DTE", root.get_name())));
     }
-    let id_doc = path(&root, &["Documento", "Encabezado", "IdDoc"]).ok_or_else(|| ctx("no Documento/Encabezado/IdDoc".into()))?;
-    let tipo = lx::child_text(&id_doc, "TipoDTE").and_then(|t| t.trim().parse().ok()).and_then(TipoDte::from_code).ok_or_else(|| ctx("TipoDTE missing or not supported".into()))?;
+    let id_doc = path(&root, &["Documento", "Encabezado", "IdDoc"])
+        .ok_or_else(|| ctx("no Documento/Encabezado/IdDoc".into()))?;
+    let tipo = lx::child_text(&id_doc, "TipoDTE")
+        .and_then(|t| t.trim().parse().ok())
+        .and_then(TipoDte::from_code)
+        .ok_or_else(|| ctx("TipoDTE missing or not supported".into()))?;
     let folio = lx::child_text(&id_doc, "Folio").unwrap_or_default().trim().to_string();
-    let rut = path(&root, &["Documento", "Encabezado", "Emisor", "RUTEmisor"]).map(|n| n.get_content()).unwrap_or_default();
+    let rut =
+        path(&root, &["Documento", "Encabezado", "Emisor", "RUTEmisor"]).map(|n| n.get_content()).unwrap_or_default();
     if rut.trim().parse::<Rut>().ok() != Some(emisor) {
         return Err(ctx(format!("issued by {rut}, not by the company {emisor}")));
     }
@@ -81,10 +86,18 @@ fn unpack(i: usize, bytes: &[u8], emisor: Rut) -> Result<Packed, DteError> {
 
 /// Builds and signs an envelope of `dtes` (each a signed DTE file's bytes) for `rut_receptor`
 /// (the SII, 60803000-K, unless it is the copy for a buyer).
-pub fn build(company: &Company, cert: &Certificate, rut_receptor: Rut, dtes: &[Vec<u8>], now: NaiveDateTime) -> Result<Vec<u8>, DteError> {
+pub fn build(
+    company: &Company,
+    cert: &Certificate,
+    rut_receptor: Rut,
+    dtes: &[Vec<u8>],
+    now: NaiveDateTime,
+) -> Result<Vec<u8>, DteError> {
     let emisor = company.rut()?;
     cert.check_valid_at(now)?;
-    let rut_envia = cert.holder.ok_or_else(|| DteError::Envelope("the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)".into()))?;
+    let rut_envia = cert.holder.ok_or_else(|| {
+        DteError::Envelope("the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)".into())
+    })?;
     if dtes.is_empty() {
         return Err(DteError::Envelope("an envelope needs at least one DTE".into()));
     }
@@ -93,7 +106,11 @@ pub fn build(company: &Company, cert: &Certificate, rut_receptor: Rut, dtes: &[V
     let kind = match boletas {
         0 => EnvioKind::EnvioDte,
         n if n == packed.len() => EnvioKind::EnvioBoleta,
-        _ => return Err(DteError::Envelope("boletas (39, 41) travel in EnvioBOLETA and other types in EnvioDTE: do not mix them".into())),
+        _ => {
+            return Err(DteError::Envelope(
+                "boletas (39, 41) travel in EnvioBOLETA and other types in EnvioDTE: do not mix them".into(),
+            ))
+        }
     };
     let mut seen = std::collections::HashSet::new();
     for p in &packed {
@@ -107,12 +124,20 @@ pub fn build(company: &Company, cert: &Certificate, rut_receptor: Rut, dtes: &[V
     }
     let (max_dte, max_types) = kind.limits();
     if packed.len() > max_dte || counts.len() > max_types {
-        return Err(DteError::Envelope(format!("{} allows at most {max_dte} DTE of {max_types} types; got {} of {}", kind.root(), packed.len(), counts.len())));
+        return Err(DteError::Envelope(format!(
+            "{} allows at most {max_dte} DTE of {max_types} types; got {} of {}",
+            kind.root(),
+            packed.len(),
+            counts.len()
+        )));
     }
 
     let mut o = XmlOut::with_capacity(packed.iter().map(|p| p.text.len()).sum::<usize>() + 8192);
     let schema_location = format!("{NS_SII} {}", kind.schema().file());
-    o.start_attrs(kind.root(), &[("xmlns", NS_SII), ("xmlns:xsi", NS_XSI), ("version", "1.0"), ("xsi:schemaLocation", &schema_location)]);
+    o.start_attrs(
+        kind.root(),
+        &[("xmlns", NS_SII), ("xmlns:xsi", NS_XSI), ("version", "1.0"), ("xsi:schemaLocation", &schema_location)],
+    );
     o.start_attrs("SetDTE", &[("ID", "SetDoc")]);
     o.start_attrs("Caratula", &[("version", "1.0")]);
     o.leaf_display("RutEmisor", emisor);
@@ -136,20 +161,30 @@ pub fn build(company: &Company, cert: &Certificate, rut_receptor: Rut, dtes: &[V
 
     // SetDTE is digested in its final context: the root's namespaces are in scope.
     let doc = lx::parse(format!("{unsigned}</{}>", kind.root()).as_bytes()).map_err(DteError::Xml)?;
-    let set = doc.get_root_element().and_then(|r| child(&r, "SetDTE")).ok_or_else(|| DteError::Xml("SetDTE not found".into()))?;
+    let set = doc
+        .get_root_element()
+        .and_then(|r| child(&r, "SetDTE"))
+        .ok_or_else(|| DteError::Xml("SetDTE not found".into()))?;
     let c14n = lx::c14n(&doc, &set).map_err(DteError::Xml)?;
     let signature = dsig::sign(cert, "#SetDoc", &c14n, SignedInfoScope::Envelope)?;
     let xml = format!("{unsigned}{signature}</{}>", kind.root());
     let mut bytes = XML_DECL.as_bytes().to_vec();
-    bytes.extend(latin1::encode(&xml).map_err(|c| DteError::Envelope(format!("character {c:?} cannot be sent in ISO-8859-1")))?);
+    bytes.extend(
+        latin1::encode(&xml)
+            .map_err(|c| DteError::Envelope(format!("character {c:?} cannot be sent in ISO-8859-1")))?,
+    );
 
     let doc = lx::parse(&bytes).map_err(DteError::Xml)?;
-    schema::validate(kind.schema(), &doc).map_err(|errors| DteError::Schema { schema: kind.schema().file(), errors })?;
+    schema::validate(kind.schema(), &doc)
+        .map_err(|errors| DteError::Schema { schema: kind.schema().file(), errors })?;
     let root = doc.get_root_element().ok_or_else(|| DteError::Xml("empty envelope".into()))?;
     let sig = root.get_child_elements().into_iter().find(|c| c.get_name() == "Signature" && lx::ns_of(c) == NS_DSIG);
     let report = sig.map(|s| dsig::verify(&doc, &s)).unwrap_or_default();
     if !report.ok() {
-        return Err(DteError::Signature(format!("the envelope does not verify after signing: {}", report.errors.join("; "))));
+        return Err(DteError::Signature(format!(
+            "the envelope does not verify after signing: {}",
+            report.errors.join("; ")
+        )));
     }
     Ok(bytes)
 }

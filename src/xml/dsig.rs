@@ -14,7 +14,7 @@ use openssl::x509::X509;
 use super::libxml::{self as lx, child, child_text, path};
 use super::{NS_DSIG, NS_XSI};
 use crate::caf::{b64, rsa_sha1_verify};
-use crate::cert::{wrap64, Certificate, CertError};
+use crate::cert::{wrap64, CertError, Certificate};
 
 pub const C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
 const C14N_COMMENTS: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";
@@ -46,7 +46,12 @@ fn signed_info_body(uri: &str, digest: &str) -> String {
 }
 
 /// Builds the `<Signature>` element for a reference whose canonical bytes are `referenced_c14n`.
-pub fn sign(cert: &Certificate, uri: &str, referenced_c14n: &[u8], scope: SignedInfoScope) -> Result<String, CertError> {
+pub fn sign(
+    cert: &Certificate,
+    uri: &str,
+    referenced_c14n: &[u8],
+    scope: SignedInfoScope,
+) -> Result<String, CertError> {
     let digest = sha1_b64(referenced_c14n).map_err(|e| CertError::Other(e.to_string()))?;
     let body = signed_info_body(uri, &digest);
     let ns = match scope {
@@ -129,7 +134,9 @@ pub fn verify(doc: &libxml::tree::Document, sig: &libxml::tree::Node) -> SigRepo
     if alg(child(&reference, "DigestMethod")) != SHA1 {
         r.errors.push("DigestMethod is not SHA-1".into());
     }
-    let transforms: Vec<String> = child(&reference, "Transforms").map(|t| t.get_child_elements().iter().filter_map(|x| x.get_attribute("Algorithm")).collect()).unwrap_or_default();
+    let transforms: Vec<String> = child(&reference, "Transforms")
+        .map(|t| t.get_child_elements().iter().filter_map(|x| x.get_attribute("Algorithm")).collect())
+        .unwrap_or_default();
     if let Some(t) = transforms.iter().find(|t| ![C14N, ENVELOPED, C14N_COMMENTS].contains(&t.as_str())) {
         r.errors.push(format!("unsupported Transform {t}"));
     }
@@ -167,7 +174,9 @@ pub fn verify(doc: &libxml::tree::Document, sig: &libxml::tree::Node) -> SigRepo
         let e = child_text(&kv, "Exponent")?;
         rsa_key_from_value(&m, &e).ok()
     });
-    let cert = path(sig, &["KeyInfo", "X509Data", "X509Certificate"]).and_then(|c| b64(&c.get_content()).ok()).and_then(|der| X509::from_der(&der).ok());
+    let cert = path(sig, &["KeyInfo", "X509Data", "X509Certificate"])
+        .and_then(|c| b64(&c.get_content()).ok())
+        .and_then(|der| X509::from_der(&der).ok());
     if let Some(c) = &cert {
         r.signer = Some(format!(
             "{}{}",

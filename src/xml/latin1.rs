@@ -22,12 +22,10 @@ pub fn decode(b: &[u8]) -> String {
 /// Windows-1252 bytes to text (what some issuers declare): 0x80–0x9F map to typographic characters.
 pub fn decode_cp1252(b: &[u8]) -> String {
     const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}', '\u{90}', '‘', '’', '“',
-        '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
     ];
-    b.iter()
-        .map(|&c| if (0x80..0xA0).contains(&c) { HIGH[(c - 0x80) as usize] } else { c as char })
-        .collect()
+    b.iter().map(|&c| if (0x80..0xA0).contains(&c) { HIGH[(c - 0x80) as usize] } else { c as char }).collect()
 }
 
 /// The encoding named in an XML declaration, lowercased (`None` when there is no declaration or
@@ -56,7 +54,9 @@ pub fn decode_document(bytes: &[u8]) -> Result<(String, String), String> {
     let text = match enc.as_str() {
         "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" => decode(bytes),
         "windows-1252" | "cp1252" => decode_cp1252(bytes),
-        "utf-8" | "utf8" => String::from_utf8(bytes.to_vec()).map_err(|_| "the document is not valid UTF-8".to_string())?,
+        "utf-8" | "utf8" => {
+            String::from_utf8(bytes.to_vec()).map_err(|_| "the document is not valid UTF-8".to_string())?
+        }
         other => return Err(format!("unsupported encoding {other}")),
     };
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
@@ -81,8 +81,14 @@ mod tests {
 
     #[test]
     fn declarations() {
-        assert_eq!(declared_encoding(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").as_deref(), Some("iso-8859-1"));
-        assert_eq!(declared_encoding(b"<?xml version='1.0' encoding='windows-1252'?>").as_deref(), Some("windows-1252"));
+        assert_eq!(
+            declared_encoding(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").as_deref(),
+            Some("iso-8859-1")
+        );
+        assert_eq!(
+            declared_encoding(b"<?xml version='1.0' encoding='windows-1252'?>").as_deref(),
+            Some("windows-1252")
+        );
         assert_eq!(declared_encoding(b"<?xml version=\"1.0\"?><a/>"), None);
         assert_eq!(declared_encoding(b"<a/>"), None);
         let (t, e) = decode_document(b"<?xml version=\"1.0\" encoding=\"windows-1252\"?>\r\n<a>\x80\xf1</a>").unwrap();

@@ -28,9 +28,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, String> {
         return Err("DTDs and entity declarations are not accepted".into());
     }
     let opts = ParserOptions { recover: false, no_net: true, no_error: true, no_warning: true, ..Default::default() };
-    Parser::default()
-        .parse_string_with_options(bytes, opts)
-        .map_err(|_| "the input is not well-formed XML".to_string())
+    Parser::default().parse_string_with_options(bytes, opts).map_err(|_| "the input is not well-formed XML".to_string())
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -91,7 +89,12 @@ pub fn c14n_excluding(doc: &Document, node: &Node, exclude: Option<&Node>) -> Re
     let mut out: Vec<u8> = Vec::with_capacity(8192);
     let subset = Subset { apex: node.node_ptr(), exclude: exclude.map_or(std::ptr::null_mut(), |n| n.node_ptr()) };
     let status = unsafe {
-        let buf = b::xmlOutputBufferCreateIO(Some(collect), Some(close), &mut out as *mut Vec<u8> as *mut c_void, std::ptr::null_mut());
+        let buf = b::xmlOutputBufferCreateIO(
+            Some(collect),
+            Some(close),
+            &mut out as *mut Vec<u8> as *mut c_void,
+            std::ptr::null_mut(),
+        );
         if buf.is_null() {
             return Err("libxml2 could not allocate an output buffer".into());
         }

@@ -64,7 +64,9 @@ fn schema_dir() -> Result<&'static PathBuf, String> {
             }
             // Write then rename, so a concurrent process never reads half a schema.
             let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
-            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &target)).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+            std::fs::write(&tmp, bytes)
+                .and_then(|_| std::fs::rename(&tmp, &target))
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
         }
         Ok(dir)
     })
@@ -81,19 +83,23 @@ fn compile(kind: Schema) -> Result<SchemaValidationContext, String> {
     let path = schema_dir()?.join(kind.file());
     let path = path.to_str().ok_or("schema path is not UTF-8")?;
     let mut parser = SchemaParserContext::from_file(path);
-    SchemaValidationContext::from_parser(&mut parser)
-        .map_err(|errs| format!("cannot compile {}: {}", kind.file(), errs.iter().filter_map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")))
+    SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
+        format!(
+            "cannot compile {}: {}",
+            kind.file(),
+            errs.iter().filter_map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")
+        )
+    })
 }
 
 /// Validates a parsed document; errors carry libxml2's messages with line numbers.
 pub fn validate(kind: Schema, doc: &Document) -> Result<(), Vec<String>> {
     CONTEXTS.with(|cell| {
         let mut map = cell.borrow_mut();
-        if !map.contains_key(&kind) {
-            let ctx = compile(kind).map_err(|e| vec![e])?;
-            map.insert(kind, ctx);
-        }
-        let Some(ctx) = map.get_mut(&kind) else { return Err(vec!["schema context missing".to_string()]) };
+        let ctx = match map.entry(kind) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(compile(kind).map_err(|e| vec![e])?),
+        };
         ctx.validate_document(doc).map_err(|errs| {
             errs.into_iter()
                 .map(|e| {

@@ -72,7 +72,8 @@ mod tests {
 
     #[test]
     fn sii_manual_p25_known_answer() {
-        let caf = Caf::load(data("caf-test-97975000-5-T33-1-200.CONSTRUCTED.xml").as_bytes(), &CafTrust::sii_only()).unwrap();
+        let caf =
+            Caf::load(data("caf-test-97975000-5-T33-1-200.CONSTRUCTED.xml").as_bytes(), &CafTrust::sii_only()).unwrap();
         let d = TedData {
             re: "97975000-5".parse().unwrap(),
             td: 33,
@@ -91,12 +92,14 @@ mod tests {
 
     #[test]
     fn official_sample_ted_known_answer() {
-        let xml = std::fs::read(format!("{}/tests/data/F60T33-ejemplo-oficial-SII.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let xml =
+            std::fs::read(format!("{}/tests/data/F60T33-ejemplo-oficial-SII.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let doc = crate::xml::libxml::parse(&xml).unwrap();
         let mut dds = Vec::new();
         crate::xml::libxml::descendants(&doc.get_root_element().unwrap(), "DD", &mut dds);
         let flat = crate::xml::libxml::flatten(&dds[0], false);
-        let caf = Caf::load(data("caf-test-97975000-5-T33-1-200.CONSTRUCTED.xml").as_bytes(), &CafTrust::sii_only()).unwrap();
+        let caf =
+            Caf::load(data("caf-test-97975000-5-T33-1-200.CONSTRUCTED.xml").as_bytes(), &CafTrust::sii_only()).unwrap();
         assert_eq!(caf.sign_dd(&flat).unwrap(), kat("FRMT_F60T33"));
     }
 }
