@@ -105,3 +105,42 @@ impl Issuer<'_> {
         Ok(Issued { tipo: p.tipo, folio, id, xml: bytes, totals: computed.totals, ted, timestamp: now })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caf::CafTrust;
+    use crate::xml::libxml::{c14n, child};
+
+    fn repo(p: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// The hot path digests its own rendering; libxml2's C14N of the parsed output must agree.
+    #[test]
+    fn rendered_canonical_form_equals_libxml_c14n() {
+        let company = Company::from_json(&repo("examples/company.json")).unwrap();
+        let cert = Certificate::from_pkcs12(&repo("certs/test-company.p12"), "test1234").unwrap();
+        let trust = CafTrust::with_test_authority(&repo("certs/test-authority.pem")).unwrap();
+        let taxes = TaxTable::default();
+        let issuer = Issuer { company: &company, cert: &cert, taxes: &taxes, validate_schema: true };
+        let now = NaiveDateTime::parse_from_str("2026-11-20T10:00:00", TS_FORMAT).unwrap();
+        for (tipo, name) in [(33, "33-factura"), (39, "39-boleta"), (52, "52-guia-despacho")] {
+            let caf = Caf::load(&repo(&format!("certs/cafs/caf-76192083-9-T{tipo}.xml")), &trust).unwrap();
+            let input = DocumentInput::from_json(&repo(&format!("examples/{name}.json"))).unwrap();
+            let issued = issuer.issue(&input, &caf, 5, now).unwrap();
+            let doc = libxml::parse(&issued.xml).unwrap();
+            let root = doc.get_root_element().unwrap();
+            let documento = child(&root, "Documento").unwrap();
+            let text = latin1::decode(&issued.xml);
+            let start = text.find("<Documento").unwrap();
+            let end = text.find("</Documento>").unwrap() + "</Documento>".len();
+            let ours = text[start..end].replacen("<Documento ", &format!("<Documento xmlns=\"{NS_SII}\" "), 1);
+            assert_eq!(String::from_utf8(c14n(&doc, &documento).unwrap()).unwrap(), ours, "{tipo}");
+            let report = dsig::verify(&doc, &child(&root, "Signature").unwrap());
+            assert!(report.ok() && report.warnings.is_empty(), "{tipo}: {report:?}");
+            // Deterministic: the same input, folio and time give the same bytes.
+            assert_eq!(issuer.issue(&input, &caf, 5, now).unwrap().xml, issued.xml);
+        }
+    }
+}
