@@ -13,7 +13,10 @@ use dte_gateway::domain::tax::TaxTable;
 use dte_gateway::domain::{Company, DocumentInput, Rut};
 use dte_gateway::engine::Issuer;
 use dte_gateway::xml::ted::TS_FORMAT;
-use dte_gateway::{sii, verify, DteError};
+use dte_gateway::config::Settings;
+use dte_gateway::http::auth::Auth;
+use dte_gateway::{server, sii, verify, DteError};
+use std::sync::Arc;
 
 /// Files larger than this are refused before parsing.
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
@@ -32,6 +35,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the HTTP service (embedded SQLite and an in-process cache unless configured otherwise).
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Overrides `bind` (`127.0.0.1:0` picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// Also create the DEMO company 76192083-9 with TEST certificate and CAFs (never valid with
+        /// the SII) and print an API key for it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// API keys.
+    Keys {
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// The audit chain.
+    Audit {
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// Single documents.
     Dte {
         #[command(subcommand)]
@@ -107,9 +136,41 @@ enum EnvioCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; it is printed once and only its SHA-256 is stored.
+    Create {
+        /// Bind the key to one company.
+        #[arg(long, value_name = "RUT")]
+        company: Option<String>,
+        /// Comma-separated: admin, issue, read.
+        #[arg(long, value_delimiter = ',', default_value = "issue,read")]
+        scopes: Vec<String>,
+        /// A gateway-wide admin key (same as --scopes admin without --company).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Revoke a key on every instance.
+    Revoke { id: String },
+    /// Issue a replacement key; the old one works for the grace period.
+    Rotate {
+        id: String,
+        #[arg(long)]
+        grace_seconds: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk every chain and name the first broken entry.
+    Verify,
+}
+
 enum Failure {
     Input(String),
     Dte(DteError),
+    /// A check ran and failed (exit 1).
+    Verify,
 }
 
 impl From<DteError> for Failure {
@@ -190,6 +251,7 @@ fn envio(signer_args: &CertArgs, rut_receptor: &str, output: &Path, dtes: &[Path
 
 fn report_failure(f: Failure) -> ExitCode {
     match f {
+        Failure::Verify => return ExitCode::from(1),
         Failure::Input(m) => eprintln!("error: {m}"),
         Failure::Dte(DteError::Invalid(errs)) => {
             eprintln!("error[invalid-document]:");
@@ -202,9 +264,97 @@ fn report_failure(f: Failure) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn runtime_block<F: std::future::Future<Output = Result<(), Failure>>>(f: F) -> Result<(), Failure> {
+    actix_web::rt::System::new().block_on(f)
+}
+
+fn settings(config: &Option<PathBuf>) -> Result<Settings, Failure> {
+    Settings::load(config.clone()).map_err(|e| Failure::Input(e.to_string()))
+}
+
+fn start_err(e: dte_gateway::server::StartError) -> Failure {
+    Failure::Input(e.to_string())
+}
+
+fn svc_err(e: dte_gateway::service::ServiceError) -> Failure {
+    match e {
+        dte_gateway::service::ServiceError::Dte(d) => Failure::Dte(d),
+        other => Failure::Input(other.to_string()),
+    }
+}
+
+async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> Result<(), Failure> {
+    let mut s = settings(config)?;
+    if let Some(b) = bind {
+        s.bind = b.clone();
+        s.validate().map_err(|e| Failure::Input(e.to_string()))?;
+    }
+    let svc = server::service(&s, demo).await.map_err(start_err)?;
+    if demo {
+        let key = server::demo(&svc, &s.data_dir).await.map_err(start_err)?;
+        println!("DEMO company 76192083-9 ready (TEST certificate and CAFs, never valid with the SII)");
+        println!("DEMO API key (also in {}): {key}", s.data_dir.join("demo-api-key.txt").display());
+    }
+    let auth = Arc::new(Auth::new(svc.store.clone(), s.rate_limit_per_second, s.rate_limit_burst));
+    auth.refresh_revocations().await.map_err(|e| Failure::Input(e.to_string()))?;
+    server::background(svc.clone(), auth.clone(), &s);
+    let backend = svc.store.backend();
+    dte_gateway::http::serve(svc, auth, &s.bind, s.workers, s.max_body_bytes, |addr| {
+        use std::io::Write;
+        println!("listening on http://{addr} (store: {backend})");
+        let _ = std::io::stdout().flush();
+    })
+    .await
+    .map_err(|e| Failure::Input(format!("server: {e}")))
+}
+
+async fn keys(config: &Option<PathBuf>, cmd: &KeysCmd) -> Result<(), Failure> {
+    let s = settings(config)?;
+    let svc = server::service(&s, false).await.map_err(start_err)?;
+    match cmd {
+        KeysCmd::Create { company, scopes, admin } => {
+            let (company, scopes) = if *admin { (None, vec!["admin".to_string()]) } else { (company.clone(), scopes.clone()) };
+            let company = company.map(|c| c.parse::<Rut>().map(|r| r.to_string())).transpose().map_err(|e| Failure::Input(format!("--company: {e}")))?;
+            let k = svc.create_key(company.as_deref(), &scopes, None, "cli").await.map_err(svc_err)?;
+            println!("id: {}", k.id);
+            println!("key: {}", k.key);
+            println!("scopes: {}{}", k.scopes.join(","), k.company.map(|c| format!(" (company {c})")).unwrap_or_else(|| " (gateway-wide)".into()));
+        }
+        KeysCmd::Revoke { id } => {
+            svc.revoke_key(id, "cli").await.map_err(svc_err)?;
+            println!("revoked {id}");
+        }
+        KeysCmd::Rotate { id, grace_seconds } => {
+            let k = svc.rotate_key(id, grace_seconds.map(chrono::Duration::seconds), "cli").await.map_err(svc_err)?;
+            println!("id: {}", k.id);
+            println!("key: {}", k.key);
+            println!("the old key {id} keeps working for the grace period");
+        }
+    }
+    Ok(())
+}
+
+async fn audit(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let s = settings(config)?;
+    let svc = server::service(&s, false).await.map_err(start_err)?;
+    match svc.verify_audit().await.map_err(svc_err)? {
+        Ok(n) => {
+            println!("audit chain intact: {n} entries");
+            Ok(())
+        }
+        Err(broken) => {
+            println!("audit chain BROKEN at {broken}");
+            Err(Failure::Verify)
+        }
+    }
+}
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
+        Cmd::Serve { config, bind, demo } => runtime_block(serve(config, bind, *demo)),
+        Cmd::Keys { config, cmd } => runtime_block(keys(config, cmd)),
+        Cmd::Audit { config, cmd: AuditCmd::Verify } => runtime_block(audit(config)),
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
         Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => {
             envio(signer, rut_receptor, output, dtes)

@@ -1,13 +1,13 @@
 //! The issuance pipeline shared by the CLI and the service: rules → taxes → TED → render →
 //! sign → schema. Pure apart from libxml2's validation at the end.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::caf::Caf;
 use crate::cert::Certificate;
 use crate::domain::rules::{prepare, Prepared};
 use crate::domain::tax::{check_declared, compute, Computed, Currency, TaxTable, Totals};
-use crate::domain::{Company, DocumentInput, TipoDte};
+use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::error::DteError;
 use crate::xml::dsig::{self, SignedInfoScope};
 use crate::xml::render::{documento_body, documento_id};
@@ -41,8 +41,8 @@ pub struct Issued {
 }
 
 /// Rules and taxes only: what a document would total, without a folio.
-pub fn quote(input: &DocumentInput, company: &Company, taxes: &TaxTable) -> Result<(Prepared, Computed), DteError> {
-    let prepared = prepare(input.clone(), company.rut()?, taxes)?;
+pub fn quote(input: &DocumentInput, emisor: Rut, taxes: &TaxTable, today: NaiveDate) -> Result<(Prepared, Computed), DteError> {
+    let prepared = prepare(input.clone(), emisor, taxes, today)?;
     let computed = compute(&prepared.doc, prepared.tipo, taxes, Currency::Peso).map_err(DteError::Invalid)?;
     let mismatches = check_declared(&prepared.doc, &computed);
     if !mismatches.is_empty() {
@@ -56,7 +56,8 @@ impl Issuer<'_> {
     pub fn issue(&self, input: &DocumentInput, caf: &Caf, folio: u64, now: NaiveDateTime) -> Result<Issued, DteError> {
         let emisor = self.company.rut()?;
         self.cert.check_valid_at(now)?;
-        let (p, computed) = quote(input, self.company, self.taxes)?;
+        let (p, computed) = quote(input, emisor, self.taxes, now.date())?;
+        let fch_emis = p.fch_emis();
         if let Some(f) = p.doc.encabezado.id_doc.folio {
             if f != folio {
                 return Err(DteError::single(
@@ -66,7 +67,7 @@ impl Issuer<'_> {
                 ));
             }
         }
-        caf.check_issue(emisor, p.tipo, folio, p.doc.encabezado.id_doc.fch_emis, now.date())?;
+        caf.check_issue(emisor, p.tipo, folio, fch_emis, now.date())?;
 
         let receptor_name =
             p.doc.encabezado.receptor.as_ref().and_then(|r| r.rzn_soc_recep.clone()).filter(|s| !s.trim().is_empty());
@@ -74,7 +75,7 @@ impl Issuer<'_> {
             re: emisor,
             td: p.tipo.code(),
             f: folio,
-            fe: p.doc.encabezado.id_doc.fch_emis,
+            fe: fch_emis,
             rr: p.rut_recep,
             rsr: receptor_name.unwrap_or_else(|| p.rut_recep.to_string()),
             mnt: computed.totals.mnt_total,

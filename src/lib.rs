@@ -5,10 +5,17 @@
 
 pub mod caf;
 pub mod cert;
+pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod http;
+pub mod server;
+pub mod service;
 pub mod sii;
+pub mod store;
+pub mod vault;
 pub mod verify;
 pub mod xml;
 

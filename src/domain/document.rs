@@ -97,7 +97,7 @@ where
     })
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentInput {
     #[serde(rename = "Encabezado")]
@@ -110,7 +110,7 @@ pub struct DocumentInput {
     pub referencia: Vec<Referencia>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Encabezado {
     #[serde(rename = "IdDoc")]
@@ -126,23 +126,25 @@ pub struct Encabezado {
     pub totales: Option<Totales>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EmisorRef {
     #[serde(rename = "RUTEmisor")]
     pub rut_emisor: String,
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdDoc {
     #[serde(rename = "TipoDTE")]
     pub tipo_dte: u16,
     #[serde(rename = "Folio", default, skip_serializing_if = "Option::is_none")]
     pub folio: Option<u64>,
-    #[serde(rename = "FchEmis")]
-    pub fch_emis: NaiveDate,
+    /// Defaults to the day of issuance.
+    #[serde(rename = "FchEmis", default, skip_serializing_if = "Option::is_none")]
+    pub fch_emis: Option<NaiveDate>,
     #[serde(rename = "IndNoRebaja", default, skip_serializing_if = "Option::is_none")]
     pub ind_no_rebaja: Option<u8>,
     #[serde(rename = "TipoDespacho", default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +180,7 @@ pub struct IdDoc {
     pub fch_venc: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receptor {
     #[serde(rename = "RUTRecep", default, skip_serializing_if = "Option::is_none")]
@@ -201,7 +203,7 @@ pub struct Receptor {
     pub ciudad_recep: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transporte {
     #[serde(rename = "Patente", default, skip_serializing_if = "Option::is_none")]
@@ -217,7 +219,7 @@ pub struct Transporte {
 }
 
 /// Totals as a client may declare them; each one given is checked against the computed value.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Totales {
     #[serde(rename = "MntNeto", default, skip_serializing_if = "Option::is_none")]
@@ -246,7 +248,7 @@ pub struct Totales {
     pub vlr_pagar: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImptoReten {
     #[serde(rename = "TipoImp")]
@@ -257,7 +259,7 @@ pub struct ImptoReten {
     pub monto_imp: Decimal,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CdgItem {
     #[serde(rename = "TpoCodigo")]
@@ -266,12 +268,13 @@ pub struct CdgItem {
     pub vlr_codigo: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Detalle {
     #[serde(rename = "NroLinDet", default, skip_serializing_if = "Option::is_none")]
     pub nro_lin_det: Option<u32>,
     #[serde(rename = "CdgItem", default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<CdgItem>)]
     pub cdg_item: Vec<CdgItem>,
     #[serde(rename = "IndExe", default, skip_serializing_if = "Option::is_none")]
     pub ind_exe: Option<u8>,
@@ -299,7 +302,7 @@ pub struct Detalle {
     pub monto_item: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DscRcgGlobal {
     #[serde(rename = "NroLinDR", default, skip_serializing_if = "Option::is_none")]
@@ -319,16 +322,20 @@ pub struct DscRcgGlobal {
     pub ind_exe_dr: Option<u8>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Referencia {
     #[serde(rename = "NroLinRef", default, skip_serializing_if = "Option::is_none")]
     pub nro_lin_ref: Option<u32>,
+    /// A document type code: a number (33) or text (`SET`, `801`).
     #[serde(rename = "TpoDocRef")]
+    #[schema(value_type = String)]
     pub tpo_doc_ref: serde_json::Value,
     #[serde(rename = "IndGlobal", default, skip_serializing_if = "Option::is_none")]
     pub ind_global: Option<u8>,
+    /// A folio: a number or text.
     #[serde(rename = "FolioRef")]
+    #[schema(value_type = String)]
     pub folio_ref: serde_json::Value,
     #[serde(rename = "RUTOtr", default, skip_serializing_if = "Option::is_none")]
     pub rut_otr: Option<String>,

@@ -53,13 +53,20 @@ fn check_pct(p: &mut Problems, path: &str, v: Option<Decimal>, max: Decimal) {
     }
 }
 
+impl Prepared {
+    /// FchEmis, filled in by [`prepare`].
+    pub fn fch_emis(&self) -> NaiveDate {
+        self.doc.encabezado.id_doc.fch_emis.unwrap_or_default()
+    }
+}
+
 enum Field {
     RutTrans,
     RutOtr(usize),
 }
 
 /// Applies the rules; every violation is reported, not just the first.
-pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<Prepared, DteError> {
+pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: NaiveDate) -> Result<Prepared, DteError> {
     let mut p = Problems::default();
     let mut canonical: Vec<(Field, Rut)> = Vec::new();
     let id = &doc.encabezado.id_doc;
@@ -70,7 +77,8 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
             format!("TipoDTE {} is not one of 33, 34, 39, 41, 46, 52, 56, 61", id.tipo_dte),
         ));
     };
-    check_date(&mut p, "Encabezado.IdDoc.FchEmis", id.fch_emis);
+    let fch_emis = id.fch_emis.unwrap_or(today);
+    check_date(&mut p, "Encabezado.IdDoc.FchEmis", fch_emis);
     if let Some(f) = id.fch_venc {
         check_date(&mut p, "Encabezado.IdDoc.FchVenc", f);
     }
@@ -123,6 +131,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable) -> Result<
         _ => {}
     }
 
+    doc.encabezado.id_doc.fch_emis = Some(fch_emis);
     if set_servicio {
         // Boletas must state IndServicio; 3 (ventas y servicios) is the common case.
         doc.encabezado.id_doc.ind_servicio = Some(3);

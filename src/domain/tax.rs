@@ -98,7 +98,7 @@ pub struct LineAmounts {
     pub monto_item: Decimal,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Retencion {
     #[serde(rename = "TipoImp")]
     pub tipo_imp: u16,
@@ -109,7 +109,7 @@ pub struct Retencion {
 }
 
 /// Totales, as they go into the document.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     #[serde(rename = "MntNeto", skip_serializing_if = "Option::is_none")]
     pub mnt_neto: Option<Decimal>,

@@ -28,7 +28,7 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
     o.start("IdDoc");
     o.leaf_display("TipoDTE", p.tipo.code());
     o.leaf_display("Folio", folio);
-    o.leaf_display("FchEmis", id.fch_emis);
+    o.leaf_display("FchEmis", p.fch_emis());
     if boleta {
         o.leaf_display_opt("IndServicio", id.ind_servicio);
         o.leaf_display_opt("IndMntNeto", id.ind_mnt_neto);

@@ -1,0 +1,180 @@
+//! One `Settings` for the service: built-in defaults, then `dte-gateway.toml` (or the file named by
+//! `--config` / `DTE_GATEWAY_CONFIG`), then environment variables. Validated at start with one
+//! message per bad value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`127.0.0.1:0` picks a free port and prints it).
+    pub bind: String,
+    /// Worker threads for HTTP (0: one per core).
+    pub workers: usize,
+    /// Folder for the embedded database and the generated master key.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` (embedded default) or `postgres://…`.
+    pub database_url: Option<String>,
+    /// Pool size for PostgreSQL.
+    pub database_pool: usize,
+    /// 32-byte key (base64) that encrypts certificates and CAF keys at rest. Never stored in the
+    /// database; when absent, one is generated into `data_dir/master.key` (embedded use only).
+    pub master_key: Option<String>,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Certificate (PEM) of a test CAF authority to trust besides the SII (demo and tests only;
+    /// refused for companies in producción).
+    pub trust_test_authority: Option<PathBuf>,
+    /// Per-API-key token bucket: sustained requests per second and burst.
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: f64,
+    /// How long a rotated key keeps working, seconds.
+    pub key_rotation_grace_seconds: i64,
+    /// How long idempotency keys are kept, hours (at least 24).
+    pub idempotency_hours: i64,
+    /// How often each instance reads the revocation list, milliseconds.
+    pub revocation_poll_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_pool: 16,
+            master_key: None,
+            max_body_bytes: 2 * 1024 * 1024,
+            trust_test_authority: None,
+            rate_limit_per_second: 200.0,
+            rate_limit_burst: 400.0,
+            key_rotation_grace_seconds: 86_400,
+            idempotency_hours: 48,
+            revocation_poll_ms: 250,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+const ENV: &[&str] = &[
+    "BIND",
+    "WORKERS",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "DATABASE_POOL",
+    "MASTER_KEY",
+    "MAX_BODY_BYTES",
+    "TRUST_TEST_AUTHORITY",
+    "RATE_LIMIT_PER_SECOND",
+    "RATE_LIMIT_BURST",
+    "KEY_ROTATION_GRACE_SECONDS",
+    "IDEMPOTENCY_HOURS",
+    "REVOCATION_POLL_MS",
+];
+
+impl Settings {
+    /// Defaults < file < environment (`DTE_GATEWAY_<NAME>`, and `DATABASE_URL`).
+    pub fn load(file: Option<PathBuf>) -> Result<Settings, ConfigError> {
+        let path = file.or_else(|| std::env::var_os("DTE_GATEWAY_CONFIG").map(PathBuf::from));
+        let explicit = path.is_some();
+        let path = path.unwrap_or_else(|| PathBuf::from("dte-gateway.toml"));
+        let mut table: toml::Table = match std::fs::read_to_string(&path) {
+            Ok(s) => s.parse().map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?,
+            Err(_) if !explicit => toml::Table::new(),
+            Err(e) => return Err(ConfigError(vec![format!("{}: {e}", path.display())])),
+        };
+        let mut errors = Vec::new();
+        for name in ENV {
+            let var = format!("DTE_GATEWAY_{name}");
+            let value = std::env::var(&var).ok().or_else(|| (*name == "DATABASE_URL").then(|| std::env::var("DATABASE_URL").ok()).flatten());
+            if let Some(v) = value {
+                let key = name.to_ascii_lowercase();
+                let parsed = match key.as_str() {
+                    "workers" | "database_pool" | "max_body_bytes" | "key_rotation_grace_seconds" | "idempotency_hours"
+                    | "revocation_poll_ms" => v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number")),
+                    "rate_limit_per_second" | "rate_limit_burst" => v.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{var} must be a number")),
+                    _ => Ok(toml::Value::String(v)),
+                };
+                match parsed {
+                    Ok(p) => {
+                        table.insert(key, p);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        let s: Settings = table.try_into_settings()?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut e = Vec::new();
+        if self.bind.parse::<SocketAddr>().is_err() {
+            e.push(format!("bind {:?} is not an address:port", self.bind));
+        }
+        if let Some(u) = &self.database_url {
+            if !(u.starts_with("sqlite://") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                e.push("database_url must start with sqlite:// or postgres://".into());
+            }
+        }
+        if let Some(k) = &self.master_key {
+            if crate::vault::Vault::from_base64(k).is_err() {
+                e.push("master_key must be 32 bytes in base64".into());
+            }
+        }
+        if self.database_pool == 0 {
+            e.push("database_pool must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 {
+            e.push("max_body_bytes must be at least 1024".into());
+        }
+        if !(self.rate_limit_per_second > 0.0) || self.rate_limit_burst < 1.0 {
+            e.push("rate_limit_per_second must be > 0 and rate_limit_burst ≥ 1".into());
+        }
+        if self.idempotency_hours < 24 {
+            e.push("idempotency_hours must be at least 24".into());
+        }
+        if self.key_rotation_grace_seconds < 0 {
+            e.push("key_rotation_grace_seconds must not be negative".into());
+        }
+        if self.revocation_poll_ms == 0 || self.revocation_poll_ms > 1000 {
+            e.push("revocation_poll_ms must be 1..1000 (revocations must reach every instance within 1 s)".into());
+        }
+        if let Some(p) = &self.trust_test_authority {
+            if !p.exists() {
+                e.push(format!("trust_test_authority {} does not exist", p.display()));
+            }
+        }
+        if e.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(e))
+        }
+    }
+
+    /// The database URL, defaulting to SQLite in `data_dir`.
+    pub fn database(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("dte-gateway.sqlite").display()))
+    }
+}
+
+trait IntoSettings {
+    fn try_into_settings(self) -> Result<Settings, ConfigError>;
+}
+
+impl IntoSettings for toml::Table {
+    fn try_into_settings(self) -> Result<Settings, ConfigError> {
+        toml::Value::Table(self).try_into().map_err(|e: toml::de::Error| ConfigError(vec![e.message().to_string()]))
+    }
+}

@@ -1,0 +1,150 @@
+//! API keys: `Authorization: Bearer dgw_…` (or `X-API-Key`). Keys are looked up by SHA-256 and
+//! cached briefly; every request is checked against the revocation list, which each instance reloads
+//! every `revocation_poll_ms` (so a revocation reaches all instances within a second); each key has a
+//! token bucket.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, FromRequest, HttpRequest};
+use chrono::Utc;
+
+use super::problem::ApiError;
+use crate::service::sha256_hex;
+use crate::store::{ApiKeyRecord, Store};
+
+const KEY_CACHE: Duration = Duration::from_secs(5);
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct Auth {
+    store: Store,
+    cache: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
+    revoked: RwLock<HashSet<String>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    rate: f64,
+    burst: f64,
+}
+
+/// The caller, once its key checked out.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key: ApiKeyRecord,
+}
+
+impl Principal {
+    pub fn has(&self, scope: &str) -> bool {
+        self.key.scopes.iter().any(|s| s == scope || s == "admin")
+    }
+
+    /// A key bound to another company sees nothing of this one: 404, not 403.
+    pub fn company(&self, rut: &str, scope: &'static str) -> Result<(), ApiError> {
+        if let Some(c) = &self.key.company {
+            if c != rut {
+                return Err(ApiError::NotFound(format!("company {rut}")));
+            }
+        }
+        if !self.has(scope) {
+            return Err(ApiError::Forbidden(scope));
+        }
+        Ok(())
+    }
+
+    /// Gateway-wide operations need an admin key bound to no company.
+    pub fn global_admin(&self) -> Result<(), ApiError> {
+        if self.key.company.is_some() || !self.has("admin") {
+            return Err(ApiError::Forbidden("admin"));
+        }
+        Ok(())
+    }
+
+    pub fn id(&self) -> &str {
+        &self.key.id
+    }
+}
+
+impl Auth {
+    pub fn new(store: Store, rate: f64, burst: f64) -> Auth {
+        Auth { store, cache: Mutex::new(HashMap::new()), revoked: RwLock::new(HashSet::new()), buckets: Mutex::new(HashMap::new()), rate, burst }
+    }
+
+    pub async fn refresh_revocations(&self) -> Result<(), crate::store::StoreError> {
+        let list: HashSet<String> = self.store.revocation_list().await?.into_iter().collect();
+        if let Ok(mut r) = self.revoked.write() {
+            *r = list;
+        }
+        Ok(())
+    }
+
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, ApiError> {
+        let hash = sha256_hex(presented.as_bytes());
+        if self.revoked.read().map(|r| r.contains(&hash)).unwrap_or(true) {
+            return Err(ApiError::Unauthorized);
+        }
+        let cached = self.cache.lock().ok().and_then(|c| c.get(&hash).filter(|(_, at)| at.elapsed() < KEY_CACHE).map(|(k, _)| k.clone()));
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k = self.store.find_api_key(&hash).await.map_err(|e| ApiError::Service(e.into()))?.ok_or(ApiError::Unauthorized)?;
+                if let Ok(mut c) = self.cache.lock() {
+                    if c.len() > 100_000 {
+                        c.clear();
+                    }
+                    c.insert(hash.clone(), (k.clone(), Instant::now()));
+                }
+                k
+            }
+        };
+        let now = Utc::now();
+        if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::Unauthorized);
+        }
+        self.take_token(&key.id)?;
+        Ok(Principal { key })
+    }
+
+    fn take_token(&self, id: &str) -> Result<(), ApiError> {
+        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let now = Instant::now();
+        let b = buckets.entry(id.to_string()).or_insert(Bucket { tokens: self.burst, at: now });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - b.tokens) / self.rate).ceil().max(1.0) as u64;
+            Err(ApiError::RateLimited(wait))
+        }
+    }
+}
+
+fn presented(req: &HttpRequest) -> Option<String> {
+    let h = req.headers();
+    if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        return v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(|s| s.trim().to_string());
+    }
+    h.get("x-api-key").and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let auth = req.app_data::<web::Data<Arc<Auth>>>().cloned();
+        let key = presented(req);
+        Box::pin(async move {
+            let auth = auth.ok_or(ApiError::Unavailable("authentication is not configured".into()))?;
+            let key = key.filter(|k| !k.is_empty()).ok_or(ApiError::Unauthorized)?;
+            auth.authenticate(&key).await
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! `/v1/companies`: companies, their signing certificate and their CAFs.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Principal;
+use super::problem::{ApiError, Problem};
+use super::{json, read_body};
+use crate::service::{CafInfo, CertificateInfo, CompanyBody, Service};
+
+#[derive(Serialize, ToSchema)]
+pub struct CompanyView {
+    #[serde(flatten)]
+    pub company: CompanyBody,
+    pub created_at: DateTime<Utc>,
+}
+
+fn view(rec: crate::store::CompanyRecord) -> CompanyView {
+    CompanyView { company: CompanyBody { company: rec.company, environment: rec.environment }, created_at: rec.created_at }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(b);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::from(crate::DteError::Malformed(inner.to_string()))
+        } else {
+            ApiError::from(crate::DteError::single(path, "wrong-type", inner.to_string()))
+        }
+    })
+}
+
+/// Registers a company (gateway admin).
+#[utoipa::path(post, path = "/v1/companies", request_body = CompanyBody, tag = "companies",
+    responses((status = 201, body = CompanyView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create(p: Principal, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.global_admin()?;
+    let b = read_body(&req, body).await?;
+    let input: CompanyBody = parse(&b)?;
+    let rec = svc.create_company(input).await?;
+    Ok(json(StatusCode::CREATED, &view(rec)))
+}
+
+#[utoipa::path(get, path = "/v1/companies/{rut}", tag = "companies", params(("rut" = String, Path)),
+    responses((status = 200, body = CompanyView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    Ok(json(StatusCode::OK, &view(svc.company(&rut).await?)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateUpload {
+    /// The PKCS#12 (.p12 / .pfx) file, base64.
+    pub pkcs12: String,
+    pub password: String,
+}
+
+/// Uploads the company's signing certificate; stored encrypted, only metadata is ever returned.
+#[utoipa::path(put, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)), request_body = CertificateUpload,
+    responses((status = 200, body = CertificateInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn put_certificate(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "admin")?;
+    let b = read_body(&req, body).await?;
+    let up: CertificateUpload = parse(&b)?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(up.pkcs12.trim())
+        .map_err(|_| ApiError::from(crate::DteError::single("pkcs12", "wrong-type", "pkcs12 must be base64")))?;
+    Ok(json(StatusCode::OK, &svc.put_certificate(&rut, &der, &up.password).await?))
+}
+
+#[utoipa::path(get, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)),
+    responses((status = 200, body = CertificateInfo), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get_certificate(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    Ok(json(StatusCode::OK, &svc.certificate_info(&rut).await?))
+}
+
+/// Uploads a CAF exactly as the SII delivers it (XML body); verified, then stored encrypted.
+#[utoipa::path(post, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
+    request_body(content = String, content_type = "application/xml"),
+    responses((status = 201, body = CafInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn add_caf(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "admin")?;
+    let b = read_body(&req, body).await?;
+    Ok(json(StatusCode::CREATED, &svc.add_caf(&rut, &b).await?))
+}
+
+#[utoipa::path(get, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
+    responses((status = 200, body = Vec<CafInfo>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_cafs(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    Ok(json(StatusCode::OK, &svc.list_cafs(&rut).await?))
+}

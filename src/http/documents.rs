@@ -1,0 +1,91 @@
+//! `/v1/companies/{rut}/documents`: issuance (idempotent) and retrieval.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::auth::Principal;
+use super::problem::{ApiError, Problem};
+use super::{json, read_body};
+use crate::domain::DocumentInput;
+use crate::service::{DocumentInfo, DocumentPage, Issue, Service};
+use crate::store::DocFilter;
+
+/// Issues a document: the folio is the company's next of that type; answered 201 only once the
+/// signed document is stored. With `Idempotency-Key`, a retry returns the first answer.
+#[utoipa::path(post, path = "/v1/companies/{rut}/documents", tag = "documents", request_body = DocumentInput,
+    params(("rut" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same response, no new folio")),
+    responses((status = 201, body = DocumentInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn issue(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "issue")?;
+    let b = read_body(&req, body).await?;
+    let idem = req.headers().get("idempotency-key").map(|v| v.to_str().map(str::trim).map(String::from));
+    let idem = match idem {
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k),
+        Some(_) => return Err(ApiError::BadRequest("Idempotency-Key must be 1-255 visible characters".into())),
+        None => None,
+    };
+    match svc.issue(&rut, Some(p.id()), idem.as_deref(), &b).await? {
+        Issue::Created(v) => Ok(json(StatusCode::CREATED, &v)),
+        Issue::Replayed(v) => {
+            let mut r = json(StatusCode::CREATED, &v);
+            r.headers_mut().insert(actix_web::http::header::HeaderName::from_static("idempotent-replayed"), actix_web::http::header::HeaderValue::from_static("true"));
+            Ok(r)
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}", tag = "documents",
+    params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
+    responses((status = 200, body = DocumentInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    let (rut, tipo, folio) = path.into_inner();
+    p.company(&rut, "read")?;
+    Ok(json(StatusCode::OK, &svc.document(&rut, tipo, folio).await?))
+}
+
+/// The signed DTE exactly as stored: ISO-8859-1.
+#[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/xml", tag = "documents",
+    params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
+    responses((status = 200, content_type = "application/xml", body = String), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn xml(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    let (rut, tipo, folio) = path.into_inner();
+    p.company(&rut, "read")?;
+    let bytes = svc.document_xml(&rut, tipo, folio).await?;
+    Ok(HttpResponse::Ok().content_type("application/xml; charset=ISO-8859-1").body(bytes))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Document type (33, 39, …).
+    pub tipo: Option<i32>,
+    /// FchEmis from (inclusive).
+    pub from: Option<NaiveDate>,
+    /// FchEmis to (inclusive).
+    pub to: Option<NaiveDate>,
+    pub state: Option<String>,
+    /// The `next` of the previous page.
+    pub before: Option<i64>,
+    /// 1-500, default 50.
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/companies/{rut}/documents", tag = "documents", params(("rut" = String, Path), ListQuery),
+    responses((status = 200, body = DocumentPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list(p: Principal, rut: web::Path<String>, q: web::Query<ListQuery>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    let q = q.into_inner();
+    let f = DocFilter { tipo: q.tipo, from: q.from, to: q.to, state: q.state, before_id: q.before, limit: q.limit.unwrap_or(50) };
+    Ok(json(StatusCode::OK, &svc.documents(&rut, f).await?))
+}

@@ -1,0 +1,65 @@
+//! `/v1/keys`: create, revoke and rotate API keys (admin).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::auth::Principal;
+use super::problem::{ApiError, Problem};
+use super::{json, read_body};
+use crate::service::{NewKey, Service};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    /// Bind the key to one company (absent: gateway-wide).
+    pub company: Option<String>,
+    /// Any of admin, issue, read.
+    pub scopes: Vec<String>,
+}
+
+/// Creates a key; the secret is in this response only.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyRequest,
+    responses((status = 201, body = NewKey), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create(p: Principal, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    let b = read_body(&req, body).await?;
+    let r: KeyRequest = serde_json::from_slice(&b).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    match &r.company {
+        Some(c) => p.company(c, "admin")?,
+        None => p.global_admin()?,
+    }
+    Ok(json(StatusCode::CREATED, &svc.create_key(r.company.as_deref(), &r.scopes, None, p.id()).await?))
+}
+
+async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiError> {
+    let k = svc.store.get_api_key(id).await.map_err(|e| ApiError::Service(e.into()))?.ok_or_else(|| ApiError::NotFound(format!("key {id}")))?;
+    match (&p.key.company, &k.company) {
+        (None, _) => p.global_admin(),
+        (Some(mine), Some(theirs)) if mine == theirs => p.company(mine, "admin"),
+        _ => Err(ApiError::NotFound(format!("key {id}"))),
+    }
+}
+
+/// Revokes a key on every instance within a second.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn revoke(p: Principal, id: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    owned_key(&p, &id, &svc).await?;
+    svc.revoke_key(&id, p.id()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Issues a replacement key; the old one keeps working for the configured grace period.
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)),
+    responses((status = 201, body = NewKey), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn rotate(p: Principal, id: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    owned_key(&p, &id, &svc).await?;
+    Ok(json(StatusCode::CREATED, &svc.rotate_key(&id, None, p.id()).await?))
+}

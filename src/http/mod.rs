@@ -1,0 +1,108 @@
+//! The HTTP API (actix-web): one file per resource. Handlers parse, call the service and map errors.
+
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+pub mod auth;
+mod companies;
+mod documents;
+mod keys;
+pub mod openapi;
+pub mod problem;
+mod tools;
+
+use auth::Auth;
+use problem::ApiError;
+
+use crate::service::Service;
+
+/// The largest body a route accepts.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+pub async fn read_body(req: &actix_web::HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let limit = req.app_data::<web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(2 << 20);
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!("could not read the body: {e}"))),
+        Err(_) => Err(ApiError::TooLarge(limit)),
+    }
+}
+
+pub fn json(status: actix_web::http::StatusCode, v: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::build(status).content_type("application/json").body(serde_json::to_string(v).unwrap_or_default())
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("route".into()))
+}
+
+async fn live() -> HttpResponse {
+    json(actix_web::http::StatusCode::OK, &serde_json::json!({"status": "live"}))
+}
+
+async fn ready(svc: web::Data<Arc<Service>>) -> HttpResponse {
+    match svc.store.ping().await {
+        Ok(()) => json(actix_web::http::StatusCode::OK, &serde_json::json!({"status": "ready", "database": svc.store.backend()})),
+        Err(e) => json(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "unavailable", "database": svc.store.backend(), "error": e.to_string()}),
+        ),
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/openapi.json", web::get().to(openapi::spec))
+        .route("/docs", web::get().to(openapi::docs))
+        .service(
+            web::scope("/v1")
+                .route("/companies", web::post().to(companies::create))
+                .route("/companies/{rut}", web::get().to(companies::get))
+                .route("/companies/{rut}/certificate", web::put().to(companies::put_certificate))
+                .route("/companies/{rut}/certificate", web::get().to(companies::get_certificate))
+                .route("/companies/{rut}/cafs", web::post().to(companies::add_caf))
+                .route("/companies/{rut}/cafs", web::get().to(companies::list_cafs))
+                .route("/companies/{rut}/documents", web::post().to(documents::issue))
+                .route("/companies/{rut}/documents", web::get().to(documents::list))
+                .route("/companies/{rut}/documents/{tipo}/{folio}", web::get().to(documents::get))
+                .route("/companies/{rut}/documents/{tipo}/{folio}/xml", web::get().to(documents::xml))
+                .route("/keys", web::post().to(keys::create))
+                .route("/keys/{id}", web::delete().to(keys::revoke))
+                .route("/keys/{id}/rotate", web::post().to(keys::rotate))
+                .route("/tax/quote", web::post().to(tools::quote))
+                .route("/verify", web::post().to(tools::verify)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// Starts the server; returns when it stops. `on_bound` gets the address actually bound.
+pub async fn serve(svc: Arc<Service>, auth: Arc<Auth>, bind: &str, workers: usize, body_limit: usize, on_bound: impl FnOnce(std::net::SocketAddr)) -> std::io::Result<()> {
+    let svc_data = web::Data::new(svc);
+    let auth_data = web::Data::new(auth);
+    let limit = web::Data::new(BodyLimit(body_limit));
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(svc_data.clone())
+            .app_data(auth_data.clone())
+            .app_data(limit.clone())
+            // Extractor errors (bad paths, bad query strings) answer problem+json too.
+            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+            .configure(routes)
+    })
+    .bind(bind)?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    if let Some(addr) = server.addrs().first() {
+        on_bound(*addr);
+    }
+    server.run().await
+}

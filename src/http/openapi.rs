@@ -1,0 +1,57 @@
+//! The OpenAPI 3 document, generated from the handlers and types, and a page that lists it.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{companies, documents, keys, tools};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = api.components.as_mut() {
+            c.add_security_scheme("api_key", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dte-gateway", description = "Chile's electronic tax documents: issue, sign, store and verify DTE."),
+    paths(
+        companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs,
+        documents::issue, documents::get, documents::xml, documents::list,
+        keys::create, keys::revoke, keys::rotate,
+        tools::quote, tools::verify
+    ),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+pub async fn spec() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+}
+
+/// A plain page listing every operation; the full contract is `/openapi.json`.
+pub async fn docs() -> HttpResponse {
+    let api = ApiDoc::openapi();
+    let mut rows = String::new();
+    for (path, item) in api.paths.paths.iter() {
+        for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)] {
+            if let Some(op) = op {
+                let summary = op.summary.clone().or_else(|| op.description.clone()).unwrap_or_default();
+                rows.push_str(&format!("<tr><td><code>{method}</code></td><td><code>{}</code></td><td>{}</td></tr>\n", esc(path), esc(&summary)));
+            }
+        }
+    }
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dte-gateway API</title></head><body><h1>dte-gateway API</h1>\
+         <p>Full contract: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3). Authenticate with <code>Authorization: Bearer KEY</code>.</p>\
+         <table border=\"1\" cellpadding=\"4\"><tr><th>method</th><th>path</th><th>what</th></tr>{rows}</table></body></html>"
+    ))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

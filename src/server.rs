@@ -1,0 +1,129 @@
+//! Service start-up shared by `serve`, `keys` and `audit`: settings → store → vault → service, the
+//! background tasks, and the `--demo` company.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Local, Utc};
+
+use crate::caf::CafTrust;
+use crate::config::Settings;
+use crate::domain::{Company, Rut, TipoDte};
+use crate::http::auth::Auth;
+use crate::service::{CompanyBody, Service, ServiceError};
+use crate::store::{Environment, Store};
+use crate::vault::Vault;
+
+/// TEST-ONLY material for `--demo`, clearly labelled and never valid with the SII.
+const DEMO_P12: &[u8] = include_bytes!("../certs/test-company.p12");
+const DEMO_AUTHORITY_KEY: &[u8] = include_bytes!("../certs/test-authority.key");
+const DEMO_AUTHORITY_CERT: &[u8] = include_bytes!("../certs/test-authority.pem");
+const DEMO_COMPANY: &[u8] = include_bytes!("../examples/company.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn master_key(s: &Settings) -> Result<Vault, StartError> {
+    if let Some(k) = &s.master_key {
+        return Vault::from_base64(k).map_err(|e| StartError::Other(e.to_string()));
+    }
+    // Embedded use only: a key of its own in the data folder, readable by the owner alone.
+    let path = s.data_dir.join("master.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k,
+        Err(_) => {
+            std::fs::create_dir_all(&s.data_dir).map_err(|e| StartError::Other(format!("{}: {e}", s.data_dir.display())))?;
+            let k = Vault::generate_base64().map_err(|e| StartError::Other(e.to_string()))?;
+            write_private(&path, k.as_bytes())?;
+            tracing::warn!(path = %path.display(), "generated a master key; set master_key (or DTE_GATEWAY_MASTER_KEY) in production and back it up");
+            k
+        }
+    };
+    Vault::from_base64(&key).map_err(|e| StartError::Other(format!("{}: {e}", path.display())))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).and_then(|mut f| f.write_all(bytes)).map_err(|e| StartError::Other(format!("{}: {e}", path.display())))
+}
+
+pub fn trust_of(s: &Settings, demo: bool) -> Result<CafTrust, StartError> {
+    match (&s.trust_test_authority, demo) {
+        (Some(p), _) => CafTrust::with_test_authority(&std::fs::read(p).map_err(|e| StartError::Other(format!("{}: {e}", p.display())))?),
+        (None, true) => CafTrust::with_test_authority(DEMO_AUTHORITY_CERT),
+        (None, false) => Ok(CafTrust::sii_only()),
+    }
+    .map_err(|e| StartError::Other(e.to_string()))
+}
+
+pub async fn service(s: &Settings, demo: bool) -> Result<Arc<Service>, StartError> {
+    let store = Store::open(&s.database(), s.database_pool).await?;
+    let vault = master_key(s)?;
+    let trust = trust_of(s, demo)?;
+    Ok(Arc::new(Service::new(store, vault, trust, chrono::Duration::seconds(s.key_rotation_grace_seconds))))
+}
+
+/// The demo company 76192083-9 with the test certificate and fresh test CAFs for every type; prints
+/// and saves an API key for it.
+pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> {
+    let company: Company = serde_json::from_slice(DEMO_COMPANY).map_err(|e| StartError::Other(e.to_string()))?;
+    let rut: Rut = company.rut_emisor.parse().map_err(|e: crate::domain::rut::RutError| StartError::Other(e.to_string()))?;
+    let rut_s = rut.to_string();
+    let err = |e: ServiceError| StartError::Other(e.to_string());
+    match svc.create_company(CompanyBody { company, environment: Environment::Certificacion }).await {
+        Ok(_) | Err(ServiceError::Conflict(_)) => {}
+        Err(e) => return Err(err(e)),
+    }
+    svc.put_certificate(&rut_s, DEMO_P12, "test1234").await.map_err(err)?;
+    let today = Local::now().date_naive();
+    let existing = svc.list_cafs(&rut_s).await.map_err(err)?;
+    for tipo in TipoDte::ALL {
+        let usable = existing.iter().any(|c| c.tipo == tipo.code() as i32 && c.folios_left > 0 && !c.expired);
+        if usable {
+            continue;
+        }
+        let start = existing.iter().filter(|c| c.tipo == tipo.code() as i32).map(|c| c.hasta + 1).max().unwrap_or(1) as u64;
+        let xml = crate::demo::make_caf(DEMO_AUTHORITY_KEY, rut, "EMPRESA DE PRUEBA SPA", tipo.code(), start, start + 99_999, today).map_err(|e| StartError::Other(e.to_string()))?;
+        svc.add_caf(&rut_s, xml.as_bytes()).await.map_err(err)?;
+    }
+    let key = svc.create_key(Some(&rut_s), &["issue".into(), "read".into()], None, "serve --demo").await.map_err(err)?;
+    std::fs::create_dir_all(data_dir).map_err(|e| StartError::Other(e.to_string()))?;
+    write_private(&data_dir.join("demo-api-key.txt"), key.key.as_bytes())?;
+    Ok(key.key)
+}
+
+/// Revocation list reload and clean-up, for the life of the server.
+pub fn background(svc: Arc<Service>, auth: Arc<Auth>, s: &Settings) {
+    let poll = Duration::from_millis(s.revocation_poll_ms);
+    let idem = chrono::Duration::hours(s.idempotency_hours);
+    let a = auth.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = a.refresh_revocations().await {
+                tracing::warn!(error = %e, "could not reload the revocation list");
+            }
+            actix_web::rt::time::sleep(poll).await;
+        }
+    });
+    actix_web::rt::spawn(async move {
+        loop {
+            let now = Utc::now();
+            if let Err(e) = svc.store.cleanup(now, now - idem).await {
+                tracing::warn!(error = %e, "clean-up failed");
+            }
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+        }
+    });
+}

@@ -1,0 +1,486 @@
+//! The gateway's operations, shared by HTTP handlers and the CLI: companies, certificates, CAFs,
+//! issuance, queries, API keys and the audit chain. Handlers parse and map errors; the work and the
+//! rules live here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, Timelike, Utc};
+use openssl::hash::{hash, MessageDigest};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::caf::{Authority, Caf, CafTrust};
+use crate::cert::Certificate;
+use crate::domain::tax::{TaxTable, Totals};
+use crate::domain::{Company, DocumentInput, Rut, TipoDte};
+use crate::engine::{self, Issuer};
+use crate::error::{DteError, FieldError};
+use crate::store::{self, ApiKeyRecord, CafRecord, CertRecord, CompanyRecord, DocFilter, Environment, Idem, IssueOutcome, NewAudit, NewDocument, Store, StoreError};
+use crate::vault::Vault;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Dte(#[from] DteError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no CAF of type {0} has folios left; upload a new CAF")]
+    CafExhausted(u16),
+    #[error("this Idempotency-Key was used with a different request body")]
+    IdempotencyMismatch,
+    #[error("the company has no signing certificate; PUT one first")]
+    NoCertificate,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ServiceError::Conflict(m),
+            StoreError::Build(d) => ServiceError::Dte(d),
+            StoreError::Db(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::vault::VaultError> for ServiceError {
+    fn from(e: crate::vault::VaultError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+/// A company as the API takes and shows it: the Emisor in the SII's names plus the environment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompanyBody {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub company: Company,
+    #[serde(default = "default_env")]
+    pub environment: Environment,
+}
+
+fn default_env() -> Environment {
+    Environment::Certificacion
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub holder_rut: String,
+    pub not_after: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CafInfo {
+    pub id: i64,
+    pub tipo: i32,
+    pub desde: i64,
+    pub hasta: i64,
+    pub next_folio: i64,
+    pub folios_left: i64,
+    pub fecha_autorizacion: NaiveDate,
+    pub expires_on: Option<NaiveDate>,
+    pub expired: bool,
+    pub authority: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentInfo {
+    pub company: String,
+    pub tipo: i32,
+    pub folio: i64,
+    pub id: String,
+    pub fch_emis: NaiveDate,
+    pub rut_recep: String,
+    pub mnt_total: i64,
+    #[schema(value_type = Object)]
+    pub totals: serde_json::Value,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub xml_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ted: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DocumentPage {
+    pub items: Vec<DocumentInfo>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    pub next: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NewKey {
+    pub id: String,
+    /// Shown once; only its SHA-256 is stored.
+    pub key: String,
+    pub company: Option<String>,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub enum Issue {
+    Created(serde_json::Value),
+    Replayed(serde_json::Value),
+}
+
+pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    hash(MessageDigest::sha256(), b).map(|d| store::hex(&d)).unwrap_or_default()
+}
+
+/// Local wall-clock time to the second: the SII's timestamps carry no zone.
+pub fn now_local() -> NaiveDateTime {
+    let n = Local::now().naive_local();
+    n.with_nanosecond(0).unwrap_or(n)
+}
+
+pub fn parse_rut(s: &str) -> Result<Rut> {
+    s.parse::<Rut>().map_err(|e| ServiceError::Dte(DteError::Invalid(vec![FieldError::new("rut", "rut-format", e.to_string())])))
+}
+
+pub struct Service {
+    pub store: Store,
+    vault: Vault,
+    pub taxes: Arc<TaxTable>,
+    trust: CafTrust,
+    pub key_grace: Duration,
+    certs: Mutex<HashMap<String, (DateTime<Utc>, Arc<Certificate>)>>,
+    cafs: Arc<Mutex<HashMap<i64, Arc<Caf>>>>,
+}
+
+impl Service {
+    pub fn new(store: Store, vault: Vault, trust: CafTrust, key_grace: Duration) -> Service {
+        Service {
+            store,
+            vault,
+            taxes: Arc::new(TaxTable::default()),
+            trust,
+            key_grace,
+            certs: Mutex::new(HashMap::new()),
+            cafs: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn trust(&self) -> &CafTrust {
+        &self.trust
+    }
+
+    pub async fn company(&self, rut: &str) -> Result<CompanyRecord> {
+        self.store.get_company(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("company {rut}")))
+    }
+
+    pub async fn create_company(&self, body: CompanyBody) -> Result<CompanyRecord> {
+        let mut company = body.company;
+        company.validate()?;
+        company.rut_emisor = company.rut()?.to_string();
+        let rec = CompanyRecord { rut: company.rut_emisor.clone(), company, environment: body.environment, created_at: Utc::now() };
+        let audit = NewAudit { scope: rec.rut.clone(), action: "company.create", subject: rec.rut.clone(), data: rec.environment.as_str().into() };
+        self.store.create_company(rec.clone(), audit).await?;
+        Ok(rec)
+    }
+
+    pub async fn put_certificate(&self, rut: &str, pkcs12: &[u8], password: &str) -> Result<CertificateInfo> {
+        self.company(rut).await?;
+        let cert = Certificate::from_pkcs12(pkcs12, password).map_err(DteError::from)?;
+        cert.check_valid_at(Utc::now().naive_utc()).map_err(DteError::from)?;
+        let holder = cert.holder.ok_or_else(|| {
+            DteError::single("pkcs12", "certificate-no-rut", "the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)")
+        })?;
+        let mut plain = (password.len() as u32).to_be_bytes().to_vec();
+        plain.extend_from_slice(password.as_bytes());
+        plain.extend_from_slice(pkcs12);
+        let now = Utc::now();
+        let rec = CertRecord {
+            company: rut.to_string(),
+            sealed: self.vault.seal(&plain, rut.as_bytes())?,
+            subject: cert.subject.clone(),
+            holder_rut: holder.to_string(),
+            not_after: cert.not_after,
+            updated_at: now,
+        };
+        let audit = NewAudit { scope: rut.into(), action: "certificate.put", subject: holder.to_string(), data: format!("{}; not_after {}", cert.subject, cert.not_after) };
+        self.store.put_certificate(rec.clone(), audit).await?;
+        Ok(CertificateInfo { subject: rec.subject, holder_rut: rec.holder_rut, not_after: rec.not_after, updated_at: rec.updated_at })
+    }
+
+    pub async fn certificate_info(&self, rut: &str) -> Result<CertificateInfo> {
+        self.company(rut).await?;
+        let c = self.store.get_certificate(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("certificate of {rut}")))?;
+        Ok(CertificateInfo { subject: c.subject, holder_rut: c.holder_rut, not_after: c.not_after, updated_at: c.updated_at })
+    }
+
+    /// The company's certificate, decrypted once per version and shared.
+    async fn certificate(&self, rut: &str) -> Result<Arc<Certificate>> {
+        let rec = self.store.get_certificate(rut).await?.ok_or(ServiceError::NoCertificate)?;
+        if let Ok(cache) = self.certs.lock() {
+            if let Some((at, c)) = cache.get(rut) {
+                if *at == rec.updated_at {
+                    return Ok(c.clone());
+                }
+            }
+        }
+        let plain = self.vault.open(&rec.sealed, rut.as_bytes())?;
+        let n = plain.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or_else(|| ServiceError::Internal("sealed certificate".into()))?;
+        let password = std::str::from_utf8(plain.get(4..4 + n).unwrap_or_default()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let cert = Arc::new(Certificate::from_pkcs12(plain.get(4 + n..).unwrap_or_default(), password).map_err(DteError::from)?);
+        if let Ok(mut cache) = self.certs.lock() {
+            cache.insert(rut.to_string(), (rec.updated_at, cert.clone()));
+        }
+        Ok(cert)
+    }
+
+    pub async fn add_caf(&self, rut: &str, xml: &[u8]) -> Result<CafInfo> {
+        let company = self.company(rut).await?;
+        let caf = Caf::load(xml, &self.trust).map_err(DteError::from)?;
+        let emisor = company.company.rut()?;
+        if caf.rut_emisor != emisor {
+            return Err(DteError::from(crate::caf::CafError::WrongRut { caf: caf.rut_emisor.to_string(), company: emisor.to_string() }).into());
+        }
+        if TipoDte::from_code(caf.tipo).is_none() {
+            return Err(DteError::single("caf.TD", "unknown-type", format!("CAFs of type {} are not issued by this gateway", caf.tipo)).into());
+        }
+        match (company.environment, caf.authority) {
+            (Environment::Produccion, Authority::SiiProduccion) | (Environment::Certificacion, Authority::SiiCertificacion | Authority::Test) => {}
+            (env, a) => {
+                return Err(DteError::single("caf.IDK", "caf-environment", format!("a CAF signed by {a:?} cannot be used in {}", env.as_str())).into());
+            }
+        }
+        let rec = CafRecord {
+            id: 0,
+            company: rut.into(),
+            tipo: caf.tipo as i32,
+            desde: caf.desde as i64,
+            hasta: caf.hasta as i64,
+            next_folio: caf.desde as i64,
+            fa: caf.fecha_autorizacion,
+            expires_on: caf.expires_on(),
+            idk: caf.idk,
+            authority: format!("{:?}", caf.authority),
+            sealed: self.vault.seal(xml, rut.as_bytes())?,
+            created_at: Utc::now(),
+        };
+        let audit = NewAudit { scope: rut.into(), action: "caf.add", subject: format!("T{} {}-{}", caf.tipo, caf.desde, caf.hasta), data: format!("IDK {} FA {}", caf.idk, caf.fecha_autorizacion) };
+        let id = self.store.add_caf(rec.clone(), audit).await?;
+        Ok(caf_info(&CafRecord { id, ..rec }, Local::now().date_naive()))
+    }
+
+    pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafInfo>> {
+        self.company(rut).await?;
+        let today = Local::now().date_naive();
+        Ok(self.store.list_cafs(rut).await?.iter().map(|c| caf_info(c, today)).collect())
+    }
+
+    /// Totals for a document without taking a folio.
+    pub fn quote(&self, body: &[u8], emisor: Option<Rut>) -> Result<Totals> {
+        let input = DocumentInput::from_json(body)?;
+        // Without a company the Emisor check has nothing to compare with: use the document's own.
+        let emisor = match (emisor, input.encabezado.emisor.as_ref().and_then(|e| e.rut_emisor.parse::<Rut>().ok())) {
+            (Some(r), _) | (None, Some(r)) => r,
+            (None, None) => Rut::from_number(1),
+        };
+        let (_, computed) = engine::quote(&input, emisor, &self.taxes, Local::now().date_naive())?;
+        Ok(computed.totals)
+    }
+
+    /// Issues one document: rules and taxes first (bad input never reaches the database), then the
+    /// folio, stamp, signature, schema and storage in one transaction.
+    pub async fn issue(&self, rut: &str, key_id: Option<&str>, idempotency_key: Option<&str>, body: &[u8]) -> Result<Issue> {
+        let company = self.company(rut).await?;
+        let input = DocumentInput::from_json(body)?;
+        let emisor = company.company.rut()?;
+        let now = now_local();
+        let (prepared, _) = engine::quote(&input, emisor, &self.taxes, now.date())?;
+        let cert = self.certificate(rut).await?;
+        let idem = match (idempotency_key, key_id) {
+            (Some(k), Some(id)) => {
+                let normalised = serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string()).unwrap_or_default();
+                Some(Idem { key_id: id.into(), key: k.into(), request_hash: sha256_hex(normalised.as_bytes()) })
+            }
+            _ => None,
+        };
+        let tipo = prepared.tipo;
+        let audit = NewAudit { scope: rut.into(), action: "document.issue", subject: format!("T{}", tipo.code()), data: key_id.unwrap_or("cli").into() };
+        let (vault, trust, cafs, taxes) = (self.vault.clone(), self.trust.clone(), self.cafs.clone(), self.taxes.clone());
+        let (rut_s, key_s) = (rut.to_string(), key_id.map(String::from));
+        let company_data = company.company.clone();
+        let build: store::BuildFn = Box::new(move |caf_rec: &CafRecord, folio: i64| {
+            let caf = cached_caf(&cafs, caf_rec, &vault, &trust)?;
+            let issuer = Issuer { company: &company_data, cert: &cert, taxes: &taxes, validate_schema: true };
+            let issued = issuer.issue(&input, &caf, folio as u64, now)?;
+            let mnt_total = rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or(i64::MAX);
+            let totals = serde_json::to_value(&issued.totals).unwrap_or_default();
+            let info = DocumentInfo {
+                company: rut_s.clone(),
+                tipo: tipo.code() as i32,
+                folio,
+                id: issued.id.clone(),
+                fch_emis: issued_fch(&issued.xml).unwrap_or(now.date()),
+                rut_recep: prepared.rut_recep.to_string(),
+                mnt_total,
+                totals: totals.clone(),
+                state: "issued".into(),
+                created_at: Utc::now(),
+                xml_url: format!("/v1/companies/{rut_s}/documents/{}/{folio}/xml", tipo.code()),
+                ted: Some(issued.ted.clone()),
+            };
+            let doc = NewDocument {
+                company: rut_s.clone(),
+                tipo: tipo.code() as i32,
+                folio,
+                caf_id: caf_rec.id,
+                fch_emis: info.fch_emis,
+                rut_recep: info.rut_recep.clone(),
+                mnt_total,
+                totals,
+                xml: issued.xml,
+                ted: issued.ted,
+                api_key_id: key_s.clone(),
+            };
+            Ok((doc, serde_json::to_value(&info).unwrap_or_default()))
+        });
+        match self.store.issue(rut, tipo.code() as i32, now.date(), idem, audit, build).await? {
+            IssueOutcome::Issued { response, .. } => Ok(Issue::Created(response)),
+            IssueOutcome::Replay { response } => Ok(Issue::Replayed(response)),
+            IssueOutcome::IdempotencyMismatch => Err(ServiceError::IdempotencyMismatch),
+            IssueOutcome::Exhausted => Err(ServiceError::CafExhausted(tipo.code())),
+        }
+    }
+
+    pub async fn document(&self, rut: &str, tipo: i32, folio: i64) -> Result<DocumentInfo> {
+        let d = self.store.get_document(rut, tipo, folio).await?.ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))?;
+        Ok(doc_info(d))
+    }
+
+    pub async fn document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Vec<u8>> {
+        self.store.get_document_xml(rut, tipo, folio).await?.ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))
+    }
+
+    pub async fn documents(&self, rut: &str, mut f: DocFilter) -> Result<DocumentPage> {
+        self.company(rut).await?;
+        f.limit = f.limit.clamp(1, 500);
+        let rows = self.store.list_documents(rut, &f).await?;
+        let next = if rows.len() as i64 == f.limit { rows.last().map(|d| d.id) } else { None };
+        Ok(DocumentPage { items: rows.into_iter().map(doc_info).collect(), next })
+    }
+
+    pub async fn create_key(&self, company: Option<&str>, scopes: &[String], expires_at: Option<DateTime<Utc>>, by: &str) -> Result<NewKey> {
+        if let Some(rut) = company {
+            self.company(rut).await?;
+        }
+        let mut scopes: Vec<String> = scopes.iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
+        scopes.sort();
+        scopes.dedup();
+        if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(ServiceError::BadRequest("scopes are admin, issue and read".into()));
+        }
+        let mut raw = [0u8; 32];
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let key = format!("dgw_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+        let mut idb = [0u8; 8];
+        openssl::rand::rand_bytes(&mut idb).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let id = format!("key_{}", store::hex(&idb));
+        let rec = ApiKeyRecord {
+            id: id.clone(),
+            hash: sha256_hex(key.as_bytes()),
+            company: company.map(String::from),
+            scopes: scopes.clone(),
+            created_at: Utc::now(),
+            expires_at,
+            revoked_at: None,
+        };
+        let audit = NewAudit { scope: company.unwrap_or("*").into(), action: "key.create", subject: id.clone(), data: format!("scopes {}; by {by}", scopes.join(",")) };
+        self.store.create_api_key(rec, audit).await?;
+        Ok(NewKey { id, key, company: company.map(String::from), scopes, expires_at })
+    }
+
+    pub async fn revoke_key(&self, id: &str, by: &str) -> Result<()> {
+        let k = self.store.get_api_key(id).await?.ok_or_else(|| ServiceError::NotFound(format!("key {id}")))?;
+        let now = Utc::now();
+        // The list must outlive every cached copy of the key; a day is far beyond any cache.
+        let until = now + Duration::days(1);
+        let audit = NewAudit { scope: k.company.clone().unwrap_or_else(|| "*".into()), action: "key.revoke", subject: id.into(), data: format!("by {by}") };
+        if !self.store.revoke_api_key(id, now, until, audit).await? {
+            return Err(ServiceError::Conflict(format!("key {id} is already revoked")));
+        }
+        Ok(())
+    }
+
+    /// A new key with the same company and scopes; the old one keeps working for the grace period.
+    pub async fn rotate_key(&self, id: &str, grace: Option<Duration>, by: &str) -> Result<NewKey> {
+        let k = self.store.get_api_key(id).await?.ok_or_else(|| ServiceError::NotFound(format!("key {id}")))?;
+        if k.revoked_at.is_some() {
+            return Err(ServiceError::Conflict(format!("key {id} is revoked")));
+        }
+        let new = self.create_key(k.company.as_deref(), &k.scopes, None, &format!("rotation of {id} by {by}")).await?;
+        self.store.expire_api_key(id, Utc::now() + grace.unwrap_or(self.key_grace)).await?;
+        Ok(new)
+    }
+
+    pub async fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
+        Ok(store::verify_audit(&self.store.audit_entries().await?))
+    }
+}
+
+fn issued_fch(xml: &[u8]) -> Option<NaiveDate> {
+    let s = String::from_utf8_lossy(xml);
+    let i = s.find("<FchEmis>")? + 9;
+    NaiveDate::parse_from_str(s.get(i..i + 10)?, "%Y-%m-%d").ok()
+}
+
+fn cached_caf(cache: &Mutex<HashMap<i64, Arc<Caf>>>, rec: &CafRecord, vault: &Vault, trust: &CafTrust) -> std::result::Result<Arc<Caf>, DteError> {
+    if let Some(c) = cache.lock().ok().and_then(|m| m.get(&rec.id).cloned()) {
+        return Ok(c);
+    }
+    let xml = vault.open(&rec.sealed, rec.company.as_bytes()).map_err(|e| DteError::Malformed(e.to_string()))?;
+    let caf = Arc::new(Caf::load(&xml, trust)?);
+    if let Ok(mut m) = cache.lock() {
+        m.insert(rec.id, caf.clone());
+    }
+    Ok(caf)
+}
+
+fn caf_info(c: &CafRecord, today: NaiveDate) -> CafInfo {
+    CafInfo {
+        id: c.id,
+        tipo: c.tipo,
+        desde: c.desde,
+        hasta: c.hasta,
+        next_folio: c.next_folio,
+        folios_left: (c.hasta - c.next_folio + 1).max(0),
+        fecha_autorizacion: c.fa,
+        expires_on: c.expires_on,
+        expired: c.expires_on.is_some_and(|e| e < today),
+        authority: c.authority.clone(),
+    }
+}
+
+fn doc_info(d: store::DocumentRecord) -> DocumentInfo {
+    DocumentInfo {
+        id: crate::xml::render::documento_id(d.tipo as u16, d.folio as u64),
+        xml_url: format!("/v1/companies/{}/documents/{}/{}/xml", d.company, d.tipo, d.folio),
+        company: d.company,
+        tipo: d.tipo,
+        folio: d.folio,
+        fch_emis: d.fch_emis,
+        rut_recep: d.rut_recep,
+        mnt_total: d.mnt_total,
+        totals: d.totals,
+        state: d.state,
+        created_at: d.created_at,
+        ted: None,
+    }
+}

@@ -1,0 +1,345 @@
+//! Persistence behind one enum: SQLite (embedded default) and PostgreSQL, same tables, same
+//! behaviour, the same test suite. Every mutation that matters appends to the audit chain in the
+//! same transaction; issuance takes the folio, stores the signed document and the idempotency
+//! record in one transaction, so a failure anywhere leaves the folio unconsumed.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use openssl::hash::{hash, MessageDigest};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Company;
+use crate::error::DteError;
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Certificacion,
+    Produccion,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Certificacion => "certificacion",
+            Environment::Produccion => "produccion",
+        }
+    }
+    pub fn parse(s: &str) -> Environment {
+        if s == "produccion" {
+            Environment::Produccion
+        } else {
+            Environment::Certificacion
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompanyRecord {
+    pub rut: String,
+    pub company: Company,
+    pub environment: Environment,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    pub company: String,
+    /// The PKCS#12 bytes and its password, sealed by the vault.
+    pub sealed: Vec<u8>,
+    pub subject: String,
+    pub holder_rut: String,
+    pub not_after: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CafRecord {
+    pub id: i64,
+    pub company: String,
+    pub tipo: i32,
+    pub desde: i64,
+    pub hasta: i64,
+    pub next_folio: i64,
+    pub fa: NaiveDate,
+    pub expires_on: Option<NaiveDate>,
+    pub idk: i64,
+    pub authority: String,
+    /// The CAF file, sealed by the vault (it holds the private key).
+    pub sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub company: String,
+    pub tipo: i32,
+    pub folio: i64,
+    pub caf_id: i64,
+    pub fch_emis: NaiveDate,
+    pub rut_recep: String,
+    pub mnt_total: i64,
+    pub totals: serde_json::Value,
+    pub xml: Vec<u8>,
+    pub ted: String,
+    pub api_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentRecord {
+    pub id: i64,
+    pub company: String,
+    pub tipo: i32,
+    pub folio: i64,
+    pub caf_id: i64,
+    pub fch_emis: NaiveDate,
+    pub rut_recep: String,
+    pub mnt_total: i64,
+    pub totals: serde_json::Value,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub hash: String,
+    pub company: Option<String>,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub scope: String,
+    pub seq: i64,
+    pub action: String,
+    pub subject: String,
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub created_at: String,
+}
+
+/// An audit entry to append; `scope` is the company RUT (or `*` for gateway-wide events).
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub scope: String,
+    pub action: &'static str,
+    pub subject: String,
+    pub data: String,
+}
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash that chains an entry to the previous one of its scope.
+pub fn audit_hash(prev: &str, scope: &str, seq: i64, action: &str, subject: &str, data: &str, at: &str) -> String {
+    let s = format!("{prev}|{scope}|{seq}|{action}|{subject}|{data}|{at}");
+    hash(MessageDigest::sha256(), s.as_bytes()).map(|d| hex(&d)).unwrap_or_default()
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DocFilter {
+    pub tipo: Option<i32>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub state: Option<String>,
+    /// Keyset pagination: documents with id below this one (newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// The client's idempotency key, scoped to its API key, with a hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idem {
+    pub key_id: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+pub enum IssueOutcome {
+    Issued { doc: DocumentRecord, response: serde_json::Value },
+    /// The same key and body came before: its response, unchanged.
+    Replay { response: serde_json::Value },
+    /// The same key came before with another body.
+    IdempotencyMismatch,
+    /// No CAF of this type has a folio left (or all left are expired).
+    Exhausted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database: {0}")]
+    Db(String),
+    #[error(transparent)]
+    Build(#[from] DteError),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+                return StoreError::Conflict(db.message().to_string());
+            }
+        }
+        StoreError::Db(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Builds the signed document for the folio the store locked; runs inside the transaction.
+pub type BuildFn = Box<dyn FnOnce(&CafRecord, i64) -> Result<(NewDocument, serde_json::Value), DteError> + Send>;
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    pub async fn open(url: &str, pool: usize) -> Result<Store, StoreError> {
+        let store = if let Some(path) = url.strip_prefix("sqlite://") {
+            Store::Sqlite(SqliteStore::open(path)?)
+        } else {
+            Store::Postgres(PgStore::open(url, pool)?)
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+    pub async fn create_company(&self, c: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_company(c, audit).await)
+    }
+    pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
+        dispatch!(self, s => s.get_company(rut).await)
+    }
+    pub async fn put_certificate(&self, c: CertRecord, audit: NewAudit) -> Result<(), StoreError> {
+        dispatch!(self, s => s.put_certificate(c, audit).await)
+    }
+    pub async fn get_certificate(&self, rut: &str) -> Result<Option<CertRecord>, StoreError> {
+        dispatch!(self, s => s.get_certificate(rut).await)
+    }
+    pub async fn add_caf(&self, c: CafRecord, audit: NewAudit) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.add_caf(c, audit).await)
+    }
+    pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
+        dispatch!(self, s => s.list_cafs(rut).await)
+    }
+    pub async fn issue(&self, company: &str, tipo: i32, today: NaiveDate, idem: Option<Idem>, audit: NewAudit, build: BuildFn) -> Result<IssueOutcome, StoreError> {
+        dispatch!(self, s => s.issue(company, tipo, today, idem, audit, build).await)
+    }
+    pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
+        dispatch!(self, s => s.get_document(rut, tipo, folio).await)
+    }
+    pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, s => s.get_document_xml(rut, tipo, folio).await)
+    }
+    pub async fn list_documents(&self, rut: &str, f: &DocFilter) -> Result<Vec<DocumentRecord>, StoreError> {
+        dispatch!(self, s => s.list_documents(rut, f).await)
+    }
+    pub async fn count_documents(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.count_documents().await)
+    }
+    pub async fn create_api_key(&self, k: ApiKeyRecord, audit: NewAudit) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_api_key(k, audit).await)
+    }
+    pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        dispatch!(self, s => s.find_api_key(hash).await)
+    }
+    pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        dispatch!(self, s => s.get_api_key(id).await)
+    }
+    /// Marks the key revoked and lists its hash in the revocation list until `list_until`.
+    pub async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>, list_until: DateTime<Utc>, audit: NewAudit) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke_api_key(id, now, list_until, audit).await)
+    }
+    /// Gives a key an end of life (the old key of a rotation).
+    pub async fn expire_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.expire_api_key(id, at).await)
+    }
+    pub async fn revocation_list(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.revocation_list().await)
+    }
+    /// Deletes expired revocation-list entries and idempotency records older than `idem_before`.
+    pub async fn cleanup(&self, now: DateTime<Utc>, idem_before: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.cleanup(now, idem_before).await)
+    }
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        dispatch!(self, s => s.audit_entries().await)
+    }
+}
+
+/// Walks every chain; the first entry whose link or hash is wrong, if any.
+pub fn verify_audit(entries: &[AuditEntry]) -> Result<usize, String> {
+    let mut last: std::collections::HashMap<&str, (i64, &str)> = std::collections::HashMap::new();
+    for e in entries {
+        let (prev_seq, prev_hash) = last.get(e.scope.as_str()).copied().unwrap_or((0, GENESIS));
+        if e.seq != prev_seq + 1 {
+            return Err(format!("entry {} (scope {}, seq {}): expected seq {}", e.id, e.scope, e.seq, prev_seq + 1));
+        }
+        if e.prev_hash != prev_hash {
+            return Err(format!("entry {} (scope {}, seq {}): prev_hash does not match the previous entry", e.id, e.scope, e.seq));
+        }
+        let h = audit_hash(&e.prev_hash, &e.scope, e.seq, &e.action, &e.subject, &e.data, &e.created_at);
+        if h != e.hash {
+            return Err(format!("entry {} (scope {}, seq {}, {}): its content does not match its hash", e.id, e.scope, e.seq, e.action));
+        }
+        last.insert(e.scope.as_str(), (e.seq, e.hash.as_str()));
+    }
+    Ok(entries.len())
+}

@@ -1,0 +1,373 @@
+//! PostgreSQL: any number of gateway instances on one database. Issuance locks the CAF row it
+//! takes a folio from (`FOR UPDATE`) for the length of the transaction that stores the document,
+//! so folios are handed out once, in order, with no gap, whatever the number of instances.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{GenericClient, Pool, Runtime};
+use tokio_postgres::{NoTls, Row};
+
+use super::*;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS companies (rut TEXT PRIMARY KEY, data TEXT NOT NULL, environment TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates (company TEXT PRIMARY KEY REFERENCES companies(rut), sealed BYTEA NOT NULL, subject TEXT NOT NULL,
+  holder_rut TEXT NOT NULL, not_after TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS cafs (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut), tipo INT NOT NULL,
+  desde BIGINT NOT NULL, hasta BIGINT NOT NULL, next_folio BIGINT NOT NULL, fa DATE NOT NULL, expires_on DATE, idk BIGINT NOT NULL,
+  authority TEXT NOT NULL, sealed BYTEA NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS cafs_company_tipo ON cafs(company, tipo, desde);
+CREATE TABLE IF NOT EXISTS documents (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut), tipo INT NOT NULL,
+  folio BIGINT NOT NULL, caf_id BIGINT NOT NULL REFERENCES cafs(id), fch_emis DATE NOT NULL, rut_recep TEXT NOT NULL, mnt_total BIGINT NOT NULL,
+  totals TEXT NOT NULL, xml BYTEA NOT NULL, ted TEXT NOT NULL, state TEXT NOT NULL, api_key_id TEXT, created_at TIMESTAMPTZ NOT NULL,
+  UNIQUE (company, tipo, folio));
+CREATE INDEX IF NOT EXISTS documents_company ON documents(company, id);
+CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, company TEXT, scopes TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS revoked_keys (hash TEXT PRIMARY KEY, revoked_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (key_id TEXT NOT NULL, idem_key TEXT NOT NULL, request_hash TEXT NOT NULL, response TEXT,
+  created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (key_id, idem_key));
+CREATE TABLE IF NOT EXISTS audit (id BIGSERIAL PRIMARY KEY, scope TEXT NOT NULL, seq BIGINT NOT NULL, action TEXT NOT NULL,
+  subject TEXT NOT NULL, data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE (scope, seq));
+"#;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+async fn append_audit(tx: &impl GenericClient, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
+    // One writer per chain at a time; the lock ends with the transaction.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&a.scope]).await?;
+    let last = tx.query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", &[&a.scope]).await?;
+    let (seq, prev) = last.map(|r| (r.get::<_, i64>(0) + 1, r.get::<_, String>(1))).unwrap_or((1, GENESIS.to_string()));
+    let at = ts(now);
+    let h = audit_hash(&prev, &a.scope, seq, a.action, &a.subject, &a.data, &at);
+    tx.execute(
+        "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[&a.scope, &seq, &a.action, &a.subject, &a.data, &prev, &h, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+const CAF_COLS: &str = "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
+fn caf_row(r: &Row) -> CafRecord {
+    CafRecord {
+        id: r.get(0),
+        company: r.get(1),
+        tipo: r.get(2),
+        desde: r.get(3),
+        hasta: r.get(4),
+        next_folio: r.get(5),
+        fa: r.get(6),
+        expires_on: r.get(7),
+        idk: r.get(8),
+        authority: r.get(9),
+        sealed: r.get(10),
+        created_at: r.get(11),
+    }
+}
+
+const DOC_COLS: &str = "id, company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, state, created_at";
+fn doc_row(r: &Row) -> DocumentRecord {
+    DocumentRecord {
+        id: r.get(0),
+        company: r.get(1),
+        tipo: r.get(2),
+        folio: r.get(3),
+        caf_id: r.get(4),
+        fch_emis: r.get(5),
+        rut_recep: r.get(6),
+        mnt_total: r.get(7),
+        totals: serde_json::from_str(r.get::<_, &str>(8)).unwrap_or_default(),
+        state: r.get(9),
+        created_at: r.get(10),
+    }
+}
+
+const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
+fn key_row(r: &Row) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: r.get(0),
+        hash: r.get(1),
+        company: r.get(2),
+        scopes: r.get::<_, String>(3).split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        created_at: r.get(4),
+        expires_at: r.get(5),
+        revoked_at: r.get(6),
+    }
+}
+
+impl PgStore {
+    pub fn open(url: &str, size: usize) -> Result<PgStore, StoreError> {
+        let mut cfg = deadpool_postgres::Config::new();
+        cfg.url = Some(url.to_string());
+        cfg.pool = Some(deadpool_postgres::PoolConfig::new(size));
+        let pool = cfg.create_pool(Some(Runtime::Tokio1), NoTls).map_err(|e| StoreError::Db(e.to_string()))?;
+        Ok(PgStore { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let c = self.pool.get().await?;
+        // Several instances may start at once: migrations run one at a time.
+        c.batch_execute(&format!("SELECT pg_advisory_lock(7413); {SCHEMA} SELECT pg_advisory_unlock(7413);")).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.get().await?.execute("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    pub async fn create_company(&self, rec: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let data = serde_json::to_string(&rec.company).map_err(|e| StoreError::Db(e.to_string()))?;
+        let n = tx
+            .execute(
+                "INSERT INTO companies (rut, data, environment, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (rut) DO NOTHING",
+                &[&rec.rut, &data, &rec.environment.as_str(), &rec.created_at],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("company {} already exists", rec.rut)));
+        }
+        append_audit(&tx, &audit, rec.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        let row = c.query_opt("SELECT rut, data, environment, created_at FROM companies WHERE rut = $1", &[&rut]).await?;
+        row.map(|r| {
+            let company = serde_json::from_str(r.get::<_, &str>(1)).map_err(|e| StoreError::Db(e.to_string()))?;
+            Ok(CompanyRecord { rut: r.get(0), company, environment: Environment::parse(r.get(2)), created_at: r.get(3) })
+        })
+        .transpose()
+    }
+
+    pub async fn put_certificate(&self, rec: CertRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "INSERT INTO certificates (company, sealed, subject, holder_rut, not_after, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (company) DO UPDATE SET sealed = excluded.sealed, subject = excluded.subject, holder_rut = excluded.holder_rut,
+             not_after = excluded.not_after, updated_at = excluded.updated_at",
+            &[&rec.company, &rec.sealed, &rec.subject, &rec.holder_rut, &rec.not_after, &rec.updated_at],
+        )
+        .await?;
+        append_audit(&tx, &audit, rec.updated_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_certificate(&self, rut: &str) -> Result<Option<CertRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        let row = c.query_opt("SELECT company, sealed, subject, holder_rut, not_after, updated_at FROM certificates WHERE company = $1", &[&rut]).await?;
+        Ok(row.map(|r| CertRecord { company: r.get(0), sealed: r.get(1), subject: r.get(2), holder_rut: r.get(3), not_after: r.get(4), updated_at: r.get(5) }))
+    }
+
+    pub async fn add_caf(&self, rec: CafRecord, audit: NewAudit) -> Result<i64, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Serialise CAF uploads of one company so the overlap check cannot race.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('caf:' || $1))", &[&rec.company]).await?;
+        let overlap: i64 = tx
+            .query_one("SELECT COUNT(*) FROM cafs WHERE company = $1 AND tipo = $2 AND desde <= $4 AND hasta >= $3", &[&rec.company, &rec.tipo, &rec.desde, &rec.hasta])
+            .await?
+            .get(0);
+        if overlap > 0 {
+            return Err(StoreError::Conflict(format!("a CAF of type {} already covers part of folios {}-{}", rec.tipo, rec.desde, rec.hasta)));
+        }
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO cafs (company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at)
+                 VALUES ($1, $2, $3, $4, $3, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[&rec.company, &rec.tipo, &rec.desde, &rec.hasta, &rec.fa, &rec.expires_on, &rec.idk, &rec.authority, &rec.sealed, &rec.created_at],
+            )
+            .await?
+            .get(0);
+        append_audit(&tx, &audit, rec.created_at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = c.query(&format!("SELECT {CAF_COLS} FROM cafs WHERE company = $1 ORDER BY tipo, desde"), &[&rut]).await?;
+        Ok(rows.iter().map(caf_row).collect())
+    }
+
+    pub async fn issue(&self, company: &str, tipo: i32, today: NaiveDate, idem: Option<Idem>, audit: NewAudit, build: BuildFn) -> Result<IssueOutcome, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let now = Utc::now();
+        if let Some(i) = &idem {
+            // A concurrent request with the same key waits here until the first one commits.
+            let n = tx
+                .execute(
+                    "INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at) VALUES ($1, $2, $3, NULL, $4) ON CONFLICT DO NOTHING",
+                    &[&i.key_id, &i.key, &i.request_hash, &now],
+                )
+                .await?;
+            if n == 0 {
+                tx.rollback().await?;
+                let row = c.query_opt("SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2", &[&i.key_id, &i.key]).await?;
+                return Ok(match row {
+                    Some(r) if r.get::<_, String>(0) != i.request_hash => IssueOutcome::IdempotencyMismatch,
+                    Some(r) => IssueOutcome::Replay { response: r.get::<_, Option<String>>(1).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default() },
+                    None => IssueOutcome::IdempotencyMismatch,
+                });
+            }
+        }
+        let sql = format!(
+            "SELECT {CAF_COLS} FROM cafs WHERE company = $1 AND tipo = $2 AND next_folio <= hasta AND (expires_on IS NULL OR expires_on >= $3)
+             ORDER BY desde LIMIT 1 FOR UPDATE"
+        );
+        // A CAF exhausted by the transaction we waited for drops out of the locked read; the second
+        // read sees the next CAF.
+        let mut caf = None;
+        for _ in 0..2 {
+            if let Some(r) = tx.query_opt(&sql, &[&company, &tipo, &today]).await? {
+                caf = Some(caf_row(&r));
+                break;
+            }
+        }
+        let Some(caf) = caf else {
+            tx.rollback().await?;
+            return Ok(IssueOutcome::Exhausted);
+        };
+        let folio = caf.next_folio;
+        let (doc, response) = build(&caf, folio)?;
+        tx.execute("UPDATE cafs SET next_folio = $1 WHERE id = $2", &[&(folio + 1), &caf.id]).await?;
+        let totals = doc.totals.to_string();
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'issued', $11, $12) RETURNING id",
+                &[&doc.company, &doc.tipo, &doc.folio, &doc.caf_id, &doc.fch_emis, &doc.rut_recep, &doc.mnt_total, &totals, &doc.xml, &doc.ted, &doc.api_key_id, &now],
+            )
+            .await?
+            .get(0);
+        if let Some(i) = &idem {
+            tx.execute("UPDATE idempotency SET response = $3 WHERE key_id = $1 AND idem_key = $2", &[&i.key_id, &i.key, &response.to_string()]).await?;
+        }
+        append_audit(&tx, &audit, now).await?;
+        tx.commit().await?;
+        let rec = DocumentRecord {
+            id,
+            company: doc.company,
+            tipo: doc.tipo,
+            folio: doc.folio,
+            caf_id: doc.caf_id,
+            fch_emis: doc.fch_emis,
+            rut_recep: doc.rut_recep,
+            mnt_total: doc.mnt_total,
+            totals: doc.totals,
+            state: "issued".into(),
+            created_at: now,
+        };
+        Ok(IssueOutcome::Issued { doc: rec, response })
+    }
+
+    pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        let r = c.query_opt(&format!("SELECT {DOC_COLS} FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3"), &[&rut, &tipo, &folio]).await?;
+        Ok(r.as_ref().map(doc_row))
+    }
+
+    pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let c = self.pool.get().await?;
+        let r = c.query_opt("SELECT xml FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3", &[&rut, &tipo, &folio]).await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    pub async fn list_documents(&self, rut: &str, f: &DocFilter) -> Result<Vec<DocumentRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {DOC_COLS} FROM documents WHERE company = $1 AND ($2::INT IS NULL OR tipo = $2) AND ($3::DATE IS NULL OR fch_emis >= $3)
+             AND ($4::DATE IS NULL OR fch_emis <= $4) AND ($5::TEXT IS NULL OR state = $5) AND ($6::BIGINT IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+        );
+        let rows = c.query(&sql, &[&rut, &f.tipo, &f.from, &f.to, &f.state, &f.before_id, &f.limit]).await?;
+        Ok(rows.iter().map(doc_row).collect())
+    }
+
+    pub async fn count_documents(&self) -> Result<i64, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query_one("SELECT COUNT(*) FROM documents", &[]).await?.get(0))
+    }
+
+    pub async fn create_api_key(&self, k: ApiKeyRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "INSERT INTO api_keys (id, hash, company, scopes, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+            &[&k.id, &k.hash, &k.company, &k.scopes.join(","), &k.created_at, &k.expires_at],
+        )
+        .await?;
+        append_audit(&tx, &audit, k.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = $1"), &[&hash]).await?.as_ref().map(key_row))
+    }
+
+    pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1"), &[&id]).await?.as_ref().map(key_row))
+    }
+
+    pub async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>, until: DateTime<Utc>, audit: NewAudit) -> Result<bool, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let Some(row) = tx.query_opt("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING hash", &[&id, &now]).await? else {
+            return Ok(false);
+        };
+        let hash: String = row.get(0);
+        tx.execute("INSERT INTO revoked_keys (hash, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING", &[&hash, &now, &until]).await?;
+        append_audit(&tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn expire_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let c = self.pool.get().await?;
+        c.execute("UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)", &[&id, &at]).await?;
+        Ok(())
+    }
+
+    pub async fn revocation_list(&self) -> Result<Vec<String>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query("SELECT hash FROM revoked_keys", &[]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn cleanup(&self, now: DateTime<Utc>, idem_before: DateTime<Utc>) -> Result<(), StoreError> {
+        let c = self.pool.get().await?;
+        c.execute("DELETE FROM revoked_keys WHERE expires_at < $1", &[&now]).await?;
+        c.execute("DELETE FROM idempotency WHERE created_at < $1", &[&idem_before]).await?;
+        Ok(())
+    }
+
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = c.query("SELECT id, scope, seq, action, subject, data, prev_hash, hash, created_at FROM audit ORDER BY scope, seq", &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                scope: r.get(1),
+                seq: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+                data: r.get(5),
+                prev_hash: r.get(6),
+                hash: r.get(7),
+                created_at: r.get(8),
+            })
+            .collect())
+    }
+}
