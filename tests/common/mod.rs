@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
