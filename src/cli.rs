@@ -9,12 +9,12 @@ use clap::{Args, Parser, Subcommand};
 
 use dte_gateway::caf::{Caf, CafTrust};
 use dte_gateway::cert::Certificate;
+use dte_gateway::config::Settings;
 use dte_gateway::domain::tax::TaxTable;
 use dte_gateway::domain::{Company, DocumentInput, Rut};
 use dte_gateway::engine::Issuer;
-use dte_gateway::xml::ted::TS_FORMAT;
-use dte_gateway::config::Settings;
 use dte_gateway::http::auth::Auth;
+use dte_gateway::xml::ted::TS_FORMAT;
 use dte_gateway::{server, sii, verify, DteError};
 use std::sync::Arc;
 
@@ -313,12 +313,20 @@ async fn keys(config: &Option<PathBuf>, cmd: &KeysCmd) -> Result<(), Failure> {
     let svc = server::service(&s, false).await.map_err(start_err)?;
     match cmd {
         KeysCmd::Create { company, scopes, admin } => {
-            let (company, scopes) = if *admin { (None, vec!["admin".to_string()]) } else { (company.clone(), scopes.clone()) };
-            let company = company.map(|c| c.parse::<Rut>().map(|r| r.to_string())).transpose().map_err(|e| Failure::Input(format!("--company: {e}")))?;
+            let (company, scopes) =
+                if *admin { (None, vec!["admin".to_string()]) } else { (company.clone(), scopes.clone()) };
+            let company = company
+                .map(|c| c.parse::<Rut>().map(|r| r.to_string()))
+                .transpose()
+                .map_err(|e| Failure::Input(format!("--company: {e}")))?;
             let k = svc.create_key(company.as_deref(), &scopes, None, "cli").await.map_err(svc_err)?;
             println!("id: {}", k.id);
             println!("key: {}", k.key);
-            println!("scopes: {}{}", k.scopes.join(","), k.company.map(|c| format!(" (company {c})")).unwrap_or_else(|| " (gateway-wide)".into()));
+            println!(
+                "scopes: {}{}",
+                k.scopes.join(","),
+                k.company.map(|c| format!(" (company {c})")).unwrap_or_else(|| " (gateway-wide)".into())
+            );
         }
         KeysCmd::Revoke { id } => {
             svc.revoke_key(id, "cli").await.map_err(svc_err)?;

@@ -93,13 +93,23 @@ impl Settings {
         let mut errors = Vec::new();
         for name in ENV {
             let var = format!("DTE_GATEWAY_{name}");
-            let value = std::env::var(&var).ok().or_else(|| (*name == "DATABASE_URL").then(|| std::env::var("DATABASE_URL").ok()).flatten());
+            let value = std::env::var(&var)
+                .ok()
+                .or_else(|| (*name == "DATABASE_URL").then(|| std::env::var("DATABASE_URL").ok()).flatten());
             if let Some(v) = value {
                 let key = name.to_ascii_lowercase();
                 let parsed = match key.as_str() {
-                    "workers" | "database_pool" | "max_body_bytes" | "key_rotation_grace_seconds" | "idempotency_hours"
-                    | "revocation_poll_ms" => v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number")),
-                    "rate_limit_per_second" | "rate_limit_burst" => v.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{var} must be a number")),
+                    "workers"
+                    | "database_pool"
+                    | "max_body_bytes"
+                    | "key_rotation_grace_seconds"
+                    | "idempotency_hours"
+                    | "revocation_poll_ms" => {
+                        v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
+                    }
+                    "rate_limit_per_second" | "rate_limit_burst" => {
+                        v.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{var} must be a number"))
+                    }
                     _ => Ok(toml::Value::String(v)),
                 };
                 match parsed {
@@ -139,7 +149,7 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             e.push("max_body_bytes must be at least 1024".into());
         }
-        if !(self.rate_limit_per_second > 0.0) || self.rate_limit_burst < 1.0 {
+        if self.rate_limit_per_second.is_nan() || self.rate_limit_per_second <= 0.0 || self.rate_limit_burst.is_nan() || self.rate_limit_burst < 1.0 {
             e.push("rate_limit_per_second must be > 0 and rate_limit_burst ≥ 1".into());
         }
         if self.idempotency_hours < 24 {
@@ -165,7 +175,9 @@ impl Settings {
 
     /// The database URL, defaulting to SQLite in `data_dir`.
     pub fn database(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("dte-gateway.sqlite").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("dte-gateway.sqlite").display()))
     }
 }
 

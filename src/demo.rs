@@ -13,7 +13,15 @@ use openssl::sign::Signer;
 use crate::domain::Rut;
 
 /// A CAF shaped like the SII's (512-bit key, e=3, IDK 100), its FRMA made with `authority_key_pem`.
-pub fn make_caf(authority_key_pem: &[u8], rut: Rut, rs: &str, tipo: u16, desde: u64, hasta: u64, fa: NaiveDate) -> Result<String, openssl::error::ErrorStack> {
+pub fn make_caf(
+    authority_key_pem: &[u8],
+    rut: Rut,
+    rs: &str,
+    tipo: u16,
+    desde: u64,
+    hasta: u64,
+    fa: NaiveDate,
+) -> Result<String, openssl::error::ErrorStack> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let rsa = Rsa::generate_with_e(512, BigNum::from_u32(3)?.as_ref())?;
     let m = b64(&rsa.n().to_vec());

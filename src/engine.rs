@@ -41,7 +41,12 @@ pub struct Issued {
 }
 
 /// Rules and taxes only: what a document would total, without a folio.
-pub fn quote(input: &DocumentInput, emisor: Rut, taxes: &TaxTable, today: NaiveDate) -> Result<(Prepared, Computed), DteError> {
+pub fn quote(
+    input: &DocumentInput,
+    emisor: Rut,
+    taxes: &TaxTable,
+    today: NaiveDate,
+) -> Result<(Prepared, Computed), DteError> {
     let prepared = prepare(input.clone(), emisor, taxes, today)?;
     let computed = compute(&prepared.doc, prepared.tipo, taxes, Currency::Peso).map_err(DteError::Invalid)?;
     let mismatches = check_declared(&prepared.doc, &computed);

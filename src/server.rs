@@ -40,7 +40,8 @@ fn master_key(s: &Settings) -> Result<Vault, StartError> {
     let key = match std::fs::read_to_string(&path) {
         Ok(k) => k,
         Err(_) => {
-            std::fs::create_dir_all(&s.data_dir).map_err(|e| StartError::Other(format!("{}: {e}", s.data_dir.display())))?;
+            std::fs::create_dir_all(&s.data_dir)
+                .map_err(|e| StartError::Other(format!("{}: {e}", s.data_dir.display())))?;
             let k = Vault::generate_base64().map_err(|e| StartError::Other(e.to_string()))?;
             write_private(&path, k.as_bytes())?;
             tracing::warn!(path = %path.display(), "generated a master key; set master_key (or DTE_GATEWAY_MASTER_KEY) in production and back it up");
@@ -61,7 +62,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
 
 pub fn trust_of(s: &Settings, demo: bool) -> Result<CafTrust, StartError> {
     match (&s.trust_test_authority, demo) {
-        (Some(p), _) => CafTrust::with_test_authority(&std::fs::read(p).map_err(|e| StartError::Other(format!("{}: {e}", p.display())))?),
+        (Some(p), _) => CafTrust::with_test_authority(
+            &std::fs::read(p).map_err(|e| StartError::Other(format!("{}: {e}", p.display())))?,
+        ),
         (None, true) => CafTrust::with_test_authority(DEMO_AUTHORITY_CERT),
         (None, false) => Ok(CafTrust::sii_only()),
     }
@@ -79,7 +82,8 @@ pub async fn service(s: &Settings, demo: bool) -> Result<Arc<Service>, StartErro
 /// and saves an API key for it.
 pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> {
     let company: Company = serde_json::from_slice(DEMO_COMPANY).map_err(|e| StartError::Other(e.to_string()))?;
-    let rut: Rut = company.rut_emisor.parse().map_err(|e: crate::domain::rut::RutError| StartError::Other(e.to_string()))?;
+    let rut: Rut =
+        company.rut_emisor.parse().map_err(|e: crate::domain::rut::RutError| StartError::Other(e.to_string()))?;
     let rut_s = rut.to_string();
     let err = |e: ServiceError| StartError::Other(e.to_string());
     match svc.create_company(CompanyBody { company, environment: Environment::Certificacion }).await {
@@ -94,11 +98,22 @@ pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> 
         if usable {
             continue;
         }
-        let start = existing.iter().filter(|c| c.tipo == tipo.code() as i32).map(|c| c.hasta + 1).max().unwrap_or(1) as u64;
-        let xml = crate::demo::make_caf(DEMO_AUTHORITY_KEY, rut, "EMPRESA DE PRUEBA SPA", tipo.code(), start, start + 99_999, today).map_err(|e| StartError::Other(e.to_string()))?;
+        let start =
+            existing.iter().filter(|c| c.tipo == tipo.code() as i32).map(|c| c.hasta + 1).max().unwrap_or(1) as u64;
+        let xml = crate::demo::make_caf(
+            DEMO_AUTHORITY_KEY,
+            rut,
+            "EMPRESA DE PRUEBA SPA",
+            tipo.code(),
+            start,
+            start + 99_999,
+            today,
+        )
+        .map_err(|e| StartError::Other(e.to_string()))?;
         svc.add_caf(&rut_s, xml.as_bytes()).await.map_err(err)?;
     }
-    let key = svc.create_key(Some(&rut_s), &["issue".into(), "read".into()], None, "serve --demo").await.map_err(err)?;
+    let key =
+        svc.create_key(Some(&rut_s), &["issue".into(), "read".into()], None, "serve --demo").await.map_err(err)?;
     std::fs::create_dir_all(data_dir).map_err(|e| StartError::Other(e.to_string()))?;
     write_private(&data_dir.join("demo-api-key.txt"), key.key.as_bytes())?;
     Ok(key.key)

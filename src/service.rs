@@ -17,7 +17,10 @@ use crate::domain::tax::{TaxTable, Totals};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::engine::{self, Issuer};
 use crate::error::{DteError, FieldError};
-use crate::store::{self, ApiKeyRecord, CafRecord, CertRecord, CompanyRecord, DocFilter, Environment, Idem, IssueOutcome, NewAudit, NewDocument, Store, StoreError};
+use crate::store::{
+    self, ApiKeyRecord, CafRecord, CertRecord, CompanyRecord, DocFilter, Environment, Idem, IssueOutcome, NewAudit,
+    NewDocument, Store, StoreError,
+};
 use crate::vault::Vault;
 
 #[derive(Debug, thiserror::Error)]
@@ -149,8 +152,12 @@ pub fn now_local() -> NaiveDateTime {
 }
 
 pub fn parse_rut(s: &str) -> Result<Rut> {
-    s.parse::<Rut>().map_err(|e| ServiceError::Dte(DteError::Invalid(vec![FieldError::new("rut", "rut-format", e.to_string())])))
+    s.parse::<Rut>()
+        .map_err(|e| ServiceError::Dte(DteError::Invalid(vec![FieldError::new("rut", "rut-format", e.to_string())])))
 }
+
+/// A decrypted certificate and the `updated_at` of the row it came from.
+type CertVersion = (DateTime<Utc>, Arc<Certificate>);
 
 pub struct Service {
     pub store: Store,
@@ -158,7 +165,8 @@ pub struct Service {
     pub taxes: Arc<TaxTable>,
     trust: CafTrust,
     pub key_grace: Duration,
-    certs: Mutex<HashMap<String, (DateTime<Utc>, Arc<Certificate>)>>,
+    /// Decrypted certificates by company, with the version they were decrypted from.
+    certs: Mutex<HashMap<String, CertVersion>>,
     cafs: Arc<Mutex<HashMap<i64, Arc<Caf>>>>,
 }
 
@@ -187,8 +195,18 @@ impl Service {
         let mut company = body.company;
         company.validate()?;
         company.rut_emisor = company.rut()?.to_string();
-        let rec = CompanyRecord { rut: company.rut_emisor.clone(), company, environment: body.environment, created_at: Utc::now() };
-        let audit = NewAudit { scope: rec.rut.clone(), action: "company.create", subject: rec.rut.clone(), data: rec.environment.as_str().into() };
+        let rec = CompanyRecord {
+            rut: company.rut_emisor.clone(),
+            company,
+            environment: body.environment,
+            created_at: Utc::now(),
+        };
+        let audit = NewAudit {
+            scope: rec.rut.clone(),
+            action: "company.create",
+            subject: rec.rut.clone(),
+            data: rec.environment.as_str().into(),
+        };
         self.store.create_company(rec.clone(), audit).await?;
         Ok(rec)
     }
@@ -198,7 +216,11 @@ impl Service {
         let cert = Certificate::from_pkcs12(pkcs12, password).map_err(DteError::from)?;
         cert.check_valid_at(Utc::now().naive_utc()).map_err(DteError::from)?;
         let holder = cert.holder.ok_or_else(|| {
-            DteError::single("pkcs12", "certificate-no-rut", "the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)")
+            DteError::single(
+                "pkcs12",
+                "certificate-no-rut",
+                "the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)",
+            )
         })?;
         let mut plain = (password.len() as u32).to_be_bytes().to_vec();
         plain.extend_from_slice(password.as_bytes());
@@ -212,15 +234,34 @@ impl Service {
             not_after: cert.not_after,
             updated_at: now,
         };
-        let audit = NewAudit { scope: rut.into(), action: "certificate.put", subject: holder.to_string(), data: format!("{}; not_after {}", cert.subject, cert.not_after) };
+        let audit = NewAudit {
+            scope: rut.into(),
+            action: "certificate.put",
+            subject: holder.to_string(),
+            data: format!("{}; not_after {}", cert.subject, cert.not_after),
+        };
         self.store.put_certificate(rec.clone(), audit).await?;
-        Ok(CertificateInfo { subject: rec.subject, holder_rut: rec.holder_rut, not_after: rec.not_after, updated_at: rec.updated_at })
+        Ok(CertificateInfo {
+            subject: rec.subject,
+            holder_rut: rec.holder_rut,
+            not_after: rec.not_after,
+            updated_at: rec.updated_at,
+        })
     }
 
     pub async fn certificate_info(&self, rut: &str) -> Result<CertificateInfo> {
         self.company(rut).await?;
-        let c = self.store.get_certificate(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("certificate of {rut}")))?;
-        Ok(CertificateInfo { subject: c.subject, holder_rut: c.holder_rut, not_after: c.not_after, updated_at: c.updated_at })
+        let c = self
+            .store
+            .get_certificate(rut)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("certificate of {rut}")))?;
+        Ok(CertificateInfo {
+            subject: c.subject,
+            holder_rut: c.holder_rut,
+            not_after: c.not_after,
+            updated_at: c.updated_at,
+        })
     }
 
     /// The company's certificate, decrypted once per version and shared.
@@ -234,9 +275,15 @@ impl Service {
             }
         }
         let plain = self.vault.open(&rec.sealed, rut.as_bytes())?;
-        let n = plain.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or_else(|| ServiceError::Internal("sealed certificate".into()))?;
-        let password = std::str::from_utf8(plain.get(4..4 + n).unwrap_or_default()).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let cert = Arc::new(Certificate::from_pkcs12(plain.get(4 + n..).unwrap_or_default(), password).map_err(DteError::from)?);
+        let n = plain
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| ServiceError::Internal("sealed certificate".into()))?;
+        let password = std::str::from_utf8(plain.get(4..4 + n).unwrap_or_default())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let cert = Arc::new(
+            Certificate::from_pkcs12(plain.get(4 + n..).unwrap_or_default(), password).map_err(DteError::from)?,
+        );
         if let Ok(mut cache) = self.certs.lock() {
             cache.insert(rut.to_string(), (rec.updated_at, cert.clone()));
         }
@@ -248,15 +295,30 @@ impl Service {
         let caf = Caf::load(xml, &self.trust).map_err(DteError::from)?;
         let emisor = company.company.rut()?;
         if caf.rut_emisor != emisor {
-            return Err(DteError::from(crate::caf::CafError::WrongRut { caf: caf.rut_emisor.to_string(), company: emisor.to_string() }).into());
+            return Err(DteError::from(crate::caf::CafError::WrongRut {
+                caf: caf.rut_emisor.to_string(),
+                company: emisor.to_string(),
+            })
+            .into());
         }
         if TipoDte::from_code(caf.tipo).is_none() {
-            return Err(DteError::single("caf.TD", "unknown-type", format!("CAFs of type {} are not issued by this gateway", caf.tipo)).into());
+            return Err(DteError::single(
+                "caf.TD",
+                "unknown-type",
+                format!("CAFs of type {} are not issued by this gateway", caf.tipo),
+            )
+            .into());
         }
         match (company.environment, caf.authority) {
-            (Environment::Produccion, Authority::SiiProduccion) | (Environment::Certificacion, Authority::SiiCertificacion | Authority::Test) => {}
+            (Environment::Produccion, Authority::SiiProduccion)
+            | (Environment::Certificacion, Authority::SiiCertificacion | Authority::Test) => {}
             (env, a) => {
-                return Err(DteError::single("caf.IDK", "caf-environment", format!("a CAF signed by {a:?} cannot be used in {}", env.as_str())).into());
+                return Err(DteError::single(
+                    "caf.IDK",
+                    "caf-environment",
+                    format!("a CAF signed by {a:?} cannot be used in {}", env.as_str()),
+                )
+                .into());
             }
         }
         let rec = CafRecord {
@@ -273,7 +335,12 @@ impl Service {
             sealed: self.vault.seal(xml, rut.as_bytes())?,
             created_at: Utc::now(),
         };
-        let audit = NewAudit { scope: rut.into(), action: "caf.add", subject: format!("T{} {}-{}", caf.tipo, caf.desde, caf.hasta), data: format!("IDK {} FA {}", caf.idk, caf.fecha_autorizacion) };
+        let audit = NewAudit {
+            scope: rut.into(),
+            action: "caf.add",
+            subject: format!("T{} {}-{}", caf.tipo, caf.desde, caf.hasta),
+            data: format!("IDK {} FA {}", caf.idk, caf.fecha_autorizacion),
+        };
         let id = self.store.add_caf(rec.clone(), audit).await?;
         Ok(caf_info(&CafRecord { id, ..rec }, Local::now().date_naive()))
     }
@@ -298,7 +365,13 @@ impl Service {
 
     /// Issues one document: rules and taxes first (bad input never reaches the database), then the
     /// folio, stamp, signature, schema and storage in one transaction.
-    pub async fn issue(&self, rut: &str, key_id: Option<&str>, idempotency_key: Option<&str>, body: &[u8]) -> Result<Issue> {
+    pub async fn issue(
+        &self,
+        rut: &str,
+        key_id: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+    ) -> Result<Issue> {
         let company = self.company(rut).await?;
         let input = DocumentInput::from_json(body)?;
         let emisor = company.company.rut()?;
@@ -307,21 +380,29 @@ impl Service {
         let cert = self.certificate(rut).await?;
         let idem = match (idempotency_key, key_id) {
             (Some(k), Some(id)) => {
-                let normalised = serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string()).unwrap_or_default();
+                let normalised =
+                    serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string()).unwrap_or_default();
                 Some(Idem { key_id: id.into(), key: k.into(), request_hash: sha256_hex(normalised.as_bytes()) })
             }
             _ => None,
         };
         let tipo = prepared.tipo;
-        let audit = NewAudit { scope: rut.into(), action: "document.issue", subject: format!("T{}", tipo.code()), data: key_id.unwrap_or("cli").into() };
-        let (vault, trust, cafs, taxes) = (self.vault.clone(), self.trust.clone(), self.cafs.clone(), self.taxes.clone());
+        let audit = NewAudit {
+            scope: rut.into(),
+            action: "document.issue",
+            subject: format!("T{}", tipo.code()),
+            data: key_id.unwrap_or("cli").into(),
+        };
+        let (vault, trust, cafs, taxes) =
+            (self.vault.clone(), self.trust.clone(), self.cafs.clone(), self.taxes.clone());
         let (rut_s, key_s) = (rut.to_string(), key_id.map(String::from));
         let company_data = company.company.clone();
         let build: store::BuildFn = Box::new(move |caf_rec: &CafRecord, folio: i64| {
             let caf = cached_caf(&cafs, caf_rec, &vault, &trust)?;
             let issuer = Issuer { company: &company_data, cert: &cert, taxes: &taxes, validate_schema: true };
             let issued = issuer.issue(&input, &caf, folio as u64, now)?;
-            let mnt_total = rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or(i64::MAX);
+            let mnt_total =
+                rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or(i64::MAX);
             let totals = serde_json::to_value(&issued.totals).unwrap_or_default();
             let info = DocumentInfo {
                 company: rut_s.clone(),
@@ -361,12 +442,19 @@ impl Service {
     }
 
     pub async fn document(&self, rut: &str, tipo: i32, folio: i64) -> Result<DocumentInfo> {
-        let d = self.store.get_document(rut, tipo, folio).await?.ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))?;
+        let d = self
+            .store
+            .get_document(rut, tipo, folio)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))?;
         Ok(doc_info(d))
     }
 
     pub async fn document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Vec<u8>> {
-        self.store.get_document_xml(rut, tipo, folio).await?.ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))
+        self.store
+            .get_document_xml(rut, tipo, folio)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))
     }
 
     pub async fn documents(&self, rut: &str, mut f: DocFilter) -> Result<DocumentPage> {
@@ -377,11 +465,18 @@ impl Service {
         Ok(DocumentPage { items: rows.into_iter().map(doc_info).collect(), next })
     }
 
-    pub async fn create_key(&self, company: Option<&str>, scopes: &[String], expires_at: Option<DateTime<Utc>>, by: &str) -> Result<NewKey> {
+    pub async fn create_key(
+        &self,
+        company: Option<&str>,
+        scopes: &[String],
+        expires_at: Option<DateTime<Utc>>,
+        by: &str,
+    ) -> Result<NewKey> {
         if let Some(rut) = company {
             self.company(rut).await?;
         }
-        let mut scopes: Vec<String> = scopes.iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
+        let mut scopes: Vec<String> =
+            scopes.iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.contains(&s.as_str())) {
@@ -402,7 +497,12 @@ impl Service {
             expires_at,
             revoked_at: None,
         };
-        let audit = NewAudit { scope: company.unwrap_or("*").into(), action: "key.create", subject: id.clone(), data: format!("scopes {}; by {by}", scopes.join(",")) };
+        let audit = NewAudit {
+            scope: company.unwrap_or("*").into(),
+            action: "key.create",
+            subject: id.clone(),
+            data: format!("scopes {}; by {by}", scopes.join(",")),
+        };
         self.store.create_api_key(rec, audit).await?;
         Ok(NewKey { id, key, company: company.map(String::from), scopes, expires_at })
     }
@@ -412,7 +512,12 @@ impl Service {
         let now = Utc::now();
         // The list must outlive every cached copy of the key; a day is far beyond any cache.
         let until = now + Duration::days(1);
-        let audit = NewAudit { scope: k.company.clone().unwrap_or_else(|| "*".into()), action: "key.revoke", subject: id.into(), data: format!("by {by}") };
+        let audit = NewAudit {
+            scope: k.company.clone().unwrap_or_else(|| "*".into()),
+            action: "key.revoke",
+            subject: id.into(),
+            data: format!("by {by}"),
+        };
         if !self.store.revoke_api_key(id, now, until, audit).await? {
             return Err(ServiceError::Conflict(format!("key {id} is already revoked")));
         }
@@ -441,7 +546,12 @@ fn issued_fch(xml: &[u8]) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(i..i + 10)?, "%Y-%m-%d").ok()
 }
 
-fn cached_caf(cache: &Mutex<HashMap<i64, Arc<Caf>>>, rec: &CafRecord, vault: &Vault, trust: &CafTrust) -> std::result::Result<Arc<Caf>, DteError> {
+fn cached_caf(
+    cache: &Mutex<HashMap<i64, Arc<Caf>>>,
+    rec: &CafRecord,
+    vault: &Vault,
+    trust: &CafTrust,
+) -> std::result::Result<Arc<Caf>, DteError> {
     if let Some(c) = cache.lock().ok().and_then(|m| m.get(&rec.id).cloned()) {
         return Ok(c);
     }

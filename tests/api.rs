@@ -17,7 +17,8 @@ async fn flow(db: Db) {
     assert!(b["ted"].as_str().unwrap_or_default().starts_with("<TED version=\"1.0\">"));
     let (s, m) = g.send("GET", &format!("/v1/companies/{RUT}/documents/33/1"), &g.key, None).await;
     assert_eq!((s, m["state"].as_str()), (StatusCode::OK, Some("issued")), "{m}");
-    let resp = g.http.get(g.url(&format!("/v1/companies/{RUT}/documents/33/1/xml"))).bearer_auth(&g.key).send().await.unwrap();
+    let resp =
+        g.http.get(g.url(&format!("/v1/companies/{RUT}/documents/33/1/xml"))).bearer_auth(&g.key).send().await.unwrap();
     assert_eq!(resp.headers()["content-type"], "application/xml; charset=ISO-8859-1");
     let xml = resp.bytes().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -39,10 +40,12 @@ async fn flow(db: Db) {
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(page["items"][0]["folio"].as_i64(), Some(5), "newest first");
     let next = page["next"].as_i64().unwrap();
-    let (_, page2) = g.send("GET", &format!("/v1/companies/{RUT}/documents?tipo=33&limit=2&before={next}"), &g.key, None).await;
+    let (_, page2) =
+        g.send("GET", &format!("/v1/companies/{RUT}/documents?tipo=33&limit=2&before={next}"), &g.key, None).await;
     assert_eq!(page2["items"][0]["folio"].as_i64(), Some(3));
     let today = chrono::Local::now().date_naive();
-    let (_, none) = g.send("GET", &format!("/v1/companies/{RUT}/documents?from={}", today.succ_opt().unwrap()), &g.key, None).await;
+    let (_, none) =
+        g.send("GET", &format!("/v1/companies/{RUT}/documents?from={}", today.succ_opt().unwrap()), &g.key, None).await;
     assert_eq!(none["items"].as_array().unwrap().len(), 0);
     let (_, none) = g.send("GET", &format!("/v1/companies/{RUT}/documents?tipo=39"), &g.key, None).await;
     assert_eq!(none["items"].as_array().unwrap().len(), 0);
@@ -87,7 +90,11 @@ async fn idempotency(db: Db) {
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(b1, b2, "a replay returns the first response");
     let (s3, b3) = g.issue(0, &factura("Otra cosa", 1), Some("order-1")).await;
-    assert_eq!((s3, b3["type"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("/problems/idempotency-key-reused")), "{b3}");
+    assert_eq!(
+        (s3, b3["type"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("/problems/idempotency-key-reused")),
+        "{b3}"
+    );
     // Concurrent duplicates: one document, one folio, the same answer for all.
     let doc2 = factura("Concurrente", 7000);
     let mut set = tokio::task::JoinSet::new();
@@ -147,17 +154,30 @@ async fn bad_input_changes_nothing(db: Db) {
     problem(s, &b, 413, "/problems/payload-too-large");
     // CAFs: tampered, another company's.
     let tampered = caf_xml(33, 5000, 5100, RUT).replace("<H>5100</H>", "<H>9100</H>");
-    let (s, b) = g.raw("POST", &format!("/v1/companies/{RUT}/cafs"), &g.admin, tampered.into_bytes(), "application/xml").await;
+    let (s, b) =
+        g.raw("POST", &format!("/v1/companies/{RUT}/cafs"), &g.admin, tampered.into_bytes(), "application/xml").await;
     problem(s, &b, 422, "/problems/caf-signature");
     let other = caf_xml(33, 5000, 5100, "76555835-2");
-    let (s, b) = g.raw("POST", &format!("/v1/companies/{RUT}/cafs"), &g.admin, other.into_bytes(), "application/xml").await;
+    let (s, b) =
+        g.raw("POST", &format!("/v1/companies/{RUT}/cafs"), &g.admin, other.into_bytes(), "application/xml").await;
     problem(s, &b, 422, "/problems/caf-wrong-company");
     // Wrong certificate password.
-    let p12 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, std::fs::read(repo("certs/test-company.p12")).unwrap());
-    let (s, b) = g.send("PUT", &format!("/v1/companies/{RUT}/certificate"), &g.admin, Some(json!({"pkcs12": p12, "password": "wrong"}))).await;
+    let p12 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(repo("certs/test-company.p12")).unwrap(),
+    );
+    let (s, b) = g
+        .send(
+            "PUT",
+            &format!("/v1/companies/{RUT}/certificate"),
+            &g.admin,
+            Some(json!({"pkcs12": p12, "password": "wrong"})),
+        )
+        .await;
     problem(s, &b, 422, "/problems/certificate-password");
     // XXE to /v1/verify.
-    let xxe = b"<?xml version=\"1.0\"?><!DOCTYPE DTE [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><DTE>&x;</DTE>".to_vec();
+    let xxe =
+        b"<?xml version=\"1.0\"?><!DOCTYPE DTE [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><DTE>&x;</DTE>".to_vec();
     let (s, b) = g.raw("POST", "/v1/verify", &g.key, xxe, "application/xml").await;
     problem(s, &b, 400, "/problems/bad-request");
     assert!(!b.to_string().contains("root:"));
@@ -176,7 +196,13 @@ async fn bad_input_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn auth_scopes_revocation_and_rate_limit() {
-    let g = Gateway::start(postgres(), 2, &[("DTE_GATEWAY_RATE_LIMIT_PER_SECOND", "5"), ("DTE_GATEWAY_RATE_LIMIT_BURST", "10")], 1000).await;
+    let g = Gateway::start(
+        postgres(),
+        2,
+        &[("DTE_GATEWAY_RATE_LIMIT_PER_SECOND", "5"), ("DTE_GATEWAY_RATE_LIMIT_BURST", "10")],
+        1000,
+    )
+    .await;
     let path = format!("/v1/companies/{RUT}/documents");
     // No key, a wrong key.
     let (s, b) = g.send("GET", &path, "", None).await;
@@ -188,10 +214,12 @@ async fn auth_scopes_revocation_and_rate_limit() {
     let (s, b) = g.raw("POST", &path, &read, serde_json::to_vec(&factura("x", 1)).unwrap(), "application/json").await;
     assert_eq!((s, b["type"].as_str()), (StatusCode::FORBIDDEN, Some("/problems/forbidden")));
     // A key of another company sees nothing here.
-    let mut other: serde_json::Value = serde_json::from_slice(&std::fs::read(repo("examples/company.json")).unwrap()).unwrap();
+    let mut other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo("examples/company.json")).unwrap()).unwrap();
     other["RUTEmisor"] = json!("76555835-2");
     assert_eq!(g.send("POST", "/v1/companies", &g.admin, Some(other)).await.0, StatusCode::CREATED);
-    let (_, k) = g.send("POST", "/v1/keys", &g.admin, Some(json!({"company": "76555835-2", "scopes": ["issue", "read"]}))).await;
+    let (_, k) =
+        g.send("POST", "/v1/keys", &g.admin, Some(json!({"company": "76555835-2", "scopes": ["issue", "read"]}))).await;
     let foreign = k["key"].as_str().unwrap().to_string();
     assert_eq!(g.send("GET", &path, &foreign, None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(g.send("GET", &format!("/v1/companies/{RUT}"), &foreign, None).await.0, StatusCode::NOT_FOUND);
@@ -203,7 +231,12 @@ async fn auth_scopes_revocation_and_rate_limit() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let t = std::time::Instant::now();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    assert_eq!(g.raw_on(1, "GET", &path, &victim, vec![], "application/json", None).await.0, StatusCode::UNAUTHORIZED, "after {:?}", t.elapsed());
+    assert_eq!(
+        g.raw_on(1, "GET", &path, &victim, vec![], "application/json", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "after {:?}",
+        t.elapsed()
+    );
     // Rate limit: burst 10, then 429 with Retry-After.
     let mut limited = None;
     for _ in 0..30 {
@@ -214,7 +247,12 @@ async fn auth_scopes_revocation_and_rate_limit() {
         }
     }
     let r = limited.expect("no 429 after 30 requests at burst 10");
-    assert!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    assert!(r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|s| s >= 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,7 +280,15 @@ async fn caf_exhaustion_moves_to_the_next_caf_then_409() {
     }
     let (s, b) = g.issue(0, &factura("x", 10), None).await;
     assert_eq!((s, b["type"].as_str()), (StatusCode::CONFLICT, Some("/problems/caf-exhausted")), "{b}");
-    let (s, _) = g.raw("POST", &format!("/v1/companies/{RUT}/cafs"), &g.admin, caf_xml(33, 3, 4, RUT).into_bytes(), "application/xml").await;
+    let (s, _) = g
+        .raw(
+            "POST",
+            &format!("/v1/companies/{RUT}/cafs"),
+            &g.admin,
+            caf_xml(33, 3, 4, RUT).into_bytes(),
+            "application/xml",
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, b) = g.issue(0, &factura("x", 10), None).await;
     assert_eq!((s, b["folio"].as_i64()), (StatusCode::CREATED, Some(3)), "{b}");
@@ -256,7 +302,8 @@ async fn audit_chain_verifies_and_names_a_tampered_entry() {
         assert_eq!(g.issue(0, &factura(&format!("a{i}"), 10), None).await.0, StatusCode::CREATED);
     }
     let dir = tempfile::tempdir().unwrap();
-    let verify = || common::bin().args(["audit", "verify"]).envs(common::server::env(&g.db, dir.path())).output().unwrap();
+    let verify =
+        || common::bin().args(["audit", "verify"]).envs(common::server::env(&g.db, dir.path())).output().unwrap();
     let o = verify();
     assert!(o.status.success(), "{}", common::text(&o));
     assert!(common::text(&o).contains("audit chain intact"));

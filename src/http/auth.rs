@@ -71,7 +71,14 @@ impl Principal {
 
 impl Auth {
     pub fn new(store: Store, rate: f64, burst: f64) -> Auth {
-        Auth { store, cache: Mutex::new(HashMap::new()), revoked: RwLock::new(HashSet::new()), buckets: Mutex::new(HashMap::new()), rate, burst }
+        Auth {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            revoked: RwLock::new(HashSet::new()),
+            buckets: Mutex::new(HashMap::new()),
+            rate,
+            burst,
+        }
     }
 
     pub async fn refresh_revocations(&self) -> Result<(), crate::store::StoreError> {
@@ -87,11 +94,20 @@ impl Auth {
         if self.revoked.read().map(|r| r.contains(&hash)).unwrap_or(true) {
             return Err(ApiError::Unauthorized);
         }
-        let cached = self.cache.lock().ok().and_then(|c| c.get(&hash).filter(|(_, at)| at.elapsed() < KEY_CACHE).map(|(k, _)| k.clone()));
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&hash).filter(|(_, at)| at.elapsed() < KEY_CACHE).map(|(k, _)| k.clone()));
         let key = match cached {
             Some(k) => k,
             None => {
-                let k = self.store.find_api_key(&hash).await.map_err(|e| ApiError::Service(e.into()))?.ok_or(ApiError::Unauthorized)?;
+                let k = self
+                    .store
+                    .find_api_key(&hash)
+                    .await
+                    .map_err(|e| ApiError::Service(e.into()))?
+                    .ok_or(ApiError::Unauthorized)?;
                 if let Ok(mut c) = self.cache.lock() {
                     if c.len() > 100_000 {
                         c.clear();

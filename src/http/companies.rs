@@ -22,7 +22,10 @@ pub struct CompanyView {
 }
 
 fn view(rec: crate::store::CompanyRecord) -> CompanyView {
-    CompanyView { company: CompanyBody { company: rec.company, environment: rec.environment }, created_at: rec.created_at }
+    CompanyView {
+        company: CompanyBody { company: rec.company, environment: rec.environment },
+        created_at: rec.created_at,
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
@@ -43,7 +46,12 @@ fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
     responses((status = 201, body = CompanyView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn create(p: Principal, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    p: Principal,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.global_admin()?;
     let b = read_body(&req, body).await?;
     let input: CompanyBody = parse(&b)?;
@@ -72,7 +80,13 @@ pub struct CertificateUpload {
     responses((status = 200, body = CertificateInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn put_certificate(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn put_certificate(
+    p: Principal,
+    rut: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "admin")?;
     let b = read_body(&req, body).await?;
     let up: CertificateUpload = parse(&b)?;
@@ -85,7 +99,11 @@ pub async fn put_certificate(p: Principal, rut: web::Path<String>, req: HttpRequ
 #[utoipa::path(get, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)),
     responses((status = 200, body = CertificateInfo), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-pub async fn get_certificate(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn get_certificate(
+    p: Principal,
+    rut: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     Ok(json(StatusCode::OK, &svc.certificate_info(&rut).await?))
 }
@@ -96,7 +114,13 @@ pub async fn get_certificate(p: Principal, rut: web::Path<String>, svc: web::Dat
     responses((status = 201, body = CafInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn add_caf(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn add_caf(
+    p: Principal,
+    rut: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "admin")?;
     let b = read_body(&req, body).await?;
     Ok(json(StatusCode::CREATED, &svc.add_caf(&rut, &b).await?))
@@ -105,7 +129,11 @@ pub async fn add_caf(p: Principal, rut: web::Path<String>, req: HttpRequest, bod
 #[utoipa::path(get, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
     responses((status = 200, body = Vec<CafInfo>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-pub async fn list_cafs(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn list_cafs(
+    p: Principal,
+    rut: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     Ok(json(StatusCode::OK, &svc.list_cafs(&rut).await?))
 }

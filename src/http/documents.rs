@@ -22,7 +22,13 @@ use crate::store::DocFilter;
     responses((status = 201, body = DocumentInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
     security(("api_key" = [])))]
-pub async fn issue(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn issue(
+    p: Principal,
+    rut: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "issue")?;
     let b = read_body(&req, body).await?;
     let idem = req.headers().get("idempotency-key").map(|v| v.to_str().map(str::trim).map(String::from));
@@ -35,7 +41,10 @@ pub async fn issue(p: Principal, rut: web::Path<String>, req: HttpRequest, body:
         Issue::Created(v) => Ok(json(StatusCode::CREATED, &v)),
         Issue::Replayed(v) => {
             let mut r = json(StatusCode::CREATED, &v);
-            r.headers_mut().insert(actix_web::http::header::HeaderName::from_static("idempotent-replayed"), actix_web::http::header::HeaderValue::from_static("true"));
+            r.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+                actix_web::http::header::HeaderValue::from_static("true"),
+            );
             Ok(r)
         }
     }
@@ -45,7 +54,11 @@ pub async fn issue(p: Principal, rut: web::Path<String>, req: HttpRequest, body:
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = DocumentInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-pub async fn get(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    p: Principal,
+    path: web::Path<(String, i32, i64)>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     let (rut, tipo, folio) = path.into_inner();
     p.company(&rut, "read")?;
     Ok(json(StatusCode::OK, &svc.document(&rut, tipo, folio).await?))
@@ -57,7 +70,11 @@ pub async fn get(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Da
     responses((status = 200, content_type = "application/xml", body = String), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-pub async fn xml(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn xml(
+    p: Principal,
+    path: web::Path<(String, i32, i64)>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     let (rut, tipo, folio) = path.into_inner();
     p.company(&rut, "read")?;
     let bytes = svc.document_xml(&rut, tipo, folio).await?;
@@ -83,9 +100,21 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents", tag = "documents", params(("rut" = String, Path), ListQuery),
     responses((status = 200, body = DocumentPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-pub async fn list(p: Principal, rut: web::Path<String>, q: web::Query<ListQuery>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    p: Principal,
+    rut: web::Path<String>,
+    q: web::Query<ListQuery>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     let q = q.into_inner();
-    let f = DocFilter { tipo: q.tipo, from: q.from, to: q.to, state: q.state, before_id: q.before, limit: q.limit.unwrap_or(50) };
+    let f = DocFilter {
+        tipo: q.tipo,
+        from: q.from,
+        to: q.to,
+        state: q.state,
+        before_id: q.before,
+        limit: q.limit.unwrap_or(50),
+    };
     Ok(json(StatusCode::OK, &svc.documents(&rut, f).await?))
 }

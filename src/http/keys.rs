@@ -26,7 +26,12 @@ pub struct KeyRequest {
     responses((status = 201, body = NewKey), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn create(p: Principal, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    p: Principal,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     let b = read_body(&req, body).await?;
     let r: KeyRequest = serde_json::from_slice(&b).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     match &r.company {
@@ -37,7 +42,12 @@ pub async fn create(p: Principal, req: HttpRequest, body: web::Payload, svc: web
 }
 
 async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiError> {
-    let k = svc.store.get_api_key(id).await.map_err(|e| ApiError::Service(e.into()))?.ok_or_else(|| ApiError::NotFound(format!("key {id}")))?;
+    let k = svc
+        .store
+        .get_api_key(id)
+        .await
+        .map_err(|e| ApiError::Service(e.into()))?
+        .ok_or_else(|| ApiError::NotFound(format!("key {id}")))?;
     match (&p.key.company, &k.company) {
         (None, _) => p.global_admin(),
         (Some(mine), Some(theirs)) if mine == theirs => p.company(mine, "admin"),
@@ -49,7 +59,11 @@ async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiErro
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
-pub async fn revoke(p: Principal, id: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    p: Principal,
+    id: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     owned_key(&p, &id, &svc).await?;
     svc.revoke_key(&id, p.id()).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -59,7 +73,11 @@ pub async fn revoke(p: Principal, id: web::Path<String>, svc: web::Data<Arc<Serv
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)),
     responses((status = 201, body = NewKey), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
-pub async fn rotate(p: Principal, id: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn rotate(
+    p: Principal,
+    id: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     owned_key(&p, &id, &svc).await?;
     Ok(json(StatusCode::CREATED, &svc.rotate_key(&id, None, p.id()).await?))
 }

@@ -23,7 +23,8 @@ pub struct BodyLimit(pub usize);
 
 pub async fn read_body(req: &actix_web::HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
     let limit = req.app_data::<web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(2 << 20);
-    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
@@ -48,7 +49,10 @@ async fn live() -> HttpResponse {
 
 async fn ready(svc: web::Data<Arc<Service>>) -> HttpResponse {
     match svc.store.ping().await {
-        Ok(()) => json(actix_web::http::StatusCode::OK, &serde_json::json!({"status": "ready", "database": svc.store.backend()})),
+        Ok(()) => json(
+            actix_web::http::StatusCode::OK,
+            &serde_json::json!({"status": "ready", "database": svc.store.backend()}),
+        ),
         Err(e) => json(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "unavailable", "database": svc.store.backend(), "error": e.to_string()}),
@@ -83,7 +87,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Starts the server; returns when it stops. `on_bound` gets the address actually bound.
-pub async fn serve(svc: Arc<Service>, auth: Arc<Auth>, bind: &str, workers: usize, body_limit: usize, on_bound: impl FnOnce(std::net::SocketAddr)) -> std::io::Result<()> {
+pub async fn serve(
+    svc: Arc<Service>,
+    auth: Arc<Auth>,
+    bind: &str,
+    workers: usize,
+    body_limit: usize,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> std::io::Result<()> {
     let svc_data = web::Data::new(svc);
     let auth_data = web::Data::new(auth);
     let limit = web::Data::new(BodyLimit(body_limit));

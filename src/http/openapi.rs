@@ -11,7 +11,10 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         if let Some(c) = api.components.as_mut() {
-            c.add_security_scheme("api_key", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
         }
     }
 }
@@ -41,7 +44,11 @@ pub async fn docs() -> HttpResponse {
         for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)] {
             if let Some(op) = op {
                 let summary = op.summary.clone().or_else(|| op.description.clone()).unwrap_or_default();
-                rows.push_str(&format!("<tr><td><code>{method}</code></td><td><code>{}</code></td><td>{}</td></tr>\n", esc(path), esc(&summary)));
+                rows.push_str(&format!(
+                    "<tr><td><code>{method}</code></td><td><code>{}</code></td><td>{}</td></tr>\n",
+                    esc(path),
+                    esc(&summary)
+                ));
             }
         }
     }

@@ -87,7 +87,13 @@ impl ApiError {
             ApiError::Service(ServiceError::Internal(_)) => "internal error".to_string(),
             other => other.to_string(),
         };
-        Problem { kind: format!("/problems/{kind}"), title: status.canonical_reason().unwrap_or("error").to_string(), status: status.as_u16(), detail, errors }
+        Problem {
+            kind: format!("/problems/{kind}"),
+            title: status.canonical_reason().unwrap_or("error").to_string(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        }
     }
 }
 

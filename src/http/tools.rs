@@ -26,7 +26,13 @@ pub struct QuoteQuery {
 #[utoipa::path(post, path = "/v1/tax/quote", tag = "tools", request_body = DocumentInput, params(QuoteQuery),
     responses((status = 200, body = Totals), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn quote(p: Principal, q: web::Query<QuoteQuery>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn quote(
+    p: Principal,
+    q: web::Query<QuoteQuery>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     let company = q.into_inner().company.or_else(|| p.key.company.clone());
     let emisor = company.as_deref().map(parse_rut).transpose()?;
     let b = read_body(&req, body).await?;
@@ -38,7 +44,12 @@ pub async fn quote(p: Principal, q: web::Query<QuoteQuery>, req: HttpRequest, bo
 #[utoipa::path(post, path = "/v1/verify", tag = "tools", request_body(content = String, content_type = "application/xml"),
     responses((status = 200, body = Object), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem)),
     security(("api_key" = [])))]
-pub async fn verify(_p: Principal, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn verify(
+    _p: Principal,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     let b = read_body(&req, body).await?;
     // libxml2 work is CPU-bound; keep it off the async workers.
     let trust: CafTrust = svc.trust().clone();
@@ -46,5 +57,8 @@ pub async fn verify(_p: Principal, req: HttpRequest, body: web::Payload, svc: we
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(|e| ApiError::BadRequest(format!("unreadable XML: {e}")))?;
-    Ok(json(StatusCode::OK, &serde_json::json!({"kind": report.kind, "passed": report.passed(), "checks": report.checks})))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"kind": report.kind, "passed": report.passed(), "checks": report.checks}),
+    ))
 }

@@ -178,9 +178,14 @@ pub struct Idem {
 }
 
 pub enum IssueOutcome {
-    Issued { doc: DocumentRecord, response: serde_json::Value },
+    Issued {
+        doc: DocumentRecord,
+        response: serde_json::Value,
+    },
     /// The same key and body came before: its response, unchanged.
-    Replay { response: serde_json::Value },
+    Replay {
+        response: serde_json::Value,
+    },
     /// The same key came before with another body.
     IdempotencyMismatch,
     /// No CAF of this type has a folio left (or all left are expired).
@@ -280,7 +285,15 @@ impl Store {
     pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
         dispatch!(self, s => s.list_cafs(rut).await)
     }
-    pub async fn issue(&self, company: &str, tipo: i32, today: NaiveDate, idem: Option<Idem>, audit: NewAudit, build: BuildFn) -> Result<IssueOutcome, StoreError> {
+    pub async fn issue(
+        &self,
+        company: &str,
+        tipo: i32,
+        today: NaiveDate,
+        idem: Option<Idem>,
+        audit: NewAudit,
+        build: BuildFn,
+    ) -> Result<IssueOutcome, StoreError> {
         dispatch!(self, s => s.issue(company, tipo, today, idem, audit, build).await)
     }
     pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
@@ -305,7 +318,13 @@ impl Store {
         dispatch!(self, s => s.get_api_key(id).await)
     }
     /// Marks the key revoked and lists its hash in the revocation list until `list_until`.
-    pub async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>, list_until: DateTime<Utc>, audit: NewAudit) -> Result<bool, StoreError> {
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        list_until: DateTime<Utc>,
+        audit: NewAudit,
+    ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.revoke_api_key(id, now, list_until, audit).await)
     }
     /// Gives a key an end of life (the old key of a rotation).
@@ -333,11 +352,17 @@ pub fn verify_audit(entries: &[AuditEntry]) -> Result<usize, String> {
             return Err(format!("entry {} (scope {}, seq {}): expected seq {}", e.id, e.scope, e.seq, prev_seq + 1));
         }
         if e.prev_hash != prev_hash {
-            return Err(format!("entry {} (scope {}, seq {}): prev_hash does not match the previous entry", e.id, e.scope, e.seq));
+            return Err(format!(
+                "entry {} (scope {}, seq {}): prev_hash does not match the previous entry",
+                e.id, e.scope, e.seq
+            ));
         }
         let h = audit_hash(&e.prev_hash, &e.scope, e.seq, &e.action, &e.subject, &e.data, &e.created_at);
         if h != e.hash {
-            return Err(format!("entry {} (scope {}, seq {}, {}): its content does not match its hash", e.id, e.scope, e.seq, e.action));
+            return Err(format!(
+                "entry {} (scope {}, seq {}, {}): its content does not match its hash",
+                e.id, e.scope, e.seq, e.action
+            ));
         }
         last.insert(e.scope.as_str(), (e.seq, e.hash.as_str()));
     }

@@ -38,7 +38,8 @@ pub struct PgStore {
 async fn append_audit(tx: &impl GenericClient, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
     // One writer per chain at a time; the lock ends with the transaction.
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&a.scope]).await?;
-    let last = tx.query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", &[&a.scope]).await?;
+    let last =
+        tx.query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", &[&a.scope]).await?;
     let (seq, prev) = last.map(|r| (r.get::<_, i64>(0) + 1, r.get::<_, String>(1))).unwrap_or((1, GENESIS.to_string()));
     let at = ts(now);
     let h = audit_hash(&prev, &a.scope, seq, a.action, &a.subject, &a.data, &at);
@@ -50,7 +51,8 @@ async fn append_audit(tx: &impl GenericClient, a: &NewAudit, now: DateTime<Utc>)
     Ok(())
 }
 
-const CAF_COLS: &str = "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
+const CAF_COLS: &str =
+    "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
 fn caf_row(r: &Row) -> CafRecord {
     CafRecord {
         id: r.get(0),
@@ -139,10 +141,16 @@ impl PgStore {
 
     pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
         let c = self.pool.get().await?;
-        let row = c.query_opt("SELECT rut, data, environment, created_at FROM companies WHERE rut = $1", &[&rut]).await?;
+        let row =
+            c.query_opt("SELECT rut, data, environment, created_at FROM companies WHERE rut = $1", &[&rut]).await?;
         row.map(|r| {
             let company = serde_json::from_str(r.get::<_, &str>(1)).map_err(|e| StoreError::Db(e.to_string()))?;
-            Ok(CompanyRecord { rut: r.get(0), company, environment: Environment::parse(r.get(2)), created_at: r.get(3) })
+            Ok(CompanyRecord {
+                rut: r.get(0),
+                company,
+                environment: Environment::parse(r.get(2)),
+                created_at: r.get(3),
+            })
         })
         .transpose()
     }
@@ -165,7 +173,14 @@ impl PgStore {
     pub async fn get_certificate(&self, rut: &str) -> Result<Option<CertRecord>, StoreError> {
         let c = self.pool.get().await?;
         let row = c.query_opt("SELECT company, sealed, subject, holder_rut, not_after, updated_at FROM certificates WHERE company = $1", &[&rut]).await?;
-        Ok(row.map(|r| CertRecord { company: r.get(0), sealed: r.get(1), subject: r.get(2), holder_rut: r.get(3), not_after: r.get(4), updated_at: r.get(5) }))
+        Ok(row.map(|r| CertRecord {
+            company: r.get(0),
+            sealed: r.get(1),
+            subject: r.get(2),
+            holder_rut: r.get(3),
+            not_after: r.get(4),
+            updated_at: r.get(5),
+        }))
     }
 
     pub async fn add_caf(&self, rec: CafRecord, audit: NewAudit) -> Result<i64, StoreError> {
@@ -174,11 +189,17 @@ impl PgStore {
         // Serialise CAF uploads of one company so the overlap check cannot race.
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('caf:' || $1))", &[&rec.company]).await?;
         let overlap: i64 = tx
-            .query_one("SELECT COUNT(*) FROM cafs WHERE company = $1 AND tipo = $2 AND desde <= $4 AND hasta >= $3", &[&rec.company, &rec.tipo, &rec.desde, &rec.hasta])
+            .query_one(
+                "SELECT COUNT(*) FROM cafs WHERE company = $1 AND tipo = $2 AND desde <= $4 AND hasta >= $3",
+                &[&rec.company, &rec.tipo, &rec.desde, &rec.hasta],
+            )
             .await?
             .get(0);
         if overlap > 0 {
-            return Err(StoreError::Conflict(format!("a CAF of type {} already covers part of folios {}-{}", rec.tipo, rec.desde, rec.hasta)));
+            return Err(StoreError::Conflict(format!(
+                "a CAF of type {} already covers part of folios {}-{}",
+                rec.tipo, rec.desde, rec.hasta
+            )));
         }
         let id: i64 = tx
             .query_one(
@@ -195,11 +216,20 @@ impl PgStore {
 
     pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
         let c = self.pool.get().await?;
-        let rows = c.query(&format!("SELECT {CAF_COLS} FROM cafs WHERE company = $1 ORDER BY tipo, desde"), &[&rut]).await?;
+        let rows =
+            c.query(&format!("SELECT {CAF_COLS} FROM cafs WHERE company = $1 ORDER BY tipo, desde"), &[&rut]).await?;
         Ok(rows.iter().map(caf_row).collect())
     }
 
-    pub async fn issue(&self, company: &str, tipo: i32, today: NaiveDate, idem: Option<Idem>, audit: NewAudit, build: BuildFn) -> Result<IssueOutcome, StoreError> {
+    pub async fn issue(
+        &self,
+        company: &str,
+        tipo: i32,
+        today: NaiveDate,
+        idem: Option<Idem>,
+        audit: NewAudit,
+        build: BuildFn,
+    ) -> Result<IssueOutcome, StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let now = Utc::now();
@@ -213,10 +243,20 @@ impl PgStore {
                 .await?;
             if n == 0 {
                 tx.rollback().await?;
-                let row = c.query_opt("SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2", &[&i.key_id, &i.key]).await?;
+                let row = c
+                    .query_opt(
+                        "SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2",
+                        &[&i.key_id, &i.key],
+                    )
+                    .await?;
                 return Ok(match row {
                     Some(r) if r.get::<_, String>(0) != i.request_hash => IssueOutcome::IdempotencyMismatch,
-                    Some(r) => IssueOutcome::Replay { response: r.get::<_, Option<String>>(1).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default() },
+                    Some(r) => IssueOutcome::Replay {
+                        response: r
+                            .get::<_, Option<String>>(1)
+                            .and_then(|s| serde_json::from_str(&s).ok())
+                            .unwrap_or_default(),
+                    },
                     None => IssueOutcome::IdempotencyMismatch,
                 });
             }
@@ -251,7 +291,11 @@ impl PgStore {
             .await?
             .get(0);
         if let Some(i) = &idem {
-            tx.execute("UPDATE idempotency SET response = $3 WHERE key_id = $1 AND idem_key = $2", &[&i.key_id, &i.key, &response.to_string()]).await?;
+            tx.execute(
+                "UPDATE idempotency SET response = $3 WHERE key_id = $1 AND idem_key = $2",
+                &[&i.key_id, &i.key, &response.to_string()],
+            )
+            .await?;
         }
         append_audit(&tx, &audit, now).await?;
         tx.commit().await?;
@@ -273,13 +317,23 @@ impl PgStore {
 
     pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
         let c = self.pool.get().await?;
-        let r = c.query_opt(&format!("SELECT {DOC_COLS} FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3"), &[&rut, &tipo, &folio]).await?;
+        let r = c
+            .query_opt(
+                &format!("SELECT {DOC_COLS} FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3"),
+                &[&rut, &tipo, &folio],
+            )
+            .await?;
         Ok(r.as_ref().map(doc_row))
     }
 
     pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let c = self.pool.get().await?;
-        let r = c.query_opt("SELECT xml FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3", &[&rut, &tipo, &folio]).await?;
+        let r = c
+            .query_opt(
+                "SELECT xml FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3",
+                &[&rut, &tipo, &folio],
+            )
+            .await?;
         Ok(r.map(|r| r.get(0)))
     }
 
@@ -313,7 +367,10 @@ impl PgStore {
 
     pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let c = self.pool.get().await?;
-        Ok(c.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = $1"), &[&hash]).await?.as_ref().map(key_row))
+        Ok(c.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = $1"), &[&hash])
+            .await?
+            .as_ref()
+            .map(key_row))
     }
 
     pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -321,14 +378,30 @@ impl PgStore {
         Ok(c.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1"), &[&id]).await?.as_ref().map(key_row))
     }
 
-    pub async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>, until: DateTime<Utc>, audit: NewAudit) -> Result<bool, StoreError> {
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        audit: NewAudit,
+    ) -> Result<bool, StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let Some(row) = tx.query_opt("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING hash", &[&id, &now]).await? else {
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING hash",
+                &[&id, &now],
+            )
+            .await?
+        else {
             return Ok(false);
         };
         let hash: String = row.get(0);
-        tx.execute("INSERT INTO revoked_keys (hash, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING", &[&hash, &now, &until]).await?;
+        tx.execute(
+            "INSERT INTO revoked_keys (hash, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+            &[&hash, &now, &until],
+        )
+        .await?;
         append_audit(&tx, &audit, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -336,7 +409,11 @@ impl PgStore {
 
     pub async fn expire_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         let c = self.pool.get().await?;
-        c.execute("UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)", &[&id, &at]).await?;
+        c.execute(
+            "UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            &[&id, &at],
+        )
+        .await?;
         Ok(())
     }
 

@@ -41,7 +41,9 @@ fn date(s: String) -> NaiveDate {
 
 fn append_audit(tx: &Transaction<'_>, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
     let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit WHERE scope = ?1 ORDER BY seq DESC LIMIT 1", params![a.scope], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT seq, hash FROM audit WHERE scope = ?1 ORDER BY seq DESC LIMIT 1", params![a.scope], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let (seq, prev) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_string()));
     let at = ts(now);
@@ -57,7 +59,8 @@ fn company_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String)
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-const CAF_COLS: &str = "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
+const CAF_COLS: &str =
+    "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
 fn caf_row(r: &Row<'_>) -> rusqlite::Result<CafRecord> {
     Ok(CafRecord {
         id: r.get(0)?,
@@ -121,7 +124,10 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
-    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StoreError::Db("connection lock poisoned".into()))?;
@@ -159,7 +165,13 @@ impl SqliteStore {
     pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
         let rut = rut.to_string();
         self.with(move |c| {
-            let row = c.query_row("SELECT rut, data, environment, created_at FROM companies WHERE rut = ?1", params![rut], company_row).optional()?;
+            let row = c
+                .query_row(
+                    "SELECT rut, data, environment, created_at FROM companies WHERE rut = ?1",
+                    params![rut],
+                    company_row,
+                )
+                .optional()?;
             row.map(|(rut, data, env, at)| {
                 let company = serde_json::from_str(&data).map_err(|e| StoreError::Db(e.to_string()))?;
                 Ok(CompanyRecord { rut, company, environment: Environment::parse(&env), created_at: parse_ts(&at) })
@@ -252,7 +264,15 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn issue(&self, company: &str, tipo: i32, today: NaiveDate, idem: Option<Idem>, audit: NewAudit, build: BuildFn) -> Result<IssueOutcome, StoreError> {
+    pub async fn issue(
+        &self,
+        company: &str,
+        tipo: i32,
+        today: NaiveDate,
+        idem: Option<Idem>,
+        audit: NewAudit,
+        build: BuildFn,
+    ) -> Result<IssueOutcome, StoreError> {
         let company = company.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -333,8 +353,12 @@ impl SqliteStore {
     pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
         let rut = rut.to_string();
         self.with(move |c| {
-            Ok(c.query_row(&format!("SELECT {DOC_COLS} FROM documents WHERE company = ?1 AND tipo = ?2 AND folio = ?3"), params![rut, tipo, folio], doc_row)
-                .optional()?)
+            Ok(c.query_row(
+                &format!("SELECT {DOC_COLS} FROM documents WHERE company = ?1 AND tipo = ?2 AND folio = ?3"),
+                params![rut, tipo, folio],
+                doc_row,
+            )
+            .optional()?)
         })
         .await
     }
@@ -342,7 +366,12 @@ impl SqliteStore {
     pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let rut = rut.to_string();
         self.with(move |c| {
-            Ok(c.query_row("SELECT xml FROM documents WHERE company = ?1 AND tipo = ?2 AND folio = ?3", params![rut, tipo, folio], |r| r.get(0)).optional()?)
+            Ok(c.query_row(
+                "SELECT xml FROM documents WHERE company = ?1 AND tipo = ?2 AND folio = ?3",
+                params![rut, tipo, folio],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }
@@ -383,15 +412,29 @@ impl SqliteStore {
 
     pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let hash = hash.to_string();
-        self.with(move |c| Ok(c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = ?1"), params![hash], key_row).optional()?)).await
+        self.with(move |c| {
+            Ok(c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = ?1"), params![hash], key_row)
+                .optional()?)
+        })
+        .await
     }
 
     pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let id = id.to_string();
-        self.with(move |c| Ok(c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"), params![id], key_row).optional()?)).await
+        self.with(move |c| {
+            Ok(c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"), params![id], key_row)
+                .optional()?)
+        })
+        .await
     }
 
-    pub async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>, until: DateTime<Utc>, audit: NewAudit) -> Result<bool, StoreError> {
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        audit: NewAudit,
+    ) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -413,7 +456,10 @@ impl SqliteStore {
     pub async fn expire_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         let id = id.to_string();
         self.with(move |c| {
-            c.execute("UPDATE api_keys SET expires_at = ?1 WHERE id = ?2 AND (expires_at IS NULL OR expires_at > ?1)", params![ts(at), id])?;
+            c.execute(
+                "UPDATE api_keys SET expires_at = ?1 WHERE id = ?2 AND (expires_at IS NULL OR expires_at > ?1)",
+                params![ts(at), id],
+            )?;
             Ok(())
         })
         .await

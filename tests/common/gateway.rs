@@ -22,7 +22,8 @@ pub struct Gateway {
 pub fn caf_xml(tipo: u16, desde: u64, hasta: u64, rut: &str) -> String {
     let key = std::fs::read(repo("certs/test-authority.key")).expect("authority key");
     let fa = chrono::Local::now().date_naive();
-    dte_gateway::demo::make_caf(&key, rut.parse().expect("rut"), "EMPRESA DE PRUEBA SPA", tipo, desde, hasta, fa).expect("caf")
+    dte_gateway::demo::make_caf(&key, rut.parse().expect("rut"), "EMPRESA DE PRUEBA SPA", tipo, desde, hasta, fa)
+        .expect("caf")
 }
 
 pub fn factura(item: &str, price: u64) -> Value {
@@ -41,16 +42,35 @@ impl Gateway {
         let servers: Vec<Server> = (0..servers).map(|_| Server::start(&db, extra)).collect();
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
         let mut g = Gateway { db, servers, admin, key: String::new(), http };
-        let mut company: Value = serde_json::from_slice(&std::fs::read(repo("examples/company.json")).expect("company")).expect("json");
+        let mut company: Value =
+            serde_json::from_slice(&std::fs::read(repo("examples/company.json")).expect("company")).expect("json");
         company["environment"] = json!("certificacion");
         let (s, b) = g.send("POST", "/v1/companies", &g.admin.clone(), Some(company)).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
-        let p12 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(repo("certs/test-company.p12")).expect("p12"));
-        let (s, b) = g.send("PUT", &format!("/v1/companies/{RUT}/certificate"), &g.admin.clone(), Some(json!({"pkcs12": p12, "password": "test1234"}))).await;
+        let p12 = base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(repo("certs/test-company.p12")).expect("p12"));
+        let (s, b) = g
+            .send(
+                "PUT",
+                &format!("/v1/companies/{RUT}/certificate"),
+                &g.admin.clone(),
+                Some(json!({"pkcs12": p12, "password": "test1234"})),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        let (s, b) = g.raw("POST", &format!("/v1/companies/{RUT}/cafs"), &g.admin.clone(), caf_xml(33, 1, caf_hasta, RUT).into_bytes(), "application/xml").await;
+        let (s, b) = g
+            .raw(
+                "POST",
+                &format!("/v1/companies/{RUT}/cafs"),
+                &g.admin.clone(),
+                caf_xml(33, 1, caf_hasta, RUT).into_bytes(),
+                "application/xml",
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
-        let (s, b) = g.send("POST", "/v1/keys", &g.admin.clone(), Some(json!({"company": RUT, "scopes": ["issue", "read"]}))).await;
+        let (s, b) = g
+            .send("POST", "/v1/keys", &g.admin.clone(), Some(json!({"company": RUT, "scopes": ["issue", "read"]})))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         g.key = b["key"].as_str().expect("key").to_string();
         g
@@ -70,7 +90,16 @@ impl Gateway {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn raw_on(&self, server: usize, method: &str, path: &str, key: &str, body: Vec<u8>, ctype: &str, idem: Option<&str>) -> (StatusCode, Value) {
+    pub async fn raw_on(
+        &self,
+        server: usize,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Vec<u8>,
+        ctype: &str,
+        idem: Option<&str>,
+    ) -> (StatusCode, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut r = self.http.request(m, self.servers[server].url(path)).header("content-type", ctype);
         if !key.is_empty() {
@@ -86,7 +115,16 @@ impl Gateway {
     }
 
     pub async fn issue(&self, server: usize, doc: &Value, idem: Option<&str>) -> (StatusCode, Value) {
-        self.raw_on(server, "POST", &format!("/v1/companies/{RUT}/documents"), &self.key, serde_json::to_vec(doc).expect("json"), "application/json", idem).await
+        self.raw_on(
+            server,
+            "POST",
+            &format!("/v1/companies/{RUT}/documents"),
+            &self.key,
+            serde_json::to_vec(doc).expect("json"),
+            "application/json",
+            idem,
+        )
+        .await
     }
 
     pub async fn cafs(&self) -> Value {
@@ -98,7 +136,8 @@ impl Gateway {
         let mut before: Option<i64> = None;
         loop {
             let q = before.map(|b| format!("&before={b}")).unwrap_or_default();
-            let (s, b) = self.send("GET", &format!("/v1/companies/{RUT}/documents?limit=500{q}"), &self.key, None).await;
+            let (s, b) =
+                self.send("GET", &format!("/v1/companies/{RUT}/documents?limit=500{q}"), &self.key, None).await;
             assert_eq!(s, StatusCode::OK, "{b}");
             out.extend(b["items"].as_array().cloned().unwrap_or_default());
             match b["next"].as_i64() {

@@ -34,7 +34,8 @@ fn free_port() -> u16 {
 
 fn pg_bin(name: &str) -> PathBuf {
     if let Ok(dirs) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut v: Vec<PathBuf> = dirs.filter_map(|d| d.ok()).map(|d| d.path().join("bin").join(name)).filter(|p| p.exists()).collect();
+        let mut v: Vec<PathBuf> =
+            dirs.filter_map(|d| d.ok()).map(|d| d.path().join("bin").join(name)).filter(|p| p.exists()).collect();
         v.sort();
         if let Some(p) = v.pop() {
             return p;
@@ -78,6 +79,8 @@ fn postgres_base() -> &'static str {
         let mut line = String::new();
         let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
         assert_eq!(line.trim(), "started", "postgres did not start (log in {})", dir.display());
+        // The watchdog lives as long as this process; a thread reaps it if it ends earlier.
+        std::thread::spawn(move || child.wait());
         format!("postgres://postgres@127.0.0.1:{port}")
     })
 }
@@ -93,7 +96,9 @@ pub fn postgres() -> Db {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls).await.expect("connect to postgres");
+            let (client, conn) = tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to postgres");
             tokio::spawn(conn);
             client.batch_execute(&sql).await.expect("create database");
         });
@@ -123,7 +128,10 @@ pub fn cli_key(db: &Db, args: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = bin().args(["keys", "create"]).args(args).envs(env(db, dir.path())).output().expect("keys create");
     assert!(out.status.success(), "keys create: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("key: ").map(String::from)).expect("a key line")
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("key: ").map(String::from))
+        .expect("a key line")
 }
 
 pub struct Server {
@@ -136,7 +144,9 @@ impl Server {
     pub fn start(db: &Db, extra: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = bin();
-        cmd.args(["serve", "--bind", "127.0.0.1:0"]).envs(env(db, dir.path())).envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(env(db, dir.path()))
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start server");
         let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
         let started = Instant::now();
@@ -160,6 +170,13 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL without taking the process handle (the child is reaped on drop).
+    pub fn signal_kill(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-9", &c.id().to_string()]).status();
+        }
     }
 
     /// SIGKILL: no clean shutdown, no flush.
