@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, Timelike, Utc};
@@ -157,7 +158,11 @@ pub fn parse_rut(s: &str) -> Result<Rut> {
 }
 
 /// A decrypted certificate and the `updated_at` of the row it came from.
-type CertVersion = (DateTime<Utc>, Arc<Certificate>);
+type CertVersion = (Instant, DateTime<Utc>, Arc<Certificate>);
+
+/// How long a company record or certificate is served from memory before the database is asked
+/// again: a new certificate reaches every instance within this time.
+const RECORD_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Service {
     pub store: Store,
@@ -167,6 +172,8 @@ pub struct Service {
     pub key_grace: Duration,
     /// Decrypted certificates by company, with the version they were decrypted from.
     certs: Mutex<HashMap<String, CertVersion>>,
+    /// Company records read in the last few seconds: issuance is the hot path.
+    companies: Mutex<HashMap<String, (Instant, CompanyRecord)>>,
     cafs: Arc<Mutex<HashMap<i64, Arc<Caf>>>>,
 }
 
@@ -179,6 +186,7 @@ impl Service {
             trust,
             key_grace,
             certs: Mutex::new(HashMap::new()),
+            companies: Mutex::new(HashMap::new()),
             cafs: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -188,7 +196,14 @@ impl Service {
     }
 
     pub async fn company(&self, rut: &str) -> Result<CompanyRecord> {
-        self.store.get_company(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("company {rut}")))
+        if let Some((_, c)) = self.companies.lock().ok().and_then(|m| m.get(rut).filter(|(at, _)| at.elapsed() < RECORD_TTL).cloned()) {
+            return Ok(c);
+        }
+        let c = self.store.get_company(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("company {rut}")))?;
+        if let Ok(mut m) = self.companies.lock() {
+            m.insert(rut.to_string(), (Instant::now(), c.clone()));
+        }
+        Ok(c)
     }
 
     pub async fn create_company(&self, body: CompanyBody) -> Result<CompanyRecord> {
@@ -241,6 +256,9 @@ impl Service {
             data: format!("{}; not_after {}", cert.subject, cert.not_after),
         };
         self.store.put_certificate(rec.clone(), audit).await?;
+        if let Ok(mut m) = self.certs.lock() {
+            m.remove(rut);
+        }
         Ok(CertificateInfo {
             subject: rec.subject,
             holder_rut: rec.holder_rut,
@@ -266,13 +284,16 @@ impl Service {
 
     /// The company's certificate, decrypted once per version and shared.
     async fn certificate(&self, rut: &str) -> Result<Arc<Certificate>> {
+        if let Some((_, _, c)) = self.certs.lock().ok().and_then(|m| m.get(rut).filter(|(at, _, _)| at.elapsed() < RECORD_TTL).cloned()) {
+            return Ok(c);
+        }
         let rec = self.store.get_certificate(rut).await?.ok_or(ServiceError::NoCertificate)?;
-        if let Ok(cache) = self.certs.lock() {
-            if let Some((at, c)) = cache.get(rut) {
-                if *at == rec.updated_at {
-                    return Ok(c.clone());
-                }
+        let known = self.certs.lock().ok().and_then(|m| m.get(rut).filter(|(_, v, _)| *v == rec.updated_at).map(|(_, _, c)| c.clone()));
+        if let Some(c) = known {
+            if let Ok(mut m) = self.certs.lock() {
+                m.insert(rut.to_string(), (Instant::now(), rec.updated_at, c.clone()));
             }
+            return Ok(c);
         }
         let plain = self.vault.open(&rec.sealed, rut.as_bytes())?;
         let n = plain
@@ -285,7 +306,7 @@ impl Service {
             Certificate::from_pkcs12(plain.get(4 + n..).unwrap_or_default(), password).map_err(DteError::from)?,
         );
         if let Ok(mut cache) = self.certs.lock() {
-            cache.insert(rut.to_string(), (rec.updated_at, cert.clone()));
+            cache.insert(rut.to_string(), (Instant::now(), rec.updated_at, cert.clone()));
         }
         Ok(cert)
     }
