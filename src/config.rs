@@ -149,7 +149,11 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             e.push("max_body_bytes must be at least 1024".into());
         }
-        if self.rate_limit_per_second.is_nan() || self.rate_limit_per_second <= 0.0 || self.rate_limit_burst.is_nan() || self.rate_limit_burst < 1.0 {
+        if self.rate_limit_per_second.is_nan()
+            || self.rate_limit_per_second <= 0.0
+            || self.rate_limit_burst.is_nan()
+            || self.rate_limit_burst < 1.0
+        {
             e.push("rate_limit_per_second must be > 0 and rate_limit_burst ≥ 1".into());
         }
         if self.idempotency_hours < 24 {

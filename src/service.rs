@@ -196,7 +196,9 @@ impl Service {
     }
 
     pub async fn company(&self, rut: &str) -> Result<CompanyRecord> {
-        if let Some((_, c)) = self.companies.lock().ok().and_then(|m| m.get(rut).filter(|(at, _)| at.elapsed() < RECORD_TTL).cloned()) {
+        if let Some((_, c)) =
+            self.companies.lock().ok().and_then(|m| m.get(rut).filter(|(at, _)| at.elapsed() < RECORD_TTL).cloned())
+        {
             return Ok(c);
         }
         let c = self.store.get_company(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("company {rut}")))?;
@@ -284,11 +286,17 @@ impl Service {
 
     /// The company's certificate, decrypted once per version and shared.
     async fn certificate(&self, rut: &str) -> Result<Arc<Certificate>> {
-        if let Some((_, _, c)) = self.certs.lock().ok().and_then(|m| m.get(rut).filter(|(at, _, _)| at.elapsed() < RECORD_TTL).cloned()) {
+        if let Some((_, _, c)) =
+            self.certs.lock().ok().and_then(|m| m.get(rut).filter(|(at, _, _)| at.elapsed() < RECORD_TTL).cloned())
+        {
             return Ok(c);
         }
         let rec = self.store.get_certificate(rut).await?.ok_or(ServiceError::NoCertificate)?;
-        let known = self.certs.lock().ok().and_then(|m| m.get(rut).filter(|(_, v, _)| *v == rec.updated_at).map(|(_, _, c)| c.clone()));
+        let known = self
+            .certs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(rut).filter(|(_, v, _)| *v == rec.updated_at).map(|(_, _, c)| c.clone()));
         if let Some(c) = known {
             if let Ok(mut m) = self.certs.lock() {
                 m.insert(rut.to_string(), (Instant::now(), rec.updated_at, c.clone()));

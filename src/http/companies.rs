@@ -43,8 +43,8 @@ fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
 
 /// Registers a company (gateway admin).
 #[utoipa::path(post, path = "/v1/companies", request_body = CompanyBody, tag = "companies",
-    responses((status = 201, body = CompanyView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = CompanyView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn create(
     p: Principal,
@@ -60,7 +60,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}", tag = "companies", params(("rut" = String, Path)),
-    responses((status = 200, body = CompanyView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = CompanyView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn get(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
@@ -77,8 +77,8 @@ pub struct CertificateUpload {
 
 /// Uploads the company's signing certificate; stored encrypted, only metadata is ever returned.
 #[utoipa::path(put, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)), request_body = CertificateUpload,
-    responses((status = 200, body = CertificateInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = CertificateInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn put_certificate(
     p: Principal,
@@ -97,7 +97,7 @@ pub async fn put_certificate(
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)),
-    responses((status = 200, body = CertificateInfo), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = CertificateInfo), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn get_certificate(
     p: Principal,
@@ -111,8 +111,8 @@ pub async fn get_certificate(
 /// Uploads a CAF exactly as the SII delivers it (XML body); verified, then stored encrypted.
 #[utoipa::path(post, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
     request_body(content = String, content_type = "application/xml"),
-    responses((status = 201, body = CafInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = CafInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn add_caf(
     p: Principal,
@@ -127,7 +127,7 @@ pub async fn add_caf(
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
-    responses((status = 200, body = Vec<CafInfo>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<CafInfo>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn list_cafs(
     p: Principal,

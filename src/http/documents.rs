@@ -19,8 +19,8 @@ use crate::store::DocFilter;
 /// signed document is stored. With `Idempotency-Key`, a retry returns the first answer.
 #[utoipa::path(post, path = "/v1/companies/{rut}/documents", tag = "documents", request_body = DocumentInput,
     params(("rut" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same response, no new folio")),
-    responses((status = 201, body = DocumentInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
+    responses((status = 201, body = DocumentInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn issue(
     p: Principal,
@@ -52,7 +52,7 @@ pub async fn issue(
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}", tag = "documents",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
-    responses((status = 200, body = DocumentInfo), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = DocumentInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn get(
     p: Principal,
@@ -67,8 +67,8 @@ pub async fn get(
 /// The signed DTE exactly as stored: ISO-8859-1.
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/xml", tag = "documents",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
-    responses((status = 200, content_type = "application/xml", body = String), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, content_type = "application/xml", body = String), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn xml(
     p: Principal,
@@ -98,7 +98,7 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents", tag = "documents", params(("rut" = String, Path), ListQuery),
-    responses((status = 200, body = DocumentPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = DocumentPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn list(
     p: Principal,

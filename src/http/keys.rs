@@ -23,8 +23,8 @@ pub struct KeyRequest {
 
 /// Creates a key; the secret is in this response only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyRequest,
-    responses((status = 201, body = NewKey), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 413, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = NewKey), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn create(
     p: Principal,
@@ -57,7 +57,7 @@ async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiErro
 
 /// Revokes a key on every instance within a second.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn revoke(
     p: Principal,
@@ -71,7 +71,7 @@ pub async fn revoke(
 
 /// Issues a replacement key; the old one keeps working for the configured grace period.
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)),
-    responses((status = 201, body = NewKey), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 201, body = NewKey), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn rotate(
     p: Principal,

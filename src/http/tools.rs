@@ -24,7 +24,7 @@ pub struct QuoteQuery {
 
 /// Totals of a document without taking a folio.
 #[utoipa::path(post, path = "/v1/tax/quote", tag = "tools", request_body = DocumentInput, params(QuoteQuery),
-    responses((status = 200, body = Totals), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = Totals), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn quote(
     p: Principal,
@@ -42,7 +42,7 @@ pub async fn quote(
 /// Verification report of a DTE, EnvioDTE or EnvioBOLETA (XML body): schema, every signature, every
 /// TED and CAF. DTDs and external entities are refused.
 #[utoipa::path(post, path = "/v1/verify", tag = "tools", request_body(content = String, content_type = "application/xml"),
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem)),
+    responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn verify(
     _p: Principal,
