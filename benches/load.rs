@@ -4,7 +4,6 @@
 //! Run: `cargo bench --bench load` (LOAD_RPS, default 300; LOAD_SECONDS, default 30).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
