@@ -84,6 +84,12 @@ fn cert_key(pem_or_der: &[u8]) -> Result<PKey<Public>, CafError> {
     cert.public_key().map_err(|e| CafError::Malformed(e.to_string()))
 }
 
+impl std::fmt::Debug for CafTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CafTrust {{ test_authority: {} }}", self.test.is_some())
+    }
+}
+
 impl CafTrust {
     pub fn sii_only() -> Self {
         CafTrust { test: None }

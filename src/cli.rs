@@ -47,6 +47,39 @@ enum Cmd {
         #[arg(long)]
         demo: bool,
     },
+    /// An offline SII speaking the real wire formats, for tests and integrators.
+    SiiSim {
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Added to every answer, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share (0-1) of requests answered HTTP 500.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Share (0-1) of requests that hang for --hang-ms.
+        #[arg(long, default_value_t = 0.0)]
+        timeout_rate: f64,
+        #[arg(long, default_value_t = 120_000)]
+        hang_ms: u64,
+        /// Share (0-1) of answers that are not XML.
+        #[arg(long, default_value_t = 0.0)]
+        malformed_rate: f64,
+        /// Token lifetime, seconds.
+        #[arg(long, default_value_t = 3600)]
+        token_ttl_s: u64,
+        /// Answer every upload STATUS 9 (SII blocked).
+        #[arg(long)]
+        blocked: bool,
+        /// Time from upload to its final state, milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        processing_ms: u64,
+        /// Also trust CAFs signed by this test authority.
+        #[arg(long, value_name = "CERT.pem")]
+        trust_test_authority: Option<PathBuf>,
+    },
     /// API keys.
     Keys {
         #[arg(long, value_name = "FILE", global = true)]
@@ -357,9 +390,75 @@ async fn audit(config: &Option<PathBuf>) -> Result<(), Failure> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn sii_sim(
+    host: &str,
+    port: u16,
+    latency_ms: u64,
+    error_rate: f64,
+    timeout_rate: f64,
+    hang_ms: u64,
+    malformed_rate: f64,
+    token_ttl_s: u64,
+    blocked: bool,
+    processing_ms: u64,
+    trust_path: &Option<PathBuf>,
+) -> Result<(), Failure> {
+    for (name, v) in
+        [("--error-rate", error_rate), ("--timeout-rate", timeout_rate), ("--malformed-rate", malformed_rate)]
+    {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(Failure::Input(format!("{name} must be between 0 and 1")));
+        }
+    }
+    let cfg = sii::sim::SimConfig {
+        latency: std::time::Duration::from_millis(latency_ms),
+        error_rate,
+        timeout_rate,
+        hang: std::time::Duration::from_millis(hang_ms),
+        malformed_rate,
+        token_ttl: std::time::Duration::from_secs(token_ttl_s),
+        blocked,
+        processing: std::time::Duration::from_millis(processing_ms),
+        trust: trust(trust_path)?,
+    };
+    sii::sim::serve(cfg, &format!("{host}:{port}"), |addr| {
+        use std::io::Write;
+        println!("listening on http://{addr} (SII simulator)");
+        let _ = std::io::stdout().flush();
+    })
+    .await
+    .map_err(|e| Failure::Input(format!("simulator: {e}")))
+}
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
+        Cmd::SiiSim {
+            port,
+            host,
+            latency_ms,
+            error_rate,
+            timeout_rate,
+            hang_ms,
+            malformed_rate,
+            token_ttl_s,
+            blocked,
+            processing_ms,
+            trust_test_authority,
+        } => runtime_block(sii_sim(
+            host,
+            *port,
+            *latency_ms,
+            *error_rate,
+            *timeout_rate,
+            *hang_ms,
+            *malformed_rate,
+            *token_ttl_s,
+            *blocked,
+            *processing_ms,
+            trust_test_authority,
+        )),
         Cmd::Serve { config, bind, demo } => runtime_block(serve(config, bind, *demo)),
         Cmd::Keys { config, cmd } => runtime_block(keys(config, cmd)),
         Cmd::Audit { config, cmd: AuditCmd::Verify } => runtime_block(audit(config)),

@@ -1,3 +1,11 @@
-//! The SII's protocol artefacts. `envelope`: EnvioDTE / EnvioBOLETA with their Carátula.
+//! The SII's protocol: envelopes, SOAP, authentication (seed → signed seed → token), the client
+//! and an offline simulator that speaks the same wire formats.
 
+pub mod auth;
+pub mod client;
 pub mod envelope;
+pub mod sim;
+pub mod soap;
+
+/// The SII's identifier of an upload.
+pub type TrackId = String;

@@ -39,21 +39,34 @@ pub fn sha1_b64(data: &[u8]) -> Result<String, openssl::error::ErrorStack> {
     Ok(b64e(&hash(MessageDigest::sha1(), data)?))
 }
 
-fn signed_info_body(uri: &str, digest: &str) -> String {
+fn signed_info_body(uri: &str, transform: &str, digest: &str) -> String {
     format!(
-        "<CanonicalizationMethod Algorithm=\"{C14N}\"></CanonicalizationMethod><SignatureMethod Algorithm=\"{RSA_SHA1}\"></SignatureMethod><Reference URI=\"{uri}\"><Transforms><Transform Algorithm=\"{C14N}\"></Transform></Transforms><DigestMethod Algorithm=\"{SHA1}\"></DigestMethod><DigestValue>{digest}</DigestValue></Reference>"
+        "<CanonicalizationMethod Algorithm=\"{C14N}\"></CanonicalizationMethod><SignatureMethod Algorithm=\"{RSA_SHA1}\"></SignatureMethod><Reference URI=\"{uri}\"><Transforms><Transform Algorithm=\"{transform}\"></Transform></Transforms><DigestMethod Algorithm=\"{SHA1}\"></DigestMethod><DigestValue>{digest}</DigestValue></Reference>"
     )
 }
 
-/// Builds the `<Signature>` element for a reference whose canonical bytes are `referenced_c14n`.
+/// Builds the `<Signature>` element for a same-document reference (`#ID`) whose canonical bytes
+/// are `referenced_c14n`.
 pub fn sign(
     cert: &Certificate,
     uri: &str,
     referenced_c14n: &[u8],
     scope: SignedInfoScope,
 ) -> Result<String, CertError> {
+    sign_with(cert, uri, C14N, referenced_c14n, scope)
+}
+
+/// [`sign`] with an explicit Transform: `URI=""` (the whole document, the Signature inside it)
+/// needs the enveloped-signature transform.
+pub fn sign_with(
+    cert: &Certificate,
+    uri: &str,
+    transform: &str,
+    referenced_c14n: &[u8],
+    scope: SignedInfoScope,
+) -> Result<String, CertError> {
     let digest = sha1_b64(referenced_c14n).map_err(|e| CertError::Other(e.to_string()))?;
-    let body = signed_info_body(uri, &digest);
+    let body = signed_info_body(uri, transform, &digest);
     let ns = match scope {
         SignedInfoScope::Dte => format!("xmlns=\"{NS_DSIG}\""),
         SignedInfoScope::Envelope => format!("xmlns=\"{NS_DSIG}\" xmlns:xsi=\"{NS_XSI}\""),

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod server;
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
