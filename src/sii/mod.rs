@@ -6,6 +6,7 @@ pub mod client;
 pub mod envelope;
 pub mod sim;
 pub mod soap;
+pub mod tokens;
 
 /// The SII's identifier of an upload.
 pub type TrackId = String;

@@ -1,0 +1,125 @@
+//! Redis behind deadpool-redis, standalone or Cluster. Every command goes through `run`, which
+//! retries with exponential backoff and jitter before giving up.
+
+use std::time::Duration;
+
+use redis::{Cmd, FromRedisValue};
+
+use super::CacheError;
+
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+pub struct RedisL2 {
+    pool: Pool,
+}
+
+const ATTEMPTS: u32 = 3;
+const OP_TIMEOUT: Duration = Duration::from_millis(300);
+
+fn jitter(base: Duration) -> Duration {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    base + Duration::from_micros((nanos % 1000) as u64 * base.as_micros().max(1) as u64 / 1000)
+}
+
+impl RedisL2 {
+    pub fn new(urls: &[String], cluster: bool) -> Result<RedisL2, CacheError> {
+        if urls.is_empty() {
+            return Err(CacheError("redis mode needs redis_urls".into()));
+        }
+        let pool = if cluster || urls.len() > 1 {
+            let cfg = deadpool_redis::cluster::Config::from_urls(urls.to_vec());
+            Pool::Cluster(
+                cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(|e| CacheError(e.to_string()))?,
+            )
+        } else {
+            let cfg = deadpool_redis::Config::from_url(urls[0].clone());
+            Pool::Single(cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(|e| CacheError(e.to_string()))?)
+        };
+        Ok(RedisL2 { pool })
+    }
+
+    async fn once<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, CacheError> {
+        let fut = async {
+            match &self.pool {
+                Pool::Single(p) => {
+                    let mut c = p.get().await.map_err(|e| CacheError(e.to_string()))?;
+                    cmd.query_async::<T>(&mut c).await.map_err(|e| CacheError(e.to_string()))
+                }
+                Pool::Cluster(p) => {
+                    let mut c = p.get().await.map_err(|e| CacheError(e.to_string()))?;
+                    cmd.query_async::<T>(&mut c).await.map_err(|e| CacheError(e.to_string()))
+                }
+            }
+        };
+        tokio::time::timeout(OP_TIMEOUT, fut).await.map_err(|_| CacheError("Redis timed out".into()))?
+    }
+
+    /// The one place that retries: 3 tries, 10 ms then 40 ms (plus jitter) apart.
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, CacheError> {
+        let mut wait = Duration::from_millis(10);
+        let mut last = CacheError("no attempt".into());
+        for attempt in 0..ATTEMPTS {
+            match self.once(cmd).await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+            if attempt + 1 < ATTEMPTS {
+                tokio::time::sleep(jitter(wait)).await;
+                wait *= 4;
+            }
+        }
+        Err(last)
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.once::<String>(&redis::cmd("PING")).await.is_ok()
+    }
+
+    /// The value and its remaining lifetime.
+    pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Duration)>, CacheError> {
+        let v: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
+        match v {
+            None => Ok(None),
+            Some(v) => {
+                let ms: i64 = self.run(redis::cmd("PTTL").arg(key)).await.unwrap_or(-1);
+                Ok(Some((v, Duration::from_millis(ms.max(0) as u64))))
+            }
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        self.run::<()>(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64)).await
+    }
+
+    pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let r: Option<String> = self
+            .run(redis::cmd("SET").arg(key).arg(value).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64))
+            .await?;
+        Ok(r.is_some())
+    }
+
+    pub async fn del(&self, key: &str) -> Result<(), CacheError> {
+        self.run::<i64>(redis::cmd("DEL").arg(key)).await.map(|_| ())
+    }
+
+    pub async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        match &self.pool {
+            Pool::Single(_) => self.run(redis::cmd("MGET").arg(keys)).await,
+            // Keys of a Cluster live on many nodes; one GET per key through the routing client.
+            Pool::Cluster(_) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    out.push(self.run(redis::cmd("GET").arg(k)).await?);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
