@@ -330,9 +330,16 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
     }
     let auth = Arc::new(Auth::new(svc.store.clone(), s.rate_limit_per_second, s.rate_limit_burst));
     auth.refresh_revocations().await.map_err(|e| Failure::Input(e.to_string()))?;
-    server::background(svc.clone(), auth.clone(), &s);
+    // The demo's TEST material would only be refused by the real SII: its link runs only when
+    // pointed somewhere else (a simulator).
+    let demo_offline = demo && s.sii_url_certificacion == Settings::default().sii_url_certificacion;
+    if demo_offline {
+        println!("SII link off in demo mode (set DTE_GATEWAY_SII_URL_CERTIFICACION to a `dte-gateway sii-sim` to try it)");
+    }
+    let link = if s.sii_workers && !demo_offline { Some(server::sii_link(&svc, &s).map_err(start_err)?) } else { None };
+    server::background(svc.clone(), auth.clone(), link.clone(), &s);
     let backend = svc.store.backend();
-    dte_gateway::http::serve(svc, auth, &s.bind, s.workers, s.max_body_bytes, |addr| {
+    dte_gateway::http::serve(svc, auth, link, &s.bind, s.workers, s.max_body_bytes, |addr| {
         use std::io::Write;
         println!("listening on http://{addr} (store: {backend})");
         let _ = std::io::stdout().flush();

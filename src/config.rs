@@ -37,6 +37,26 @@ pub struct Settings {
     pub idempotency_hours: i64,
     /// How often each instance reads the revocation list, milliseconds.
     pub revocation_poll_ms: u64,
+    /// `memory` (embedded default), `redis` or `tiered` (memory in front of Redis).
+    pub cache_mode: String,
+    /// Redis for the cache: one URL, or every node of a Cluster.
+    pub redis_urls: Vec<String>,
+    pub redis_cluster: bool,
+    /// SII hosts per environment (point both at `dte-gateway sii-sim` for tests).
+    pub sii_url_certificacion: String,
+    pub sii_url_produccion: String,
+    pub sii_timeout_ms: u64,
+    /// How long an SII token is reused (no SII figure is published).
+    pub sii_token_ttl_seconds: u64,
+    /// Run the sender, tracker and webhook workers in this instance.
+    pub sii_workers: bool,
+    pub sender_max_docs: i64,
+    pub sender_max_age_ms: u64,
+    pub worker_interval_ms: u64,
+    pub track_every_ms: u64,
+    pub retry_backoff_ms: u64,
+    pub circuit_failures: u32,
+    pub circuit_cooldown_ms: u64,
 }
 
 impl Default for Settings {
@@ -55,6 +75,21 @@ impl Default for Settings {
             key_rotation_grace_seconds: 86_400,
             idempotency_hours: 48,
             revocation_poll_ms: 250,
+            cache_mode: "memory".into(),
+            redis_urls: vec![],
+            redis_cluster: false,
+            sii_url_certificacion: "https://maullin.sii.cl".into(),
+            sii_url_produccion: "https://palena.sii.cl".into(),
+            sii_timeout_ms: 30_000,
+            sii_token_ttl_seconds: 300,
+            sii_workers: true,
+            sender_max_docs: 50,
+            sender_max_age_ms: 2_000,
+            worker_interval_ms: 200,
+            track_every_ms: 500,
+            retry_backoff_ms: 500,
+            circuit_failures: 5,
+            circuit_cooldown_ms: 5_000,
         }
     }
 }
@@ -77,6 +112,21 @@ const ENV: &[&str] = &[
     "KEY_ROTATION_GRACE_SECONDS",
     "IDEMPOTENCY_HOURS",
     "REVOCATION_POLL_MS",
+    "CACHE_MODE",
+    "REDIS_URLS",
+    "REDIS_CLUSTER",
+    "SII_URL_CERTIFICACION",
+    "SII_URL_PRODUCCION",
+    "SII_TIMEOUT_MS",
+    "SII_TOKEN_TTL_SECONDS",
+    "SII_WORKERS",
+    "SENDER_MAX_DOCS",
+    "SENDER_MAX_AGE_MS",
+    "WORKER_INTERVAL_MS",
+    "TRACK_EVERY_MS",
+    "RETRY_BACKOFF_MS",
+    "CIRCUIT_FAILURES",
+    "CIRCUIT_COOLDOWN_MS",
 ];
 
 impl Settings {
@@ -104,9 +154,24 @@ impl Settings {
                     | "max_body_bytes"
                     | "key_rotation_grace_seconds"
                     | "idempotency_hours"
-                    | "revocation_poll_ms" => {
+                    | "revocation_poll_ms"
+                    | "sii_timeout_ms"
+                    | "sii_token_ttl_seconds"
+                    | "sender_max_docs"
+                    | "sender_max_age_ms"
+                    | "worker_interval_ms"
+                    | "track_every_ms"
+                    | "retry_backoff_ms"
+                    | "circuit_failures"
+                    | "circuit_cooldown_ms" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
+                    "redis_cluster" | "sii_workers" => {
+                        v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
+                    }
+                    "redis_urls" => Ok(toml::Value::Array(
+                        v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(|u| toml::Value::String(u.into())).collect(),
+                    )),
                     "rate_limit_per_second" | "rate_limit_burst" => {
                         v.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{var} must be a number"))
                     }
@@ -165,6 +230,22 @@ impl Settings {
         if self.revocation_poll_ms == 0 || self.revocation_poll_ms > 1000 {
             e.push("revocation_poll_ms must be 1..1000 (revocations must reach every instance within 1 s)".into());
         }
+        if !matches!(self.cache_mode.as_str(), "memory" | "redis" | "tiered") {
+            e.push("cache_mode must be memory, redis or tiered".into());
+        } else if self.cache_mode != "memory" && self.redis_urls.is_empty() {
+            e.push("cache_mode redis/tiered needs redis_urls".into());
+        }
+        if self.redis_urls.iter().any(|u| !u.starts_with("redis://")) {
+            e.push("redis_urls must be redis://host:port".into());
+        }
+        for (n, u) in [("sii_url_certificacion", &self.sii_url_certificacion), ("sii_url_produccion", &self.sii_url_produccion)] {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                e.push(format!("{n} must be an http(s) URL"));
+            }
+        }
+        if self.sii_token_ttl_seconds == 0 || self.sender_max_docs < 1 || self.sender_max_docs > 2000 || self.circuit_failures == 0 {
+            e.push("sii_token_ttl_seconds, circuit_failures must be positive and sender_max_docs 1..2000".into());
+        }
         if let Some(p) = &self.trust_test_authority {
             if !p.exists() {
                 e.push(format!("trust_test_authority {} does not exist", p.display()));
@@ -178,6 +259,22 @@ impl Settings {
     }
 
     /// The database URL, defaulting to SQLite in `data_dir`.
+    pub fn cache(&self) -> crate::cache::CacheConfig {
+        crate::cache::CacheConfig { mode: self.cache_mode.clone(), redis_urls: self.redis_urls.clone(), cluster: self.redis_cluster, ..Default::default() }
+    }
+
+    pub fn link(&self) -> crate::worker::LinkConfig {
+        use std::time::Duration;
+        crate::worker::LinkConfig {
+            max_docs: self.sender_max_docs,
+            max_age: Duration::from_millis(self.sender_max_age_ms),
+            interval: Duration::from_millis(self.worker_interval_ms),
+            backoff: Duration::from_millis(self.retry_backoff_ms),
+            track_every: Duration::from_millis(self.track_every_ms),
+            ..Default::default()
+        }
+    }
+
     pub fn database(&self) -> String {
         self.database_url
             .clone()

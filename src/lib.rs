@@ -18,6 +18,7 @@ pub mod sii;
 pub mod store;
 pub mod vault;
 pub mod verify;
+pub mod worker;
 pub mod xml;
 
 pub use error::{DteError, FieldError};

@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use chrono::{Local, Utc};
 
+use std::collections::HashMap;
+
 use crate::caf::CafTrust;
+use crate::sii::client::{Endpoints, SiiClient};
+use crate::sii::tokens::Tokens;
+use crate::worker::SiiLink;
 use crate::config::Settings;
 use crate::domain::{Company, Rut, TipoDte};
 use crate::http::auth::Auth;
@@ -75,7 +80,23 @@ pub async fn service(s: &Settings, demo: bool) -> Result<Arc<Service>, StartErro
     let store = Store::open(&s.database(), s.database_pool).await?;
     let vault = master_key(s)?;
     let trust = trust_of(s, demo)?;
-    Ok(Arc::new(Service::new(store, vault, trust, chrono::Duration::seconds(s.key_rotation_grace_seconds))))
+    let mut svc = Service::new(store, vault, trust, chrono::Duration::seconds(s.key_rotation_grace_seconds));
+    svc.cache = Some(crate::cache::Cache::new(&s.cache()).await.map_err(|e| StartError::Other(e.to_string()))?);
+    Ok(Arc::new(svc))
+}
+
+/// The SII link of this instance: token manager on the shared cache, one client and circuit per
+/// environment, and the sender/tracker and webhook workers.
+pub fn sii_link(svc: &Arc<Service>, s: &Settings) -> Result<Arc<SiiLink>, StartError> {
+    let cache = svc.cache.clone().ok_or_else(|| StartError::Other("no cache".into()))?;
+    let tokens = Tokens::new(cache, Duration::from_secs(s.sii_token_ttl_seconds));
+    let timeout = Duration::from_millis(s.sii_timeout_ms);
+    let mut clients = HashMap::new();
+    for (env, base) in [(Environment::Certificacion, &s.sii_url_certificacion), (Environment::Produccion, &s.sii_url_produccion)] {
+        let c = SiiClient::new(Endpoints { base: base.trim_end_matches('/').to_string() }, timeout).map_err(|e| StartError::Other(e.to_string()))?;
+        clients.insert(env, c);
+    }
+    Ok(SiiLink::new(svc.clone(), tokens, clients, (s.circuit_failures, Duration::from_millis(s.circuit_cooldown_ms)), s.link()))
 }
 
 /// The demo company 76192083-9 with the test certificate and fresh test CAFs for every type; prints
@@ -119,8 +140,18 @@ pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> 
     Ok(key.key)
 }
 
-/// Revocation list reload and clean-up, for the life of the server.
-pub fn background(svc: Arc<Service>, auth: Arc<Auth>, s: &Settings) {
+/// Revocation list reload and clean-up, the SII link and webhooks, for the life of the server.
+pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>, s: &Settings) {
+    if let Some(link) = link {
+        actix_web::rt::spawn(link.run());
+        let store = svc.store.clone();
+        let every = Duration::from_millis(s.worker_interval_ms);
+        actix_web::rt::spawn(async move {
+            if let Ok(http) = reqwest::Client::builder().user_agent("dte-gateway-webhooks").build() {
+                crate::worker::webhooks::run(store, http, every).await;
+            }
+        });
+    }
     let poll = Duration::from_millis(s.revocation_poll_ms);
     let idem = chrono::Duration::hours(s.idempotency_hours);
     let a = auth.clone();

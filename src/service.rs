@@ -175,6 +175,8 @@ pub struct Service {
     /// Company records read in the last few seconds: issuance is the hot path.
     companies: Mutex<HashMap<String, (Instant, CompanyRecord)>>,
     cafs: Arc<Mutex<HashMap<i64, Arc<Caf>>>>,
+    /// Tax quotes are cached by the hash of their normalised input.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 impl Service {
@@ -188,6 +190,7 @@ impl Service {
             certs: Mutex::new(HashMap::new()),
             companies: Mutex::new(HashMap::new()),
             cafs: Arc::new(Mutex::new(HashMap::new())),
+            cache: None,
         }
     }
 
@@ -285,7 +288,7 @@ impl Service {
     }
 
     /// The company's certificate, decrypted once per version and shared.
-    async fn certificate(&self, rut: &str) -> Result<Arc<Certificate>> {
+    pub async fn certificate(&self, rut: &str) -> Result<Arc<Certificate>> {
         if let Some((_, _, c)) =
             self.certs.lock().ok().and_then(|m| m.get(rut).filter(|(at, _, _)| at.elapsed() < RECORD_TTL).cloned())
         {
@@ -378,6 +381,35 @@ impl Service {
         self.company(rut).await?;
         let today = Local::now().date_naive();
         Ok(self.store.list_cafs(rut).await?.iter().map(|c| caf_info(c, today)).collect())
+    }
+
+    /// [`Service::quote`] through the cache: the same normalised input for the same emisor is
+    /// computed once. Returns the JSON of the totals.
+    pub async fn quote_cached(&self, body: &[u8], emisor: Option<Rut>) -> Result<Vec<u8>> {
+        let normalised = serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string()).unwrap_or_default();
+        let key = crate::cache::Key::TaxQuote(sha256_hex(format!("{}|{normalised}", emisor.map(|r| r.to_string()).unwrap_or_default()).as_bytes()));
+        if let Some(c) = &self.cache {
+            if let Some(hit) = c.get(&key).await {
+                return Ok(hit);
+            }
+        }
+        let totals = serde_json::to_vec(&self.quote(body, emisor)?).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if let Some(c) = &self.cache {
+            c.set(&key, &totals, std::time::Duration::from_secs(600)).await;
+        }
+        Ok(totals)
+    }
+
+    pub async fn add_webhook(&self, rut: &str, url: &str) -> Result<serde_json::Value> {
+        self.company(rut).await?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+            return Err(ServiceError::BadRequest("url must be an http(s) URL".into()));
+        }
+        let mut raw = [0u8; 32];
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let secret = store::hex(&raw);
+        let id = self.store.add_webhook(rut, url, &secret, Utc::now()).await?;
+        Ok(serde_json::json!({"id": id, "url": url, "secret": secret}))
     }
 
     /// Totals for a document without taking a folio.

@@ -8,6 +8,7 @@ pub mod auth;
 mod companies;
 mod documents;
 mod keys;
+mod sii;
 pub mod openapi;
 pub mod problem;
 mod tools;
@@ -77,6 +78,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/documents", web::get().to(documents::list))
                 .route("/companies/{rut}/documents/{tipo}/{folio}", web::get().to(documents::get))
                 .route("/companies/{rut}/documents/{tipo}/{folio}/xml", web::get().to(documents::xml))
+                .route("/companies/{rut}/documents/{tipo}/{folio}/sii-status", web::post().to(sii::sii_status))
+                .route("/companies/{rut}/webhooks", web::post().to(sii::add_webhook))
+                .route("/companies/{rut}/webhooks", web::get().to(sii::list_webhooks))
+                .route("/companies/{rut}/webhooks/deliveries", web::get().to(sii::deliveries))
                 .route("/keys", web::post().to(keys::create))
                 .route("/keys/{id}", web::delete().to(keys::revoke))
                 .route("/keys/{id}/rotate", web::post().to(keys::rotate))
@@ -90,17 +95,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub async fn serve(
     svc: Arc<Service>,
     auth: Arc<Auth>,
+    link: Option<Arc<crate::worker::SiiLink>>,
     bind: &str,
     workers: usize,
     body_limit: usize,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> std::io::Result<()> {
+    let link_data = link.map(web::Data::new);
     let svc_data = web::Data::new(svc);
     let auth_data = web::Data::new(auth);
     let limit = web::Data::new(BodyLimit(body_limit));
     let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(svc_data.clone())
+        let mut app = App::new();
+        if let Some(l) = &link_data {
+            app = app.app_data(l.clone());
+        }
+        app.app_data(svc_data.clone())
             .app_data(auth_data.clone())
             .app_data(limit.clone())
             // Extractor errors (bad paths, bad query strings) answer problem+json too.

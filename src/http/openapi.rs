@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{companies, documents, keys, tools};
+use super::{companies, documents, keys, sii, tools};
 
 struct Security;
 
@@ -26,6 +26,7 @@ impl Modify for Security {
         companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs,
         documents::issue, documents::get, documents::xml, documents::list,
         keys::create, keys::revoke, keys::rotate,
+        sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::sii_status,
         tools::quote, tools::verify
     ),
     modifiers(&Security)

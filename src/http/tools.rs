@@ -36,7 +36,8 @@ pub async fn quote(
     let company = q.into_inner().company.or_else(|| p.key.company.clone());
     let emisor = company.as_deref().map(parse_rut).transpose()?;
     let b = read_body(&req, body).await?;
-    Ok(json(StatusCode::OK, &svc.quote(&b, emisor)?))
+    let totals = svc.quote_cached(&b, emisor).await?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(totals))
 }
 
 /// Verification report of a DTE, EnvioDTE or EnvioBOLETA (XML body): schema, every signature, every

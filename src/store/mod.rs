@@ -11,12 +11,14 @@ use crate::domain::Company;
 use crate::error::DteError;
 
 mod postgres;
+mod postgres_sii;
 mod sqlite;
+mod sqlite_sii;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Certificacion,
@@ -225,6 +227,67 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
+/// An upload (one EnvioDTE / EnvioBOLETA) on its way to the SII.
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub id: i64,
+    pub company: String,
+    pub boleta: bool,
+    /// new (documents claimed) → pending (to send or resend) → sent (TrackID) → final | rejected
+    pub state: String,
+    pub envelope: Option<Vec<u8>>,
+    pub track_id: Option<String>,
+    pub attempts: i64,
+}
+
+/// A document's new state after its upload was judged.
+#[derive(Debug, Clone)]
+pub struct DocVerdict {
+    pub tipo: i32,
+    pub folio: i64,
+    pub state: String,
+    pub estado: String,
+    pub glosa: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub company: String,
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub event: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_status: Option<String>,
+}
+
+/// The JSON event of a document's state change, as webhooks receive it.
+pub fn state_event(company: &str, tipo: i32, folio: i64, state: &str, estado: &str, glosa: &str, at: DateTime<Utc>) -> String {
+    serde_json::json!({
+        "type": "document.state_changed",
+        "company": company,
+        "tipo": tipo,
+        "folio": folio,
+        "state": state,
+        "sii_estado": estado,
+        "sii_glosa": glosa,
+        "at": ts(at),
+    })
+    .to_string()
+}
+
 /// Builds the signed document for the folio the store locked; runs inside the transaction.
 pub type BuildFn = Box<dyn FnOnce(&CafRecord, i64) -> Result<(NewDocument, serde_json::Value), DteError> + Send>;
 
@@ -340,6 +403,57 @@ impl Store {
     }
     pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         dispatch!(self, s => s.audit_entries().await)
+    }
+
+    /// Claims up to `max` unsent documents of one company and kind (boletas apart) into a new
+    /// upload, when there are `max` of them or the oldest is older than `older_than`. A document is
+    /// claimed by one upload only, whatever the number of instances.
+    pub async fn claim_upload(&self, max: i64, older_than: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.claim_upload(max, older_than, now).await)
+    }
+    /// The signed DTEs of an upload, in folio order.
+    pub async fn upload_documents(&self, upload: i64) -> Result<Vec<(i32, i64, Vec<u8>)>, StoreError> {
+        dispatch!(self, s => s.upload_documents(upload).await)
+    }
+    /// Leases one upload due for sending (`new`/`pending`) or tracking (`sent`) for `lease`.
+    pub async fn lease_upload(&self, states: &[&str], now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<UploadRow>, StoreError> {
+        let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+        dispatch!(self, s => s.lease_upload(states, now, lease).await)
+    }
+    /// Received by the SII: the TrackID, and its documents become `sent`.
+    pub async fn upload_sent(&self, id: i64, envelope: Vec<u8>, track_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.upload_sent(id, envelope, track_id, now).await)
+    }
+    /// Try again at `next_at` (sending, or tracking when `state` is `sent`).
+    pub async fn upload_later(&self, id: i64, state: &str, envelope: Option<Vec<u8>>, error: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.upload_later(id, state, envelope, error, next_at).await)
+    }
+    /// The final verdict: the upload and each document's state, and an event per document.
+    pub async fn upload_final(&self, id: i64, state: &str, estado: &str, glosa: &str, verdicts: Vec<DocVerdict>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.upload_final(id, state, estado, glosa, verdicts, now).await)
+    }
+    pub async fn set_document_sii_state(&self, company: &str, v: DocVerdict, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_document_sii_state(company, v, now).await)
+    }
+    pub async fn add_webhook(&self, company: &str, url: &str, secret: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.add_webhook(company, url, secret, now).await)
+    }
+    pub async fn list_webhooks(&self, company: &str) -> Result<Vec<WebhookRow>, StoreError> {
+        dispatch!(self, s => s.list_webhooks(company).await)
+    }
+    pub async fn lease_delivery(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<DeliveryRow>, StoreError> {
+        dispatch!(self, s => s.lease_delivery(now, lease).await)
+    }
+    /// After a delivery attempt: `done`, or `pending` again at `next_at`, or `failed` for good.
+    pub async fn delivery_outcome(&self, id: i64, state: &str, status: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.delivery_outcome(id, state, status, next_at).await)
+    }
+    pub async fn list_deliveries(&self, company: &str, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
+        dispatch!(self, s => s.list_deliveries(company, limit).await)
+    }
+    /// Documents per state (all companies), for progress and metrics.
+    pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self, s => s.document_states().await)
     }
 }
 

@@ -19,7 +19,17 @@ CREATE INDEX IF NOT EXISTS cafs_company_tipo ON cafs(company, tipo, desde);
 CREATE TABLE IF NOT EXISTS documents (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut), tipo INT NOT NULL,
   folio BIGINT NOT NULL, caf_id BIGINT NOT NULL REFERENCES cafs(id), fch_emis DATE NOT NULL, rut_recep TEXT NOT NULL, mnt_total BIGINT NOT NULL,
   totals TEXT NOT NULL, xml BYTEA NOT NULL, ted TEXT NOT NULL, state TEXT NOT NULL, api_key_id TEXT, created_at TIMESTAMPTZ NOT NULL,
-  UNIQUE (company, tipo, folio));
+  upload_id BIGINT, sii_estado TEXT, sii_glosa TEXT, UNIQUE (company, tipo, folio));
+CREATE INDEX IF NOT EXISTS documents_unsent ON documents(state, upload_id);
+CREATE TABLE IF NOT EXISTS uploads (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut), boleta BOOLEAN NOT NULL,
+  state TEXT NOT NULL, envelope BYTEA, track_id TEXT, attempts BIGINT NOT NULL DEFAULT 0, last_error TEXT, next_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ,
+  estado TEXT, glosa TEXT, created_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_state ON uploads(state, next_at);
+CREATE TABLE IF NOT EXISTS webhooks (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut), url TEXT NOT NULL, secret TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (id BIGSERIAL PRIMARY KEY, webhook_id BIGINT NOT NULL REFERENCES webhooks(id), event TEXT NOT NULL, state TEXT NOT NULL,
+  attempts BIGINT NOT NULL DEFAULT 0, next_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ, last_status TEXT, created_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, next_at);
 CREATE INDEX IF NOT EXISTS documents_company ON documents(company, id);
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, company TEXT, scopes TEXT NOT NULL,
   created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ);
@@ -32,7 +42,7 @@ CREATE TABLE IF NOT EXISTS audit (id BIGSERIAL PRIMARY KEY, scope TEXT NOT NULL,
 
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 async fn append_audit(tx: &impl GenericClient, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {

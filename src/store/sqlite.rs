@@ -19,7 +19,17 @@ CREATE INDEX IF NOT EXISTS cafs_company_tipo ON cafs(company, tipo, desde);
 CREATE TABLE IF NOT EXISTS documents (id INTEGER PRIMARY KEY AUTOINCREMENT, company TEXT NOT NULL REFERENCES companies(rut), tipo INTEGER NOT NULL,
   folio INTEGER NOT NULL, caf_id INTEGER NOT NULL REFERENCES cafs(id), fch_emis TEXT NOT NULL, rut_recep TEXT NOT NULL, mnt_total INTEGER NOT NULL,
   totals TEXT NOT NULL, xml BLOB NOT NULL, ted TEXT NOT NULL, state TEXT NOT NULL, api_key_id TEXT, created_at TEXT NOT NULL,
-  UNIQUE (company, tipo, folio));
+  upload_id INTEGER, sii_estado TEXT, sii_glosa TEXT, UNIQUE (company, tipo, folio));
+CREATE INDEX IF NOT EXISTS documents_unsent ON documents(state, upload_id);
+CREATE TABLE IF NOT EXISTS uploads (id INTEGER PRIMARY KEY AUTOINCREMENT, company TEXT NOT NULL REFERENCES companies(rut), boleta INTEGER NOT NULL,
+  state TEXT NOT NULL, envelope BLOB, track_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_at TEXT NOT NULL, lease_until TEXT,
+  estado TEXT, glosa TEXT, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_state ON uploads(state, next_at);
+CREATE TABLE IF NOT EXISTS webhooks (id INTEGER PRIMARY KEY AUTOINCREMENT, company TEXT NOT NULL REFERENCES companies(rut), url TEXT NOT NULL, secret TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id INTEGER NOT NULL REFERENCES webhooks(id), event TEXT NOT NULL, state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_at TEXT NOT NULL, lease_until TEXT, last_status TEXT, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, next_at);
 CREATE INDEX IF NOT EXISTS documents_company ON documents(company, id);
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, company TEXT, scopes TEXT NOT NULL, created_at TEXT NOT NULL,
   expires_at TEXT, revoked_at TEXT);
@@ -124,7 +134,7 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
-    async fn with<T: Send + 'static>(
+    pub(super) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

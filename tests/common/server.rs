@@ -120,6 +120,8 @@ pub fn env(db: &Db, data_dir: &Path) -> Vec<(String, String)> {
         ("DTE_GATEWAY_TRUST_TEST_AUTHORITY".into(), repo("certs/test-authority.pem").display().to_string()),
         ("DTE_GATEWAY_CONFIG".into(), "/dev/null".into()),
         ("RUST_LOG".into(), "warn".into()),
+        // Suites that exercise the SII link turn it on and point it at a simulator.
+        ("DTE_GATEWAY_SII_WORKERS".into(), "false".into()),
     ]
 }
 

@@ -1,0 +1,74 @@
+//! The SII side of a company: webhooks for state changes, and asking the SII about one document.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::auth::Principal;
+use super::problem::{ApiError, Problem};
+use super::{json, read_body};
+use crate::service::Service;
+use crate::worker::SiiLink;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// Where to POST each state change (JSON), signed with the returned secret.
+    pub url: String,
+}
+
+/// Registers a webhook; the signing secret is in this response only.
+#[utoipa::path(post, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)), request_body = WebhookRequest,
+    responses((status = 201, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn add_webhook(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "admin")?;
+    let b = read_body(&req, body).await?;
+    let r: WebhookRequest = serde_json::from_slice(&b).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(json(StatusCode::CREATED, &svc.add_webhook(&rut, &r.url).await?))
+}
+
+#[utoipa::path(get, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_webhooks(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    svc.company(&rut).await?;
+    let hooks = svc.store.list_webhooks(&rut).await.map_err(|e| ApiError::Service(e.into()))?;
+    Ok(json(StatusCode::OK, &hooks))
+}
+
+/// Recent deliveries with their outcome (state, attempts, last HTTP status).
+#[utoipa::path(get, path = "/v1/companies/{rut}/webhooks/deliveries", tag = "webhooks", params(("rut" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn deliveries(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    svc.company(&rut).await?;
+    let rows = svc.store.list_deliveries(&rut, 200).await.map_err(|e| ApiError::Service(e.into()))?;
+    Ok(json(StatusCode::OK, &rows))
+}
+
+/// Asks the SII (QueryEstDte) about one document now and records the answer.
+#[utoipa::path(post, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/sii-status", tag = "documents",
+    params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
+    responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn sii_status(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<SiiLink>>>) -> Result<HttpResponse, ApiError> {
+    let (rut, tipo, folio) = path.into_inner();
+    p.company(&rut, "issue")?;
+    svc.document(&rut, tipo, folio).await?;
+    let link = link.ok_or_else(|| ApiError::Unavailable("the SII link is not running in this instance".into()))?;
+    let s = link.document_status(&rut, tipo, folio).await.map_err(ApiError::Unavailable)?;
+    let doc = svc.document(&rut, tipo, folio).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({"estado": s.estado, "glosa": s.glosa, "state": doc.state})))
+}

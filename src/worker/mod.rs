@@ -1,0 +1,292 @@
+//! Background work of every instance: the sender packs issued documents into envelopes and uploads
+//! them, the tracker follows each upload to its verdict, and webhooks tell companies of every state
+//! change. Work is leased in the store, so any number of instances share it and a crashed instance's
+//! work is picked up when its lease ends.
+
+pub mod breaker;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::domain::Rut;
+use crate::service::{now_local, Service};
+use crate::sii::client::{SiiClient, SiiError, Upload, UploadState};
+use crate::sii::tokens::Tokens;
+use crate::store::{DocVerdict, Environment, UploadRow};
+use breaker::Breaker;
+
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// An envelope goes when it has this many documents…
+    pub max_docs: i64,
+    /// …or its oldest document has waited this long.
+    pub max_age: Duration,
+    /// Pause between rounds when there is nothing to do.
+    pub interval: Duration,
+    /// How long an instance holds an upload it works on.
+    pub lease: Duration,
+    /// First retry delay; doubles per attempt up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Delay between QueryEstUp polls of one upload.
+    pub track_every: Duration,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            max_docs: 50,
+            max_age: Duration::from_secs(2),
+            interval: Duration::from_millis(200),
+            lease: Duration::from_secs(60),
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            track_every: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct SiiLink {
+    pub svc: Arc<Service>,
+    pub tokens: Arc<Tokens>,
+    clients: HashMap<Environment, SiiClient>,
+    pub breakers: HashMap<Environment, Arc<Breaker>>,
+    cfg: LinkConfig,
+}
+
+fn chrono_d(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
+}
+
+impl SiiLink {
+    pub fn new(svc: Arc<Service>, tokens: Arc<Tokens>, clients: HashMap<Environment, SiiClient>, breaker: (u32, Duration), cfg: LinkConfig) -> Arc<SiiLink> {
+        let breakers = clients.iter().map(|(env, c)| (*env, Arc::new(Breaker::new(&c.endpoints.base, breaker.0, breaker.1)))).collect();
+        Arc::new(SiiLink { svc, tokens, clients, breakers, cfg })
+    }
+
+    fn backoff(&self, attempts: i64) -> chrono::Duration {
+        let factor = 1u32 << attempts.clamp(0, 10) as u32;
+        chrono_d((self.cfg.backoff * factor).min(self.cfg.max_backoff))
+    }
+
+    /// Runs forever: claim, send, track.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let busy = match self.round().await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SII link round failed");
+                    false
+                }
+            };
+            if !busy {
+                tokio::time::sleep(self.cfg.interval).await;
+            }
+        }
+    }
+
+    /// One round; true when it did something.
+    pub async fn round(&self) -> Result<bool, crate::store::StoreError> {
+        let store = &self.svc.store;
+        let now = Utc::now();
+        let mut busy = false;
+        while store.claim_upload(self.cfg.max_docs, now - chrono_d(self.cfg.max_age), now).await?.is_some() {
+            busy = true;
+        }
+        let lease = chrono_d(self.cfg.lease);
+        if let Some(u) = store.lease_upload(&["new", "pending"], Utc::now(), lease).await? {
+            self.send(u).await?;
+            busy = true;
+        }
+        if let Some(u) = store.lease_upload(&["sent"], Utc::now(), lease).await? {
+            self.track(u).await?;
+            busy = true;
+        }
+        Ok(busy)
+    }
+
+    async fn context(&self, company: &str) -> Result<(crate::store::CompanyRecord, Arc<crate::cert::Certificate>, &SiiClient, &Arc<Breaker>), String> {
+        let rec = self.svc.company(company).await.map_err(|e| e.to_string())?;
+        let cert = self.svc.certificate(company).await.map_err(|e| e.to_string())?;
+        let client = self.clients.get(&rec.environment).ok_or("no SII client for the environment")?;
+        let breaker = self.breakers.get(&rec.environment).ok_or("no breaker for the environment")?;
+        Ok((rec, cert, client, breaker))
+    }
+
+    async fn send(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
+        let store = &self.svc.store;
+        let (rec, cert, client, breaker) = match self.context(&u.company).await {
+            Ok(c) => c,
+            Err(e) => return store.upload_later(u.id, "pending", None, &e, Utc::now() + self.backoff(u.attempts)).await,
+        };
+        if !breaker.allow() {
+            return store.upload_later(u.id, "pending", None, "SII circuit open", Utc::now() + chrono_d(breaker.retry_in().max(Duration::from_millis(100)))).await;
+        }
+        let envelope = match u.envelope.clone() {
+            Some(e) => e,
+            None => {
+                let docs: Vec<Vec<u8>> = store.upload_documents(u.id).await?.into_iter().map(|(_, _, x)| x).collect();
+                let (company, cert2) = (rec.company.clone(), cert.clone());
+                let built = tokio::task::spawn_blocking(move || crate::sii::envelope::build(&company, &cert2, Rut::SII, &docs, now_local())).await;
+                match built {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => return self.reject_all(&u, "envelope", &e.to_string()).await,
+                    Err(e) => return store.upload_later(u.id, "pending", None, &e.to_string(), Utc::now() + self.backoff(u.attempts)).await,
+                }
+            }
+        };
+        let env = rec.environment.as_str();
+        let token = match self.tokens.get(env, &cert, client).await {
+            Ok(t) => t,
+            Err(e) => {
+                breaker.failure();
+                return store.upload_later(u.id, "pending", Some(envelope), &e.to_string(), Utc::now() + self.backoff(u.attempts)).await;
+            }
+        };
+        let (Some(sender), Ok(company)) = (cert.holder, rec.rut.parse::<Rut>()) else {
+            return self.reject_all(&u, "certificate", "the certificate has no holder RUT").await;
+        };
+        let name = format!("{}_{}.xml", rec.rut, u.id);
+        match client.upload(&token, sender, company, &name, envelope.clone()).await {
+            Ok(Upload::Received(track)) => {
+                breaker.success();
+                tracing::info!(upload = u.id, track = %track, "envelope received by the SII");
+                store.upload_sent(u.id, envelope, &track, Utc::now() + chrono_d(self.cfg.track_every)).await
+            }
+            Ok(Upload::Reauthenticate) => {
+                breaker.success();
+                self.tokens.invalidate(env, &cert).await;
+                store.upload_later(u.id, "pending", Some(envelope), "token refused (STATUS 5)", Utc::now()).await
+            }
+            Ok(Upload::Retry(why)) => {
+                breaker.failure();
+                store.upload_later(u.id, "pending", Some(envelope), &why, Utc::now() + self.backoff(u.attempts)).await
+            }
+            Ok(Upload::Rejected { status, detail }) => {
+                breaker.success();
+                self.reject_all(&u, &format!("STATUS {status}"), &detail.join("; ")).await
+            }
+            Err(e) => {
+                if e.retryable() {
+                    breaker.failure();
+                }
+                store.upload_later(u.id, "pending", Some(envelope), &e.to_string(), Utc::now() + self.backoff(u.attempts)).await
+            }
+        }
+    }
+
+    async fn reject_all(&self, u: &UploadRow, estado: &str, glosa: &str) -> Result<(), crate::store::StoreError> {
+        let docs = self.svc.store.upload_documents(u.id).await?;
+        let verdicts = docs.iter().map(|(t, f, _)| DocVerdict { tipo: *t, folio: *f, state: "rejected".into(), estado: estado.into(), glosa: glosa.into() }).collect();
+        tracing::warn!(upload = u.id, estado, glosa, "envelope rejected");
+        self.svc.store.upload_final(u.id, "rejected", estado, glosa, verdicts, Utc::now()).await
+    }
+
+    async fn track(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
+        let store = &self.svc.store;
+        let later = |why: String, attempts: i64| async move { store.upload_later(u.id, "sent", None, &why, Utc::now() + self.backoff(attempts.min(4)).max(chrono_d(self.cfg.track_every))).await };
+        let (rec, cert, client, breaker) = match self.context(&u.company).await {
+            Ok(c) => c,
+            Err(e) => return later(e, u.attempts).await,
+        };
+        if !breaker.allow() {
+            return later("SII circuit open".into(), u.attempts).await;
+        }
+        let env = rec.environment.as_str();
+        let Some(track) = u.track_id.clone() else { return later("no TrackID".into(), u.attempts).await };
+        let token = match self.tokens.get(env, &cert, client).await {
+            Ok(t) => t,
+            Err(e) => {
+                breaker.failure();
+                return later(e.to_string(), u.attempts).await;
+            }
+        };
+        let Ok(company) = rec.rut.parse::<Rut>() else { return later("company RUT".into(), u.attempts).await };
+        let state = client.query_upload(&token, company, &track).await;
+        match state {
+            Ok(UploadState::Pending(estado)) => {
+                breaker.success();
+                store.upload_later(u.id, "sent", None, &estado, Utc::now() + chrono_d(self.cfg.track_every)).await
+            }
+            Ok(UploadState::Reauthenticate) => {
+                breaker.success();
+                self.tokens.invalidate(env, &cert).await;
+                store.upload_later(u.id, "sent", None, "token refused", Utc::now()).await
+            }
+            Ok(UploadState::Rejected { estado, glosa }) => {
+                breaker.success();
+                self.reject_all(&u, &estado, &glosa).await
+            }
+            Ok(UploadState::Processed { estado, glosa, rechazados, reparos, .. }) => {
+                breaker.success();
+                let docs = store.upload_documents(u.id).await?;
+                let mut verdicts = Vec::with_capacity(docs.len());
+                for (tipo, folio, xml) in &docs {
+                    let (state, e, g) = if rechazados == 0 && reparos == 0 {
+                        ("accepted", estado.clone(), glosa.clone())
+                    } else {
+                        // Mixed verdicts: ask about each document.
+                        match self.ask_document(client, &token, &cert, company, *tipo, *folio, xml).await {
+                            Ok(s) if s.estado == "DOK" && reparos > 0 => ("accepted_with_objections", s.estado, s.glosa),
+                            Ok(s) if s.estado == "DOK" => ("accepted", s.estado, s.glosa),
+                            Ok(s) => ("rejected", s.estado, s.glosa),
+                            Err(e) => return later(e.to_string(), u.attempts).await,
+                        }
+                    };
+                    verdicts.push(DocVerdict { tipo: *tipo, folio: *folio, state: state.into(), estado: e, glosa: g });
+                }
+                tracing::info!(upload = u.id, track = %track, %estado, "upload processed");
+                store.upload_final(u.id, "final", &estado, &glosa, verdicts, Utc::now()).await
+            }
+            Err(e) => {
+                if e.retryable() {
+                    breaker.failure();
+                }
+                later(e.to_string(), u.attempts).await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn ask_document(&self, client: &SiiClient, token: &str, cert: &crate::cert::Certificate, company: Rut, tipo: i32, folio: i64, xml: &[u8]) -> Result<crate::sii::client::DteState, SiiError> {
+        let text = String::from_utf8_lossy(xml);
+        let field = |name: &str| text.split(&format!("<{name}>")).nth(1).and_then(|r| r.split('<').next()).unwrap_or("").to_string();
+        let receptor: Rut = field("RUTRecep").parse().unwrap_or(Rut::ANONYMOUS);
+        let fecha = chrono::NaiveDate::parse_from_str(&field("FchEmis"), "%Y-%m-%d").unwrap_or_default();
+        let monto: i64 = field("MntTotal").parse().unwrap_or(0);
+        let consultante = cert.holder.unwrap_or(company);
+        client.query_document(token, consultante, company, receptor, tipo as u16, folio as u64, fecha, monto).await
+    }
+
+    /// `POST …/sii-status`: asks QueryEstDte now and records the answer.
+    pub async fn document_status(&self, company: &str, tipo: i32, folio: i64) -> Result<crate::sii::client::DteState, String> {
+        let (rec, cert, client, breaker) = self.context(company).await?;
+        if !breaker.allow() {
+            return Err("SII circuit open".into());
+        }
+        let xml = self.svc.document_xml(company, tipo, folio).await.map_err(|e| e.to_string())?;
+        let token = self.tokens.get(rec.environment.as_str(), &cert, client).await.map_err(|e| e.to_string())?;
+        let rut: Rut = rec.rut.parse().map_err(|e: crate::domain::rut::RutError| e.to_string())?;
+        let s = self.ask_document(client, &token, &cert, rut, tipo, folio, &xml).await;
+        match &s {
+            Ok(_) => breaker.success(),
+            Err(e) if e.retryable() => breaker.failure(),
+            Err(_) => {}
+        }
+        let s = s.map_err(|e| e.to_string())?;
+        let state = match s.estado.as_str() {
+            "DOK" => Some("accepted"),
+            "DNK" | "FAN" | "FNA" | "EMP" => Some("rejected"),
+            _ => None,
+        };
+        if let Some(state) = state {
+            let v = DocVerdict { tipo, folio, state: state.into(), estado: s.estado.clone(), glosa: s.glosa.clone() };
+            self.svc.store.set_document_sii_state(company, v, Utc::now()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(s)
+    }
+}
