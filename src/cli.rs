@@ -334,7 +334,9 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
     // pointed somewhere else (a simulator).
     let demo_offline = demo && s.sii_url_certificacion == Settings::default().sii_url_certificacion;
     if demo_offline {
-        println!("SII link off in demo mode (set DTE_GATEWAY_SII_URL_CERTIFICACION to a `dte-gateway sii-sim` to try it)");
+        println!(
+            "SII link off in demo mode (set DTE_GATEWAY_SII_URL_CERTIFICACION to a `dte-gateway sii-sim` to try it)"
+        );
     }
     let link = if s.sii_workers && !demo_offline { Some(server::sii_link(&svc, &s).map_err(start_err)?) } else { None };
     server::background(svc.clone(), auth.clone(), link.clone(), &s);

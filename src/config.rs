@@ -55,6 +55,7 @@ pub struct Settings {
     pub worker_interval_ms: u64,
     pub track_every_ms: u64,
     pub retry_backoff_ms: u64,
+    pub retry_max_backoff_ms: u64,
     pub circuit_failures: u32,
     pub circuit_cooldown_ms: u64,
 }
@@ -88,6 +89,7 @@ impl Default for Settings {
             worker_interval_ms: 200,
             track_every_ms: 500,
             retry_backoff_ms: 500,
+            retry_max_backoff_ms: 60_000,
             circuit_failures: 5,
             circuit_cooldown_ms: 5_000,
         }
@@ -125,6 +127,7 @@ const ENV: &[&str] = &[
     "WORKER_INTERVAL_MS",
     "TRACK_EVERY_MS",
     "RETRY_BACKOFF_MS",
+    "RETRY_MAX_BACKOFF_MS",
     "CIRCUIT_FAILURES",
     "CIRCUIT_COOLDOWN_MS",
 ];
@@ -162,6 +165,7 @@ impl Settings {
                     | "worker_interval_ms"
                     | "track_every_ms"
                     | "retry_backoff_ms"
+                    | "retry_max_backoff_ms"
                     | "circuit_failures"
                     | "circuit_cooldown_ms" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
@@ -170,7 +174,11 @@ impl Settings {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
-                        v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(|u| toml::Value::String(u.into())).collect(),
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|u| !u.is_empty())
+                            .map(|u| toml::Value::String(u.into()))
+                            .collect(),
                     )),
                     "rate_limit_per_second" | "rate_limit_burst" => {
                         v.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{var} must be a number"))
@@ -238,12 +246,18 @@ impl Settings {
         if self.redis_urls.iter().any(|u| !u.starts_with("redis://")) {
             e.push("redis_urls must be redis://host:port".into());
         }
-        for (n, u) in [("sii_url_certificacion", &self.sii_url_certificacion), ("sii_url_produccion", &self.sii_url_produccion)] {
+        for (n, u) in
+            [("sii_url_certificacion", &self.sii_url_certificacion), ("sii_url_produccion", &self.sii_url_produccion)]
+        {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 e.push(format!("{n} must be an http(s) URL"));
             }
         }
-        if self.sii_token_ttl_seconds == 0 || self.sender_max_docs < 1 || self.sender_max_docs > 2000 || self.circuit_failures == 0 {
+        if self.sii_token_ttl_seconds == 0
+            || self.sender_max_docs < 1
+            || self.sender_max_docs > 2000
+            || self.circuit_failures == 0
+        {
             e.push("sii_token_ttl_seconds, circuit_failures must be positive and sender_max_docs 1..2000".into());
         }
         if let Some(p) = &self.trust_test_authority {
@@ -260,7 +274,12 @@ impl Settings {
 
     /// The database URL, defaulting to SQLite in `data_dir`.
     pub fn cache(&self) -> crate::cache::CacheConfig {
-        crate::cache::CacheConfig { mode: self.cache_mode.clone(), redis_urls: self.redis_urls.clone(), cluster: self.redis_cluster, ..Default::default() }
+        crate::cache::CacheConfig {
+            mode: self.cache_mode.clone(),
+            redis_urls: self.redis_urls.clone(),
+            cluster: self.redis_cluster,
+            ..Default::default()
+        }
     }
 
     pub fn link(&self) -> crate::worker::LinkConfig {
@@ -270,6 +289,7 @@ impl Settings {
             max_age: Duration::from_millis(self.sender_max_age_ms),
             interval: Duration::from_millis(self.worker_interval_ms),
             backoff: Duration::from_millis(self.retry_backoff_ms),
+            max_backoff: Duration::from_millis(self.retry_max_backoff_ms),
             track_every: Duration::from_millis(self.track_every_ms),
             ..Default::default()
         }

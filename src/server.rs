@@ -10,15 +10,15 @@ use chrono::{Local, Utc};
 use std::collections::HashMap;
 
 use crate::caf::CafTrust;
-use crate::sii::client::{Endpoints, SiiClient};
-use crate::sii::tokens::Tokens;
-use crate::worker::SiiLink;
 use crate::config::Settings;
 use crate::domain::{Company, Rut, TipoDte};
 use crate::http::auth::Auth;
 use crate::service::{CompanyBody, Service, ServiceError};
+use crate::sii::client::{Endpoints, SiiClient};
+use crate::sii::tokens::Tokens;
 use crate::store::{Environment, Store};
 use crate::vault::Vault;
+use crate::worker::SiiLink;
 
 /// TEST-ONLY material for `--demo`, clearly labelled and never valid with the SII.
 const DEMO_P12: &[u8] = include_bytes!("../certs/test-company.p12");
@@ -92,11 +92,20 @@ pub fn sii_link(svc: &Arc<Service>, s: &Settings) -> Result<Arc<SiiLink>, StartE
     let tokens = Tokens::new(cache, Duration::from_secs(s.sii_token_ttl_seconds));
     let timeout = Duration::from_millis(s.sii_timeout_ms);
     let mut clients = HashMap::new();
-    for (env, base) in [(Environment::Certificacion, &s.sii_url_certificacion), (Environment::Produccion, &s.sii_url_produccion)] {
-        let c = SiiClient::new(Endpoints { base: base.trim_end_matches('/').to_string() }, timeout).map_err(|e| StartError::Other(e.to_string()))?;
+    for (env, base) in
+        [(Environment::Certificacion, &s.sii_url_certificacion), (Environment::Produccion, &s.sii_url_produccion)]
+    {
+        let c = SiiClient::new(Endpoints { base: base.trim_end_matches('/').to_string() }, timeout)
+            .map_err(|e| StartError::Other(e.to_string()))?;
         clients.insert(env, c);
     }
-    Ok(SiiLink::new(svc.clone(), tokens, clients, (s.circuit_failures, Duration::from_millis(s.circuit_cooldown_ms)), s.link()))
+    Ok(SiiLink::new(
+        svc.clone(),
+        tokens,
+        clients,
+        (s.circuit_failures, Duration::from_millis(s.circuit_cooldown_ms)),
+        s.link(),
+    ))
 }
 
 /// The demo company 76192083-9 with the test certificate and fresh test CAFs for every type; prints

@@ -387,13 +387,16 @@ impl Service {
     /// computed once. Returns the JSON of the totals.
     pub async fn quote_cached(&self, body: &[u8], emisor: Option<Rut>) -> Result<Vec<u8>> {
         let normalised = serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string()).unwrap_or_default();
-        let key = crate::cache::Key::TaxQuote(sha256_hex(format!("{}|{normalised}", emisor.map(|r| r.to_string()).unwrap_or_default()).as_bytes()));
+        let key = crate::cache::Key::TaxQuote(sha256_hex(
+            format!("{}|{normalised}", emisor.map(|r| r.to_string()).unwrap_or_default()).as_bytes(),
+        ));
         if let Some(c) = &self.cache {
             if let Some(hit) = c.get(&key).await {
                 return Ok(hit);
             }
         }
-        let totals = serde_json::to_vec(&self.quote(body, emisor)?).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let totals =
+            serde_json::to_vec(&self.quote(body, emisor)?).map_err(|e| ServiceError::Internal(e.to_string()))?;
         if let Some(c) = &self.cache {
             c.set(&key, &totals, std::time::Duration::from_secs(600)).await;
         }

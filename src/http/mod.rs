@@ -8,9 +8,9 @@ pub mod auth;
 mod companies;
 mod documents;
 mod keys;
-mod sii;
 pub mod openapi;
 pub mod problem;
+mod sii;
 mod tools;
 
 use auth::Auth;
@@ -48,17 +48,43 @@ async fn live() -> HttpResponse {
     json(actix_web::http::StatusCode::OK, &serde_json::json!({"status": "live"}))
 }
 
-async fn ready(svc: web::Data<Arc<Service>>) -> HttpResponse {
-    match svc.store.ping().await {
-        Ok(()) => json(
-            actix_web::http::StatusCode::OK,
-            &serde_json::json!({"status": "ready", "database": svc.store.backend()}),
-        ),
-        Err(e) => json(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "unavailable", "database": svc.store.backend(), "error": e.to_string()}),
-        ),
-    }
+/// Database reachable (else 503); cache `degraded` while Redis is down and memory stands in; the
+/// state of each SII circuit.
+async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::worker::SiiLink>>>) -> HttpResponse {
+    let db = svc.store.ping().await;
+    let cache = svc.cache.as_ref().map(|c| serde_json::json!({"mode": c.mode(), "degraded": c.degraded()}));
+    let circuits: serde_json::Map<String, serde_json::Value> = link
+        .map(|l| {
+            l.breakers
+                .iter()
+                .map(|(env, b)| {
+                    let opened = b.opened.load(std::sync::atomic::Ordering::Relaxed);
+                    (
+                        env.as_str().to_string(),
+                        serde_json::json!({"host": b.host, "state": b.state(), "opened": opened}),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let degraded = cache.as_ref().is_some_and(|c| c["degraded"] == true);
+    let status = match (&db, degraded) {
+        (Err(_), _) => "unavailable",
+        (Ok(()), true) => "degraded",
+        (Ok(()), false) => "ready",
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "database": {"backend": svc.store.backend(), "ok": db.is_ok(), "error": db.err().map(|e| e.to_string())},
+        "cache": cache,
+        "sii": circuits,
+    });
+    let code = if status == "unavailable" {
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    json(code, &body)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

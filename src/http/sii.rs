@@ -26,7 +26,13 @@ pub struct WebhookRequest {
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn add_webhook(p: Principal, rut: web::Path<String>, req: HttpRequest, body: web::Payload, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn add_webhook(
+    p: Principal,
+    rut: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "admin")?;
     let b = read_body(&req, body).await?;
     let r: WebhookRequest = serde_json::from_slice(&b).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -34,25 +40,42 @@ pub async fn add_webhook(p: Principal, rut: web::Path<String>, req: HttpRequest,
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Vec<crate::store::WebhookRow>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn list_webhooks(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn list_webhooks(
+    p: Principal,
+    rut: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     svc.company(&rut).await?;
     let hooks = svc.store.list_webhooks(&rut).await.map_err(|e| ApiError::Service(e.into()))?;
     Ok(json(StatusCode::OK, &hooks))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// 1-1000, default 200 (newest first).
+    pub limit: Option<i64>,
+}
+
 /// Recent deliveries with their outcome (state, attempts, last HTTP status).
-#[utoipa::path(get, path = "/v1/companies/{rut}/webhooks/deliveries", tag = "webhooks", params(("rut" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+#[utoipa::path(get, path = "/v1/companies/{rut}/webhooks/deliveries", tag = "webhooks", params(("rut" = String, Path), DeliveriesQuery),
+    responses((status = 200, body = Vec<crate::store::DeliveryRow>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn deliveries(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn deliveries(
+    p: Principal,
+    rut: web::Path<String>,
+    q: web::Query<DeliveriesQuery>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     svc.company(&rut).await?;
-    let rows = svc.store.list_deliveries(&rut, 200).await.map_err(|e| ApiError::Service(e.into()))?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let rows = svc.store.list_deliveries(&rut, limit).await.map_err(|e| ApiError::Service(e.into()))?;
     Ok(json(StatusCode::OK, &rows))
 }
 
@@ -63,7 +86,12 @@ pub async fn deliveries(p: Principal, rut: web::Path<String>, svc: web::Data<Arc
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn sii_status(p: Principal, path: web::Path<(String, i32, i64)>, svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<SiiLink>>>) -> Result<HttpResponse, ApiError> {
+pub async fn sii_status(
+    p: Principal,
+    path: web::Path<(String, i32, i64)>,
+    svc: web::Data<Arc<Service>>,
+    link: Option<web::Data<Arc<SiiLink>>>,
+) -> Result<HttpResponse, ApiError> {
     let (rut, tipo, folio) = path.into_inner();
     p.company(&rut, "issue")?;
     svc.document(&rut, tipo, folio).await?;

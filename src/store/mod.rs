@@ -250,7 +250,7 @@ pub struct DocVerdict {
     pub glosa: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookRow {
     pub id: i64,
     pub company: String,
@@ -260,7 +260,7 @@ pub struct WebhookRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub webhook_id: i64,
@@ -274,7 +274,15 @@ pub struct DeliveryRow {
 }
 
 /// The JSON event of a document's state change, as webhooks receive it.
-pub fn state_event(company: &str, tipo: i32, folio: i64, state: &str, estado: &str, glosa: &str, at: DateTime<Utc>) -> String {
+pub fn state_event(
+    company: &str,
+    tipo: i32,
+    folio: i64,
+    state: &str,
+    estado: &str,
+    glosa: &str,
+    at: DateTime<Utc>,
+) -> String {
     serde_json::json!({
         "type": "document.state_changed",
         "company": company,
@@ -408,7 +416,12 @@ impl Store {
     /// Claims up to `max` unsent documents of one company and kind (boletas apart) into a new
     /// upload, when there are `max` of them or the oldest is older than `older_than`. A document is
     /// claimed by one upload only, whatever the number of instances.
-    pub async fn claim_upload(&self, max: i64, older_than: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    pub async fn claim_upload(
+        &self,
+        max: i64,
+        older_than: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
         dispatch!(self, s => s.claim_upload(max, older_than, now).await)
     }
     /// The signed DTEs of an upload, in folio order.
@@ -416,36 +429,83 @@ impl Store {
         dispatch!(self, s => s.upload_documents(upload).await)
     }
     /// Leases one upload due for sending (`new`/`pending`) or tracking (`sent`) for `lease`.
-    pub async fn lease_upload(&self, states: &[&str], now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<UploadRow>, StoreError> {
+    pub async fn lease_upload(
+        &self,
+        states: &[&str],
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<UploadRow>, StoreError> {
         let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
         dispatch!(self, s => s.lease_upload(states, now, lease).await)
     }
     /// Received by the SII: the TrackID, and its documents become `sent`.
-    pub async fn upload_sent(&self, id: i64, envelope: Vec<u8>, track_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_sent(
+        &self,
+        id: i64,
+        envelope: Vec<u8>,
+        track_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.upload_sent(id, envelope, track_id, now).await)
     }
     /// Try again at `next_at` (sending, or tracking when `state` is `sent`).
-    pub async fn upload_later(&self, id: i64, state: &str, envelope: Option<Vec<u8>>, error: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_later(
+        &self,
+        id: i64,
+        state: &str,
+        envelope: Option<Vec<u8>>,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.upload_later(id, state, envelope, error, next_at).await)
     }
     /// The final verdict: the upload and each document's state, and an event per document.
-    pub async fn upload_final(&self, id: i64, state: &str, estado: &str, glosa: &str, verdicts: Vec<DocVerdict>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_final(
+        &self,
+        id: i64,
+        state: &str,
+        estado: &str,
+        glosa: &str,
+        verdicts: Vec<DocVerdict>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.upload_final(id, state, estado, glosa, verdicts, now).await)
     }
-    pub async fn set_document_sii_state(&self, company: &str, v: DocVerdict, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn set_document_sii_state(
+        &self,
+        company: &str,
+        v: DocVerdict,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.set_document_sii_state(company, v, now).await)
     }
-    pub async fn add_webhook(&self, company: &str, url: &str, secret: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    pub async fn add_webhook(
+        &self,
+        company: &str,
+        url: &str,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         dispatch!(self, s => s.add_webhook(company, url, secret, now).await)
     }
     pub async fn list_webhooks(&self, company: &str) -> Result<Vec<WebhookRow>, StoreError> {
         dispatch!(self, s => s.list_webhooks(company).await)
     }
-    pub async fn lease_delivery(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<DeliveryRow>, StoreError> {
+    pub async fn lease_delivery(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
         dispatch!(self, s => s.lease_delivery(now, lease).await)
     }
     /// After a delivery attempt: `done`, or `pending` again at `next_at`, or `failed` for good.
-    pub async fn delivery_outcome(&self, id: i64, state: &str, status: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn delivery_outcome(
+        &self,
+        id: i64,
+        state: &str,
+        status: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.delivery_outcome(id, state, status, next_at).await)
     }
     pub async fn list_deliveries(&self, company: &str, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {

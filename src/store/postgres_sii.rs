@@ -7,7 +7,12 @@ use tokio_postgres::Row;
 
 use super::*;
 
-async fn enqueue_events(tx: &impl GenericClient, company: &str, events: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn enqueue_events(
+    tx: &impl GenericClient,
+    company: &str,
+    events: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -21,15 +26,37 @@ async fn enqueue_events(tx: &impl GenericClient, company: &str, events: &[String
 }
 
 fn upload_row(r: &Row) -> UploadRow {
-    UploadRow { id: r.get(0), company: r.get(1), boleta: r.get(2), state: r.get(3), envelope: r.get(4), track_id: r.get(5), attempts: r.get(6) }
+    UploadRow {
+        id: r.get(0),
+        company: r.get(1),
+        boleta: r.get(2),
+        state: r.get(3),
+        envelope: r.get(4),
+        track_id: r.get(5),
+        attempts: r.get(6),
+    }
 }
 
 fn delivery_row(r: &Row) -> DeliveryRow {
-    DeliveryRow { id: r.get(0), webhook_id: r.get(1), url: r.get(2), secret: r.get(3), event: r.get(4), state: r.get(5), attempts: r.get(6), last_status: r.get(7) }
+    DeliveryRow {
+        id: r.get(0),
+        webhook_id: r.get(1),
+        url: r.get(2),
+        secret: r.get(3),
+        event: r.get(4),
+        state: r.get(5),
+        attempts: r.get(6),
+        last_status: r.get(7),
+    }
 }
 
 impl PgStore {
-    pub async fn claim_upload(&self, max: i64, older_than: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    pub async fn claim_upload(
+        &self,
+        max: i64,
+        older_than: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let group = tx
@@ -63,10 +90,19 @@ impl PgStore {
 
     pub async fn upload_documents(&self, upload: i64) -> Result<Vec<(i32, i64, Vec<u8>)>, StoreError> {
         let c = self.pool.get().await?;
-        Ok(c.query("SELECT tipo, folio, xml FROM documents WHERE upload_id = $1 ORDER BY tipo, folio", &[&upload]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(c.query("SELECT tipo, folio, xml FROM documents WHERE upload_id = $1 ORDER BY tipo, folio", &[&upload])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
-    pub async fn lease_upload(&self, states: Vec<String>, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<UploadRow>, StoreError> {
+    pub async fn lease_upload(
+        &self,
+        states: Vec<String>,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<UploadRow>, StoreError> {
         let c = self.pool.get().await?;
         let until = now + lease;
         let row = c
@@ -80,7 +116,13 @@ impl PgStore {
         Ok(row.as_ref().map(upload_row))
     }
 
-    pub async fn upload_sent(&self, id: i64, envelope: Vec<u8>, track_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_sent(
+        &self,
+        id: i64,
+        envelope: Vec<u8>,
+        track_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         tx.execute(
@@ -91,14 +133,24 @@ impl PgStore {
         let docs = tx.query("UPDATE documents SET state = 'sent', sii_estado = 'REC' WHERE upload_id = $1 RETURNING company, tipo, folio", &[&id]).await?;
         if let Some(first) = docs.first() {
             let company: String = first.get(0);
-            let events: Vec<String> = docs.iter().map(|r| state_event(r.get(0), r.get(1), r.get(2), "sent", "REC", &format!("TrackID {track_id}"), now)).collect();
+            let events: Vec<String> = docs
+                .iter()
+                .map(|r| state_event(r.get(0), r.get(1), r.get(2), "sent", "REC", &format!("TrackID {track_id}"), now))
+                .collect();
             enqueue_events(&tx, &company, &events, now).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn upload_later(&self, id: i64, state: &str, envelope: Option<Vec<u8>>, error: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_later(
+        &self,
+        id: i64,
+        state: &str,
+        envelope: Option<Vec<u8>>,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let c = self.pool.get().await?;
         c.execute(
             "UPDATE uploads SET state = $2, envelope = COALESCE($3, envelope), attempts = attempts + 1, last_error = $4, next_at = $5, lease_until = NULL WHERE id = $1",
@@ -108,7 +160,15 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn upload_final(&self, id: i64, state: &str, estado: &str, glosa: &str, verdicts: Vec<DocVerdict>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_final(
+        &self,
+        id: i64,
+        state: &str,
+        estado: &str,
+        glosa: &str,
+        verdicts: Vec<DocVerdict>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let company: String = tx.query_one("UPDATE uploads SET state = $2, estado = $3, glosa = $4, lease_until = NULL WHERE id = $1 RETURNING company", &[&id, &state, &estado, &glosa]).await?.get(0);
@@ -126,7 +186,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn set_document_sii_state(&self, company: &str, v: DocVerdict, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn set_document_sii_state(
+        &self,
+        company: &str,
+        v: DocVerdict,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let n = tx
@@ -137,24 +202,59 @@ impl PgStore {
             )
             .await?;
         if n > 0 {
-            enqueue_events(&tx, company, &[state_event(company, v.tipo, v.folio, &v.state, &v.estado, &v.glosa, now)], now).await?;
+            enqueue_events(
+                &tx,
+                company,
+                &[state_event(company, v.tipo, v.folio, &v.state, &v.estado, &v.glosa, now)],
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn add_webhook(&self, company: &str, url: &str, secret: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    pub async fn add_webhook(
+        &self,
+        company: &str,
+        url: &str,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let c = self.pool.get().await?;
-        Ok(c.query_one("INSERT INTO webhooks (company, url, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING id", &[&company, &url, &secret, &now]).await?.get(0))
+        Ok(c.query_one(
+            "INSERT INTO webhooks (company, url, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&company, &url, &secret, &now],
+        )
+        .await?
+        .get(0))
     }
 
     pub async fn list_webhooks(&self, company: &str) -> Result<Vec<WebhookRow>, StoreError> {
         let c = self.pool.get().await?;
-        let rows = c.query("SELECT id, company, url, secret, created_at FROM webhooks WHERE company = $1 ORDER BY id", &[&company]).await?;
-        Ok(rows.iter().map(|r| WebhookRow { id: r.get(0), company: r.get(1), url: r.get(2), secret: r.get(3), created_at: r.get(4) }).collect())
+        let rows = c
+            .query(
+                "SELECT id, company, url, secret, created_at FROM webhooks WHERE company = $1 ORDER BY id",
+                &[&company],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| WebhookRow {
+                id: r.get(0),
+                company: r.get(1),
+                url: r.get(2),
+                secret: r.get(3),
+                created_at: r.get(4),
+            })
+            .collect())
     }
 
-    pub async fn lease_delivery(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<DeliveryRow>, StoreError> {
+    pub async fn lease_delivery(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
         let c = self.pool.get().await?;
         let until = now + lease;
         let row = c
@@ -168,7 +268,13 @@ impl PgStore {
         Ok(row.as_ref().map(delivery_row))
     }
 
-    pub async fn delivery_outcome(&self, id: i64, state: &str, status: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn delivery_outcome(
+        &self,
+        id: i64,
+        state: &str,
+        status: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let c = self.pool.get().await?;
         c.execute("UPDATE deliveries SET state = $2, last_status = $3, attempts = attempts + 1, next_at = $4, lease_until = NULL WHERE id = $1", &[&id, &state, &status, &next_at]).await?;
         Ok(())
@@ -188,6 +294,10 @@ impl PgStore {
 
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let c = self.pool.get().await?;
-        Ok(c.query("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state", &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(c.query("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state", &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 }

@@ -5,7 +5,12 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::*;
 
-fn enqueue_events(tx: &Transaction<'_>, company: &str, events: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+fn enqueue_events(
+    tx: &Transaction<'_>,
+    company: &str,
+    events: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let hooks: Vec<i64> = {
         let mut st = tx.prepare("SELECT id FROM webhooks WHERE company = ?1")?;
         let rows = st.query_map(params![company], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
@@ -20,7 +25,12 @@ fn enqueue_events(tx: &Transaction<'_>, company: &str, events: &[String], now: D
 }
 
 impl SqliteStore {
-    pub async fn claim_upload(&self, max: i64, older_than: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    pub async fn claim_upload(
+        &self,
+        max: i64,
+        older_than: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let group: Option<(String, bool)> = tx
@@ -47,14 +57,22 @@ impl SqliteStore {
 
     pub async fn upload_documents(&self, upload: i64) -> Result<Vec<(i32, i64, Vec<u8>)>, StoreError> {
         self.with(move |c| {
-            let mut st = c.prepare("SELECT tipo, folio, xml FROM documents WHERE upload_id = ?1 ORDER BY tipo, folio")?;
-            let rows = st.query_map(params![upload], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+            let mut st =
+                c.prepare("SELECT tipo, folio, xml FROM documents WHERE upload_id = ?1 ORDER BY tipo, folio")?;
+            let rows = st
+                .query_map(params![upload], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await
     }
 
-    pub async fn lease_upload(&self, states: Vec<String>, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<UploadRow>, StoreError> {
+    pub async fn lease_upload(
+        &self,
+        states: Vec<String>,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<UploadRow>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let list = states.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
@@ -77,7 +95,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn upload_sent(&self, id: i64, envelope: Vec<u8>, track_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_sent(
+        &self,
+        id: i64,
+        envelope: Vec<u8>,
+        track_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let track_id = track_id.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -100,7 +124,14 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn upload_later(&self, id: i64, state: &str, envelope: Option<Vec<u8>>, error: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_later(
+        &self,
+        id: i64,
+        state: &str,
+        envelope: Option<Vec<u8>>,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let (state, error) = (state.to_string(), error.to_string());
         self.with(move |c| {
             c.execute(
@@ -112,7 +143,15 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn upload_final(&self, id: i64, state: &str, estado: &str, glosa: &str, verdicts: Vec<DocVerdict>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upload_final(
+        &self,
+        id: i64,
+        state: &str,
+        estado: &str,
+        glosa: &str,
+        verdicts: Vec<DocVerdict>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let (state, estado, glosa) = (state.to_string(), estado.to_string(), glosa.to_string());
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -132,7 +171,12 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn set_document_sii_state(&self, company: &str, v: DocVerdict, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn set_document_sii_state(
+        &self,
+        company: &str,
+        v: DocVerdict,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let company = company.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -153,10 +197,19 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn add_webhook(&self, company: &str, url: &str, secret: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    pub async fn add_webhook(
+        &self,
+        company: &str,
+        url: &str,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let (company, url, secret) = (company.to_string(), url.to_string(), secret.to_string());
         self.with(move |c| {
-            c.execute("INSERT INTO webhooks (company, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)", params![company, url, secret, ts(now)])?;
+            c.execute(
+                "INSERT INTO webhooks (company, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![company, url, secret, ts(now)],
+            )?;
             Ok(c.last_insert_rowid())
         })
         .await
@@ -165,16 +218,29 @@ impl SqliteStore {
     pub async fn list_webhooks(&self, company: &str) -> Result<Vec<WebhookRow>, StoreError> {
         let company = company.to_string();
         self.with(move |c| {
-            let mut st = c.prepare("SELECT id, company, url, secret, created_at FROM webhooks WHERE company = ?1 ORDER BY id")?;
+            let mut st =
+                c.prepare("SELECT id, company, url, secret, created_at FROM webhooks WHERE company = ?1 ORDER BY id")?;
             let rows = st
-                .query_map(params![company], |r| Ok(WebhookRow { id: r.get(0)?, company: r.get(1)?, url: r.get(2)?, secret: r.get(3)?, created_at: parse_ts(&r.get::<_, String>(4)?) }))?
+                .query_map(params![company], |r| {
+                    Ok(WebhookRow {
+                        id: r.get(0)?,
+                        company: r.get(1)?,
+                        url: r.get(2)?,
+                        secret: r.get(3)?,
+                        created_at: parse_ts(&r.get::<_, String>(4)?),
+                    })
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await
     }
 
-    pub async fn lease_delivery(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<DeliveryRow>, StoreError> {
+    pub async fn lease_delivery(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = tx
@@ -194,7 +260,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn delivery_outcome(&self, id: i64, state: &str, status: &str, next_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn delivery_outcome(
+        &self,
+        id: i64,
+        state: &str,
+        status: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let (state, status) = (state.to_string(), status.to_string());
         self.with(move |c| {
             c.execute("UPDATE deliveries SET state = ?2, last_status = ?3, attempts = attempts + 1, next_at = ?4, lease_until = NULL WHERE id = ?1", params![id, state, status, ts(next_at)])?;

@@ -30,7 +30,13 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(host: &str, threshold: u32, cooldown: Duration) -> Breaker {
-        Breaker { host: host.into(), threshold: threshold.max(1), cooldown, inner: Mutex::new(Inner { failures: 0, open_until: None, probing: false }), opened: AtomicU64::new(0) }
+        Breaker {
+            host: host.into(),
+            threshold: threshold.max(1),
+            cooldown,
+            inner: Mutex::new(Inner { failures: 0, open_until: None, probing: false }),
+            opened: AtomicU64::new(0),
+        }
     }
 
     pub fn state(&self) -> BreakerState {
@@ -80,7 +86,12 @@ impl Breaker {
 
     /// How long until a call may go out.
     pub fn retry_in(&self) -> Duration {
-        self.inner.lock().ok().and_then(|i| i.open_until).map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default()
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|i| i.open_until)
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
     }
 }
 

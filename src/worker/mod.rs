@@ -63,8 +63,17 @@ fn chrono_d(d: Duration) -> chrono::Duration {
 }
 
 impl SiiLink {
-    pub fn new(svc: Arc<Service>, tokens: Arc<Tokens>, clients: HashMap<Environment, SiiClient>, breaker: (u32, Duration), cfg: LinkConfig) -> Arc<SiiLink> {
-        let breakers = clients.iter().map(|(env, c)| (*env, Arc::new(Breaker::new(&c.endpoints.base, breaker.0, breaker.1)))).collect();
+    pub fn new(
+        svc: Arc<Service>,
+        tokens: Arc<Tokens>,
+        clients: HashMap<Environment, SiiClient>,
+        breaker: (u32, Duration),
+        cfg: LinkConfig,
+    ) -> Arc<SiiLink> {
+        let breakers = clients
+            .iter()
+            .map(|(env, c)| (*env, Arc::new(Breaker::new(&c.endpoints.base, breaker.0, breaker.1))))
+            .collect();
         Arc::new(SiiLink { svc, tokens, clients, breakers, cfg })
     }
 
@@ -109,7 +118,10 @@ impl SiiLink {
         Ok(busy)
     }
 
-    async fn context(&self, company: &str) -> Result<(crate::store::CompanyRecord, Arc<crate::cert::Certificate>, &SiiClient, &Arc<Breaker>), String> {
+    async fn context(
+        &self,
+        company: &str,
+    ) -> Result<(crate::store::CompanyRecord, Arc<crate::cert::Certificate>, &SiiClient, &Arc<Breaker>), String> {
         let rec = self.svc.company(company).await.map_err(|e| e.to_string())?;
         let cert = self.svc.certificate(company).await.map_err(|e| e.to_string())?;
         let client = self.clients.get(&rec.environment).ok_or("no SII client for the environment")?;
@@ -121,21 +133,38 @@ impl SiiLink {
         let store = &self.svc.store;
         let (rec, cert, client, breaker) = match self.context(&u.company).await {
             Ok(c) => c,
-            Err(e) => return store.upload_later(u.id, "pending", None, &e, Utc::now() + self.backoff(u.attempts)).await,
+            Err(e) => {
+                return store.upload_later(u.id, "pending", None, &e, Utc::now() + self.backoff(u.attempts)).await
+            }
         };
         if !breaker.allow() {
-            return store.upload_later(u.id, "pending", None, "SII circuit open", Utc::now() + chrono_d(breaker.retry_in().max(Duration::from_millis(100)))).await;
+            return store
+                .upload_later(
+                    u.id,
+                    "pending",
+                    None,
+                    "SII circuit open",
+                    Utc::now() + chrono_d(breaker.retry_in().max(Duration::from_millis(100))),
+                )
+                .await;
         }
         let envelope = match u.envelope.clone() {
             Some(e) => e,
             None => {
                 let docs: Vec<Vec<u8>> = store.upload_documents(u.id).await?.into_iter().map(|(_, _, x)| x).collect();
                 let (company, cert2) = (rec.company.clone(), cert.clone());
-                let built = tokio::task::spawn_blocking(move || crate::sii::envelope::build(&company, &cert2, Rut::SII, &docs, now_local())).await;
+                let built = tokio::task::spawn_blocking(move || {
+                    crate::sii::envelope::build(&company, &cert2, Rut::SII, &docs, now_local())
+                })
+                .await;
                 match built {
                     Ok(Ok(b)) => b,
                     Ok(Err(e)) => return self.reject_all(&u, "envelope", &e.to_string()).await,
-                    Err(e) => return store.upload_later(u.id, "pending", None, &e.to_string(), Utc::now() + self.backoff(u.attempts)).await,
+                    Err(e) => {
+                        return store
+                            .upload_later(u.id, "pending", None, &e.to_string(), Utc::now() + self.backoff(u.attempts))
+                            .await
+                    }
                 }
             }
         };
@@ -144,7 +173,15 @@ impl SiiLink {
             Ok(t) => t,
             Err(e) => {
                 breaker.failure();
-                return store.upload_later(u.id, "pending", Some(envelope), &e.to_string(), Utc::now() + self.backoff(u.attempts)).await;
+                return store
+                    .upload_later(
+                        u.id,
+                        "pending",
+                        Some(envelope),
+                        &e.to_string(),
+                        Utc::now() + self.backoff(u.attempts),
+                    )
+                    .await;
             }
         };
         let (Some(sender), Ok(company)) = (cert.holder, rec.rut.parse::<Rut>()) else {
@@ -174,21 +211,48 @@ impl SiiLink {
                 if e.retryable() {
                     breaker.failure();
                 }
-                store.upload_later(u.id, "pending", Some(envelope), &e.to_string(), Utc::now() + self.backoff(u.attempts)).await
+                store
+                    .upload_later(
+                        u.id,
+                        "pending",
+                        Some(envelope),
+                        &e.to_string(),
+                        Utc::now() + self.backoff(u.attempts),
+                    )
+                    .await
             }
         }
     }
 
     async fn reject_all(&self, u: &UploadRow, estado: &str, glosa: &str) -> Result<(), crate::store::StoreError> {
         let docs = self.svc.store.upload_documents(u.id).await?;
-        let verdicts = docs.iter().map(|(t, f, _)| DocVerdict { tipo: *t, folio: *f, state: "rejected".into(), estado: estado.into(), glosa: glosa.into() }).collect();
+        let verdicts = docs
+            .iter()
+            .map(|(t, f, _)| DocVerdict {
+                tipo: *t,
+                folio: *f,
+                state: "rejected".into(),
+                estado: estado.into(),
+                glosa: glosa.into(),
+            })
+            .collect();
         tracing::warn!(upload = u.id, estado, glosa, "envelope rejected");
         self.svc.store.upload_final(u.id, "rejected", estado, glosa, verdicts, Utc::now()).await
     }
 
     async fn track(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
         let store = &self.svc.store;
-        let later = |why: String, attempts: i64| async move { store.upload_later(u.id, "sent", None, &why, Utc::now() + self.backoff(attempts.min(4)).max(chrono_d(self.cfg.track_every))).await };
+        let later = |why: String, attempts: i64| async move {
+            store
+                .upload_later(
+                    u.id,
+                    "sent",
+                    None,
+                    &why,
+                    Utc::now() + self.backoff(attempts.min(4)).max(chrono_d(self.cfg.track_every)),
+                )
+                .await
+        };
         let (rec, cert, client, breaker) = match self.context(&u.company).await {
             Ok(c) => c,
             Err(e) => return later(e, u.attempts).await,
@@ -231,7 +295,9 @@ impl SiiLink {
                     } else {
                         // Mixed verdicts: ask about each document.
                         match self.ask_document(client, &token, &cert, company, *tipo, *folio, xml).await {
-                            Ok(s) if s.estado == "DOK" && reparos > 0 => ("accepted_with_objections", s.estado, s.glosa),
+                            Ok(s) if s.estado == "DOK" && reparos > 0 => {
+                                ("accepted_with_objections", s.estado, s.glosa)
+                            }
                             Ok(s) if s.estado == "DOK" => ("accepted", s.estado, s.glosa),
                             Ok(s) => ("rejected", s.estado, s.glosa),
                             Err(e) => return later(e.to_string(), u.attempts).await,
@@ -252,9 +318,20 @@ impl SiiLink {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn ask_document(&self, client: &SiiClient, token: &str, cert: &crate::cert::Certificate, company: Rut, tipo: i32, folio: i64, xml: &[u8]) -> Result<crate::sii::client::DteState, SiiError> {
+    async fn ask_document(
+        &self,
+        client: &SiiClient,
+        token: &str,
+        cert: &crate::cert::Certificate,
+        company: Rut,
+        tipo: i32,
+        folio: i64,
+        xml: &[u8],
+    ) -> Result<crate::sii::client::DteState, SiiError> {
         let text = String::from_utf8_lossy(xml);
-        let field = |name: &str| text.split(&format!("<{name}>")).nth(1).and_then(|r| r.split('<').next()).unwrap_or("").to_string();
+        let field = |name: &str| {
+            text.split(&format!("<{name}>")).nth(1).and_then(|r| r.split('<').next()).unwrap_or("").to_string()
+        };
         let receptor: Rut = field("RUTRecep").parse().unwrap_or(Rut::ANONYMOUS);
         let fecha = chrono::NaiveDate::parse_from_str(&field("FchEmis"), "%Y-%m-%d").unwrap_or_default();
         let monto: i64 = field("MntTotal").parse().unwrap_or(0);
@@ -263,7 +340,12 @@ impl SiiLink {
     }
 
     /// `POST …/sii-status`: asks QueryEstDte now and records the answer.
-    pub async fn document_status(&self, company: &str, tipo: i32, folio: i64) -> Result<crate::sii::client::DteState, String> {
+    pub async fn document_status(
+        &self,
+        company: &str,
+        tipo: i32,
+        folio: i64,
+    ) -> Result<crate::sii::client::DteState, String> {
         let (rec, cert, client, breaker) = self.context(company).await?;
         if !breaker.allow() {
             return Err("SII circuit open".into());

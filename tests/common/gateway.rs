@@ -76,6 +76,58 @@ impl Gateway {
         g
     }
 
+    /// Another company with the test certificate, a CAF made today and an issue+read key.
+    pub async fn add_company(&self, rut: &str, caf_hasta: u64) -> String {
+        let mut company: Value =
+            serde_json::from_slice(&std::fs::read(repo("examples/company.json")).expect("company")).expect("json");
+        company["RUTEmisor"] = json!(rut);
+        let (s, b) = self.send("POST", "/v1/companies", &self.admin, Some(company)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let p12 = base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(repo("certs/test-company.p12")).expect("p12"));
+        let (s, b) = self
+            .send(
+                "PUT",
+                &format!("/v1/companies/{rut}/certificate"),
+                &self.admin,
+                Some(json!({"pkcs12": p12, "password": "test1234"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, b) = self
+            .raw(
+                "POST",
+                &format!("/v1/companies/{rut}/cafs"),
+                &self.admin,
+                caf_xml(33, 1, caf_hasta, rut).into_bytes(),
+                "application/xml",
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, b) = self
+            .send("POST", "/v1/keys", &self.admin, Some(json!({"company": rut, "scopes": ["issue", "read", "admin"]})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["key"].as_str().expect("key").to_string()
+    }
+
+    /// Documents of `rut` per state.
+    pub async fn states(&self, rut: &str, key: &str) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let q = before.map(|b| format!("&before={b}")).unwrap_or_default();
+            let (_, b) = self.send("GET", &format!("/v1/companies/{rut}/documents?limit=500{q}"), key, None).await;
+            for d in b["items"].as_array().cloned().unwrap_or_default() {
+                *out.entry(d["state"].as_str().unwrap_or("").to_string()).or_default() += 1;
+            }
+            match b["next"].as_i64() {
+                Some(n) => before = Some(n),
+                None => return out,
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         self.servers[0].url(path)
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod hooks;
 pub mod redis;
 pub mod server;
 pub mod sim;

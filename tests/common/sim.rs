@@ -12,8 +12,12 @@ pub struct SimProcess {
 
 impl SimProcess {
     pub fn start(args: &[&str]) -> SimProcess {
+        Self::start_on(0, args)
+    }
+
+    pub fn start_on(port: u16, args: &[&str]) -> SimProcess {
         let mut child = bin()
-            .args(["sii-sim", "--port", "0", "--trust-test-authority"])
+            .args(["sii-sim", "--port", &port.to_string(), "--trust-test-authority"])
             .arg(repo("certs/test-authority.pem"))
             .args(args)
             .env("RUST_LOG", "warn")
@@ -35,6 +39,17 @@ impl SimProcess {
 
     pub async fn counters(&self) -> serde_json::Value {
         reqwest::get(format!("{}/sim/counters", self.base)).await.expect("counters").json().await.expect("json")
+    }
+}
+
+impl SimProcess {
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,213 @@
+//! The SII link end to end: documents issued over HTTP on two gateway instances sharing Redis and
+//! PostgreSQL reach the simulator, are tracked to their verdict and reported by webhooks; one
+//! token exchange serves them all; faults, an SII outage and token expiry are ridden out.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::gateway::{factura, Gateway, RUT};
+use common::hooks::Receiver;
+use common::redis::RedisServer;
+use common::server::postgres;
+use common::sim::SimProcess;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const COMPANIES: [&str; 3] = [RUT, "76555835-2", "76177907-9"];
+
+fn link_env(sim: &str, redis: &str) -> Vec<(String, String)> {
+    [
+        ("DTE_GATEWAY_SII_WORKERS", "true"),
+        ("DTE_GATEWAY_SII_URL_CERTIFICACION", sim),
+        ("DTE_GATEWAY_CACHE_MODE", "tiered"),
+        ("DTE_GATEWAY_REDIS_URLS", redis),
+        ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "300"),
+        ("DTE_GATEWAY_TRACK_EVERY_MS", "200"),
+        ("DTE_GATEWAY_WORKER_INTERVAL_MS", "100"),
+        ("DTE_GATEWAY_RETRY_BACKOFF_MS", "100"),
+        ("DTE_GATEWAY_RETRY_MAX_BACKOFF_MS", "1500"),
+        ("DTE_GATEWAY_SII_TIMEOUT_MS", "1000"),
+        ("DTE_GATEWAY_CIRCUIT_FAILURES", "3"),
+        ("DTE_GATEWAY_CIRCUIT_COOLDOWN_MS", "500"),
+        ("DTE_GATEWAY_RATE_LIMIT_PER_SECOND", "100000"),
+        ("DTE_GATEWAY_RATE_LIMIT_BURST", "100000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(k, s)| (k.as_str(), s.as_str())).collect()
+}
+
+/// `n` issuances spread over `keys` (one per company) and every server, by `clients` clients.
+async fn issue_many(g: &Gateway, keys: &[(String, String)], n: usize, clients: usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (http, next, keys) = (g.http.clone(), next.clone(), keys.to_vec());
+        let urls: Vec<String> = g.servers.iter().map(|s| s.base.clone()).collect();
+        set.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let (rut, key) = &keys[i % keys.len()];
+                let url = format!("{}/v1/companies/{rut}/documents", urls[(i + c) % urls.len()]);
+                let r = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&factura(&format!("e2e {i}"), 1000 + i as u64))
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("client");
+    }
+}
+
+async fn wait_all_accepted(
+    g: &Gateway,
+    keys: &[(String, String)],
+    expected: usize,
+    limit: Duration,
+) -> BTreeMap<String, usize> {
+    let start = Instant::now();
+    loop {
+        let mut total: BTreeMap<String, usize> = BTreeMap::new();
+        for (rut, key) in keys {
+            for (s, n) in g.states(rut, key).await {
+                *total.entry(s).or_default() += n;
+            }
+        }
+        if total.get("accepted").copied().unwrap_or(0) == expected || start.elapsed() > limit {
+            return total;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_documents_of_three_companies_through_two_instances() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::start(&["--processing-ms", "300"]);
+    let env = link_env(&sim.base, &redis.url());
+    let g = Gateway::start(postgres(), 2, &refs(&env), 100_000).await;
+    let mut keys = vec![(RUT.to_string(), g.key.clone())];
+    for rut in &COMPANIES[1..] {
+        keys.push((rut.to_string(), g.add_company(rut, 100_000).await));
+    }
+    // A webhook receiver that fails its first 3 deliveries (they must be retried).
+    let rx = Receiver::start(3).await;
+    let (s, hook) =
+        g.send("POST", &format!("/v1/companies/{RUT}/webhooks"), &g.admin, Some(json!({"url": rx.url}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+
+    issue_many(&g, &keys, 500, 64).await;
+    let states = wait_all_accepted(&g, &keys, 500, Duration::from_secs(120)).await;
+    assert_eq!(states.get("accepted"), Some(&500), "{states:?}");
+
+    let counters = sim.counters().await;
+    // One certificate in one environment, well within the token lifetime: one exchange.
+    assert_eq!(counters["tokens"].as_u64(), Some(1), "{counters}");
+    let accepted = counters["accepted"].as_object().unwrap();
+    assert_eq!(accepted.len(), 500, "{counters}");
+    assert!(accepted.values().all(|v| v.as_u64() == Some(1)), "a folio was accepted in two envelopes: {counters}");
+
+    // Webhooks: each document of the company told once of `sent` and once of `accepted`, signed.
+    let company_docs = 500 / 3 + usize::from(500 % 3 > 0);
+    let start = Instant::now();
+    while rx.got.lock().unwrap().len() < company_docs * 2 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got = rx.got.lock().unwrap().clone();
+    let mut seen: BTreeMap<(i64, String), usize> = BTreeMap::new();
+    for r in &got {
+        let ts: i64 = r.header("x-dte-timestamp").unwrap().parse().unwrap();
+        assert_eq!(
+            r.header("x-dte-signature").unwrap(),
+            dte_gateway::worker::webhooks::signature(&secret, ts, &r.body),
+            "bad signature"
+        );
+        let e: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(e["company"].as_str(), Some(RUT));
+        *seen.entry((e["folio"].as_i64().unwrap(), e["state"].as_str().unwrap().to_string())).or_default() += 1;
+    }
+    assert_eq!(seen.len(), company_docs * 2, "{} events for {company_docs} documents", got.len());
+    assert!(seen.values().all(|n| *n == 1), "an event was delivered twice");
+    assert!(rx.refused.load(Ordering::SeqCst) >= 3);
+    let (_, deliveries) =
+        g.send("GET", &format!("/v1/companies/{RUT}/webhooks/deliveries?limit=1000"), &g.key, None).await;
+    assert!(
+        deliveries.as_array().unwrap().iter().any(|d| d["attempts"].as_i64().unwrap_or(0) >= 2),
+        "no delivery shows its retry"
+    );
+
+    // On demand: QueryEstDte for one document.
+    let (s, b) = g.send("POST", &format!("/v1/companies/{RUT}/documents/33/1/sii-status"), &g.key, None).await;
+    assert_eq!((s, b["estado"].as_str(), b["state"].as_str()), (StatusCode::OK, Some("DOK"), Some("accepted")), "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faults_an_outage_and_token_expiry_are_ridden_out() {
+    let redis = RedisServer::start();
+    let mut sim = SimProcess::start(&[
+        "--processing-ms",
+        "200",
+        "--error-rate",
+        "0.3",
+        "--timeout-rate",
+        "0.1",
+        "--hang-ms",
+        "3000",
+    ]);
+    let port = sim.port();
+    let env = link_env(&sim.base, &redis.url());
+    let g = Gateway::start(postgres(), 2, &refs(&env), 100_000).await;
+    let keys = vec![(RUT.to_string(), g.key.clone())];
+    issue_many(&g, &keys, 60, 8).await;
+    let states = wait_all_accepted(&g, &keys, 60, Duration::from_secs(120)).await;
+    assert_eq!(states.get("accepted"), Some(&60), "{states:?}");
+
+    // An SII outage: the circuit opens; when the SII returns it closes and the backlog drains.
+    sim.kill9();
+    issue_many(&g, &keys, 20, 4).await;
+    let opened = |b: &serde_json::Value| b["sii"]["certificacion"]["opened"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    let mut health = serde_json::Value::Null;
+    while start.elapsed() < Duration::from_secs(30) {
+        health = g.http.get(g.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+        if opened(&health) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(opened(&health) >= 1, "the circuit never opened: {health}");
+    let sim = SimProcess::start_on(port, &["--processing-ms", "200"]);
+    // Tokens the old simulator issued mean nothing to the new one: STATUS 5, then a new token.
+    let states = wait_all_accepted(&g, &keys, 80, Duration::from_secs(120)).await;
+    assert_eq!(states.get("accepted"), Some(&80), "{states:?}");
+    let health: serde_json::Value = g.http.get(g.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["sii"]["certificacion"]["state"].as_str(), Some("closed"), "{health}");
+
+    // Forced token expiry mid-run: the gateway re-authenticates by itself.
+    let before = sim.counters().await["tokens"].as_u64().unwrap();
+    reqwest::Client::new().post(format!("{}/sim/expire-tokens", sim.base)).send().await.unwrap();
+    issue_many(&g, &keys, 10, 2).await;
+    let states = wait_all_accepted(&g, &keys, 90, Duration::from_secs(60)).await;
+    assert_eq!(states.get("accepted"), Some(&90), "{states:?}");
+    let counters = sim.counters().await;
+    assert_eq!(counters["tokens"].as_u64(), Some(before + 1), "one re-authentication: {counters}");
+    assert!(counters["accepted"].as_object().unwrap().values().all(|v| v.as_u64() == Some(1)));
+}
