@@ -18,12 +18,16 @@ fn cfg(mode: &str, urls: Vec<String>, cluster: bool) -> CacheConfig {
     CacheConfig { mode: mode.into(), redis_urls: urls, cluster, ..CacheConfig::default() }
 }
 
+fn shared(name: &str) -> Key {
+    Key::SiiToken { env: "test".into(), cert: name.into() }
+}
+
 async fn exercise(c: &Cache) {
-    let k = Key::TaxQuote(format!("q-{}", c.mode()));
+    let k = shared(&format!("q-{}", c.mode()));
     assert_eq!(c.get(&k).await, None);
     c.set(&k, b"{\"MntTotal\":1190}", Duration::from_millis(400)).await;
     assert_eq!(c.get(&k).await.as_deref(), Some(&b"{\"MntTotal\":1190}"[..]));
-    let keys: Vec<Key> = (0..20).map(|i| Key::TaxQuote(format!("m{i}"))).collect();
+    let keys: Vec<Key> = (0..20).map(|i| shared(&format!("m{i}"))).collect();
     for (i, k) in keys.iter().enumerate().step_by(2) {
         c.set(k, i.to_string().as_bytes(), Duration::from_secs(30)).await;
     }
@@ -47,6 +51,15 @@ async fn memory_redis_and_tiered_behave_alike() {
         let c = Cache::new(&cfg(mode, vec![redis.url()], false)).await.unwrap();
         exercise(&c).await;
         assert!(!c.degraded());
+        // Tax quotes stay in this instance's memory, whatever the mode.
+        let q = Key::TaxQuote(format!("local-{mode}"));
+        c.set(&q, b"1", Duration::from_secs(60)).await;
+        assert_eq!(c.get(&q).await.as_deref(), Some(&b"1"[..]));
+        let found = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "exists", &q.render("dtegw")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), "0", "{mode} sent a tax quote to Redis");
     }
 }
 
@@ -62,7 +75,7 @@ async fn cluster_serves_the_cache() {
 async fn redis_killed_the_cache_degrades_to_memory_and_recovers() {
     let mut redis = RedisServer::start();
     let c = Cache::new(&cfg("redis", vec![redis.url()], false)).await.unwrap();
-    let k = Key::TaxQuote("survivor".into());
+    let k = shared("survivor");
     c.set(&k, b"before", Duration::from_secs(60)).await;
     redis.kill9();
     // Every call still answers; writes land in memory.

@@ -211,3 +211,53 @@ async fn faults_an_outage_and_token_expiry_are_ridden_out() {
     assert_eq!(counters["tokens"].as_u64(), Some(before + 1), "one re-authentication: {counters}");
     assert!(counters["accepted"].as_object().unwrap().values().all(|v| v.as_u64() == Some(1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_mid_run_no_request_fails_and_the_cache_returns_to_redis() {
+    let mut redis = RedisServer::start();
+    let sim = SimProcess::start(&["--processing-ms", "200"]);
+    let env = link_env(&sim.base, &redis.url());
+    let g = Gateway::start(postgres(), 2, &refs(&env), 100_000).await;
+    let keys = vec![(RUT.to_string(), g.key.clone())];
+    let ready = |i: usize| {
+        let (http, url) = (g.http.clone(), g.servers[i].url("/health/ready"));
+        async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    issue_many(&g, &keys, 20, 4).await;
+    redis.kill9();
+    // Issuance and quotes keep answering while Redis is gone.
+    issue_many(&g, &keys, 40, 8).await;
+    for i in 0..20 {
+        let (s, b) = g.send("POST", "/v1/tax/quote", &g.key, Some(factura(&format!("q{i}"), 100 + i))).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let down = ready(0).await;
+    assert_eq!(
+        (down["status"].as_str(), down["cache"]["degraded"].as_bool()),
+        (Some("degraded"), Some(true)),
+        "{down}"
+    );
+    redis.restart();
+    let start = Instant::now();
+    let mut up = serde_json::Value::Null;
+    while start.elapsed() < Duration::from_secs(10) {
+        up = ready(0).await;
+        if up["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!((up["status"].as_str(), up["cache"]["degraded"].as_bool()), (Some("ready"), Some(false)), "{up}");
+    // And it uses Redis again: the restarted (empty) Redis receives the SII token anew.
+    issue_many(&g, &keys, 10, 2).await;
+    let states = wait_all_accepted(&g, &keys, 70, Duration::from_secs(60)).await;
+    assert_eq!(states.get("accepted"), Some(&70), "{states:?}");
+    let keys_in_redis = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "--scan", "--pattern", "dtegw:sii-token:*"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&keys_in_redis.stdout).trim().is_empty(),
+        "nothing was written to Redis after it came back"
+    );
+}

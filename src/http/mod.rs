@@ -52,6 +52,9 @@ async fn live() -> HttpResponse {
 /// state of each SII circuit.
 async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::worker::SiiLink>>>) -> HttpResponse {
     let db = svc.store.ping().await;
+    if let Some(c) = &svc.cache {
+        c.check().await;
+    }
     let cache = svc.cache.as_ref().map(|c| serde_json::json!({"mode": c.mode(), "degraded": c.degraded()}));
     let circuits: serde_json::Map<String, serde_json::Value> = link
         .map(|l| {
