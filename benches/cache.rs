@@ -15,7 +15,7 @@ use dte_gateway::cache::{Cache, CacheConfig, Key};
 use dte_gateway::cert::Certificate;
 use dte_gateway::domain::tax::TaxTable;
 use dte_gateway::domain::DocumentInput;
-use dte_gateway::sii::client::{Endpoints, SiiClient};
+use dte_gateway::sii::client::{Endpoints, SiiApi, SiiClient};
 use dte_gateway::sii::tokens::Tokens;
 
 fn per_op(n: u32, d: Duration) -> f64 {
@@ -68,7 +68,7 @@ fn main() {
         println!("  L2 hit (Redis, loopback, GET + PTTL) {l2:8.1} µs/op  ({:.0}x dearer than computing: quotes are kept in L1 only)", l2 / compute);
 
         let sim = SimProcess::start(&["--latency-ms", "20"]);
-        let client = SiiClient::new(Endpoints { base: sim.base.clone() }, Duration::from_secs(10)).expect("client");
+        let client = SiiApi::Soap(SiiClient::new(Endpoints { base: sim.base.clone() }, Duration::from_secs(10)).expect("client"));
         let cert = Arc::new(Certificate::from_pkcs12(&std::fs::read(repo("certs/test-company.p12")).expect("p12"), "test1234").expect("cert"));
         let tiered = CacheConfig { mode: "tiered".into(), redis_urls: vec![redis.url()], ..CacheConfig::default() };
         let instances = [Tokens::new(Cache::new(&tiered).await.expect("c1"), Duration::from_secs(300)), Tokens::new(Cache::new(&tiered).await.expect("c2"), Duration::from_secs(300))];

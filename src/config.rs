@@ -45,6 +45,11 @@ pub struct Settings {
     /// SII hosts per environment (point both at `dte-gateway sii-sim` for tests).
     pub sii_url_certificacion: String,
     pub sii_url_produccion: String,
+    /// The boleta REST API: its API host and its envío host, per environment.
+    pub sii_boleta_api_url_certificacion: String,
+    pub sii_boleta_envio_url_certificacion: String,
+    pub sii_boleta_api_url_produccion: String,
+    pub sii_boleta_envio_url_produccion: String,
     pub sii_timeout_ms: u64,
     /// How long an SII token is reused (no SII figure is published).
     pub sii_token_ttl_seconds: u64,
@@ -81,6 +86,10 @@ impl Default for Settings {
             redis_cluster: false,
             sii_url_certificacion: "https://maullin.sii.cl".into(),
             sii_url_produccion: "https://palena.sii.cl".into(),
+            sii_boleta_api_url_certificacion: "https://apicert.sii.cl".into(),
+            sii_boleta_envio_url_certificacion: "https://pangal.sii.cl".into(),
+            sii_boleta_api_url_produccion: "https://api.sii.cl".into(),
+            sii_boleta_envio_url_produccion: "https://rahue.sii.cl".into(),
             sii_timeout_ms: 30_000,
             sii_token_ttl_seconds: 300,
             sii_workers: true,
@@ -119,6 +128,10 @@ const ENV: &[&str] = &[
     "REDIS_CLUSTER",
     "SII_URL_CERTIFICACION",
     "SII_URL_PRODUCCION",
+    "SII_BOLETA_API_URL_CERTIFICACION",
+    "SII_BOLETA_ENVIO_URL_CERTIFICACION",
+    "SII_BOLETA_API_URL_PRODUCCION",
+    "SII_BOLETA_ENVIO_URL_PRODUCCION",
     "SII_TIMEOUT_MS",
     "SII_TOKEN_TTL_SECONDS",
     "SII_WORKERS",

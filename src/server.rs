@@ -14,7 +14,8 @@ use crate::config::Settings;
 use crate::domain::{Company, Rut, TipoDte};
 use crate::http::auth::Auth;
 use crate::service::{CompanyBody, Service, ServiceError};
-use crate::sii::client::{Endpoints, SiiClient};
+use crate::sii::boleta::{BoletaClient, BoletaEndpoints};
+use crate::sii::client::{Endpoints, SiiApi, SiiClient};
 use crate::sii::tokens::Tokens;
 use crate::store::{Environment, Store};
 use crate::vault::Vault;
@@ -92,12 +93,26 @@ pub fn sii_link(svc: &Arc<Service>, s: &Settings) -> Result<Arc<SiiLink>, StartE
     let tokens = Tokens::new(cache, Duration::from_secs(s.sii_token_ttl_seconds));
     let timeout = Duration::from_millis(s.sii_timeout_ms);
     let mut clients = HashMap::new();
-    for (env, base) in
-        [(Environment::Certificacion, &s.sii_url_certificacion), (Environment::Produccion, &s.sii_url_produccion)]
-    {
-        let c = SiiClient::new(Endpoints { base: base.trim_end_matches('/').to_string() }, timeout)
-            .map_err(|e| StartError::Other(e.to_string()))?;
-        clients.insert(env, c);
+    let err = |e: crate::sii::client::SiiError| StartError::Other(e.to_string());
+    let trim = |u: &str| u.trim_end_matches('/').to_string();
+    for (env, base, api, envio) in [
+        (
+            Environment::Certificacion,
+            &s.sii_url_certificacion,
+            &s.sii_boleta_api_url_certificacion,
+            &s.sii_boleta_envio_url_certificacion,
+        ),
+        (
+            Environment::Produccion,
+            &s.sii_url_produccion,
+            &s.sii_boleta_api_url_produccion,
+            &s.sii_boleta_envio_url_produccion,
+        ),
+    ] {
+        clients
+            .insert((env, false), SiiApi::Soap(SiiClient::new(Endpoints { base: trim(base) }, timeout).map_err(err)?));
+        let rest = BoletaClient::new(BoletaEndpoints { api: trim(api), envio: trim(envio) }, timeout).map_err(err)?;
+        clients.insert((env, true), SiiApi::Boleta(rest));
     }
     Ok(SiiLink::new(
         svc.clone(),

@@ -11,7 +11,7 @@ use common::repo;
 use common::sim::SimProcess;
 use dte_gateway::cache::{Cache, CacheConfig, Key};
 use dte_gateway::cert::Certificate;
-use dte_gateway::sii::client::{Endpoints, SiiClient};
+use dte_gateway::sii::client::{Endpoints, SiiApi, SiiClient};
 use dte_gateway::sii::tokens::Tokens;
 
 fn cfg(mode: &str, urls: Vec<String>, cluster: bool) -> CacheConfig {
@@ -104,7 +104,7 @@ fn cert() -> Certificate {
 /// seed/token exchange in the simulator.
 async fn stampede(urls: Vec<String>, cluster: bool) {
     let sim = SimProcess::start(&["--latency-ms", "50"]);
-    let client = SiiClient::new(Endpoints { base: sim.base.clone() }, Duration::from_secs(10)).unwrap();
+    let client = SiiApi::Soap(SiiClient::new(Endpoints { base: sim.base.clone() }, Duration::from_secs(10)).unwrap());
     let mut instances: Vec<Arc<Tokens>> = Vec::new();
     for _ in 0..2 {
         let cache = Cache::new(&cfg("tiered", urls.clone(), cluster)).await.unwrap();

@@ -23,6 +23,8 @@ fn link_env(sim: &str, redis: &str) -> Vec<(String, String)> {
     [
         ("DTE_GATEWAY_SII_WORKERS", "true"),
         ("DTE_GATEWAY_SII_URL_CERTIFICACION", sim),
+        ("DTE_GATEWAY_SII_BOLETA_API_URL_CERTIFICACION", sim),
+        ("DTE_GATEWAY_SII_BOLETA_ENVIO_URL_CERTIFICACION", sim),
         ("DTE_GATEWAY_CACHE_MODE", "tiered"),
         ("DTE_GATEWAY_REDIS_URLS", redis),
         ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "300"),
@@ -43,6 +45,11 @@ fn link_env(sim: &str, redis: &str) -> Vec<(String, String)> {
 
 fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(k, s)| (k.as_str(), s.as_str())).collect()
+}
+
+fn boleta(i: usize) -> serde_json::Value {
+    let tipo = if i.is_multiple_of(4) { 41 } else { 39 };
+    json!({"Encabezado": {"IdDoc": {"TipoDTE": tipo}}, "Detalle": [{"NmbItem": format!("Café {i}"), "QtyItem": 1, "PrcItem": 990 + i}]})
 }
 
 /// `n` issuances spread over `keys` (one per company) and every server, by `clients` clients.
@@ -260,4 +267,42 @@ async fn redis_killed_mid_run_no_request_fails_and_the_cache_returns_to_redis() 
         !String::from_utf8_lossy(&keys_in_redis.stdout).trim().is_empty(),
         "nothing was written to Redis after it came back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boletas_travel_by_the_rest_api_and_facturas_by_soap() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::start(&["--processing-ms", "200"]);
+    let env = link_env(&sim.base, &redis.url());
+    let g = Gateway::start(postgres(), 2, &refs(&env), 100_000).await;
+    for tipo in [39u16, 41] {
+        let (s, b) = g
+            .raw(
+                "POST",
+                &format!("/v1/companies/{RUT}/cafs"),
+                &g.admin,
+                common::gateway::caf_xml(tipo, 1, 1000, RUT).into_bytes(),
+                "application/xml",
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let path = format!("/v1/companies/{RUT}/documents");
+    for i in 0..40 {
+        let (s, b) = g
+            .raw_on(i % 2, "POST", &path, &g.key, serde_json::to_vec(&boleta(i)).unwrap(), "application/json", None)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let keys = vec![(RUT.to_string(), g.key.clone())];
+    issue_many(&g, &keys, 10, 2).await;
+    let states = wait_all_accepted(&g, &keys, 50, Duration::from_secs(60)).await;
+    assert_eq!(states.get("accepted"), Some(&50), "{states:?}");
+    let counters = sim.counters().await;
+    // One token per API: the SOAP services and the boleta REST API.
+    assert_eq!(counters["tokens"].as_u64(), Some(2), "{counters}");
+    let accepted = counters["accepted"].as_object().unwrap();
+    assert_eq!(accepted.keys().filter(|k| k.contains("/39/") || k.contains("/41/")).count(), 40, "{counters}");
+    let (s, b) = g.send("POST", &format!("/v1/companies/{RUT}/documents/39/1/sii-status"), &g.key, None).await;
+    assert_eq!((s, b["estado"].as_str()), (StatusCode::OK, Some("DOK")), "{b}");
 }

@@ -60,12 +60,10 @@ async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::w
         .map(|l| {
             l.breakers
                 .iter()
-                .map(|(env, b)| {
+                .map(|((env, boleta), b)| {
                     let opened = b.opened.load(std::sync::atomic::Ordering::Relaxed);
-                    (
-                        env.as_str().to_string(),
-                        serde_json::json!({"host": b.host, "state": b.state(), "opened": opened}),
-                    )
+                    let name = if *boleta { format!("{}-boleta", env.as_str()) } else { env.as_str().to_string() };
+                    (name, serde_json::json!({"host": b.host, "state": b.state(), "opened": opened}))
                 })
                 .collect()
         })

@@ -306,3 +306,65 @@ pub fn upload_state(r: &Respuesta) -> UploadState {
         _ => UploadState::Pending(estado),
     }
 }
+
+/// Either SII API: SOAP + DTEUpload for DTE, REST for boletas.
+#[derive(Clone)]
+pub enum SiiApi {
+    Soap(SiiClient),
+    Boleta(super::boleta::BoletaClient),
+}
+
+impl SiiApi {
+    pub fn host(&self) -> &str {
+        match self {
+            SiiApi::Soap(c) => &c.endpoints.base,
+            SiiApi::Boleta(c) => &c.endpoints.envio,
+        }
+    }
+
+    pub async fn authenticate(&self, cert: &Certificate) -> Result<String, SiiError> {
+        match self {
+            SiiApi::Soap(c) => c.authenticate(cert).await,
+            SiiApi::Boleta(c) => c.authenticate(cert).await,
+        }
+    }
+
+    pub async fn upload(
+        &self,
+        token: &str,
+        sender: Rut,
+        company: Rut,
+        filename: &str,
+        envelope: Vec<u8>,
+    ) -> Result<Upload, SiiError> {
+        match self {
+            SiiApi::Soap(c) => c.upload(token, sender, company, filename, envelope).await,
+            SiiApi::Boleta(c) => c.upload(token, sender, company, filename, envelope).await,
+        }
+    }
+
+    pub async fn query_upload(&self, token: &str, company: Rut, track_id: &str) -> Result<UploadState, SiiError> {
+        match self {
+            SiiApi::Soap(c) => c.query_upload(token, company, track_id).await,
+            SiiApi::Boleta(c) => c.query_upload(token, company, track_id).await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn query_document(
+        &self,
+        token: &str,
+        consultante: Rut,
+        company: Rut,
+        receptor: Rut,
+        tipo: u16,
+        folio: u64,
+        fecha: chrono::NaiveDate,
+        monto: i64,
+    ) -> Result<DteState, SiiError> {
+        match self {
+            SiiApi::Soap(c) => c.query_document(token, consultante, company, receptor, tipo, folio, fecha, monto).await,
+            SiiApi::Boleta(c) => c.query_boleta(token, company, receptor, tipo, folio, fecha, monto).await,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! and an offline simulator that speaks the same wire formats.
 
 pub mod auth;
+pub mod boleta;
 pub mod client;
 pub mod envelope;
 pub mod sim;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::client::{SiiClient, SiiError};
+use super::client::{SiiApi, SiiError};
 use crate::cache::{Cache, Key};
 use crate::cert::Certificate;
 
@@ -56,7 +56,7 @@ impl Tokens {
         Some((token.to_string(), at.parse().ok()?))
     }
 
-    pub async fn get(self: &Arc<Self>, env: &str, cert: &Certificate, client: &SiiClient) -> Result<String, SiiError> {
+    pub async fn get(self: &Arc<Self>, env: &str, cert: &Certificate, client: &SiiApi) -> Result<String, SiiError> {
         let (key, lock) = Self::keys(env, cert);
         if let Some((token, at)) = self.cached(&key).await {
             if now_ms().saturating_sub(at) > self.ttl.as_millis() as u64 * 8 / 10 {
@@ -77,7 +77,7 @@ impl Tokens {
         key: &Key,
         lock: &Key,
         cert: &Certificate,
-        client: &SiiClient,
+        client: &SiiApi,
         refresh: bool,
     ) -> Result<String, SiiError> {
         let gate = { self.local.lock().await.entry(key.clone()).or_default().clone() };

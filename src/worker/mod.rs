@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use crate::domain::Rut;
 use crate::service::{now_local, Service};
-use crate::sii::client::{SiiClient, SiiError, Upload, UploadState};
+use crate::sii::client::{SiiApi, SiiError, Upload, UploadState};
 use crate::sii::tokens::Tokens;
 use crate::store::{DocVerdict, Environment, UploadRow};
 use breaker::Breaker;
@@ -53,10 +53,13 @@ impl Default for LinkConfig {
 pub struct SiiLink {
     pub svc: Arc<Service>,
     pub tokens: Arc<Tokens>,
-    clients: HashMap<Environment, SiiClient>,
-    pub breakers: HashMap<Environment, Arc<Breaker>>,
+    /// Per environment, the SOAP API (`false`) and the boleta REST API (`true`).
+    clients: HashMap<(Environment, bool), SiiApi>,
+    pub breakers: HashMap<(Environment, bool), Arc<Breaker>>,
     cfg: LinkConfig,
 }
+
+type Context<'a> = (crate::store::CompanyRecord, Arc<crate::cert::Certificate>, &'a SiiApi, &'a Arc<Breaker>, String);
 
 fn chrono_d(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
@@ -66,14 +69,12 @@ impl SiiLink {
     pub fn new(
         svc: Arc<Service>,
         tokens: Arc<Tokens>,
-        clients: HashMap<Environment, SiiClient>,
+        clients: HashMap<(Environment, bool), SiiApi>,
         breaker: (u32, Duration),
         cfg: LinkConfig,
     ) -> Arc<SiiLink> {
-        let breakers = clients
-            .iter()
-            .map(|(env, c)| (*env, Arc::new(Breaker::new(&c.endpoints.base, breaker.0, breaker.1))))
-            .collect();
+        let breakers =
+            clients.iter().map(|(k, c)| (*k, Arc::new(Breaker::new(c.host(), breaker.0, breaker.1)))).collect();
         Arc::new(SiiLink { svc, tokens, clients, breakers, cfg })
     }
 
@@ -118,20 +119,22 @@ impl SiiLink {
         Ok(busy)
     }
 
-    async fn context(
-        &self,
-        company: &str,
-    ) -> Result<(crate::store::CompanyRecord, Arc<crate::cert::Certificate>, &SiiClient, &Arc<Breaker>), String> {
+    /// The company, its certificate, and the API and circuit for its environment and kind.
+    async fn context(&self, company: &str, boleta: bool) -> Result<Context<'_>, String> {
         let rec = self.svc.company(company).await.map_err(|e| e.to_string())?;
         let cert = self.svc.certificate(company).await.map_err(|e| e.to_string())?;
-        let client = self.clients.get(&rec.environment).ok_or("no SII client for the environment")?;
-        let breaker = self.breakers.get(&rec.environment).ok_or("no breaker for the environment")?;
-        Ok((rec, cert, client, breaker))
+        let key = (rec.environment, boleta);
+        let client = self.clients.get(&key).ok_or("no SII client for the environment")?;
+        let breaker = self.breakers.get(&key).ok_or("no breaker for the environment")?;
+        // The boleta API issues its own tokens.
+        let token_env =
+            if boleta { format!("{}-boleta", rec.environment.as_str()) } else { rec.environment.as_str().to_string() };
+        Ok((rec, cert, client, breaker, token_env))
     }
 
     async fn send(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
         let store = &self.svc.store;
-        let (rec, cert, client, breaker) = match self.context(&u.company).await {
+        let (rec, cert, client, breaker, env) = match self.context(&u.company, u.boleta).await {
             Ok(c) => c,
             Err(e) => {
                 return store.upload_later(u.id, "pending", None, &e, Utc::now() + self.backoff(u.attempts)).await
@@ -168,7 +171,7 @@ impl SiiLink {
                 }
             }
         };
-        let env = rec.environment.as_str();
+        let env = env.as_str();
         let token = match self.tokens.get(env, &cert, client).await {
             Ok(t) => t,
             Err(e) => {
@@ -253,14 +256,14 @@ impl SiiLink {
                 )
                 .await
         };
-        let (rec, cert, client, breaker) = match self.context(&u.company).await {
+        let (rec, cert, client, breaker, env) = match self.context(&u.company, u.boleta).await {
             Ok(c) => c,
             Err(e) => return later(e, u.attempts).await,
         };
         if !breaker.allow() {
             return later("SII circuit open".into(), u.attempts).await;
         }
-        let env = rec.environment.as_str();
+        let env = env.as_str();
         let Some(track) = u.track_id.clone() else { return later("no TrackID".into(), u.attempts).await };
         let token = match self.tokens.get(env, &cert, client).await {
             Ok(t) => t,
@@ -320,7 +323,7 @@ impl SiiLink {
     #[allow(clippy::too_many_arguments)]
     async fn ask_document(
         &self,
-        client: &SiiClient,
+        client: &SiiApi,
         token: &str,
         cert: &crate::cert::Certificate,
         company: Rut,
@@ -346,12 +349,12 @@ impl SiiLink {
         tipo: i32,
         folio: i64,
     ) -> Result<crate::sii::client::DteState, String> {
-        let (rec, cert, client, breaker) = self.context(company).await?;
+        let (rec, cert, client, breaker, env) = self.context(company, matches!(tipo, 39 | 41)).await?;
         if !breaker.allow() {
             return Err("SII circuit open".into());
         }
         let xml = self.svc.document_xml(company, tipo, folio).await.map_err(|e| e.to_string())?;
-        let token = self.tokens.get(rec.environment.as_str(), &cert, client).await.map_err(|e| e.to_string())?;
+        let token = self.tokens.get(&env, &cert, client).await.map_err(|e| e.to_string())?;
         let rut: Rut = rec.rut.parse().map_err(|e: crate::domain::rut::RutError| e.to_string())?;
         let s = self.ask_document(client, &token, &cert, rut, tipo, folio, &xml).await;
         match &s {

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod boleta;
+
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -75,13 +77,13 @@ struct UploadRec {
     counts: [u32; 4],
 }
 
-struct Sim {
-    cfg: SimConfig,
-    seeds: Mutex<HashMap<String, Instant>>,
+pub(crate) struct Sim {
+    pub(crate) cfg: SimConfig,
+    pub(crate) seeds: Mutex<HashMap<String, Instant>>,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
     uploads: Mutex<HashMap<String, UploadRec>>,
-    counters: Mutex<Counters>,
-    next: AtomicU64,
+    pub(crate) counters: Mutex<Counters>,
+    pub(crate) next: AtomicU64,
     rng: Mutex<u64>,
 }
 
@@ -95,14 +97,14 @@ impl Sim {
         (s.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn count(&self, f: impl FnOnce(&mut Counters)) {
+    pub(crate) fn count(&self, f: impl FnOnce(&mut Counters)) {
         if let Ok(mut c) = self.counters.lock() {
             f(&mut c);
         }
     }
 
     /// Latency and injected faults; `Some` is the faulty answer to give instead.
-    async fn faults(&self) -> Option<HttpResponse> {
+    pub(crate) async fn faults(&self) -> Option<HttpResponse> {
         if !self.cfg.latency.is_zero() {
             actix_web::rt::time::sleep(self.cfg.latency).await;
         }
@@ -123,7 +125,7 @@ impl Sim {
         None
     }
 
-    fn token_ok(&self, token: &str) -> Result<(), &'static str> {
+    pub(crate) fn token_ok(&self, token: &str) -> Result<(), &'static str> {
         let tokens = self.tokens.lock().map_err(|_| "003")?;
         match tokens.get(token) {
             None => Err("003"),
@@ -137,7 +139,7 @@ fn xml(body: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/xml; charset=utf-8").body(body)
 }
 
-fn cookie_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn cookie_token(req: &HttpRequest) -> Option<String> {
     let c = req.headers().get("cookie")?.to_str().ok()?;
     c.split(';').find_map(|kv| kv.trim().strip_prefix("TOKEN=").map(String::from))
 }
@@ -180,7 +182,7 @@ async fn soap_service(req: HttpRequest, body: web::Bytes, sim: web::Data<Arc<Sim
     xml(soap::response(&ns, &op, &answer))
 }
 
-fn token(sim: &Sim, psz: &str) -> String {
+pub(crate) fn token(sim: &Sim, psz: &str) -> String {
     let refuse = |estado: &str, glosa: &str| {
         sim.count(|c| c.token_refusals += 1);
         soap::respuesta(&[("ESTADO", estado), ("GLOSA", glosa)], &[])
@@ -220,6 +222,27 @@ fn token(sim: &Sim, psz: &str) -> String {
     }
     sim.count(|c| c.tokens += 1);
     soap::respuesta(&[("ESTADO", "00"), ("GLOSA", "Token Creado")], &[("TOKEN", &token)])
+}
+
+/// Where an upload stands now: (estado, glosa, counts when final and processed).
+pub(crate) fn upload_now(sim: &Sim, track: &str, company: &str) -> Option<(String, String, Option<[u32; 4]>)> {
+    let rec = sim.uploads.lock().ok().and_then(|u| u.get(track).cloned())?;
+    if rec.company != company {
+        return None;
+    }
+    let elapsed = rec.at.elapsed();
+    Some(if elapsed < sim.cfg.processing / 2 {
+        ("REC".into(), "En proceso".into(), None)
+    } else if elapsed < sim.cfg.processing {
+        ("SOK".into(), "En proceso".into(), None)
+    } else {
+        let counts = matches!(rec.estado.as_str(), "EPR" | "RPR" | "RLV").then_some(rec.counts);
+        (rec.estado.clone(), rec.glosa.clone(), counts)
+    })
+}
+
+pub(crate) fn accepted(sim: &Sim, key: &str) -> bool {
+    sim.counters.lock().ok().and_then(|c| c.accepted.get(key).copied()).unwrap_or(0) > 0
 }
 
 fn est_up(sim: &Sim, p: &HashMap<String, String>) -> String {
@@ -306,10 +329,25 @@ fn recepcion(
     HttpResponse::Ok().content_type("text/xml").body(s)
 }
 
-async fn upload(req: HttpRequest, mut form: actix_multipart::Multipart, sim: web::Data<Arc<Sim>>) -> HttpResponse {
-    if let Some(f) = sim.faults().await {
-        return f;
-    }
+/// Who sent what, as the multipart said.
+pub(crate) struct Received {
+    pub sender: String,
+    pub company: String,
+    pub filename: String,
+}
+
+/// An upload's fate: a STATUS code (with details) or a TrackID.
+pub(crate) enum Verdict {
+    Status(&'static str, Vec<String>),
+    Track(String),
+}
+
+/// The checks every upload goes through, DTEUpload and the boleta REST envío alike.
+pub(crate) async fn receive(
+    req: &HttpRequest,
+    mut form: actix_multipart::Multipart,
+    sim: &Arc<Sim>,
+) -> (Received, Verdict) {
     let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
     let mut filename = String::new();
     while let Some(Ok(mut field)) = form.next().await {
@@ -320,7 +358,10 @@ async fn upload(req: HttpRequest, mut form: actix_multipart::Multipart, sim: web
         let mut data = Vec::new();
         while let Some(Ok(chunk)) = field.next().await {
             if data.len() + chunk.len() > 64 << 20 {
-                return recepcion("", "", &filename, "2", None, &["archivo demasiado grande".into()]);
+                return (
+                    Received { sender: String::new(), company: String::new(), filename },
+                    Verdict::Status("2", vec!["archivo demasiado grande".into()]),
+                );
             }
             data.extend_from_slice(&chunk);
         }
@@ -333,15 +374,15 @@ async fn upload(req: HttpRequest, mut form: actix_multipart::Multipart, sim: web
     );
     sim.count(|c| c.uploads += 1);
     if sim.cfg.blocked {
-        return recepcion(&sender, &company, &filename, "9", None, &[]);
+        return (Received { sender, company, filename }, Verdict::Status("9", vec![]));
     }
-    if cookie_token(&req).map(|t| sim.token_ok(&t)).is_none_or(|r| r.is_err()) {
+    if cookie_token(req).map(|t| sim.token_ok(&t)).is_none_or(|r| r.is_err()) {
         sim.count(|c| c.uploads_rejected += 1);
-        return recepcion(&sender, &company, &filename, "5", None, &[]);
+        return (Received { sender, company, filename }, Verdict::Status("5", vec![]));
     }
     let Some(file) = fields.get("archivo").filter(|f| !f.is_empty()) else {
         sim.count(|c| c.uploads_rejected += 1);
-        return recepcion(&sender, &company, &filename, "3", None, &["archivo vacio".into()]);
+        return (Received { sender, company, filename }, Verdict::Status("3", ["archivo vacio".into()].to_vec()));
     };
     let file = file.clone();
     let trust = sim.cfg.trust.clone();
@@ -372,12 +413,14 @@ async fn upload(req: HttpRequest, mut form: actix_multipart::Multipart, sim: web
         (report, caratula)
     })
     .await;
-    let Ok((report, caratula)) = checked else { return HttpResponse::InternalServerError().body("Error 500") };
+    let Ok((report, caratula)) = checked else {
+        return (Received { sender, company, filename }, Verdict::Status("9", vec!["error interno".into()]));
+    };
     let report = match report {
         Ok(r) => r,
         Err(e) => {
             sim.count(|c| c.uploads_rejected += 1);
-            return recepcion(&sender, &company, &filename, "7", None, &[e.to_string()]);
+            return (Received { sender, company, filename }, Verdict::Status("7", [e.to_string()].to_vec()));
         }
     };
     let failed = |prefix: &str| {
@@ -391,21 +434,15 @@ async fn upload(req: HttpRequest, mut form: actix_multipart::Multipart, sim: web
     let schema = failed("schema");
     if !schema.is_empty() {
         sim.count(|c| c.uploads_rejected += 1);
-        return recepcion(&sender, &company, &filename, "7", None, &schema);
+        return (Received { sender, company, filename }, Verdict::Status("7", schema));
     }
     let Some((emisor, dtes)) = caratula else {
-        return recepcion(&sender, &company, &filename, "7", None, &["sin Caratula".into()]);
+        return (Received { sender, company, filename }, Verdict::Status("7", ["sin Caratula".into()].to_vec()));
     };
     if emisor != company {
         sim.count(|c| c.uploads_rejected += 1);
-        return recepcion(
-            &sender,
-            &company,
-            &filename,
-            "6",
-            None,
-            &[format!("RutEmisor {emisor} no corresponde a {company}")],
-        );
+        let detail = vec![format!("RutEmisor {emisor} no corresponde a {company}")];
+        return (Received { sender, company, filename }, Verdict::Status("6", detail));
     }
     let track = format!("{}", 1_000_000 + sim.next.fetch_add(1, Ordering::Relaxed));
     let (estado, glosa, counts) = if !failed("signature SetDTE").is_empty() {
@@ -436,7 +473,18 @@ async fn upload(req: HttpRequest, mut form: actix_multipart::Multipart, sim: web
     if let Ok(mut u) = sim.uploads.lock() {
         u.insert(track.clone(), UploadRec { company: company.clone(), at: Instant::now(), estado, glosa, counts });
     }
-    recepcion(&sender, &company, &filename, "0", Some(&track), &[])
+    (Received { sender, company, filename }, Verdict::Track(track))
+}
+
+async fn upload(req: HttpRequest, form: actix_multipart::Multipart, sim: web::Data<Arc<Sim>>) -> HttpResponse {
+    if let Some(f) = sim.faults().await {
+        return f;
+    }
+    let (r, v) = receive(&req, form, &sim).await;
+    match v {
+        Verdict::Status(code, detail) => recepcion(&r.sender, &r.company, &r.filename, code, None, &detail),
+        Verdict::Track(t) => recepcion(&r.sender, &r.company, &r.filename, "0", Some(&t), &[]),
+    }
 }
 
 async fn counters(sim: web::Data<Arc<Sim>>) -> HttpResponse {
@@ -475,6 +523,7 @@ pub async fn serve(cfg: SimConfig, bind: &str, on_bound: impl FnOnce(std::net::S
             .app_data(web::PayloadConfig::new(64 << 20))
             .route("/DTEWS/{service}", web::post().to(soap_service))
             .route("/cgi_dte/UPL/DTEUpload", web::post().to(upload))
+            .configure(boleta::routes)
             .route("/sim/counters", web::get().to(counters))
             .route("/sim/expire-tokens", web::post().to(expire_tokens))
     })
