@@ -328,7 +328,8 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         println!("DEMO company 76192083-9 ready (TEST certificate and CAFs, never valid with the SII)");
         println!("DEMO API key (also in {}): {key}", s.data_dir.join("demo-api-key.txt").display());
     }
-    let auth = Arc::new(Auth::new(svc.store.clone(), s.rate_limit_per_second, s.rate_limit_burst));
+    let shared = svc.cache.clone().filter(|c| c.mode() != "memory");
+    let auth = Arc::new(Auth::new(svc.store.clone(), shared, s.rate_limit_per_second, s.rate_limit_burst));
     auth.refresh_revocations().await.map_err(|e| Failure::Input(e.to_string()))?;
     // The demo's TEST material would only be refused by the real SII: its link runs only when
     // pointed somewhere else (a simulator).

@@ -585,6 +585,10 @@ impl Service {
         if !self.store.revoke_api_key(id, now, until, audit).await? {
             return Err(ServiceError::Conflict(format!("key {id} is already revoked")));
         }
+        // Every instance reads the shared list within a poll; the database list backs it up.
+        if let Some(c) = &self.cache {
+            c.revoke(&k.hash, until.timestamp_millis() as f64).await;
+        }
         Ok(())
     }
 

@@ -306,3 +306,72 @@ async fn boletas_travel_by_the_rest_api_and_facturas_by_soap() {
     let (s, b) = g.send("POST", &format!("/v1/companies/{RUT}/documents/39/1/sii-status"), &g.key, None).await;
     assert_eq!((s, b["estado"].as_str()), (StatusCode::OK, Some("DOK")), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_and_revocations_are_shared_through_redis() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::start(&[]);
+    let mut env = link_env(&sim.base, &redis.url());
+    env.retain(|(k, _)| !k.starts_with("DTE_GATEWAY_RATE_LIMIT"));
+    env.push(("DTE_GATEWAY_RATE_LIMIT_PER_SECOND".into(), "2".into()));
+    env.push(("DTE_GATEWAY_RATE_LIMIT_BURST".into(), "10".into()));
+    let g = Gateway::start(postgres(), 2, &refs(&env), 1000).await;
+    let path = format!("/v1/companies/{RUT}/documents?limit=1");
+    // One bucket for the key, whichever instance answers: about 10, not 20, before 429.
+    let (_, k) = g.send("POST", "/v1/keys", &g.admin, Some(json!({"company": RUT, "scopes": ["read"]}))).await;
+    let key = k["key"].as_str().unwrap().to_string();
+    let mut ok = 0;
+    for i in 0..30 {
+        let (s, _) = g.raw_on(i % 2, "GET", &path, &key, vec![], "application/json", None).await;
+        if s == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    assert!((10..=13).contains(&ok), "{ok} requests passed a shared bucket of 10");
+
+    // A revocation reaches the other instance through Redis within a second.
+    let (_, k) = g.send("POST", "/v1/keys", &g.admin, Some(json!({"company": RUT, "scopes": ["read"]}))).await;
+    let (id, victim) = (k["id"].as_str().unwrap().to_string(), k["key"].as_str().unwrap().to_string());
+    assert_eq!(g.raw_on(1, "GET", &path, &victim, vec![], "application/json", None).await.0, StatusCode::OK);
+    let t = Instant::now();
+    assert_eq!(g.send("DELETE", &format!("/v1/keys/{id}"), &g.admin, None).await.0, StatusCode::NO_CONTENT);
+    let mut refused = None;
+    while t.elapsed() < Duration::from_secs(3) {
+        if g.raw_on(1, "GET", &path, &victim, vec![], "application/json", None).await.0 == StatusCode::UNAUTHORIZED {
+            refused = Some(t.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("the revoked key still works");
+    assert!(refused < Duration::from_secs(1), "took {refused:?}");
+    let listed = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "zcard", "dtegw:revoked"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_are_warmed_at_start_for_recently_active_companies() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::start(&[]);
+    let db = postgres();
+    // Issue with the SII link off…
+    let g = Gateway::start(db, 1, &[], 1000).await;
+    let keys = vec![(RUT.to_string(), g.key.clone())];
+    issue_many(&g, &keys, 3, 1).await;
+    // …then start an instance with it on, holding envelopes back: the token comes from warm-up.
+    let mut env = link_env(&sim.base, &redis.url());
+    env.push(("DTE_GATEWAY_SENDER_MAX_DOCS".into(), "2000".into()));
+    env.push(("DTE_GATEWAY_SENDER_MAX_AGE_MS".into(), "600000".into()));
+    let _linked = common::server::Server::start(&g.db, &refs(&env));
+    let start = Instant::now();
+    while sim.counters().await["tokens"].as_u64() != Some(1) && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counters = sim.counters().await;
+    assert_eq!((counters["tokens"].as_u64(), counters["uploads"].as_u64()), (Some(1), Some(0)), "{counters}");
+}

@@ -160,6 +160,48 @@ impl Cache {
         self.degraded.load(Ordering::Relaxed)
     }
 
+    /// A rate-limit decision shared by every instance (GCRA in Redis). `None` when there is no
+    /// Redis to share it through, or it is down: the caller decides locally.
+    pub async fn rate_limit(&self, id: &str, per_second: f64, burst: f64) -> Option<Result<(), Duration>> {
+        let l2 = self.use_l2()?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64() * 1000.0;
+        let interval = 1000.0 / per_second.max(0.001);
+        let key = format!("{}:rate:{{{id}}}", self.ns);
+        match l2.gcra(&key, now, interval, (burst - 1.0).max(0.0) * interval).await {
+            Ok((true, _)) => Some(Ok(())),
+            Ok((false, wait)) => Some(Err(Duration::from_millis(wait.max(1.0) as u64))),
+            Err(e) => {
+                self.trip(&e);
+                None
+            }
+        }
+    }
+
+    /// Records a revoked API key hash until `until_ms` in the shared revocation list.
+    pub async fn revoke(&self, hash: &str, until_ms: f64) -> bool {
+        let Some(l2) = self.use_l2() else { return false };
+        match l2.zadd(&format!("{}:revoked", self.ns), hash, until_ms).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.trip(&e);
+                false
+            }
+        }
+    }
+
+    /// The shared revocation list; `None` without a reachable Redis.
+    pub async fn revoked(&self) -> Option<Vec<String>> {
+        let l2 = self.use_l2()?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as f64;
+        match l2.zlive(&format!("{}:revoked", self.ns), now).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.trip(&e);
+                None
+            }
+        }
+    }
+
     /// Asks Redis now (for health checks): marks the cache degraded when it does not answer.
     pub async fn check(&self) -> bool {
         match &self.l2 {

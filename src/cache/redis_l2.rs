@@ -106,6 +106,37 @@ impl RedisL2 {
         self.run::<i64>(redis::cmd("DEL").arg(key)).await.map(|_| ())
     }
 
+    /// GCRA (a token bucket in one key): allowed, or how many ms until it would be.
+    pub async fn gcra(
+        &self,
+        key: &str,
+        now_ms: f64,
+        interval_ms: f64,
+        tolerance_ms: f64,
+    ) -> Result<(bool, f64), CacheError> {
+        const SCRIPT: &str = "local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1]) \
+            local now = tonumber(ARGV[1]) local interval = tonumber(ARGV[2]) local tol = tonumber(ARGV[3]) \
+            if tat < now then tat = now end \
+            if now < tat - tol then return {0, tostring(tat - tol - now)} end \
+            redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tol + interval) + 1000) \
+            return {1, '0'}";
+        let (ok, wait): (i64, String) = self
+            .run(redis::cmd("EVAL").arg(SCRIPT).arg(1).arg(key).arg(now_ms).arg(interval_ms).arg(tolerance_ms))
+            .await?;
+        Ok((ok == 1, wait.parse().unwrap_or(0.0)))
+    }
+
+    /// Adds `member` to a sorted set scored by its expiry (ms since the epoch).
+    pub async fn zadd(&self, key: &str, member: &str, score: f64) -> Result<(), CacheError> {
+        self.run::<i64>(redis::cmd("ZADD").arg(key).arg(score).arg(member)).await.map(|_| ())
+    }
+
+    /// Members not yet expired at `now`, after dropping the expired ones.
+    pub async fn zlive(&self, key: &str, now: f64) -> Result<Vec<String>, CacheError> {
+        self.run::<i64>(redis::cmd("ZREMRANGEBYSCORE").arg(key).arg("-inf").arg(now)).await?;
+        self.run(redis::cmd("ZRANGEBYSCORE").arg(key).arg(now).arg("+inf")).await
+    }
+
     pub async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
         if keys.is_empty() {
             return Ok(vec![]);

@@ -25,7 +25,10 @@ struct Bucket {
 
 pub struct Auth {
     store: Store,
-    cache: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
+    /// Shares rate limits and the revocation list between instances when it has Redis.
+    cache: Option<Arc<crate::cache::Cache>>,
+    polls: std::sync::atomic::AtomicU64,
+    keys: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
     revoked: RwLock<HashSet<String>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     rate: f64,
@@ -70,10 +73,12 @@ impl Principal {
 }
 
 impl Auth {
-    pub fn new(store: Store, rate: f64, burst: f64) -> Auth {
+    pub fn new(store: Store, cache: Option<Arc<crate::cache::Cache>>, rate: f64, burst: f64) -> Auth {
         Auth {
             store,
-            cache: Mutex::new(HashMap::new()),
+            cache,
+            polls: std::sync::atomic::AtomicU64::new(0),
+            keys: Mutex::new(HashMap::new()),
             revoked: RwLock::new(HashSet::new()),
             buckets: Mutex::new(HashMap::new()),
             rate,
@@ -81,8 +86,22 @@ impl Auth {
         }
     }
 
+    /// Reloads the revocation list: from Redis on every poll when it is shared there, and from the
+    /// database (the source of truth) every eighth poll — or every poll without Redis.
     pub async fn refresh_revocations(&self) -> Result<(), crate::store::StoreError> {
-        let list: HashSet<String> = self.store.revocation_list().await?.into_iter().collect();
+        let n = self.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let shared = match &self.cache {
+            Some(c) => c.revoked().await,
+            None => None,
+        };
+        let from_redis = shared.is_some();
+        let mut list: HashSet<String> = shared.unwrap_or_default().into_iter().collect();
+        if !from_redis || n.is_multiple_of(8) {
+            list.extend(self.store.revocation_list().await?);
+        } else if let Ok(r) = self.revoked.read() {
+            // Keep what the database said last time; Redis only adds.
+            list.extend(r.iter().cloned());
+        }
         if let Ok(mut r) = self.revoked.write() {
             *r = list;
         }
@@ -95,7 +114,7 @@ impl Auth {
             return Err(ApiError::Unauthorized);
         }
         let cached = self
-            .cache
+            .keys
             .lock()
             .ok()
             .and_then(|c| c.get(&hash).filter(|(_, at)| at.elapsed() < KEY_CACHE).map(|(k, _)| k.clone()));
@@ -108,7 +127,7 @@ impl Auth {
                     .await
                     .map_err(|e| ApiError::Service(e.into()))?
                     .ok_or(ApiError::Unauthorized)?;
-                if let Ok(mut c) = self.cache.lock() {
+                if let Ok(mut c) = self.keys.lock() {
                     if c.len() > 100_000 {
                         c.clear();
                     }
@@ -121,7 +140,14 @@ impl Auth {
         if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now) {
             return Err(ApiError::Unauthorized);
         }
-        self.take_token(&key.id)?;
+        if let Some(shared) = match &self.cache {
+            Some(c) => c.rate_limit(&key.id, self.rate, self.burst).await,
+            None => None,
+        } {
+            shared.map_err(|wait| ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64))?;
+        } else {
+            self.take_token(&key.id)?;
+        }
         Ok(Principal { key })
     }
 

@@ -511,6 +511,10 @@ impl Store {
     pub async fn list_deliveries(&self, company: &str, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
         dispatch!(self, s => s.list_deliveries(company, limit).await)
     }
+    /// Companies that issued since `since`, with whether they issued boletas and other types.
+    pub async fn active_companies(&self, since: DateTime<Utc>) -> Result<Vec<(String, bool)>, StoreError> {
+        dispatch!(self, s => s.active_companies(since).await)
+    }
     /// Documents per state (all companies), for progress and metrics.
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         dispatch!(self, s => s.document_states().await)

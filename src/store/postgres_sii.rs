@@ -292,6 +292,14 @@ impl PgStore {
         Ok(rows.iter().map(delivery_row).collect())
     }
 
+    pub async fn active_companies(&self, since: DateTime<Utc>) -> Result<Vec<(String, bool)>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query("SELECT DISTINCT company, tipo IN (39, 41) FROM documents WHERE created_at >= $1", &[&since])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let c = self.pool.get().await?;
         Ok(c.query("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state", &[])

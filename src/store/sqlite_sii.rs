@@ -292,6 +292,17 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn active_companies(&self, since: DateTime<Utc>) -> Result<Vec<(String, bool)>, StoreError> {
+        self.with(move |c| {
+            let mut st =
+                c.prepare("SELECT DISTINCT company, tipo IN (39, 41) FROM documents WHERE created_at >= ?1")?;
+            let rows =
+                st.query_map(params![ts(since)], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state")?;

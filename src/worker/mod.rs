@@ -83,8 +83,29 @@ impl SiiLink {
         chrono_d((self.cfg.backoff * factor).min(self.cfg.max_backoff))
     }
 
+    /// Fetches (or reads from the shared cache) the tokens of companies that issued in the last
+    /// day, so the first upload after a start does not wait for the SII.
+    pub async fn warm(&self) {
+        let since = Utc::now() - chrono::Duration::days(1);
+        let Ok(active) = self.svc.store.active_companies(since).await else { return };
+        for (company, boleta) in active {
+            if let Ok((_, cert, client, breaker, env)) = self.context(&company, boleta).await {
+                if breaker.allow() {
+                    match self.tokens.get(&env, &cert, client).await {
+                        Ok(_) => breaker.success(),
+                        Err(e) => {
+                            breaker.failure();
+                            tracing::warn!(company, error = %e, "could not warm the SII token");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs forever: claim, send, track.
     pub async fn run(self: Arc<Self>) {
+        self.warm().await;
         loop {
             let busy = match self.round().await {
                 Ok(b) => b,
