@@ -124,7 +124,14 @@ async fn stampede(urls: Vec<String>, cluster: bool) {
     let counters = sim.counters().await;
     assert_eq!((counters["seeds"].as_u64(), counters["tokens"].as_u64()), (Some(1), Some(1)), "{counters}");
     // Invalidation (the SII refused the token): exactly one new exchange.
-    instances[0].invalidate("certificacion", &cert).await;
+    let old = tokens.iter().next().cloned().unwrap();
+    instances[0].invalidate("certificacion", &cert, "not-the-token").await;
+    assert_eq!(
+        instances[1].get("certificacion", &cert, &client).await.unwrap(),
+        old,
+        "only the refused token is dropped"
+    );
+    instances[0].invalidate("certificacion", &cert, &old).await;
     let t2 = instances[1].get("certificacion", &cert, &client).await.unwrap();
     assert!(!tokens.contains(&t2));
     assert_eq!(sim.counters().await["tokens"].as_u64(), Some(2));

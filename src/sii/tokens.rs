@@ -111,9 +111,13 @@ impl Tokens {
         }
     }
 
-    /// After the SII refused the token (upload STATUS 5, QueryEstUp 001–003).
-    pub async fn invalidate(&self, env: &str, cert: &Certificate) {
+    /// After the SII refused `refused` (upload STATUS 5, QueryEstUp 001–003): dropped only if it
+    /// is still the shared token, so instances that saw the same refusal do not throw away the
+    /// new token another one already fetched.
+    pub async fn invalidate(&self, env: &str, cert: &Certificate, refused: &str) {
         let (key, _) = Self::keys(env, cert);
-        self.cache.del(&key).await;
+        if self.cached(&key).await.is_some_and(|(t, _)| t == refused) {
+            self.cache.del(&key).await;
+        }
     }
 }

@@ -220,7 +220,7 @@ impl SiiLink {
             }
             Ok(Upload::Reauthenticate) => {
                 breaker.success();
-                self.tokens.invalidate(env, &cert).await;
+                self.tokens.invalidate(env, &cert, &token).await;
                 store.upload_later(u.id, "pending", Some(envelope), "token refused (STATUS 5)", Utc::now()).await
             }
             Ok(Upload::Retry(why)) => {
@@ -302,7 +302,7 @@ impl SiiLink {
             }
             Ok(UploadState::Reauthenticate) => {
                 breaker.success();
-                self.tokens.invalidate(env, &cert).await;
+                self.tokens.invalidate(env, &cert, &token).await;
                 store.upload_later(u.id, "sent", None, "token refused", Utc::now()).await
             }
             Ok(UploadState::Rejected { estado, glosa }) => {
