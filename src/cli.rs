@@ -316,8 +316,20 @@ fn svc_err(e: dte_gateway::service::ServiceError) -> Failure {
     }
 }
 
+fn stderr_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> Result<(), Failure> {
     let mut s = settings(config)?;
+    let _guards = dte_gateway::telemetry::init_logs(&s.logs()).map_err(|e| Failure::Input(format!("logs: {e}")))?;
+    dte_gateway::telemetry::metrics();
     if let Some(b) = bind {
         s.bind = b.clone();
         s.validate().map_err(|e| Failure::Input(e.to_string()))?;
@@ -443,6 +455,9 @@ async fn sii_sim(
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Serve { .. }) {
+        stderr_logs();
+    }
     let result = match &cli.cmd {
         Cmd::SiiSim {
             port,

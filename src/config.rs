@@ -63,6 +63,14 @@ pub struct Settings {
     pub retry_max_backoff_ms: u64,
     pub circuit_failures: u32,
     pub circuit_cooldown_ms: u64,
+    /// Log filter (`RUST_LOG` syntax; `RUST_LOG` wins), stdout format `json` or `text`.
+    pub log_level: String,
+    pub log_format: String,
+    /// Also write JSON logs to rotating files in this folder.
+    pub log_dir: Option<PathBuf>,
+    /// `daily`, `hourly` (or `minutely`, for tests); files kept.
+    pub log_rotation: String,
+    pub log_keep: usize,
 }
 
 impl Default for Settings {
@@ -101,6 +109,11 @@ impl Default for Settings {
             retry_max_backoff_ms: 60_000,
             circuit_failures: 5,
             circuit_cooldown_ms: 5_000,
+            log_level: "info".into(),
+            log_format: "json".into(),
+            log_dir: None,
+            log_rotation: "daily".into(),
+            log_keep: 7,
         }
     }
 }
@@ -143,6 +156,11 @@ const ENV: &[&str] = &[
     "RETRY_MAX_BACKOFF_MS",
     "CIRCUIT_FAILURES",
     "CIRCUIT_COOLDOWN_MS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "LOG_DIR",
+    "LOG_ROTATION",
+    "LOG_KEEP",
 ];
 
 impl Settings {
@@ -180,7 +198,8 @@ impl Settings {
                     | "retry_backoff_ms"
                     | "retry_max_backoff_ms"
                     | "circuit_failures"
-                    | "circuit_cooldown_ms" => {
+                    | "circuit_cooldown_ms"
+                    | "log_keep" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
                     "redis_cluster" | "sii_workers" => {
@@ -273,6 +292,11 @@ impl Settings {
         {
             e.push("sii_token_ttl_seconds, circuit_failures must be positive and sender_max_docs 1..2000".into());
         }
+        if !matches!(self.log_format.as_str(), "json" | "text")
+            || !matches!(self.log_rotation.as_str(), "daily" | "hourly" | "minutely")
+        {
+            e.push("log_format is json or text; log_rotation is daily, hourly or minutely".into());
+        }
         if let Some(p) = &self.trust_test_authority {
             if !p.exists() {
                 e.push(format!("trust_test_authority {} does not exist", p.display()));
@@ -305,6 +329,16 @@ impl Settings {
             max_backoff: Duration::from_millis(self.retry_max_backoff_ms),
             track_every: Duration::from_millis(self.track_every_ms),
             ..Default::default()
+        }
+    }
+
+    pub fn logs(&self) -> crate::telemetry::LogConfig {
+        crate::telemetry::LogConfig {
+            level: self.log_level.clone(),
+            format: self.log_format.clone(),
+            dir: self.log_dir.clone(),
+            rotation: self.log_rotation.clone(),
+            keep: self.log_keep,
         }
     }
 

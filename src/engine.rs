@@ -38,6 +38,19 @@ pub struct Issued {
     /// The `<TED>` element (for the PDF417 barcode).
     pub ted: String,
     pub timestamp: NaiveDateTime,
+    /// Where the time went, for the issuance metrics.
+    pub timings: Timings,
+}
+
+/// Seconds spent in each stage of one issuance.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Rules and taxes.
+    pub tax: f64,
+    /// TED stamp, rendering and XMLDSig.
+    pub sign: f64,
+    /// Schema validation.
+    pub validate: f64,
 }
 
 /// Rules and taxes only: what a document would total, without a folio.
@@ -61,7 +74,10 @@ impl Issuer<'_> {
     pub fn issue(&self, input: &DocumentInput, caf: &Caf, folio: u64, now: NaiveDateTime) -> Result<Issued, DteError> {
         let emisor = self.company.rut()?;
         self.cert.check_valid_at(now)?;
+        let started = std::time::Instant::now();
         let (p, computed) = quote(input, emisor, self.taxes, now.date())?;
+        let mut timings = Timings { tax: started.elapsed().as_secs_f64(), ..Timings::default() };
+        let started = std::time::Instant::now();
         let fch_emis = p.fch_emis();
         if let Some(f) = p.doc.encabezado.id_doc.folio {
             if f != folio {
@@ -103,12 +119,15 @@ impl Issuer<'_> {
         bytes.extend_from_slice(XML_DECL.as_bytes());
         bytes.extend(latin1::encode(&xml).map_err(|c| DteError::Xml(format!("character {c:?} outside ISO-8859-1")))?);
 
+        timings.sign = started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
         if self.validate_schema {
             let kind = if p.tipo.is_boleta() { Schema::BoletaDte } else { Schema::Dte };
             let doc = libxml::parse(&bytes).map_err(DteError::Xml)?;
             schema::validate(kind, &doc).map_err(|errors| DteError::Schema { schema: kind.file(), errors })?;
         }
-        Ok(Issued { tipo: p.tipo, folio, id, xml: bytes, totals: computed.totals, ted, timestamp: now })
+        timings.validate = started.elapsed().as_secs_f64();
+        Ok(Issued { tipo: p.tipo, folio, id, xml: bytes, totals: computed.totals, ted, timestamp: now, timings })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod server;
 pub mod service;
 pub mod sii;
 pub mod store;
+pub mod telemetry;
 pub mod vault;
 pub mod verify;
 pub mod worker;

@@ -164,6 +164,37 @@ pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> 
     Ok(key.key)
 }
 
+/// The gauges read from the database: folios left and expiry per company and type, certificate
+/// expiry, documents per state.
+pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
+    use crate::telemetry::{CAF_EXPIRY, CERT_EXPIRY, DOCUMENTS, FOLIOS_LEFT};
+    for rut in svc.store.companies().await? {
+        let mut left: HashMap<i32, i64> = HashMap::new();
+        let mut expiry: HashMap<i32, chrono::NaiveDate> = HashMap::new();
+        for c in svc.list_cafs(&rut).await? {
+            let usable = if c.expired { 0 } else { c.folios_left };
+            *left.entry(c.tipo).or_default() += usable;
+            if let (Some(e), true) = (c.expires_on, usable > 0) {
+                expiry.entry(c.tipo).and_modify(|x| *x = (*x).min(e)).or_insert(e);
+            }
+        }
+        for (tipo, n) in left {
+            metrics::gauge!(FOLIOS_LEFT, "company" => rut.clone(), "tipo" => tipo.to_string()).set(n as f64);
+        }
+        for (tipo, e) in expiry {
+            let ts = e.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp()).unwrap_or(0);
+            metrics::gauge!(CAF_EXPIRY, "company" => rut.clone(), "tipo" => tipo.to_string()).set(ts as f64);
+        }
+        if let Ok(c) = svc.certificate_info(&rut).await {
+            metrics::gauge!(CERT_EXPIRY, "company" => rut.clone()).set(c.not_after.timestamp() as f64);
+        }
+    }
+    for (state, n) in svc.store.document_states().await? {
+        metrics::gauge!(DOCUMENTS, "state" => state).set(n as f64);
+    }
+    Ok(())
+}
+
 /// Revocation list reload and clean-up, the SII link and webhooks, for the life of the server.
 pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>, s: &Settings) {
     if let Some(link) = link {
@@ -185,6 +216,15 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
                 tracing::warn!(error = %e, "could not reload the revocation list");
             }
             actix_web::rt::time::sleep(poll).await;
+        }
+    });
+    let gauges = svc.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = refresh_gauges(&gauges).await {
+                tracing::warn!(error = %e, "could not refresh the gauges");
+            }
+            actix_web::rt::time::sleep(Duration::from_secs(5)).await;
         }
     });
     actix_web::rt::spawn(async move {

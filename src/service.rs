@@ -465,6 +465,11 @@ impl Service {
             let caf = cached_caf(&cafs, caf_rec, &vault, &trust)?;
             let issuer = Issuer { company: &company_data, cert: &cert, taxes: &taxes, validate_schema: true };
             let issued = issuer.issue(&input, &caf, folio as u64, now)?;
+            for (stage, secs) in
+                [("tax", issued.timings.tax), ("sign", issued.timings.sign), ("validate", issued.timings.validate)]
+            {
+                metrics::histogram!(crate::telemetry::ISSUANCE_STAGE_SECONDS, "stage" => stage).record(secs);
+            }
             let mnt_total =
                 rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or(i64::MAX);
             let totals = serde_json::to_value(&issued.totals).unwrap_or_default();
@@ -497,8 +502,13 @@ impl Service {
             };
             Ok((doc, serde_json::to_value(&info).unwrap_or_default()))
         });
+        let started = std::time::Instant::now();
         match self.store.issue(rut, tipo.code() as i32, now.date(), idem, audit, build).await? {
-            IssueOutcome::Issued { response, .. } => Ok(Issue::Created(response)),
+            IssueOutcome::Issued { response, .. } => {
+                metrics::counter!(crate::telemetry::DOCUMENTS_ISSUED, "tipo" => tipo.code().to_string(), "company" => rut.to_string()).increment(1);
+                metrics::histogram!(crate::telemetry::ISSUANCE_SECONDS).record(started.elapsed().as_secs_f64());
+                Ok(Issue::Created(response))
+            }
             IssueOutcome::Replay { response } => Ok(Issue::Replayed(response)),
             IssueOutcome::IdempotencyMismatch => Err(ServiceError::IdempotencyMismatch),
             IssueOutcome::Exhausted => Err(ServiceError::CafExhausted(tipo.code())),

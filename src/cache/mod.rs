@@ -105,6 +105,11 @@ pub struct Cache {
     pub stats: CacheStats,
 }
 
+fn count(layer: &'static str, hit: bool) {
+    metrics::counter!(crate::telemetry::CACHE_REQUESTS, "layer" => layer, "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cache: {0}")]
 pub struct CacheError(pub String);
@@ -126,6 +131,7 @@ impl Cache {
             l1_ttl: cfg.l1_ttl,
             stats: CacheStats::default(),
         });
+        metrics::gauge!(crate::telemetry::CACHE_DEGRADED).set(0.0);
         if cache.l2.is_some() {
             let weak = Arc::downgrade(&cache);
             tokio::spawn(async move {
@@ -135,6 +141,7 @@ impl Cache {
                         if let Some(l2) = &c.l2 {
                             if l2.ping().await {
                                 c.degraded.store(false, Ordering::Relaxed);
+                                metrics::gauge!(crate::telemetry::CACHE_DEGRADED).set(0.0);
                                 tracing::info!("Redis is back; the cache uses it again");
                             }
                         }
@@ -222,6 +229,7 @@ impl Cache {
 
     fn trip(&self, e: &CacheError) {
         self.stats.l2_errors.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(crate::telemetry::CACHE_DEGRADED).set(1.0);
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(error = %e, "Redis unreachable; serving from memory until it returns");
         }
@@ -238,14 +246,17 @@ impl Cache {
             let v = self.local().get(&k);
             let (hits, misses) = (&self.stats.l1_hits, &self.stats.l1_misses);
             if v.is_some() { hits } else { misses }.fetch_add(1, Ordering::Relaxed);
+            count("l1", v.is_some());
             return v;
         }
         if let Some(l1) = self.l1.as_ref().filter(|_| key.l1_allowed() || self.l2.is_none()) {
             if let Some(v) = l1.get(&k) {
                 self.stats.l1_hits.fetch_add(1, Ordering::Relaxed);
+                count("l1", true);
                 return Some(v);
             }
             self.stats.l1_misses.fetch_add(1, Ordering::Relaxed);
+            count("l1", false);
         }
         let Some(l2) = self.use_l2() else {
             if self.l2.is_some() {
@@ -257,6 +268,7 @@ impl Cache {
         match l2.get(&k).await {
             Ok(Some((v, ttl))) => {
                 self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
+                count("l2", true);
                 if let Some(l1) = self.l1.as_ref().filter(|_| key.l1_allowed()) {
                     l1.set(&k, &v, ttl.min(self.l1_ttl));
                 }
@@ -264,6 +276,7 @@ impl Cache {
             }
             Ok(None) => {
                 self.stats.l2_misses.fetch_add(1, Ordering::Relaxed);
+                count("l2", false);
                 None
             }
             Err(e) => {

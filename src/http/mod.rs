@@ -88,8 +88,32 @@ async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::w
     json(code, &body)
 }
 
+async fn metrics() -> HttpResponse {
+    match crate::telemetry::metrics() {
+        Some(h) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(h.render()),
+        None => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = openssl::rand::rand_bytes(&mut b);
+    crate::store::hex(&b)
+}
+
+/// The caller's `X-Request-ID` when it is sane, else a new one.
+fn request_id(req: &actix_web::dev::ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(String::from)
+        .unwrap_or_else(new_request_id)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
         .route("/openapi.json", web::get().to(openapi::spec))
         .route("/docs", web::get().to(openapi::docs))
@@ -137,7 +161,30 @@ pub async fn serve(
         if let Some(l) = &link_data {
             app = app.app_data(l.clone());
         }
-        app.app_data(svc_data.clone())
+        app.wrap_fn(|req, srv| {
+            use actix_web::dev::Service as _;
+            use tracing::Instrument as _;
+            let id = request_id(&req);
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            let method = req.method().to_string();
+            let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+            let started = std::time::Instant::now();
+            let fut = span.in_scope(|| srv.call(req));
+            async move {
+                let mut res = fut.await?;
+                let status = res.status().as_u16();
+                let secs = started.elapsed().as_secs_f64();
+                if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id) {
+                    res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), v);
+                }
+                metrics::counter!(crate::telemetry::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
+                metrics::histogram!(crate::telemetry::HTTP_SECONDS, "route" => route).record(secs);
+                tracing::info!(status, duration_ms = secs * 1e3, "request");
+                Ok(res)
+            }
+            .instrument(span)
+        })
+        .app_data(svc_data.clone())
             .app_data(auth_data.clone())
             .app_data(limit.clone())
             // Extractor errors (bad paths, bad query strings) answer problem+json too.

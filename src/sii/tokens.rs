@@ -91,6 +91,8 @@ impl Tokens {
         loop {
             if self.cache.set_nx(lock, b"1", self.lock_ttl).await {
                 let r = client.authenticate(cert).await;
+                metrics::counter!(crate::telemetry::SII_TOKENS, "result" => if r.is_ok() { "ok" } else { "error" })
+                    .increment(1);
                 if let Ok(t) = &r {
                     self.exchanges.fetch_add(1, Ordering::Relaxed);
                     self.cache.set(key, format!("{}:{t}", now_ms()).as_bytes(), self.ttl).await;

@@ -515,6 +515,10 @@ impl Store {
     pub async fn active_companies(&self, since: DateTime<Utc>) -> Result<Vec<(String, bool)>, StoreError> {
         dispatch!(self, s => s.active_companies(since).await)
     }
+    /// Every company's RUT.
+    pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.companies().await)
+    }
     /// Documents per state (all companies), for progress and metrics.
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         dispatch!(self, s => s.document_states().await)

@@ -30,6 +30,7 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(host: &str, threshold: u32, cooldown: Duration) -> Breaker {
+        metrics::gauge!(crate::telemetry::SII_CIRCUIT_STATE, "host" => host.to_string()).set(0.0);
         Breaker {
             host: host.into(),
             threshold: threshold.max(1),
@@ -66,6 +67,7 @@ impl Breaker {
         if let Ok(mut i) = self.inner.lock() {
             if i.open_until.is_some() {
                 tracing::info!(host = %self.host, "SII circuit closed");
+                metrics::gauge!(crate::telemetry::SII_CIRCUIT_STATE, "host" => self.host.clone()).set(0.0);
             }
             *i = Inner { failures: 0, open_until: None, probing: false };
         }
@@ -80,6 +82,8 @@ impl Breaker {
                 i.probing = false;
                 self.opened.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(host = %self.host, failures = i.failures, "SII circuit open");
+                metrics::gauge!(crate::telemetry::SII_CIRCUIT_STATE, "host" => self.host.clone()).set(1.0);
+                metrics::counter!(crate::telemetry::SII_CIRCUIT_OPENED, "host" => self.host.clone()).increment(1);
             }
         }
     }

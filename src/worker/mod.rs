@@ -214,20 +214,24 @@ impl SiiLink {
         let name = format!("{}_{}.xml", rec.rut, u.id);
         match client.upload(&token, sender, company, &name, envelope.clone()).await {
             Ok(Upload::Received(track)) => {
+                metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "received").increment(1);
                 breaker.success();
                 tracing::info!(upload = u.id, track = %track, "envelope received by the SII");
                 store.upload_sent(u.id, envelope, &track, Utc::now() + chrono_d(self.cfg.track_every)).await
             }
             Ok(Upload::Reauthenticate) => {
+                metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "reauthenticate").increment(1);
                 breaker.success();
                 self.tokens.invalidate(env, &cert, &token).await;
                 store.upload_later(u.id, "pending", Some(envelope), "token refused (STATUS 5)", Utc::now()).await
             }
             Ok(Upload::Retry(why)) => {
+                metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "retry").increment(1);
                 breaker.failure();
                 store.upload_later(u.id, "pending", Some(envelope), &why, Utc::now() + self.backoff(u.attempts)).await
             }
             Ok(Upload::Rejected { status, detail }) => {
+                metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "rejected").increment(1);
                 breaker.success();
                 self.reject_all(&u, &format!("STATUS {status}"), &detail.join("; ")).await
             }
@@ -261,6 +265,7 @@ impl SiiLink {
             })
             .collect();
         tracing::warn!(upload = u.id, estado, glosa, "envelope rejected");
+        metrics::counter!(crate::telemetry::SII_VERDICTS, "estado" => estado.to_string()).increment(1);
         self.svc.store.upload_final(u.id, "rejected", estado, glosa, verdicts, Utc::now()).await
     }
 
@@ -330,6 +335,7 @@ impl SiiLink {
                     verdicts.push(DocVerdict { tipo: *tipo, folio: *folio, state: state.into(), estado: e, glosa: g });
                 }
                 tracing::info!(upload = u.id, track = %track, %estado, "upload processed");
+                metrics::counter!(crate::telemetry::SII_VERDICTS, "estado" => estado.clone()).increment(1);
                 store.upload_final(u.id, "final", &estado, &glosa, verdicts, Utc::now()).await
             }
             Err(e) => {

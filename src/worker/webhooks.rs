@@ -65,6 +65,8 @@ pub async fn deliver_one(store: &Store, http: &reqwest::Client) -> Result<bool, 
     } else {
         ("pending", Utc::now() + chrono::Duration::milliseconds(250 * (1i64 << attempts.min(10))))
     };
+    metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "outcome" => if ok { "delivered" } else { "failed" })
+        .increment(1);
     store.delivery_outcome(d.id, state, &status, next).await?;
     Ok(true)
 }

@@ -1,0 +1,140 @@
+//! Logs (tracing: JSON or text to stdout, and JSON to daily/hourly rotating files) and metrics
+//! (Prometheus text at `/metrics`). Metric names follow Prometheus conventions; the KPI names are
+//! here, in one place, for the code, the alert rules and the dashboards.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub const DOCUMENTS_ISSUED: &str = "dte_documents_issued_total";
+pub const ISSUANCE_SECONDS: &str = "dte_issuance_duration_seconds";
+pub const ISSUANCE_STAGE_SECONDS: &str = "dte_issuance_stage_duration_seconds";
+pub const DOCUMENTS: &str = "dte_documents";
+pub const SII_REQUESTS: &str = "dte_sii_requests_total";
+pub const SII_REQUEST_SECONDS: &str = "dte_sii_request_duration_seconds";
+pub const SII_TOKENS: &str = "dte_sii_token_acquisitions_total";
+pub const SII_UPLOADS: &str = "dte_sii_uploads_total";
+pub const SII_VERDICTS: &str = "dte_sii_upload_verdicts_total";
+pub const SII_CIRCUIT_STATE: &str = "dte_sii_circuit_state";
+pub const SII_CIRCUIT_OPENED: &str = "dte_sii_circuit_opened_total";
+pub const CACHE_REQUESTS: &str = "dte_cache_requests_total";
+pub const CACHE_DEGRADED: &str = "dte_cache_degraded";
+pub const FOLIOS_LEFT: &str = "dte_caf_folios_left";
+pub const CAF_EXPIRY: &str = "dte_caf_expiry_timestamp_seconds";
+pub const CERT_EXPIRY: &str = "dte_certificate_expiry_timestamp_seconds";
+pub const HTTP_REQUESTS: &str = "dte_http_requests_total";
+pub const HTTP_SECONDS: &str = "dte_http_request_duration_seconds";
+pub const WEBHOOK_DELIVERIES: &str = "dte_webhook_deliveries_total";
+
+/// Every metric the service exports (alert rules and dashboards may use only these).
+pub const ALL: &[&str] = &[
+    DOCUMENTS_ISSUED,
+    ISSUANCE_SECONDS,
+    ISSUANCE_STAGE_SECONDS,
+    DOCUMENTS,
+    SII_REQUESTS,
+    SII_REQUEST_SECONDS,
+    SII_TOKENS,
+    SII_UPLOADS,
+    SII_VERDICTS,
+    SII_CIRCUIT_STATE,
+    SII_CIRCUIT_OPENED,
+    CACHE_REQUESTS,
+    CACHE_DEGRADED,
+    FOLIOS_LEFT,
+    CAF_EXPIRY,
+    CERT_EXPIRY,
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    WEBHOOK_DELIVERIES,
+];
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `RUST_LOG` syntax; `RUST_LOG` itself wins.
+    pub level: String,
+    /// `json` or `text` on stdout.
+    pub format: String,
+    /// Also write JSON lines to rotating files here.
+    pub dir: Option<PathBuf>,
+    /// `daily`, `hourly` or `minutely`.
+    pub rotation: String,
+    /// Files kept.
+    pub keep: usize,
+}
+
+/// Installs the log subscriber; keep the guards alive for the life of the process (they flush).
+pub fn init_logs(cfg: &LogConfig) -> Result<Vec<WorkerGuard>, String> {
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .or_else(|_| EnvFilter::try_new(&cfg.level))
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    let mut guards = Vec::new();
+    let (stdout, g) = tracing_appender::non_blocking(std::io::stdout());
+    guards.push(g);
+    let console = if cfg.format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(stdout)
+            .with_filter(filter())
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(stdout).with_filter(filter()).boxed()
+    };
+    let file = match &cfg.dir {
+        None => None,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let rotation = match cfg.rotation.as_str() {
+                "hourly" => Rotation::HOURLY,
+                "minutely" => Rotation::MINUTELY,
+                _ => Rotation::DAILY,
+            };
+            let appender = RollingFileAppender::builder()
+                .rotation(rotation)
+                .filename_prefix("dte-gateway")
+                .filename_suffix("log")
+                .max_log_files(cfg.keep.max(1))
+                .build(dir)
+                .map_err(|e| e.to_string())?;
+            let (w, g) = tracing_appender::non_blocking(appender);
+            guards.push(g);
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_ansi(false)
+                    .with_writer(w)
+                    .with_filter(filter())
+                    .boxed(),
+            )
+        }
+    };
+    tracing_subscriber::registry().with(console).with(file).try_init().map_err(|e| e.to_string())?;
+    Ok(guards)
+}
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
