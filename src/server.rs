@@ -192,6 +192,9 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
     for (state, n) in svc.store.document_states().await? {
         metrics::gauge!(DOCUMENTS, "state" => state).set(n as f64);
     }
+    let age =
+        svc.store.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
+    metrics::gauge!(crate::telemetry::UNSENT_AGE).set(age.max(0.0));
     Ok(())
 }
 

@@ -31,6 +31,7 @@ pub const CERT_EXPIRY: &str = "dte_certificate_expiry_timestamp_seconds";
 pub const HTTP_REQUESTS: &str = "dte_http_requests_total";
 pub const HTTP_SECONDS: &str = "dte_http_request_duration_seconds";
 pub const WEBHOOK_DELIVERIES: &str = "dte_webhook_deliveries_total";
+pub const UNSENT_AGE: &str = "dte_unsent_oldest_age_seconds";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -53,6 +54,7 @@ pub const ALL: &[&str] = &[
     HTTP_REQUESTS,
     HTTP_SECONDS,
     WEBHOOK_DELIVERIES,
+    UNSENT_AGE,
 ];
 
 #[derive(Debug, Clone)]

@@ -515,6 +515,10 @@ impl Store {
     pub async fn active_companies(&self, since: DateTime<Utc>) -> Result<Vec<(String, bool)>, StoreError> {
         dispatch!(self, s => s.active_companies(since).await)
     }
+    /// When the oldest document not yet received by the SII was issued.
+    pub async fn oldest_unsent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        dispatch!(self, s => s.oldest_unsent().await)
+    }
     /// Every company's RUT.
     pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
         dispatch!(self, s => s.companies().await)

@@ -300,6 +300,11 @@ impl PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    pub async fn oldest_unsent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query_one("SELECT MIN(created_at) FROM documents WHERE state = 'issued'", &[]).await?.get(0))
+    }
+
     pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
         let c = self.pool.get().await?;
         Ok(c.query("SELECT rut FROM companies ORDER BY rut", &[]).await?.iter().map(|r| r.get(0)).collect())

@@ -303,6 +303,15 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn oldest_unsent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with(|c| {
+            let v: Option<String> =
+                c.query_row("SELECT MIN(created_at) FROM documents WHERE state = 'issued'", [], |r| r.get(0))?;
+            Ok(v.map(|s| parse_ts(&s)))
+        })
+        .await
+    }
+
     pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT rut FROM companies ORDER BY rut")?;
