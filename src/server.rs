@@ -195,6 +195,10 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
     let age =
         svc.store.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     metrics::gauge!(crate::telemetry::UNSENT_AGE).set(age.max(0.0));
+    if let Some((in_use, waiting)) = svc.cache.as_ref().and_then(|c| c.pool_status()) {
+        metrics::gauge!(crate::telemetry::REDIS_POOL_IN_USE).set(in_use as f64);
+        metrics::gauge!(crate::telemetry::REDIS_POOL_WAITING).set(waiting as f64);
+    }
     Ok(())
 }
 

@@ -32,6 +32,8 @@ pub const HTTP_REQUESTS: &str = "dte_http_requests_total";
 pub const HTTP_SECONDS: &str = "dte_http_request_duration_seconds";
 pub const WEBHOOK_DELIVERIES: &str = "dte_webhook_deliveries_total";
 pub const UNSENT_AGE: &str = "dte_unsent_oldest_age_seconds";
+pub const REDIS_POOL_IN_USE: &str = "dte_redis_pool_connections_in_use";
+pub const REDIS_POOL_WAITING: &str = "dte_redis_pool_waiting";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -55,6 +57,8 @@ pub const ALL: &[&str] = &[
     HTTP_SECONDS,
     WEBHOOK_DELIVERIES,
     UNSENT_AGE,
+    REDIS_POOL_IN_USE,
+    REDIS_POOL_WAITING,
 ];
 
 #[derive(Debug, Clone)]

@@ -263,6 +263,11 @@ async fn redis_killed_mid_run_no_request_fails_and_the_cache_returns_to_redis() 
         (Some("degraded"), Some(true)),
         "{down}"
     );
+    let scrape = |i: usize| {
+        let (http, url) = (g.http.clone(), g.servers[i].url("/metrics"));
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(scrape(0).await.lines().any(|l| l == "dte_cache_degraded 1"), "the metric does not say degraded");
     redis.restart();
     let start = Instant::now();
     let mut up = serde_json::Value::Null;
@@ -274,6 +279,8 @@ async fn redis_killed_mid_run_no_request_fails_and_the_cache_returns_to_redis() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!((up["status"].as_str(), up["cache"]["degraded"].as_bool()), (Some("ready"), Some(false)), "{up}");
+    let metrics = scrape(0).await;
+    assert!(metrics.lines().any(|l| l == "dte_cache_degraded 0"), "the metric still says degraded");
     // And it uses Redis again: the restarted (empty) Redis receives the SII token anew.
     issue_many(&g, &keys, 10, 2).await;
     let states = wait_all_accepted(&g, &keys, 70, Duration::from_secs(60)).await;

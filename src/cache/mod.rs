@@ -209,6 +209,11 @@ impl Cache {
         }
     }
 
+    /// The Redis pool: connections in use, callers waiting (`None` without Redis).
+    pub fn pool_status(&self) -> Option<(usize, usize)> {
+        self.l2.as_ref().map(|l2| l2.pool_status())
+    }
+
     /// Asks Redis now (for health checks): marks the cache degraded when it does not answer.
     pub async fn check(&self) -> bool {
         match &self.l2 {

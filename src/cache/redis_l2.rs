@@ -75,6 +75,15 @@ impl RedisL2 {
         Err(last)
     }
 
+    /// Connections in use and callers waiting for one.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let s = match &self.pool {
+            Pool::Single(p) => p.status(),
+            Pool::Cluster(p) => p.status(),
+        };
+        (s.size.saturating_sub(s.available), s.waiting)
+    }
+
     pub async fn ping(&self) -> bool {
         self.once::<String>(&redis::cmd("PING")).await.is_ok()
     }
