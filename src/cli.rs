@@ -354,9 +354,13 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
     let link = if s.sii_workers && !demo_offline { Some(server::sii_link(&svc, &s).map_err(start_err)?) } else { None };
     server::background(svc.clone(), auth.clone(), link.clone(), &s);
     let backend = svc.store.backend();
-    dte_gateway::http::serve(svc, auth, link, &s.bind, s.workers, s.max_body_bytes, |addr| {
+    let tls = s.tls_cert.clone().zip(s.tls_key.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listen =
+        dte_gateway::http::Listen { bind: s.bind.clone(), workers: s.workers, body_limit: s.max_body_bytes, tls };
+    dte_gateway::http::serve(svc, auth, link, listen, |addr| {
         use std::io::Write;
-        println!("listening on http://{addr} (store: {backend})");
+        println!("listening on {scheme}://{addr} (store: {backend})");
         let _ = std::io::stdout().flush();
     })
     .await

@@ -71,6 +71,9 @@ pub struct Settings {
     /// `daily`, `hourly` (or `minutely`, for tests); files kept.
     pub log_rotation: String,
     pub log_keep: usize,
+    /// Serve HTTPS directly with this certificate chain and key (PEM); plain HTTP without them.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -114,6 +117,8 @@ impl Default for Settings {
             log_dir: None,
             log_rotation: "daily".into(),
             log_keep: 7,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -161,6 +166,8 @@ const ENV: &[&str] = &[
     "LOG_DIR",
     "LOG_ROTATION",
     "LOG_KEEP",
+    "TLS_CERT",
+    "TLS_KEY",
 ];
 
 impl Settings {
@@ -296,6 +303,17 @@ impl Settings {
             || !matches!(self.log_rotation.as_str(), "daily" | "hourly" | "minutely")
         {
             e.push("log_format is json or text; log_rotation is daily, hourly or minutely".into());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => {
+                for p in [c, k] {
+                    if !p.exists() {
+                        e.push(format!("{} does not exist", p.display()));
+                    }
+                }
+            }
+            (None, None) => {}
+            _ => e.push("tls_cert and tls_key go together".into()),
         }
         if let Some(p) = &self.trust_test_authority {
             if !p.exists() {

@@ -315,3 +315,44 @@ async fn audit_chain_verifies_and_names_a_tampered_entry() {
     assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
     assert!(common::text(&o).contains(&format!("scope {RUT}, seq 3")), "{}", common::text(&o));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_https_directly_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let db = sqlite();
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let server = common::server::Server::start(
+        &db,
+        &[("DTE_GATEWAY_TLS_CERT", c.as_str()), ("DTE_GATEWAY_TLS_KEY", k.as_str())],
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let trusted = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(trusted).build().unwrap();
+    let r = client.get(server.url("/health/live")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Plain HTTP to the TLS port is not served.
+    let plain = reqwest::get(server.url("/health/live").replacen("https://", "http://", 1)).await;
+    assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
+}

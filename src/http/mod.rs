@@ -142,16 +142,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// Where and how to listen.
+pub struct Listen {
+    pub bind: String,
+    /// HTTP worker threads (0: one per core).
+    pub workers: usize,
+    pub body_limit: usize,
+    /// Certificate chain and key (PEM) for HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 /// Starts the server; returns when it stops. `on_bound` gets the address actually bound.
 pub async fn serve(
     svc: Arc<Service>,
     auth: Arc<Auth>,
     link: Option<Arc<crate::worker::SiiLink>>,
-    bind: &str,
-    workers: usize,
-    body_limit: usize,
+    listen: Listen,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> std::io::Result<()> {
+    let Listen { bind, workers, body_limit, tls } = listen;
+    let bind = bind.as_str();
     let link_data = link.map(web::Data::new);
     let svc_data = web::Data::new(svc);
     let auth_data = web::Data::new(auth);
@@ -191,8 +201,19 @@ pub async fn serve(
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .configure(routes)
-    })
-    .bind(bind)?;
+    });
+    server = match tls {
+        None => server.bind(bind)?,
+        Some((cert, key)) => {
+            use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+            let io = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
+            let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(io)?;
+            b.set_private_key_file(&key, SslFiletype::PEM).map_err(io)?;
+            b.set_certificate_chain_file(&cert).map_err(io)?;
+            b.check_private_key().map_err(io)?;
+            server.bind_openssl(bind, b)?
+        }
+    };
     if workers > 0 {
         server = server.workers(workers);
     }
