@@ -103,16 +103,7 @@ impl BoletaClient {
         filename: &str,
         envelope: Vec<u8>,
     ) -> Result<Upload, SiiError> {
-        let part = reqwest::multipart::Part::bytes(envelope)
-            .file_name(filename.to_string())
-            .mime_str("application/xml")
-            .map_err(transport)?;
-        let form = reqwest::multipart::Form::new()
-            .text("rutSender", sender.number().to_string())
-            .text("dvSender", sender.dv().to_string())
-            .text("rutCompany", company.number().to_string())
-            .text("dvCompany", company.dv().to_string())
-            .part("archivo", part);
+        let form = super::client::upload_form(sender, company, filename, envelope, "application/xml")?;
         let resp = self
             .http
             .post(format!("{}/recursos/v1/boleta.electronica.envio", self.endpoints.envio))

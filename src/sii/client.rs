@@ -173,18 +173,7 @@ impl SiiClient {
         filename: &str,
         envelope: Vec<u8>,
     ) -> Result<Upload, SiiError> {
-        let (rs, ds) = split_rut(sender);
-        let (rc, dc) = split_rut(company);
-        let part = reqwest::multipart::Part::bytes(envelope)
-            .file_name(filename.to_string())
-            .mime_str("text/xml")
-            .map_err(|e| SiiError::Transport(e.to_string()))?;
-        let form = reqwest::multipart::Form::new()
-            .text("rutSender", rs)
-            .text("dvSender", ds)
-            .text("rutCompany", rc)
-            .text("dvCompany", dc)
-            .part("archivo", part);
+        let form = upload_form(sender, company, filename, envelope, "text/xml")?;
         let resp = self
             .http
             .post(format!("{}/cgi_dte/UPL/DTEUpload", self.endpoints.base))
@@ -257,6 +246,28 @@ impl SiiClient {
             .await?;
         Ok(DteState { estado: r.estado().into(), glosa: r.glosa().into() })
     }
+}
+
+/// The upload form of DTEUpload and of the boleta envío: the SII's fields, in its order.
+pub fn upload_form(
+    sender: Rut,
+    company: Rut,
+    filename: &str,
+    envelope: Vec<u8>,
+    mime: &str,
+) -> Result<reqwest::multipart::Form, SiiError> {
+    let (rs, ds) = split_rut(sender);
+    let (rc, dc) = split_rut(company);
+    let part = reqwest::multipart::Part::bytes(envelope)
+        .file_name(filename.to_string())
+        .mime_str(mime)
+        .map_err(|e| SiiError::Transport(e.to_string()))?;
+    Ok(reqwest::multipart::Form::new()
+        .text("rutSender", rs)
+        .text("dvSender", ds)
+        .text("rutCompany", rc)
+        .text("dvCompany", dc)
+        .part("archivo", part))
 }
 
 /// `RECEPCIONDTE` → what to do.
