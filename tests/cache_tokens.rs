@@ -69,6 +69,17 @@ async fn cluster_serves_the_cache() {
     let c = Cache::new(&cfg("tiered", cluster.urls(), true)).await.unwrap();
     exercise(&c).await;
     assert!(!c.degraded());
+    // Tax quotes are served from the instance's memory, never from the Cluster.
+    let q = Key::TaxQuote("cluster".into());
+    c.set(&q, b"{}", Duration::from_secs(60)).await;
+    assert_eq!(c.get(&q).await.as_deref(), Some(&b"{}"[..]));
+    for n in &cluster.nodes {
+        let found = std::process::Command::new("redis-cli")
+            .args(["-c", "-p", &n.port.to_string(), "exists", &q.render("dtegw")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), "0");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
