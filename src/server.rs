@@ -231,7 +231,8 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
             if let Err(e) = refresh_gauges(&gauges).await {
                 tracing::warn!(error = %e, "could not refresh the gauges");
             }
-            actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+            // Slow-moving values: the alerts built on them look at minutes, not seconds.
+            actix_web::rt::time::sleep(Duration::from_secs(15)).await;
         }
     });
     actix_web::rt::spawn(async move {

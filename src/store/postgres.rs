@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS documents (id BIGSERIAL PRIMARY KEY, company TEXT NOT
   totals TEXT NOT NULL, xml BYTEA NOT NULL, ted TEXT NOT NULL, state TEXT NOT NULL, api_key_id TEXT, created_at TIMESTAMPTZ NOT NULL,
   upload_id BIGINT, sii_estado TEXT, sii_glosa TEXT, UNIQUE (company, tipo, folio));
 CREATE INDEX IF NOT EXISTS documents_unsent ON documents(state, upload_id);
+CREATE INDEX IF NOT EXISTS documents_state_age ON documents(state, created_at);
 CREATE TABLE IF NOT EXISTS uploads (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut), boleta BOOLEAN NOT NULL,
   state TEXT NOT NULL, envelope BYTEA, track_id TEXT, attempts BIGINT NOT NULL DEFAULT 0, last_error TEXT, next_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ,
   estado TEXT, glosa TEXT, created_at TIMESTAMPTZ NOT NULL);

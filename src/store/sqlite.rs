@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS documents (id INTEGER PRIMARY KEY AUTOINCREMENT, comp
   totals TEXT NOT NULL, xml BLOB NOT NULL, ted TEXT NOT NULL, state TEXT NOT NULL, api_key_id TEXT, created_at TEXT NOT NULL,
   upload_id INTEGER, sii_estado TEXT, sii_glosa TEXT, UNIQUE (company, tipo, folio));
 CREATE INDEX IF NOT EXISTS documents_unsent ON documents(state, upload_id);
+CREATE INDEX IF NOT EXISTS documents_state_age ON documents(state, created_at);
 CREATE TABLE IF NOT EXISTS uploads (id INTEGER PRIMARY KEY AUTOINCREMENT, company TEXT NOT NULL REFERENCES companies(rut), boleta INTEGER NOT NULL,
   state TEXT NOT NULL, envelope BLOB, track_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_at TEXT NOT NULL, lease_until TEXT,
   estado TEXT, glosa TEXT, created_at TEXT NOT NULL);
