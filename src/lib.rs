@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod queue;
 pub mod server;
 pub mod service;
 pub mod sii;

@@ -1,0 +1,201 @@
+//! Redis Streams: one stream, one consumer group. XREADGROUP hands out new messages, XAUTOCLAIM
+//! takes over those idle past the visibility timeout (a crashed or stuck consumer's), XPENDING
+//! gives their delivery count, and past `max_deliveries` a message moves to `{stream}:dlq` with the
+//! reason. Acknowledged messages are deleted, so XLEN is the depth.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::{DeadLetter, Message, QueueError};
+
+const GROUP: &str = "gateway";
+
+pub struct RedisQueue {
+    pool: deadpool_redis::Pool,
+    stream: String,
+    dlq: String,
+    visibility: Duration,
+    max_deliveries: u64,
+}
+
+fn err(e: impl std::fmt::Display) -> QueueError {
+    QueueError(e.to_string())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).to_string()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) => a,
+        _ => &[],
+    }
+}
+
+/// A stream entry's fields, in order.
+type Fields = Vec<(String, Vec<u8>)>;
+
+/// `[id, [field, value, …]]` → (id, fields).
+fn entry(v: &Value) -> Option<(String, Fields)> {
+    let e = items(v);
+    let id = text(e.first()?)?;
+    let fields = items(e.get(1)?).chunks(2).filter_map(|kv| Some((text(kv.first()?)?, bytes(kv.get(1)?)?))).collect();
+    Some((id, fields))
+}
+
+fn field(fields: &Fields, name: &str) -> Option<Vec<u8>> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+impl RedisQueue {
+    pub async fn new(
+        url: &str,
+        stream: &str,
+        visibility: Duration,
+        max_deliveries: u64,
+    ) -> Result<RedisQueue, QueueError> {
+        let pool =
+            deadpool_redis::Config::from_url(url).create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(err)?;
+        let q = RedisQueue {
+            pool,
+            stream: stream.into(),
+            dlq: format!("{stream}:dlq"),
+            visibility,
+            max_deliveries: max_deliveries.max(1),
+        };
+        match q
+            .cmd::<Value>(redis::cmd("XGROUP").arg("CREATE").arg(&q.stream).arg(GROUP).arg("0").arg("MKSTREAM"))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.0.contains("BUSYGROUP") => {}
+            Err(e) => return Err(e),
+        }
+        Ok(q)
+    }
+
+    async fn cmd<T: redis::FromRedisValue>(&self, c: &mut redis::Cmd) -> Result<T, QueueError> {
+        let mut conn = self.pool.get().await.map_err(err)?;
+        c.query_async(&mut conn).await.map_err(err)
+    }
+
+    pub async fn push(&self, payload: &[u8]) -> Result<String, QueueError> {
+        self.cmd(redis::cmd("XADD").arg(&self.stream).arg("*").arg("p").arg(payload)).await
+    }
+
+    async fn deliveries(&self, id: &str) -> u64 {
+        let v: Result<Value, _> =
+            self.cmd(redis::cmd("XPENDING").arg(&self.stream).arg(GROUP).arg(id).arg(id).arg(1)).await;
+        v.ok()
+            .and_then(|v| items(&v).first().and_then(|e| items(e).get(3).and_then(text)).and_then(|n| n.parse().ok()))
+            .unwrap_or(1)
+    }
+
+    pub async fn take(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Message>, QueueError> {
+        let mut out = Vec::new();
+        let claimed: Value = self
+            .cmd(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&self.stream)
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(self.visibility.as_millis() as u64)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
+        for e in items(items(&claimed).get(1).unwrap_or(&Value::Nil)) {
+            if let Some((id, fields)) = entry(e) {
+                let deliveries = self.deliveries(&id).await;
+                out.push(Message { id, payload: field(&fields, "p").unwrap_or_default(), deliveries });
+            }
+        }
+        if out.len() < max {
+            let mut c = redis::cmd("XREADGROUP");
+            c.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(max - out.len());
+            if out.is_empty() && !wait.is_zero() {
+                c.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
+            }
+            let read: Value = self.cmd(c.arg("STREAMS").arg(&self.stream).arg(">")).await?;
+            for s in items(&read) {
+                for e in items(items(s).get(1).unwrap_or(&Value::Nil)) {
+                    if let Some((id, fields)) = entry(e) {
+                        out.push(Message { id, payload: field(&fields, "p").unwrap_or_default(), deliveries: 1 });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn ack(&self, id: &str) -> Result<(), QueueError> {
+        self.cmd::<i64>(redis::cmd("XACK").arg(&self.stream).arg(GROUP).arg(id)).await?;
+        self.cmd::<i64>(redis::cmd("XDEL").arg(&self.stream).arg(id)).await?;
+        Ok(())
+    }
+
+    pub async fn fail(&self, msg: &Message, reason: &str) -> Result<bool, QueueError> {
+        if msg.deliveries < self.max_deliveries {
+            // Left pending: XAUTOCLAIM hands it out again after the visibility timeout.
+            return Ok(false);
+        }
+        self.cmd::<String>(
+            redis::cmd("XADD")
+                .arg(&self.dlq)
+                .arg("*")
+                .arg("p")
+                .arg(&msg.payload)
+                .arg("reason")
+                .arg(reason)
+                .arg("deliveries")
+                .arg(msg.deliveries)
+                .arg("source")
+                .arg(&msg.id),
+        )
+        .await?;
+        self.ack(&msg.id).await?;
+        Ok(true)
+    }
+
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        let v: Value = self.cmd(redis::cmd("XRANGE").arg(&self.dlq).arg("-").arg("+")).await?;
+        Ok(items(&v)
+            .iter()
+            .filter_map(entry)
+            .map(|(id, f)| DeadLetter {
+                id,
+                payload: field(&f, "p").unwrap_or_default(),
+                reason: field(&f, "reason").map(|r| String::from_utf8_lossy(&r).to_string()).unwrap_or_default(),
+                deliveries: field(&f, "deliveries").and_then(|d| String::from_utf8_lossy(&d).parse().ok()).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    pub async fn replay(&self, id: &str) -> Result<bool, QueueError> {
+        let v: Value = self.cmd(redis::cmd("XRANGE").arg(&self.dlq).arg(id).arg(id)).await?;
+        let Some((_, f)) = items(&v).first().and_then(entry) else { return Ok(false) };
+        self.push(&field(&f, "p").unwrap_or_default()).await?;
+        self.cmd::<i64>(redis::cmd("XDEL").arg(&self.dlq).arg(id)).await?;
+        Ok(true)
+    }
+
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        self.cmd(redis::cmd("XLEN").arg(&self.stream)).await
+    }
+}
