@@ -3,6 +3,7 @@
 //! `domain` and `xml` are pure (no I/O); `engine` wires them into the issuance pipeline that the CLI
 //! and the HTTP service share.
 
+pub mod batch;
 pub mod cache;
 pub mod caf;
 pub mod cert;

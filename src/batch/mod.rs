@@ -1,0 +1,3 @@
+//! Batches for accountants: intake formats, parsed as streams with bounded memory.
+
+pub mod csv;
