@@ -1,4 +1,4 @@
-//! Property-based test of the served OpenAPI document with schemathesis (PyPI): generated requests
+//! Property-based test of the served OpenAPI document with schemathesis: generated requests
 //! against a real server; no 5xx, and every status, content type and body matches the document.
 
 mod common;
