@@ -145,7 +145,9 @@ async fn crash_test(mut g: Gateway, restart_same_db: bool) {
             .await;
         assert_eq!(s, StatusCode::OK, "folio {f}");
     }
-    assert!(answered.len() >= 150, "the kill came before the load: {}", answered.len());
+    // The kill came once 150 folios were stored; requests committed but not yet answered at that
+    // moment (up to one per client) are stored yet never answered.
+    assert!(answered.len() >= 150 - 32, "the kill came before the load: {}", answered.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
