@@ -478,7 +478,7 @@ impl Service {
                 tipo: tipo.code() as i32,
                 folio,
                 id: issued.id.clone(),
-                fch_emis: issued_fch(&issued.xml).unwrap_or(now.date()),
+                fch_emis: prepared.fch_emis(),
                 rut_recep: prepared.rut_recep.to_string(),
                 mnt_total,
                 totals: totals.clone(),
@@ -616,12 +616,6 @@ impl Service {
     pub async fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
         Ok(store::verify_audit(&self.store.audit_entries().await?))
     }
-}
-
-fn issued_fch(xml: &[u8]) -> Option<NaiveDate> {
-    let s = String::from_utf8_lossy(xml);
-    let i = s.find("<FchEmis>")? + 9;
-    NaiveDate::parse_from_str(s.get(i..i + 10)?, "%Y-%m-%d").ok()
 }
 
 fn cached_caf(

@@ -240,6 +240,11 @@ impl Cache {
         }
     }
 
+    /// The memory that stands for the shared layer: L1 in memory mode, the fallback otherwise.
+    fn memory_only(&self) -> &MemoryCache {
+        self.l1.as_ref().filter(|_| self.l2.is_none()).unwrap_or(&self.fallback)
+    }
+
     /// The memory that holds local-only keys.
     fn local(&self) -> &MemoryCache {
         self.l1.as_ref().unwrap_or(&self.fallback)
@@ -321,7 +326,7 @@ impl Cache {
                 Err(e) => self.trip(&e),
             }
         }
-        let mem = self.l1.as_ref().filter(|_| self.l2.is_none()).unwrap_or(&self.fallback);
+        let mem = self.memory_only();
         rendered.iter().map(|k| mem.get(k)).collect()
     }
 
@@ -336,7 +341,7 @@ impl Cache {
                     self.fallback.set_nx(&k, value, ttl)
                 }
             },
-            None => self.l1.as_ref().filter(|_| self.l2.is_none()).unwrap_or(&self.fallback).set_nx(&k, value, ttl),
+            None => self.memory_only().set_nx(&k, value, ttl),
         }
     }
 
