@@ -353,12 +353,19 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
     }
     let link = if s.sii_workers && !demo_offline { Some(server::sii_link(&svc, &s).map_err(start_err)?) } else { None };
     server::background(svc.clone(), auth.clone(), link.clone(), &s);
+    let batches = server::batches(&svc, &s, link.is_some()).await.map_err(start_err)?;
+    batches.spawn();
     let backend = svc.store.backend();
     let tls = s.tls_cert.clone().zip(s.tls_key.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let listen =
-        dte_gateway::http::Listen { bind: s.bind.clone(), workers: s.workers, body_limit: s.max_body_bytes, tls };
-    dte_gateway::http::serve(svc, auth, link, listen, |addr| {
+    let listen = dte_gateway::http::Listen {
+        bind: s.bind.clone(),
+        workers: s.workers,
+        body_limit: s.max_body_bytes,
+        batch_limit: s.batch_max_bytes,
+        tls,
+    };
+    dte_gateway::http::serve(svc, auth, link, batches, listen, |addr| {
         use std::io::Write;
         println!("listening on {scheme}://{addr} (store: {backend})");
         let _ = std::io::stdout().flush();

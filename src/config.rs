@@ -74,6 +74,16 @@ pub struct Settings {
     /// Serve HTTPS directly with this certificate chain and key (PEM); plain HTTP without them.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Batch queue: `memory` (one instance) or `redis` (Redis Streams on `redis_urls`).
+    pub queue_mode: String,
+    /// Concurrent batch issuers per instance (0: this instance takes batches in, others issue).
+    pub batch_workers: usize,
+    /// The largest batch upload.
+    pub batch_max_bytes: u64,
+    /// A taken batch item not acknowledged within this time is handed to another worker.
+    pub batch_visibility_ms: u64,
+    /// Deliveries of an item before it goes to the dead letters.
+    pub batch_max_deliveries: u64,
 }
 
 impl Default for Settings {
@@ -119,6 +129,11 @@ impl Default for Settings {
             log_keep: 7,
             tls_cert: None,
             tls_key: None,
+            queue_mode: "memory".into(),
+            batch_workers: 2,
+            batch_max_bytes: 50 * 1024 * 1024,
+            batch_visibility_ms: 30_000,
+            batch_max_deliveries: 5,
         }
     }
 }
@@ -168,6 +183,11 @@ const ENV: &[&str] = &[
     "LOG_KEEP",
     "TLS_CERT",
     "TLS_KEY",
+    "QUEUE_MODE",
+    "BATCH_WORKERS",
+    "BATCH_MAX_BYTES",
+    "BATCH_VISIBILITY_MS",
+    "BATCH_MAX_DELIVERIES",
 ];
 
 impl Settings {
@@ -206,7 +226,11 @@ impl Settings {
                     | "retry_max_backoff_ms"
                     | "circuit_failures"
                     | "circuit_cooldown_ms"
-                    | "log_keep" => {
+                    | "log_keep"
+                    | "batch_workers"
+                    | "batch_max_bytes"
+                    | "batch_visibility_ms"
+                    | "batch_max_deliveries" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
                     "redis_cluster" | "sii_workers" => {
@@ -254,6 +278,15 @@ impl Settings {
             if crate::vault::Vault::from_base64(k).is_err() {
                 e.push("master_key must be 32 bytes in base64".into());
             }
+        }
+        if !matches!(self.queue_mode.as_str(), "memory" | "redis") {
+            e.push("queue_mode must be memory or redis".into());
+        }
+        if self.queue_mode == "redis" && self.redis_urls.is_empty() {
+            e.push("queue_mode redis needs redis_urls".into());
+        }
+        if self.batch_max_deliveries == 0 || self.batch_visibility_ms < 100 {
+            e.push("batch_max_deliveries must be at least 1 and batch_visibility_ms at least 100".into());
         }
         if self.database_pool == 0 {
             e.push("database_pool must be at least 1".into());
@@ -347,6 +380,14 @@ impl Settings {
             max_backoff: Duration::from_millis(self.retry_max_backoff_ms),
             track_every: Duration::from_millis(self.track_every_ms),
             ..Default::default()
+        }
+    }
+
+    pub fn batches(&self) -> crate::batch::BatchConfig {
+        crate::batch::BatchConfig {
+            workers: self.batch_workers,
+            visibility: std::time::Duration::from_millis(self.batch_visibility_ms),
+            max_deliveries: self.batch_max_deliveries,
         }
     }
 

@@ -9,6 +9,7 @@ use chrono::{Local, Utc};
 
 use std::collections::HashMap;
 
+use crate::batch::Batches;
 use crate::caf::CafTrust;
 use crate::config::Settings;
 use crate::domain::{Company, Rut, TipoDte};
@@ -121,6 +122,24 @@ pub fn sii_link(svc: &Arc<Service>, s: &Settings) -> Result<Arc<SiiLink>, StartE
         (s.circuit_failures, Duration::from_millis(s.circuit_cooldown_ms)),
         s.link(),
     ))
+}
+
+/// The batch queue of this instance and the batch service on it.
+pub async fn batches(svc: &Arc<Service>, s: &Settings, tracks_sii: bool) -> Result<Arc<Batches>, StartError> {
+    let cfg = s.batches();
+    let queue = match s.queue_mode.as_str() {
+        "redis" => crate::queue::Queue::redis(
+            &s.redis_urls,
+            s.redis_cluster,
+            "{dte}:batch-items",
+            cfg.visibility,
+            cfg.max_deliveries,
+        )
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?,
+        _ => crate::queue::Queue::memory(cfg.visibility, cfg.max_deliveries),
+    };
+    Ok(Arc::new(Batches::new(svc.clone(), Arc::new(queue), cfg, tracks_sii)))
 }
 
 /// The demo company 76192083-9 with the test certificate and fresh test CAFs for every type; prints

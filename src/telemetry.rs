@@ -34,6 +34,10 @@ pub const WEBHOOK_DELIVERIES: &str = "dte_webhook_deliveries_total";
 pub const UNSENT_AGE: &str = "dte_unsent_oldest_age_seconds";
 pub const REDIS_POOL_IN_USE: &str = "dte_redis_pool_connections_in_use";
 pub const REDIS_POOL_WAITING: &str = "dte_redis_pool_waiting";
+pub const BATCH_QUEUE_DEPTH: &str = "dte_batch_queue_depth";
+pub const BATCH_DLQ_SIZE: &str = "dte_batch_dead_letters";
+pub const BATCH_OLDEST_PENDING_SECONDS: &str = "dte_batch_oldest_pending_age_seconds";
+pub const BATCH_ITEMS: &str = "dte_batch_items_total";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -59,6 +63,10 @@ pub const ALL: &[&str] = &[
     UNSENT_AGE,
     REDIS_POOL_IN_USE,
     REDIS_POOL_WAITING,
+    BATCH_QUEUE_DEPTH,
+    BATCH_DLQ_SIZE,
+    BATCH_OLDEST_PENDING_SECONDS,
+    BATCH_ITEMS,
 ];
 
 #[derive(Debug, Clone)]

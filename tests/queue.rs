@@ -74,5 +74,11 @@ async fn memory_queue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_streams_queue() {
     let redis = RedisServer::start();
-    behaves(Queue::redis(&redis.url(), "dtegw:batch-items", VIS, 3).await.unwrap()).await;
+    behaves(Queue::redis(&[redis.url()], false, "dtegw:batch-items", VIS, 3).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_streams_queue_on_a_cluster() {
+    let cluster = common::redis::RedisCluster::start();
+    behaves(Queue::redis(&cluster.urls(), true, "{dtegw}:batch-items", VIS, 3).await.unwrap()).await;
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 pub mod auth;
+mod batches;
 mod companies;
 mod documents;
 mod keys;
@@ -133,6 +134,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/webhooks", web::post().to(sii::add_webhook))
                 .route("/companies/{rut}/webhooks", web::get().to(sii::list_webhooks))
                 .route("/companies/{rut}/webhooks/deliveries", web::get().to(sii::deliveries))
+                .route("/batches", web::post().to(batches::submit))
+                .route("/batches/{id}", web::get().to(batches::status))
+                .route("/batches/{id}/items", web::get().to(batches::items))
+                .route("/batches/{id}/events", web::get().to(batches::events))
+                .route("/batches/{id}/results.zip", web::get().to(batches::results))
+                .route("/dead-letters", web::get().to(batches::dead_letters))
+                .route("/dead-letters/replay", web::post().to(batches::replay_all))
+                .route("/dead-letters/{id}/replay", web::post().to(batches::replay))
                 .route("/keys", web::post().to(keys::create))
                 .route("/keys/{id}", web::delete().to(keys::revoke))
                 .route("/keys/{id}/rotate", web::post().to(keys::rotate))
@@ -148,6 +157,8 @@ pub struct Listen {
     /// HTTP worker threads (0: one per core).
     pub workers: usize,
     pub body_limit: usize,
+    /// The largest batch upload.
+    pub batch_limit: u64,
     /// Certificate chain and key (PEM) for HTTPS.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
@@ -157,10 +168,13 @@ pub async fn serve(
     svc: Arc<Service>,
     auth: Arc<Auth>,
     link: Option<Arc<crate::worker::SiiLink>>,
+    batches: Arc<crate::batch::Batches>,
     listen: Listen,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> std::io::Result<()> {
-    let Listen { bind, workers, body_limit, tls } = listen;
+    let Listen { bind, workers, body_limit, batch_limit, tls } = listen;
+    let batch_data = web::Data::new(batches);
+    let batch_limit = web::Data::new(batches::BatchLimit(batch_limit));
     let bind = bind.as_str();
     let link_data = link.map(web::Data::new);
     let svc_data = web::Data::new(svc);
@@ -197,6 +211,8 @@ pub async fn serve(
         .app_data(svc_data.clone())
             .app_data(auth_data.clone())
             .app_data(limit.clone())
+            .app_data(batch_data.clone())
+            .app_data(batch_limit.clone())
             // Extractor errors (bad paths, bad query strings) answer problem+json too.
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))

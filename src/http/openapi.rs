@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{companies, documents, keys, sii, tools};
+use super::{batches, companies, documents, keys, sii, tools};
 
 struct Security;
 
@@ -27,7 +27,9 @@ impl Modify for Security {
         documents::issue, documents::get, documents::xml, documents::list,
         keys::create, keys::revoke, keys::rotate,
         sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::sii_status,
-        tools::quote, tools::verify
+        tools::quote, tools::verify,
+        batches::submit, batches::status, batches::items, batches::events, batches::results,
+        batches::dead_letters, batches::replay, batches::replay_all
     ),
     modifiers(&Security)
 )]

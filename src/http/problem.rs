@@ -40,6 +40,27 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// A batch refused whole: every error with its line, item or file.
+    #[error("{detail}")]
+    Batch { status: StatusCode, kind: &'static str, detail: String, errors: Vec<FieldError> },
+}
+
+impl From<crate::batch::BatchError> for ApiError {
+    fn from(e: crate::batch::BatchError) -> Self {
+        use crate::batch::BatchError as B;
+        let detail = e.to_string();
+        match e {
+            B::Malformed(_, errors) => {
+                ApiError::Batch { status: StatusCode::BAD_REQUEST, kind: "invalid-batch", detail, errors }
+            }
+            B::Rejected(errors) => {
+                ApiError::Batch { status: StatusCode::UNPROCESSABLE_ENTITY, kind: "batch-rejected", detail, errors }
+            }
+            B::Service(s) => ApiError::Service(s),
+        }
+    }
 }
 
 impl From<DteError> for ApiError {
@@ -59,6 +80,8 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", vec![]),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", vec![]),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", vec![]),
+            ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", vec![]),
+            ApiError::Batch { status, kind, errors, .. } => (*status, *kind, errors.clone()),
             ApiError::Service(s) => match s {
                 S::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", vec![]),
                 S::Conflict(_) => (StatusCode::CONFLICT, "conflict", vec![]),

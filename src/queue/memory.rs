@@ -98,6 +98,15 @@ impl MemoryQueue {
         }
     }
 
+    /// Restores a dead letter the store remembers (this queue does not survive a restart).
+    pub fn bury(&self, payload: &[u8], reason: &str, deliveries: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            let id = format!("m{}", s.next);
+            s.next += 1;
+            s.dead.push(DeadLetter { id, payload: payload.to_vec(), reason: reason.into(), deliveries });
+        }
+    }
+
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.state.lock().map(|s| s.dead.clone()).unwrap_or_default()
     }

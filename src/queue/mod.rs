@@ -43,12 +43,13 @@ impl Queue {
     }
 
     pub async fn redis(
-        url: &str,
+        urls: &[String],
+        cluster: bool,
         stream: &str,
         visibility: Duration,
         max_deliveries: u64,
     ) -> Result<Queue, QueueError> {
-        Ok(Queue::Redis(RedisQueue::new(url, stream, visibility, max_deliveries).await?))
+        Ok(Queue::Redis(RedisQueue::new(urls, cluster, stream, visibility, max_deliveries).await?))
     }
 
     pub async fn push(&self, payload: &[u8]) -> Result<String, QueueError> {

@@ -11,8 +11,13 @@ use super::{DeadLetter, Message, QueueError};
 
 const GROUP: &str = "gateway";
 
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
 pub struct RedisQueue {
-    pool: deadpool_redis::Pool,
+    pool: Pool,
     stream: String,
     dlq: String,
     visibility: Duration,
@@ -63,14 +68,25 @@ fn field(fields: &Fields, name: &str) -> Option<Vec<u8>> {
 }
 
 impl RedisQueue {
+    /// On a Cluster (`urls` of several nodes or `cluster`), `stream` should carry a hash tag
+    /// (`{dte}:batches`) so the stream and its dead letters share a slot.
     pub async fn new(
-        url: &str,
+        urls: &[String],
+        cluster: bool,
         stream: &str,
         visibility: Duration,
         max_deliveries: u64,
     ) -> Result<RedisQueue, QueueError> {
-        let pool =
-            deadpool_redis::Config::from_url(url).create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(err)?;
+        let rt = Some(deadpool_redis::Runtime::Tokio1);
+        let pool = match urls {
+            [] => return Err(QueueError("the Redis queue needs a Redis URL".into())),
+            [one] if !cluster => {
+                Pool::Single(deadpool_redis::Config::from_url(one.clone()).create_pool(rt).map_err(err)?)
+            }
+            many => {
+                Pool::Cluster(deadpool_redis::cluster::Config::from_urls(many.to_vec()).create_pool(rt).map_err(err)?)
+            }
+        };
         let q = RedisQueue {
             pool,
             stream: stream.into(),
@@ -90,8 +106,10 @@ impl RedisQueue {
     }
 
     async fn cmd<T: redis::FromRedisValue>(&self, c: &mut redis::Cmd) -> Result<T, QueueError> {
-        let mut conn = self.pool.get().await.map_err(err)?;
-        c.query_async(&mut conn).await.map_err(err)
+        match &self.pool {
+            Pool::Single(p) => c.query_async(&mut p.get().await.map_err(err)?).await.map_err(err),
+            Pool::Cluster(p) => c.query_async(&mut p.get().await.map_err(err)?).await.map_err(err),
+        }
     }
 
     pub async fn push(&self, payload: &[u8]) -> Result<String, QueueError> {

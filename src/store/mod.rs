@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Company;
 use crate::error::DteError;
 
+pub mod batches;
 mod postgres;
+mod postgres_batch;
 mod postgres_sii;
 mod sqlite;
+mod sqlite_batch;
 mod sqlite_sii;
 
 pub use postgres::PgStore;

@@ -123,7 +123,11 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let c = self.pool.get().await?;
         // Several instances may start at once: migrations run one at a time.
-        c.batch_execute(&format!("SELECT pg_advisory_lock(7413); {SCHEMA} SELECT pg_advisory_unlock(7413);")).await?;
+        c.batch_execute(&format!(
+            "SELECT pg_advisory_lock(7413); {SCHEMA} {} SELECT pg_advisory_unlock(7413);",
+            super::postgres_batch::BATCH_SCHEMA
+        ))
+        .await?;
         Ok(())
     }
 

@@ -149,7 +149,7 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.with(|c| Ok(c.execute_batch(SCHEMA)?)).await
+        self.with(|c| Ok(c.execute_batch(&format!("{SCHEMA}{}", super::sqlite_batch::BATCH_SCHEMA))?)).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,97 @@
+//! `results.zip`: every issued document's signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`) and
+//! `report.csv` with one row per item. Written into an unlinked temporary file page by page, so a
+//! batch of any size costs disk, not memory.
+
+use std::io::{Seek, Write};
+
+use zip::write::SimpleFileOptions;
+
+use super::service::{BatchError, Batches, Caller};
+use crate::store::batches::BatchItemRow;
+
+const PAGE: i64 = 200;
+const REPORT_HEADER: [&str; 14] = [
+    "index",
+    "reference",
+    "company",
+    "source",
+    "TipoDTE",
+    "Folio",
+    "MntNeto",
+    "MntExe",
+    "IVA",
+    "MntTotal",
+    "state",
+    "sii_state",
+    "sii_estado",
+    "error",
+];
+
+type Page = Vec<(BatchItemRow, Option<Vec<u8>>)>;
+
+fn report_row(r: &BatchItemRow) -> [String; 14] {
+    let totals: serde_json::Value = r.totals.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    let amount = |k: &str| totals.get(k).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default();
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    [
+        r.index.to_string(),
+        opt(r.reference.clone()),
+        r.company.clone(),
+        r.source.clone(),
+        opt(r.tipo.map(|t| t.to_string())),
+        opt(r.folio.map(|f| f.to_string())),
+        amount("MntNeto"),
+        amount("MntExe"),
+        amount("IVA"),
+        amount("MntTotal"),
+        r.state.clone(),
+        opt(r.sii_state.clone()),
+        opt(r.sii_estado.clone()),
+        opt(r.error.clone()),
+    ]
+}
+
+fn write_zip(
+    mut pages: tokio::sync::mpsc::Receiver<Page>,
+) -> Result<std::fs::File, Box<dyn std::error::Error + Send + Sync>> {
+    let mut zip = zip::ZipWriter::new(tempfile::tempfile()?);
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let mut report = csv::Writer::from_writer(tempfile::tempfile()?);
+    report.write_record(REPORT_HEADER)?;
+    while let Some(page) = pages.blocking_recv() {
+        for (row, xml) in page {
+            if let (Some(xml), Some(tipo), Some(folio)) = (xml, row.tipo, row.folio) {
+                zip.start_file(format!("{}/T{tipo}F{folio}.xml", row.company), opts)?;
+                zip.write_all(&xml)?;
+            }
+            report.write_record(report_row(&row))?;
+        }
+    }
+    let mut report = report.into_inner().map_err(|e| e.to_string())?;
+    report.rewind()?;
+    zip.start_file("report.csv", opts)?;
+    std::io::copy(&mut report, &mut zip)?;
+    let mut file = zip.finish()?;
+    file.rewind()?;
+    Ok(file)
+}
+
+impl Batches {
+    pub async fn results(&self, id: &str, caller: &Caller) -> Result<std::fs::File, BatchError> {
+        self.get(id, caller).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Page>(2);
+        let writer = tokio::task::spawn_blocking(move || write_zip(rx));
+        let mut after = -1;
+        loop {
+            let page = self.svc.store.batch_items(id, after, PAGE, false, true).await?;
+            let Some(last) = page.last() else { break };
+            after = last.0.index;
+            if tx.send(page).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let internal = |e: String| BatchError::Service(crate::service::ServiceError::Internal(e));
+        writer.await.map_err(|e| internal(e.to_string()))?.map_err(|e| internal(e.to_string()))
+    }
+}

@@ -1,0 +1,197 @@
+//! The batch workers: take an item pointer from the queue, issue the item with `batch id + index`
+//! as its idempotency key, record the outcome, acknowledge. A crash anywhere in between makes the
+//! message come back, and the idempotency key turns the second issuance into a replay of the first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tracing::Instrument;
+
+use super::intake::describe;
+use super::service::{message, Batches, ItemRef};
+use crate::queue::{Message, Queue};
+use crate::service::{Issue, ServiceError};
+use crate::store::batches::{DEAD, FAILED, ISSUED, PENDING};
+use crate::telemetry;
+
+/// Errors that another try cannot mend: the item fails for good. Anything else (no folios left, no
+/// certificate yet, the database away) is retried and, past the limit, goes to the dead letters.
+fn permanent(e: &ServiceError) -> bool {
+    matches!(
+        e,
+        ServiceError::Dte(_)
+            | ServiceError::BadRequest(_)
+            | ServiceError::NotFound(_)
+            | ServiceError::Forbidden(_)
+            | ServiceError::IdempotencyMismatch
+    )
+}
+
+/// How long a batch may sit written but not marked queued before another instance queues it.
+const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
+impl Batches {
+    /// Puts back on the queue what the store says is waiting and the queue may have lost: on the
+    /// memory queue everything (it does not survive a restart), on Redis only batches whose
+    /// instance died before queueing them.
+    pub async fn recover(&self) -> Result<usize, super::BatchError> {
+        let memory = matches!(*self.queue, Queue::Memory(_));
+        let since = if memory { None } else { Some(Utc::now() - REQUEUE_AFTER) };
+        let backlog = self.svc.store.batch_backlog(since).await?;
+        let mut batches = std::collections::BTreeSet::new();
+        for item in &backlog {
+            match (item.state.as_str(), &*self.queue) {
+                (DEAD, Queue::Memory(q)) => {
+                    q.bury(&message(&item.batch, item.idx), item.error.as_deref().unwrap_or(""), item.attempts as u64)
+                }
+                (DEAD, _) => {}
+                _ => {
+                    self.queue.push(&message(&item.batch, item.idx)).await?;
+                }
+            }
+            batches.insert(item.batch.clone());
+        }
+        if !memory {
+            for b in &batches {
+                if let Some(rec) = self.svc.store.get_batch(b).await? {
+                    self.svc.store.batch_progress(b, rec.total, Some(Utc::now())).await?;
+                }
+            }
+        }
+        if !backlog.is_empty() {
+            tracing::info!(items = backlog.len(), batches = batches.len(), "batch items put back on the queue");
+        }
+        Ok(backlog.len())
+    }
+
+    /// Starts the workers and the housekeeping loop.
+    pub fn spawn(self: &Arc<Self>) {
+        let consumer =
+            format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into()), std::process::id());
+        for n in 0..self.cfg.workers {
+            let (me, name) = (self.clone(), format!("{consumer}-{n}"));
+            tokio::spawn(async move { me.work(&name).await });
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.recover().await {
+                tracing::warn!(error = %e, "batch recovery failed");
+            }
+            let mut tick = 0u64;
+            loop {
+                me.refresh_gauges().await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                tick += 1;
+                if tick.is_multiple_of(12) && !matches!(*me.queue, Queue::Memory(_)) {
+                    if let Err(e) = me.recover().await {
+                        tracing::warn!(error = %e, "batch recovery failed");
+                    }
+                }
+            }
+        });
+    }
+
+    pub async fn refresh_gauges(&self) {
+        if let Ok(d) = self.queue.depth().await {
+            metrics::gauge!(telemetry::BATCH_QUEUE_DEPTH).set(d as f64);
+        }
+        if let Ok(d) = self.queue.dead_letters().await {
+            metrics::gauge!(telemetry::BATCH_DLQ_SIZE).set(d.len() as f64);
+        }
+        if let Ok(oldest) = self.svc.store.oldest_pending_item().await {
+            let age = oldest.map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
+            metrics::gauge!(telemetry::BATCH_OLDEST_PENDING_SECONDS).set(age);
+        }
+    }
+
+    async fn work(&self, consumer: &str) {
+        loop {
+            match self.queue.take(consumer, 4, Duration::from_secs(1)).await {
+                Ok(msgs) => {
+                    for m in msgs {
+                        self.handle(&m).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "batch queue unavailable");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    fn outcome(outcome: &'static str) {
+        metrics::counter!(telemetry::BATCH_ITEMS, "outcome" => outcome).increment(1);
+    }
+
+    async fn handle(&self, m: &Message) {
+        let Ok(r) = serde_json::from_slice::<ItemRef>(&m.payload) else {
+            tracing::error!(message = %m.id, "unreadable batch message dropped");
+            let _ = self.queue.ack(&m.id).await;
+            return;
+        };
+        let span = tracing::info_span!("batch_item", batch = %r.b, index = r.i, delivery = m.deliveries);
+        self.handle_item(m, r).instrument(span).await
+    }
+
+    async fn handle_item(&self, m: &Message, r: ItemRef) {
+        let store = &self.svc.store;
+        let item = match store.batch_item(&r.b, r.i).await {
+            Ok(Some(item)) => item,
+            Ok(None) => {
+                let _ = self.queue.ack(&m.id).await;
+                return;
+            }
+            // Left unacknowledged: it comes back after the visibility timeout.
+            Err(e) => return tracing::warn!(error = %e, "batch item unreadable for now"),
+        };
+        let (row, payload) = item;
+        if row.state != PENDING {
+            let _ = self.queue.ack(&m.id).await;
+            return;
+        }
+        let key = format!("batch:{}", r.b);
+        let body = payload.unwrap_or_default();
+        let result = self.svc.issue(&row.company, Some(&key), Some(&r.i.to_string()), body.as_bytes()).await;
+        let now = Utc::now();
+        let recorded = match result {
+            Ok(Issue::Created(v)) | Ok(Issue::Replayed(v)) => {
+                let folio = v.get("folio").and_then(|f| f.as_i64());
+                Self::outcome("issued");
+                store.set_batch_item(&r.b, r.i, ISSUED, folio, None, now).await
+            }
+            Err(e) if permanent(&e) => {
+                let reason = match &e {
+                    ServiceError::Dte(d) => describe(d),
+                    other => other.to_string(),
+                };
+                tracing::info!(error = %reason, "batch item failed");
+                Self::outcome("failed");
+                store.set_batch_item(&r.b, r.i, FAILED, None, Some(reason), now).await
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                match self.queue.fail(m, &reason).await {
+                    Ok(true) => {
+                        tracing::warn!(error = %reason, "batch item dead-lettered");
+                        Self::outcome("dead");
+                        let _ = store.set_batch_item(&r.b, r.i, DEAD, None, Some(reason), now).await;
+                    }
+                    Ok(false) => {
+                        Self::outcome("retried");
+                        let _ = store.set_batch_item(&r.b, r.i, PENDING, None, Some(reason), now).await;
+                    }
+                    Err(q) => tracing::warn!(error = %q, "batch queue unavailable"),
+                }
+                return;
+            }
+        };
+        match recorded {
+            Ok(_) => {
+                let _ = self.queue.ack(&m.id).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "batch item outcome not recorded; it will be retried"),
+        }
+    }
+}

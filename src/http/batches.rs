@@ -1,0 +1,267 @@
+//! `/v1/batches`: uploads of many documents, their progress (JSON and Server-Sent Events) and
+//! results; `/v1/dead-letters`: items that failed past the retry limit, and their replay.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::auth::Principal;
+use super::json;
+use super::problem::{ApiError, Problem};
+use crate::batch::csv::Encoding;
+use crate::batch::intake::Format;
+use crate::batch::{BatchStatus, Batches, Caller, DeadLetterView};
+use crate::store::batches::BatchItemRow;
+
+/// The largest batch upload.
+#[derive(Clone, Copy)]
+pub struct BatchLimit(pub u64);
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubmitQuery {
+    /// Refuse the whole batch (422, nothing queued) if any item is invalid.
+    pub all_or_nothing: Option<bool>,
+    /// CSV only: `utf-8` (default) or `iso-8859-1`; the Content-Type's charset also counts.
+    pub encoding: Option<String>,
+}
+
+fn caller(p: &Principal) -> Caller {
+    Caller { key_id: Some(p.id().to_string()), company: p.key.company.clone() }
+}
+
+fn format_of(req: &HttpRequest, q: &SubmitQuery) -> Result<Format, ApiError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+    let charset = ct.split(';').skip(1).filter_map(|p| p.trim().strip_prefix("charset=")).next().map(String::from);
+    match mime.as_str() {
+        "application/json" => Ok(Format::Json),
+        "application/zip" | "application/x-zip-compressed" => Ok(Format::Zip),
+        "text/csv" => {
+            let enc = q.encoding.clone().or(charset).unwrap_or_else(|| "utf-8".into()).to_ascii_lowercase();
+            match enc.trim_matches('"') {
+                "utf-8" | "utf8" => Ok(Format::Csv(Encoding::Utf8)),
+                "iso-8859-1" | "latin1" | "latin-1" | "iso8859-1" => Ok(Format::Csv(Encoding::Latin1)),
+                other => Err(ApiError::BadRequest(format!("encoding {other:?}: use utf-8 or iso-8859-1"))),
+            }
+        }
+        _ => Err(ApiError::UnsupportedMedia(format!(
+            "Content-Type {mime:?}: send application/json, text/csv or application/zip"
+        ))),
+    }
+}
+
+/// Copies the body to an unlinked temporary file, refusing it past `limit` bytes.
+async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<std::fs::File, ApiError> {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit as usize));
+    }
+    let io = |e: std::io::Error| ApiError::Service(crate::service::ServiceError::Internal(e.to_string()));
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::TooLarge(limit as usize));
+        }
+        file.write_all(&chunk).map_err(io)?;
+    }
+    Ok(file)
+}
+
+/// Takes a batch: a JSON array of `{company, reference, document}`, the batch CSV (one row per
+/// Detalle line, grouped by `Documento`; see the README) or a ZIP of such JSON files. Answers 202
+/// once every item is stored and the valid ones are queued; a file that cannot be read is refused
+/// whole with the line or file of each error, and nothing is queued.
+#[utoipa::path(post, path = "/v1/batches", tag = "batches", params(SubmitQuery),
+    request_body(content = String, description = "JSON array, CSV or ZIP", content_type = "text/csv"),
+    responses((status = 202, body = BatchStatus), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn submit(
+    p: Principal,
+    req: HttpRequest,
+    q: web::Query<SubmitQuery>,
+    body: web::Payload,
+    batches: web::Data<Arc<Batches>>,
+    limit: web::Data<BatchLimit>,
+) -> Result<HttpResponse, ApiError> {
+    if !p.has("issue") {
+        return Err(ApiError::Forbidden("issue"));
+    }
+    let format = format_of(&req, &q)?;
+    let file = spool(&req, body, limit.0).await?;
+    let status = batches.submit(file, format, q.all_or_nothing.unwrap_or(false), &caller(&p)).await?;
+    let mut r = json(StatusCode::ACCEPTED, &status);
+    if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/batches/{}", status.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+fn reader(p: &Principal) -> Result<Caller, ApiError> {
+    if !p.has("read") && !p.has("issue") {
+        return Err(ApiError::Forbidden("read"));
+    }
+    Ok(caller(p))
+}
+
+#[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches", params(("id" = String, Path)),
+    responses((status = 200, body = BatchStatus), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn status(
+    p: Principal,
+    id: web::Path<String>,
+    batches: web::Data<Arc<Batches>>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(StatusCode::OK, &batches.status(&id, &reader(&p)?).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ItemsQuery {
+    /// Items after this index (the last index of the previous page).
+    pub after: Option<i64>,
+    /// 1-1000, default 100.
+    pub limit: Option<i64>,
+    /// Only failed and dead items.
+    pub problems: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/v1/batches/{id}/items", tag = "batches", params(("id" = String, Path), ItemsQuery),
+    responses((status = 200, body = Vec<BatchItemRow>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn items(
+    p: Principal,
+    id: web::Path<String>,
+    q: web::Query<ItemsQuery>,
+    batches: web::Data<Arc<Batches>>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = batches
+        .items(&id, &reader(&p)?, q.after.unwrap_or(-1), q.limit.unwrap_or(100), q.problems.unwrap_or(false))
+        .await?;
+    Ok(json(StatusCode::OK, &rows))
+}
+
+/// Server-Sent Events: a `progress` event (the batch status) whenever it changes, `complete` at
+/// the end, and a comment every 15 s to keep proxies from closing the stream.
+#[utoipa::path(get, path = "/v1/batches/{id}/events", tag = "batches", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn events(
+    p: Principal,
+    id: web::Path<String>,
+    batches: web::Data<Arc<Batches>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = reader(&p)?;
+    batches.get(&id, &who).await?;
+    let (batches, id) = (batches.get_ref().clone(), id.into_inner());
+    let state = (batches, id, who, String::new(), 0u32, false);
+    let stream = futures_util::stream::unfold(state, |(b, id, who, last, idle, done)| async move {
+        if done {
+            return None;
+        }
+        let mut idle = idle;
+        loop {
+            let status = match b.status(&id, &who).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let ev = format!("event: error\ndata: {}\n\n", serde_json::json!({"detail": e.to_string()}));
+                    return Some((Ok::<_, actix_web::Error>(web::Bytes::from(ev)), (b, id, who, last, idle, true)));
+                }
+            };
+            let text = serde_json::to_string(&status).unwrap_or_default();
+            if status.complete {
+                let ev = format!("event: complete\ndata: {text}\n\n");
+                return Some((Ok(web::Bytes::from(ev)), (b, id, who, text, 0, true)));
+            }
+            if text != last {
+                let ev = format!("event: progress\ndata: {text}\n\n");
+                return Some((Ok(web::Bytes::from(ev)), (b, id, who, text, 0, false)));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            idle += 1;
+            if idle >= 30 {
+                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (b, id, who, last, 0, false)));
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+/// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`) and `report.csv` (reference, type,
+/// folio, totals, state, SII state, error of every item).
+#[utoipa::path(get, path = "/v1/batches/{id}/results.zip", tag = "batches", params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn results(
+    p: Principal,
+    id: web::Path<String>,
+    batches: web::Data<Arc<Batches>>,
+) -> Result<HttpResponse, ApiError> {
+    let file = batches.results(&id, &reader(&p)?).await?;
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut f = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = f.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((buf, f))
+        })
+        .await;
+        match read {
+            Ok(Ok((buf, _))) if buf.is_empty() => None,
+            Ok(Ok((buf, f))) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some(f))),
+            Ok(Err(e)) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}-results.zip\"")))
+        .streaming(stream))
+}
+
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "batches",
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn dead_letters(p: Principal, batches: web::Data<Arc<Batches>>) -> Result<HttpResponse, ApiError> {
+    p.global_admin()?;
+    Ok(json(StatusCode::OK, &batches.dead_letters().await?))
+}
+
+/// Puts one dead letter back on the queue, once its cause is mended (a new CAF, a certificate).
+#[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "batches", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn replay(
+    p: Principal,
+    id: web::Path<String>,
+    batches: web::Data<Arc<Batches>>,
+) -> Result<HttpResponse, ApiError> {
+    p.global_admin()?;
+    let n = batches.replay(Some(&id)).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "replayed": n })))
+}
+
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "batches",
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn replay_all(p: Principal, batches: web::Data<Arc<Batches>>) -> Result<HttpResponse, ApiError> {
+    p.global_admin()?;
+    let n = batches.replay(None).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "replayed": n })))
+}

@@ -1,0 +1,164 @@
+//! Batches and their items. The store is the truth about every item (pending, issued with its
+//! folio, failed, dead); the queue only carries `(batch, index)` pointers to them, so a lost or
+//! repeated message can neither lose an item nor issue it twice.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError};
+
+/// Item states. `dead`: failed at issuance past the retry limit, in the dead letters until replayed.
+pub const PENDING: &str = "pending";
+pub const ISSUED: &str = "issued";
+pub const FAILED: &str = "failed";
+pub const DEAD: &str = "dead";
+
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    pub id: String,
+    pub key_id: Option<String>,
+    /// `json`, `csv` or `zip`.
+    pub format: String,
+    pub all_or_nothing: bool,
+    pub total: i64,
+    /// `receiving` while its items are written, then `open`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    /// When every pending item's message was on the queue.
+    pub enqueued_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBatchItem {
+    pub idx: i64,
+    pub company: String,
+    pub reference: Option<String>,
+    /// Where it came from in the upload: `line 12`, `item 3`, `facturas/a.json`.
+    pub source: String,
+    pub tipo: Option<i32>,
+    /// The document, in the engine's JSON format; absent when it failed at intake.
+    pub payload: Option<String>,
+    /// Set when the item failed at intake: it is stored as `failed` and never queued.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchItemRow {
+    pub index: i64,
+    pub company: String,
+    pub reference: Option<String>,
+    pub source: String,
+    #[serde(rename = "TipoDTE")]
+    pub tipo: Option<i32>,
+    #[serde(rename = "Folio")]
+    pub folio: Option<i64>,
+    pub state: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+    /// The document's state once issued: issued, sent, accepted, rejected, …
+    pub sii_state: Option<String>,
+    pub sii_estado: Option<String>,
+    #[serde(rename = "MntTotal")]
+    pub mnt_total: Option<i64>,
+    #[serde(skip)]
+    pub totals: Option<String>,
+}
+
+/// Item and document counts of one batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchCounts {
+    pub items: Vec<(String, i64)>,
+    pub documents: Vec<(String, i64)>,
+}
+
+/// A queued item to put back on the queue (after a restart on the memory queue, or when an
+/// instance died between writing a batch and queueing it).
+#[derive(Debug, Clone)]
+pub struct BacklogItem {
+    pub batch: String,
+    pub idx: i64,
+    pub state: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    pub async fn create_batch(&self, b: BatchRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_batch(b).await)
+    }
+    pub async fn add_batch_items(
+        &self,
+        batch: &str,
+        items: Vec<NewBatchItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.add_batch_items(batch, items, now).await)
+    }
+    /// Marks the batch `open` (`total` items written) or, with `enqueued`, queued as well.
+    pub async fn batch_progress(
+        &self,
+        batch: &str,
+        total: i64,
+        enqueued: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.batch_progress(batch, total, enqueued).await)
+    }
+    /// Drops a batch whose intake was refused before anything was queued.
+    pub async fn delete_batch(&self, batch: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.delete_batch(batch).await)
+    }
+    pub async fn get_batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        dispatch!(self, s => s.get_batch(id).await)
+    }
+    pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.batch_companies(id).await)
+    }
+    pub async fn batch_counts(&self, id: &str) -> Result<BatchCounts, StoreError> {
+        dispatch!(self, s => s.batch_counts(id).await)
+    }
+    /// Items after index `after`, in order; `problems` keeps only failed and dead ones; `xml` adds
+    /// each issued document's signed XML.
+    pub async fn batch_items(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+        problems: bool,
+        xml: bool,
+    ) -> Result<Vec<(BatchItemRow, Option<Vec<u8>>)>, StoreError> {
+        dispatch!(self, s => s.batch_items(id, after, limit, problems, xml).await)
+    }
+    /// One item and its document JSON.
+    pub async fn batch_item(&self, id: &str, idx: i64) -> Result<Option<(BatchItemRow, Option<String>)>, StoreError> {
+        dispatch!(self, s => s.batch_item(id, idx).await)
+    }
+    /// Moves an item to `state`; an issued item never moves again.
+    pub async fn set_batch_item(
+        &self,
+        id: &str,
+        idx: i64,
+        state: &str,
+        folio: Option<i64>,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_batch_item(id, idx, state, folio, error, now).await)
+    }
+    /// Pending and dead items of open batches: all of them (`unqueued_before` None), or only those
+    /// of batches never marked queued and created before the given time.
+    pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
+        dispatch!(self, s => s.batch_backlog(unqueued_before).await)
+    }
+    /// When the oldest pending item was queued.
+    pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        dispatch!(self, s => s.oldest_pending_item().await)
+    }
+}

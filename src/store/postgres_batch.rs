@@ -1,0 +1,254 @@
+//! PostgreSQL: batches and their items.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+use super::batches::*;
+use super::*;
+
+pub(super) const BATCH_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, key_id TEXT, format TEXT NOT NULL, all_or_nothing BOOLEAN NOT NULL,
+  total BIGINT NOT NULL, state TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, enqueued_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE, idx BIGINT NOT NULL,
+  company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INT, payload TEXT, state TEXT NOT NULL, folio BIGINT,
+  error TEXT, attempts BIGINT NOT NULL DEFAULT 0, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (batch_id, idx));
+CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
+"#;
+
+const ITEM_COLS: &str = "i.idx, i.company, i.reference, i.source, i.tipo, i.folio, i.state, i.error, i.attempts, \
+     d.state, d.sii_estado, d.mnt_total, d.totals";
+const ITEM_JOIN: &str =
+    "batch_items i LEFT JOIN documents d ON d.company = i.company AND d.tipo = i.tipo AND d.folio = i.folio";
+
+fn item_row(r: &Row) -> BatchItemRow {
+    BatchItemRow {
+        index: r.get(0),
+        company: r.get(1),
+        reference: r.get(2),
+        source: r.get(3),
+        tipo: r.get(4),
+        folio: r.get(5),
+        state: r.get(6),
+        error: r.get(7),
+        attempts: r.get(8),
+        sii_state: r.get(9),
+        sii_estado: r.get(10),
+        mnt_total: r.get(11),
+        totals: r.get(12),
+    }
+}
+
+impl PgStore {
+    pub async fn create_batch(&self, b: BatchRecord) -> Result<(), StoreError> {
+        self.pool
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&b.id, &b.key_id, &b.format, &b.all_or_nothing, &b.total, &b.state, &b.created_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_batch_items(
+        &self,
+        batch: &str,
+        items: Vec<NewBatchItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // One statement per chunk: the columns go as arrays and UNNEST turns them into rows.
+        let n = items.len();
+        let (mut idx, mut company, mut reference, mut source) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut tipo, mut payload, mut state, mut error) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in items {
+            state.push(if i.error.is_some() { FAILED } else { PENDING }.to_string());
+            idx.push(i.idx);
+            company.push(i.company);
+            reference.push(i.reference);
+            source.push(i.source);
+            tipo.push(i.tipo);
+            payload.push(i.payload);
+            error.push(i.error);
+        }
+        self.pool
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO batch_items (batch_id, idx, company, reference, source, tipo, payload, state, error, updated_at)
+                 SELECT $1, u.*, $10 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[]) AS u",
+                &[&batch, &idx, &company, &reference, &source, &tipo, &payload, &state, &error, &now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn batch_progress(
+        &self,
+        batch: &str,
+        total: i64,
+        enqueued: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.pool
+            .get()
+            .await?
+            .execute(
+                "UPDATE batches SET state = 'open', total = $2, enqueued_at = $3 WHERE id = $1",
+                &[&batch, &total, &enqueued],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_batch(&self, batch: &str) -> Result<(), StoreError> {
+        self.pool.get().await?.execute("DELETE FROM batches WHERE id = $1", &[&batch]).await?;
+        Ok(())
+    }
+
+    pub async fn get_batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(
+                "SELECT id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at FROM batches WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| BatchRecord {
+            id: r.get(0),
+            key_id: r.get(1),
+            format: r.get(2),
+            all_or_nothing: r.get(3),
+            total: r.get(4),
+            state: r.get(5),
+            created_at: r.get(6),
+            enqueued_at: r.get(7),
+        }))
+    }
+
+    pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query("SELECT DISTINCT company FROM batch_items WHERE batch_id = $1", &[&id])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn batch_counts(&self, id: &str) -> Result<BatchCounts, StoreError> {
+        let c = self.pool.get().await?;
+        let items =
+            c.query("SELECT state, COUNT(*) FROM batch_items WHERE batch_id = $1 GROUP BY state", &[&id]).await?;
+        let docs = c
+            .query(
+                &format!(
+                    "SELECT d.state, COUNT(*) FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.state = 'issued' GROUP BY d.state"
+                ),
+                &[&id],
+            )
+            .await?;
+        Ok(BatchCounts {
+            items: items.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            documents: docs.iter().map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1))).collect(),
+        })
+    }
+
+    pub async fn batch_items(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+        problems: bool,
+        xml: bool,
+    ) -> Result<Vec<(BatchItemRow, Option<Vec<u8>>)>, StoreError> {
+        let filter = if problems { "AND i.state IN ('failed', 'dead')" } else { "" };
+        let xml_col = if xml { "d.xml" } else { "NULL::bytea" };
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {ITEM_COLS}, {xml_col} FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.idx > $2 {filter} ORDER BY i.idx LIMIT $3"
+                ),
+                &[&id, &after, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (item_row(r), r.get(13))).collect())
+    }
+
+    pub async fn batch_item(&self, id: &str, idx: i64) -> Result<Option<(BatchItemRow, Option<String>)>, StoreError> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(
+                &format!("SELECT {ITEM_COLS}, i.payload FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.idx = $2"),
+                &[&id, &idx],
+            )
+            .await?;
+        Ok(row.map(|r| (item_row(&r), r.get(13))))
+    }
+
+    pub async fn set_batch_item(
+        &self,
+        id: &str,
+        idx: i64,
+        state: &str,
+        folio: Option<i64>,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .pool
+            .get()
+            .await?
+            .execute(
+                "UPDATE batch_items SET state = $3, folio = COALESCE($4, folio), error = $5, updated_at = $6,
+                   attempts = CASE WHEN $3 = 'pending' AND $5::text IS NULL THEN 0 ELSE attempts + 1 END
+                 WHERE batch_id = $1 AND idx = $2 AND state <> 'issued'",
+                &[&id, &idx, &state, &folio, &error, &now],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
+                 WHERE b.state = 'open' AND i.state IN ('pending', 'dead')
+                   AND ($1::timestamptz IS NULL OR (b.enqueued_at IS NULL AND b.created_at < $1))
+                 ORDER BY b.created_at, i.idx",
+                &[&unqueued_before],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| BacklogItem {
+                batch: r.get(0),
+                idx: r.get(1),
+                state: r.get(2),
+                error: r.get(3),
+                attempts: r.get(4),
+            })
+            .collect())
+    }
+
+    pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let r = self
+            .pool
+            .get()
+            .await?
+            .query_one("SELECT MIN(updated_at) FROM batch_items WHERE state = 'pending'", &[])
+            .await?;
+        Ok(r.get(0))
+    }
+}

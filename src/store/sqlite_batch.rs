@@ -1,0 +1,263 @@
+//! SQLite: batches and their items.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::batches::*;
+use super::*;
+
+pub(super) const BATCH_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, key_id TEXT, format TEXT NOT NULL, all_or_nothing INTEGER NOT NULL,
+  total INTEGER NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, enqueued_at TEXT);
+CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+  company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INTEGER, payload TEXT, state TEXT NOT NULL, folio INTEGER,
+  error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, PRIMARY KEY (batch_id, idx));
+CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
+"#;
+
+const ITEM_COLS: &str = "i.idx, i.company, i.reference, i.source, i.tipo, i.folio, i.state, i.error, i.attempts, \
+     d.state, d.sii_estado, d.mnt_total, d.totals";
+const ITEM_JOIN: &str =
+    "batch_items i LEFT JOIN documents d ON d.company = i.company AND d.tipo = i.tipo AND d.folio = i.folio";
+
+fn item_row(r: &Row<'_>) -> rusqlite::Result<BatchItemRow> {
+    Ok(BatchItemRow {
+        index: r.get(0)?,
+        company: r.get(1)?,
+        reference: r.get(2)?,
+        source: r.get(3)?,
+        tipo: r.get(4)?,
+        folio: r.get(5)?,
+        state: r.get(6)?,
+        error: r.get(7)?,
+        attempts: r.get(8)?,
+        sii_state: r.get(9)?,
+        sii_estado: r.get(10)?,
+        mnt_total: r.get(11)?,
+        totals: r.get(12)?,
+    })
+}
+
+fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRecord> {
+    Ok(BatchRecord {
+        id: r.get(0)?,
+        key_id: r.get(1)?,
+        format: r.get(2)?,
+        all_or_nothing: r.get(3)?,
+        total: r.get(4)?,
+        state: r.get(5)?,
+        created_at: parse_ts(&r.get::<_, String>(6)?),
+        enqueued_at: r.get::<_, Option<String>>(7)?.map(|s| parse_ts(&s)),
+    })
+}
+
+impl SqliteStore {
+    pub async fn create_batch(&self, b: BatchRecord) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![b.id, b.key_id, b.format, b.all_or_nothing, b.total, b.state, ts(b.created_at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn add_batch_items(
+        &self,
+        batch: &str,
+        items: Vec<NewBatchItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let batch = batch.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO batch_items (batch_id, idx, company, reference, source, tipo, payload, state, error, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                let at = ts(now);
+                for i in items {
+                    let state = if i.error.is_some() { FAILED } else { PENDING };
+                    st.execute(params![
+                        batch,
+                        i.idx,
+                        i.company,
+                        i.reference,
+                        i.source,
+                        i.tipo,
+                        i.payload,
+                        state,
+                        i.error,
+                        at
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn batch_progress(
+        &self,
+        batch: &str,
+        total: i64,
+        enqueued: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let batch = batch.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE batches SET state = 'open', total = ?2, enqueued_at = ?3 WHERE id = ?1",
+                params![batch, total, enqueued.map(ts)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_batch(&self, batch: &str) -> Result<(), StoreError> {
+        let batch = batch.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM batch_items WHERE batch_id = ?1", params![batch])?;
+            tx.execute("DELETE FROM batches WHERE id = ?1", params![batch])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn get_batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at FROM batches WHERE id = ?1",
+                params![id],
+                batch_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare("SELECT DISTINCT company FROM batch_items WHERE batch_id = ?1")?;
+            let rows = st.query_map(params![id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn batch_counts(&self, id: &str) -> Result<BatchCounts, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare("SELECT state, COUNT(*) FROM batch_items WHERE batch_id = ?1 GROUP BY state")?;
+            let items = st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            let mut st = c.prepare(&format!(
+                "SELECT d.state, COUNT(*) FROM {ITEM_JOIN} WHERE i.batch_id = ?1 AND i.state = 'issued' GROUP BY d.state"
+            ))?;
+            let documents = st
+                .query_map(params![id], |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(BatchCounts { items, documents })
+        })
+        .await
+    }
+
+    pub async fn batch_items(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+        problems: bool,
+        xml: bool,
+    ) -> Result<Vec<(BatchItemRow, Option<Vec<u8>>)>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let filter = if problems { "AND i.state IN ('failed', 'dead')" } else { "" };
+            let xml_col = if xml { "d.xml" } else { "NULL" };
+            let mut st = c.prepare(&format!(
+                "SELECT {ITEM_COLS}, {xml_col} FROM {ITEM_JOIN} WHERE i.batch_id = ?1 AND i.idx > ?2 {filter} ORDER BY i.idx LIMIT ?3"
+            ))?;
+            let rows = st
+                .query_map(params![id, after, limit], |r| Ok((item_row(r)?, r.get::<_, Option<Vec<u8>>>(13)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn batch_item(&self, id: &str, idx: i64) -> Result<Option<(BatchItemRow, Option<String>)>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {ITEM_COLS}, i.payload FROM {ITEM_JOIN} WHERE i.batch_id = ?1 AND i.idx = ?2"),
+                params![id, idx],
+                |r| Ok((item_row(r)?, r.get(13)?)),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    pub async fn set_batch_item(
+        &self,
+        id: &str,
+        idx: i64,
+        state: &str,
+        folio: Option<i64>,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (id, state) = (id.to_string(), state.to_string());
+        self.with(move |c| {
+            // A failed attempt that stays pending counts as an attempt; a replay starts afresh.
+            let n = c.execute(
+                "UPDATE batch_items SET state = ?3, folio = COALESCE(?4, folio), error = ?5, updated_at = ?6,
+                   attempts = CASE WHEN ?3 = 'pending' AND ?5 IS NULL THEN 0 ELSE attempts + 1 END
+                 WHERE batch_id = ?1 AND idx = ?2 AND state <> 'issued'",
+                params![id, idx, state, folio, error, ts(now)],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
+        self.with(move |c| {
+            let only = if unqueued_before.is_some() { "AND b.enqueued_at IS NULL AND b.created_at < ?1" } else { "" };
+            let mut st = c.prepare(&format!(
+                "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
+                 WHERE b.state = 'open' AND i.state IN ('pending', 'dead') {only} ORDER BY b.created_at, i.idx"
+            ))?;
+            let map = |r: &Row<'_>| {
+                Ok(BacklogItem {
+                    batch: r.get(0)?,
+                    idx: r.get(1)?,
+                    state: r.get(2)?,
+                    error: r.get(3)?,
+                    attempts: r.get(4)?,
+                })
+            };
+            let rows = match unqueued_before {
+                Some(t) => st.query_map(params![ts(t)], map)?.collect::<Result<Vec<_>, _>>()?,
+                None => st.query_map([], map)?.collect::<Result<Vec<_>, _>>()?,
+            };
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with(|c| {
+            let t: Option<String> =
+                c.query_row("SELECT MIN(updated_at) FROM batch_items WHERE state = 'pending'", [], |r| r.get(0))?;
+            Ok(t.map(|s| parse_ts(&s)))
+        })
+        .await
+    }
+}
