@@ -1,4 +1,4 @@
-//! Command line: `dte build`, `dte verify`, `envio build`. Exit codes: 0 success, 1 a verification
+//! Command line: `serve`, `dte build`, `dte verify`, `envio build`, `batch`, `keys`, `audit`. Exit codes: 0 success, 1 a verification
 //! failed, 2 bad input (nothing is written).
 
 use std::path::{Path, PathBuf};
@@ -99,6 +99,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DteCmd,
     },
+    /// Batches on a running gateway: submit, follow, results, dead letters.
+    Batch(crate::cli_batch::BatchArgs),
     /// EnvioDTE / EnvioBOLETA envelopes.
     Envio {
         #[command(subcommand)]
@@ -496,6 +498,13 @@ pub fn run() -> ExitCode {
             trust_test_authority,
         )),
         Cmd::Serve { config, bind, demo } => runtime_block(serve(config, bind, *demo)),
+        Cmd::Batch(args) => {
+            return match actix_web::rt::System::new().block_on(crate::cli_batch::run(args)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => report_failure(Failure::Input(e)),
+            };
+        }
         Cmd::Keys { config, cmd } => runtime_block(keys(config, cmd)),
         Cmd::Audit { config, cmd: AuditCmd::Verify } => runtime_block(audit(config)),
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
