@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod batch;
 pub mod gateway;
 pub mod hooks;
 pub mod redis;

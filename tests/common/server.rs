@@ -174,6 +174,10 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILL without taking the process handle (the child is reaped on drop).
     pub fn signal_kill(&self) {
         if let Some(c) = &self.child {
