@@ -42,12 +42,14 @@ impl Batches {
         let mut batches = std::collections::BTreeSet::new();
         for item in &backlog {
             match (item.state.as_str(), &*self.queue) {
-                (DEAD, Queue::Memory(q)) => {
-                    q.bury(&message(&item.batch, item.idx), item.error.as_deref().unwrap_or(""), item.attempts as u64)
-                }
+                (DEAD, Queue::Memory(q)) => q.bury(
+                    &message(&item.batch, item.idx, None),
+                    item.error.as_deref().unwrap_or(""),
+                    item.attempts as u64,
+                ),
                 (DEAD, _) => {}
                 _ => {
-                    self.queue.push(&message(&item.batch, item.idx)).await?;
+                    self.queue.push(&message(&item.batch, item.idx, None)).await?;
                 }
             }
             batches.insert(item.batch.clone());
@@ -131,7 +133,7 @@ impl Batches {
             let _ = self.queue.ack(&m.id).await;
             return;
         };
-        let span = tracing::info_span!("batch_item", batch = %r.b, index = r.i, delivery = m.deliveries);
+        let span = tracing::info_span!("batch_item", request_id = r.r.as_deref().unwrap_or(""), batch = %r.b, index = r.i, delivery = m.deliveries);
         self.handle_item(m, r).instrument(span).await
     }
 
@@ -158,6 +160,7 @@ impl Batches {
         let recorded = match result {
             Ok(Issue::Created(v)) | Ok(Issue::Replayed(v)) => {
                 let folio = v.get("folio").and_then(|f| f.as_i64());
+                tracing::info!(company = %row.company, folio, "batch item issued");
                 Self::outcome("issued");
                 store.set_batch_item(&r.b, r.i, ISSUED, folio, None, now).await
             }

@@ -47,6 +47,8 @@ type Result<T> = std::result::Result<T, BatchError>;
 pub struct Caller {
     pub key_id: Option<String>,
     pub company: Option<String>,
+    /// The submitting request's id: it goes with every item, into the workers' logs.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,10 +66,12 @@ pub struct BatchConfig {
 pub(super) struct ItemRef {
     pub b: String,
     pub i: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r: Option<String>,
 }
 
-pub(super) fn message(batch: &str, idx: i64) -> Vec<u8> {
-    serde_json::to_vec(&ItemRef { b: batch.into(), i: idx }).unwrap_or_default()
+pub(super) fn message(batch: &str, idx: i64, request_id: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&ItemRef { b: batch.into(), i: idx, r: request_id.map(String::from) }).unwrap_or_default()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -211,7 +215,7 @@ impl Batches {
             Ok(pending) => {
                 self.svc.store.batch_progress(&id, survey.items as i64, None).await?;
                 for idx in pending {
-                    self.queue.push(&message(&id, idx)).await?;
+                    self.queue.push(&message(&id, idx, caller.request_id.as_deref())).await?;
                 }
                 self.svc.store.batch_progress(&id, survey.items as i64, Some(Utc::now())).await?;
                 tracing::info!(batch = %id, items = survey.items, invalid = survey.invalid_count, "batch queued");

@@ -33,7 +33,7 @@ pub struct SubmitQuery {
 }
 
 fn caller(p: &Principal) -> Caller {
-    Caller { key_id: Some(p.id().to_string()), company: p.key.company.clone() }
+    Caller { key_id: Some(p.id().to_string()), company: p.key.company.clone(), request_id: None }
 }
 
 fn format_of(req: &HttpRequest, q: &SubmitQuery) -> Result<Format, ApiError> {
@@ -100,7 +100,9 @@ pub async fn submit(
     }
     let format = format_of(&req, &q)?;
     let file = spool(&req, body, limit.0).await?;
-    let status = batches.submit(file, format, q.all_or_nothing.unwrap_or(false), &caller(&p)).await?;
+    let mut who = caller(&p);
+    who.request_id = actix_web::HttpMessage::extensions(&req).get::<super::RequestId>().map(|r| r.0.clone());
+    let status = batches.submit(file, format, q.all_or_nothing.unwrap_or(false), &who).await?;
     let mut r = json(StatusCode::ACCEPTED, &status);
     if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/batches/{}", status.id)) {
         r.headers_mut().insert(header::LOCATION, v);

@@ -19,6 +19,10 @@ use problem::ApiError;
 
 use crate::service::Service;
 
+/// The request's id, for work that outlives the request (batch items).
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
 /// The largest body a route accepts.
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
@@ -189,6 +193,7 @@ pub async fn serve(
             use actix_web::dev::Service as _;
             use tracing::Instrument as _;
             let id = request_id(&req);
+            actix_web::HttpMessage::extensions_mut(&req).insert(RequestId(id.clone()));
             let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
             let method = req.method().to_string();
             let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
