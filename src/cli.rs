@@ -94,6 +94,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// The master key that seals certificates and CAF keys at rest.
+    MasterKey {
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: MasterKeyCmd,
+    },
     /// Single documents.
     Dte {
         #[command(subcommand)]
@@ -193,6 +200,13 @@ enum KeysCmd {
         #[arg(long)]
         grace_seconds: Option<i64>,
     },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCmd {
+    /// Re-seal every certificate and CAF key under a new key (from $DTE_GATEWAY_NEW_MASTER_KEY, or
+    /// generated) in one transaction. Stop the instances first; start them with the new key.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -410,6 +424,25 @@ async fn keys(config: &Option<PathBuf>, cmd: &KeysCmd) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn rotate_master_key(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let s = settings(config)?;
+    let new = std::env::var("DTE_GATEWAY_NEW_MASTER_KEY").ok();
+    let given = new.is_some();
+    let r = server::rotate_master_key(&s, new).await.map_err(start_err)?;
+    println!("re-sealed {} certificate(s) and {} CAF(s)", r.certificates, r.cafs);
+    match (&r.file, given) {
+        (Some(f), _) => println!("the new key replaced {}; back it up", f.display()),
+        (None, true) => {
+            println!("set master_key (DTE_GATEWAY_MASTER_KEY) to the new key before starting the instances")
+        }
+        (None, false) => {
+            println!("new master key (set it as master_key / DTE_GATEWAY_MASTER_KEY before starting the instances):");
+            println!("{}", r.key);
+        }
+    }
+    Ok(())
+}
+
 async fn audit(config: &Option<PathBuf>) -> Result<(), Failure> {
     let s = settings(config)?;
     let svc = server::service(&s, false).await.map_err(start_err)?;
@@ -507,6 +540,7 @@ pub fn run() -> ExitCode {
         }
         Cmd::Keys { config, cmd } => runtime_block(keys(config, cmd)),
         Cmd::Audit { config, cmd: AuditCmd::Verify } => runtime_block(audit(config)),
+        Cmd::MasterKey { config, cmd: MasterKeyCmd::Rotate } => runtime_block(rotate_master_key(config)),
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
         Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => {
             envio(signer, rut_receptor, output, dtes)

@@ -58,6 +58,45 @@ fn master_key(s: &Settings) -> Result<Vault, StartError> {
     Vault::from_base64(&key).map_err(|e| StartError::Other(format!("{}: {e}", path.display())))
 }
 
+/// The outcome of a master-key rotation.
+pub struct Rotated {
+    /// The new key, base64; to be set as `master_key` when the key comes from the configuration.
+    pub key: String,
+    /// Where it was written, when the key lives in the data folder.
+    pub file: Option<std::path::PathBuf>,
+    pub certificates: usize,
+    pub cafs: usize,
+}
+
+/// Re-seals every certificate and CAF key under a new master key (`new`, or a generated one).
+/// Instances must be stopped: they would go on with the old key.
+pub async fn rotate_master_key(s: &Settings, new: Option<String>) -> Result<Rotated, StartError> {
+    let err = |e: String| StartError::Other(e);
+    let key = match new {
+        Some(k) => k,
+        None => Vault::generate_base64().map_err(|e| err(e.to_string()))?,
+    };
+    let vault = Vault::from_base64(&key).map_err(|e| err(format!("new master key: {e}")))?;
+    let file = s.master_key.is_none().then(|| s.data_dir.join("master.key"));
+    if let Some(f) = &file {
+        if !f.exists() {
+            return Err(err(format!("{}: no master key to rotate", f.display())));
+        }
+    }
+    let svc = service(s, false).await?;
+    // The new key is on disk before any secret depends on it; it replaces the old one only after
+    // the re-sealing committed.
+    let staged = file.as_ref().map(|f| f.with_extension("key.new"));
+    if let Some(p) = &staged {
+        write_private(p, key.as_bytes())?;
+    }
+    let (certificates, cafs) = svc.rotate_master_key(&vault).await.map_err(|e| err(e.to_string()))?;
+    if let (Some(p), Some(f)) = (&staged, &file) {
+        std::fs::rename(p, f).map_err(|e| err(format!("{}: {e} (the new key is in {})", f.display(), p.display())))?;
+    }
+    Ok(Rotated { key, file, certificates, cafs })
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();

@@ -194,6 +194,18 @@ impl Service {
         }
     }
 
+    /// Re-seals every certificate and CAF key under `new` (instances must restart with it).
+    pub async fn rotate_master_key(&self, new: &Vault) -> Result<(usize, usize)> {
+        let (old, new) = (self.vault.clone(), new.clone());
+        let f: store::ResealFn = Box::new(move |aad, sealed| {
+            let plain = old.open(sealed, aad.as_bytes()).map_err(|e| e.to_string())?;
+            new.seal(&plain, aad.as_bytes()).map_err(|e| e.to_string())
+        });
+        let audit =
+            NewAudit { scope: "*".into(), action: "master-key.rotate", subject: "*".into(), data: String::new() };
+        Ok(self.store.reseal(f, audit).await?)
+    }
+
     pub fn trust(&self) -> &CafTrust {
         &self.trust
     }

@@ -299,6 +299,9 @@ pub fn state_event(
     .to_string()
 }
 
+/// Re-seals one secret: `(aad, sealed) → sealed again`, for master-key rotation.
+pub type ResealFn = Box<dyn Fn(&str, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+
 /// Builds the signed document for the folio the store locked; runs inside the transaction.
 pub type BuildFn = Box<dyn FnOnce(&CafRecord, i64) -> Result<(NewDocument, serde_json::Value), DteError> + Send>;
 
@@ -340,6 +343,10 @@ impl Store {
     }
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
+    }
+    /// Re-seals every certificate and CAF key in one transaction; (certificates, CAFs).
+    pub async fn reseal(&self, f: ResealFn, audit: NewAudit) -> Result<(usize, usize), StoreError> {
+        dispatch!(self, s => s.reseal(f, audit).await)
     }
     pub async fn create_company(&self, c: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
         dispatch!(self, s => s.create_company(c, audit).await)

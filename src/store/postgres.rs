@@ -136,6 +136,26 @@ impl PgStore {
         Ok(())
     }
 
+    pub async fn reseal(&self, f: ResealFn, audit: NewAudit) -> Result<(usize, usize), StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let certs = tx.query("SELECT company, sealed FROM certificates FOR UPDATE", &[]).await?;
+        for r in &certs {
+            let (company, sealed): (String, Vec<u8>) = (r.get(0), r.get(1));
+            let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("certificate of {company}: {e}")))?;
+            tx.execute("UPDATE certificates SET sealed = $1 WHERE company = $2", &[&new, &company]).await?;
+        }
+        let cafs = tx.query("SELECT id, company, sealed FROM cafs FOR UPDATE", &[]).await?;
+        for r in &cafs {
+            let (id, company, sealed): (i64, String, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+            let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("CAF {id}: {e}")))?;
+            tx.execute("UPDATE cafs SET sealed = $1 WHERE id = $2", &[&new, &id]).await?;
+        }
+        append_audit(&tx, &audit, Utc::now()).await?;
+        tx.commit().await?;
+        Ok((certs.len(), cafs.len()))
+    }
+
     pub async fn create_company(&self, rec: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;

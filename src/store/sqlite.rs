@@ -156,6 +156,34 @@ impl SqliteStore {
         self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
+    pub async fn reseal(&self, f: ResealFn, audit: NewAudit) -> Result<(usize, usize), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let certs: Vec<(String, Vec<u8>)> = {
+                let mut st = tx.prepare("SELECT company, sealed FROM certificates")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                rows
+            };
+            for (company, sealed) in &certs {
+                let new = f(company, sealed).map_err(|e| StoreError::Db(format!("certificate of {company}: {e}")))?;
+                tx.execute("UPDATE certificates SET sealed = ?1 WHERE company = ?2", params![new, company])?;
+            }
+            let cafs: Vec<(i64, String, Vec<u8>)> = {
+                let mut st = tx.prepare("SELECT id, company, sealed FROM cafs")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+                rows
+            };
+            for (id, company, sealed) in &cafs {
+                let new = f(company, sealed).map_err(|e| StoreError::Db(format!("CAF {id}: {e}")))?;
+                tx.execute("UPDATE cafs SET sealed = ?1 WHERE id = ?2", params![new, id])?;
+            }
+            append_audit(&tx, &audit, Utc::now())?;
+            tx.commit()?;
+            Ok((certs.len(), cafs.len()))
+        })
+        .await
+    }
+
     pub async fn create_company(&self, rec: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
