@@ -370,7 +370,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
     let link = if s.sii_workers && !demo_offline { Some(server::sii_link(&svc, &s).map_err(start_err)?) } else { None };
     server::background(svc.clone(), auth.clone(), link.clone(), &s);
     let batches = server::batches(&svc, &s, link.is_some()).await.map_err(start_err)?;
-    batches.spawn();
+    batches.start().await;
     let backend = svc.store.backend();
     let tls = s.tls_cert.clone().zip(s.tls_key.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -184,10 +184,26 @@ async fn kill9_half_way_redis_streams_on_postgres_completes_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf() {
+async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf_memory_queue() {
     let e = env(&[("DTE_GATEWAY_BATCH_MAX_DELIVERIES", "3"), ("DTE_GATEWAY_BATCH_VISIBILITY_MS", "300")]);
-    // 5 folios for 8 documents: the last 3 are valid at intake and fail at issuance.
-    let g = Gateway::start(sqlite(), 1, &refs(&e), 5).await;
+    // The memory queue does not survive a restart: the dead letters come back from the store.
+    poison(Gateway::start(sqlite(), 1, &refs(&e), 5).await, Some(&e)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf_redis_streams() {
+    let redis = RedisServer::start();
+    let e = env(&[
+        ("DTE_GATEWAY_BATCH_MAX_DELIVERIES", "3"),
+        ("DTE_GATEWAY_BATCH_VISIBILITY_MS", "300"),
+        ("DTE_GATEWAY_QUEUE_MODE", "redis"),
+        ("DTE_GATEWAY_REDIS_URLS", &redis.url()),
+    ]);
+    poison(Gateway::start(postgres(), 1, &refs(&e), 5).await, None).await;
+}
+
+/// 5 folios for 8 documents: the last 3 are valid at intake and fail at issuance.
+async fn poison(mut g: Gateway, restart_with: Option<&[(String, String)]>) {
     let batch: Vec<Value> = (0..8)
         .map(|i| json!({"company": RUT, "reference": format!("P-{i}"), "document": factura(&format!("poison {i}"), 1000 + i)}))
         .collect();
@@ -197,6 +213,10 @@ async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf() {
     let v = wait_for(&g, &g.admin, &id, Duration::from_secs(60), |v| count(v, "items", "pending") == 0).await;
     assert_eq!((count(&v, "items", "issued"), count(&v, "items", "dead")), (5, 3), "{v}");
 
+    if let Some(e) = restart_with {
+        g.servers[0].kill9();
+        g.servers[0] = Server::start(&g.db, &refs(e));
+    }
     let (s, dlq) = g.send("GET", "/v1/dead-letters", &g.admin, None).await;
     assert_eq!(s, StatusCode::OK, "{dlq}");
     let dlq = dlq.as_array().unwrap().clone();

@@ -30,6 +30,8 @@ fn permanent(e: &ServiceError) -> bool {
 
 /// How long a batch may sit written but not marked queued before another instance queues it.
 const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+/// How long an intake may take before its batch counts as abandoned.
+const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
 impl Batches {
     /// Puts back on the queue what the store says is waiting and the queue may have lost: on the
@@ -37,6 +39,10 @@ impl Batches {
     /// instance died before queueing them.
     pub async fn recover(&self) -> Result<usize, super::BatchError> {
         let memory = matches!(*self.queue, Queue::Memory(_));
+        let dropped = self.svc.store.drop_unfinished_batches(Utc::now() - ABANDONED_AFTER).await?;
+        if dropped > 0 {
+            tracing::warn!(batches = dropped, "dropped batches whose intake never finished");
+        }
         let since = if memory { None } else { Some(Utc::now() - REQUEUE_AFTER) };
         let backlog = self.svc.store.batch_backlog(since).await?;
         let mut batches = std::collections::BTreeSet::new();
@@ -67,8 +73,16 @@ impl Batches {
         Ok(backlog.len())
     }
 
-    /// Starts the workers and the housekeeping loop.
-    pub fn spawn(self: &Arc<Self>) {
+    /// Puts back what the queue may have lost, then starts the workers and the housekeeping loop.
+    /// The recovery runs before the instance serves, so what it shows is complete.
+    pub async fn start(self: &Arc<Self>) {
+        if let Err(e) = self.recover().await {
+            tracing::warn!(error = %e, "batch recovery failed");
+        }
+        self.spawn();
+    }
+
+    fn spawn(self: &Arc<Self>) {
         let consumer =
             format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into()), std::process::id());
         for n in 0..self.cfg.workers {
@@ -77,9 +91,6 @@ impl Batches {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.recover().await {
-                tracing::warn!(error = %e, "batch recovery failed");
-            }
             let mut tick = 0u64;
             loop {
                 me.refresh_gauges().await;

@@ -214,10 +214,19 @@ impl Batches {
         match self.write_items(&id, upload, format, known, now).await {
             Ok(pending) => {
                 self.svc.store.batch_progress(&id, survey.items as i64, None).await?;
+                // The items are stored: if the queue fails now, the recovery loop queues them later,
+                // and the client must not send the batch again.
+                let mut queued = true;
                 for idx in pending {
-                    self.queue.push(&message(&id, idx, caller.request_id.as_deref())).await?;
+                    if let Err(e) = self.queue.push(&message(&id, idx, caller.request_id.as_deref())).await {
+                        tracing::warn!(batch = %id, error = %e, "batch stored; it will be queued when the queue is back");
+                        queued = false;
+                        break;
+                    }
                 }
-                self.svc.store.batch_progress(&id, survey.items as i64, Some(Utc::now())).await?;
+                if queued {
+                    self.svc.store.batch_progress(&id, survey.items as i64, Some(Utc::now())).await?;
+                }
                 tracing::info!(batch = %id, items = survey.items, invalid = survey.invalid_count, "batch queued");
                 self.status(&id, caller).await
             }

@@ -157,6 +157,11 @@ impl Store {
     pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
         dispatch!(self, s => s.batch_backlog(unqueued_before).await)
     }
+    /// Drops batches whose intake never finished (their instance died while writing them; the
+    /// client got no answer). Returns how many.
+    pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.drop_unfinished_batches(before).await)
+    }
     /// When the oldest pending item was queued.
     pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         dispatch!(self, s => s.oldest_pending_item().await)

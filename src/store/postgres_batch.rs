@@ -242,6 +242,15 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(self
+            .pool
+            .get()
+            .await?
+            .execute("DELETE FROM batches WHERE state = 'receiving' AND created_at < $1", &[&before])
+            .await?)
+    }
+
     pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let r = self
             .pool

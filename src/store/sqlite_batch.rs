@@ -252,6 +252,15 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            let n =
+                c.execute("DELETE FROM batches WHERE state = 'receiving' AND created_at < ?1", params![ts(before)])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.with(|c| {
             let t: Option<String> =
