@@ -6,6 +6,13 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError};
 
+/// The columns of an item row and the join that adds its document's state (both backends).
+pub(super) const ITEM_COLS: &str =
+    "i.idx, i.company, i.reference, i.source, i.tipo, i.folio, i.state, i.error, i.attempts, \
+     d.state, d.sii_estado, d.mnt_total, d.totals";
+pub(super) const ITEM_JOIN: &str =
+    "batch_items i LEFT JOIN documents d ON d.company = i.company AND d.tipo = i.tipo AND d.folio = i.folio";
+
 /// Item states. `dead`: failed at issuance past the retry limit, in the dead letters until replayed.
 pub const PENDING: &str = "pending";
 pub const ISSUED: &str = "issued";
@@ -79,15 +86,6 @@ pub struct BacklogItem {
     pub state: String,
     pub error: Option<String>,
     pub attempts: i64,
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            Store::Sqlite($s) => $e,
-            Store::Postgres($s) => $e,
-        }
-    };
 }
 
 impl Store {

@@ -10,6 +10,16 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Company;
 use crate::error::DteError;
 
+/// Forwards a `Store` method to the backend's method of the same name.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
 pub mod batches;
 mod postgres;
 mod postgres_batch;
@@ -309,15 +319,6 @@ pub type BuildFn = Box<dyn FnOnce(&CafRecord, i64) -> Result<(NewDocument, serde
 pub enum Store {
     Sqlite(SqliteStore),
     Postgres(PgStore),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            Store::Sqlite($s) => $e,
-            Store::Postgres($s) => $e,
-        }
-    };
 }
 
 impl Store {

@@ -15,11 +15,6 @@ CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batche
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 "#;
 
-const ITEM_COLS: &str = "i.idx, i.company, i.reference, i.source, i.tipo, i.folio, i.state, i.error, i.attempts, \
-     d.state, d.sii_estado, d.mnt_total, d.totals";
-const ITEM_JOIN: &str =
-    "batch_items i LEFT JOIN documents d ON d.company = i.company AND d.tipo = i.tipo AND d.folio = i.folio";
-
 fn item_row(r: &Row<'_>) -> rusqlite::Result<BatchItemRow> {
     Ok(BatchItemRow {
         index: r.get(0)?,
