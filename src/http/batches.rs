@@ -23,6 +23,19 @@ use crate::store::batches::BatchItemRow;
 #[derive(Clone, Copy)]
 pub struct BatchLimit(pub u64);
 
+/// One item of a JSON batch (or of a JSON file in a ZIP batch).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchItemInput {
+    /// The issuer's RUT.
+    company: String,
+    /// The client's own reference, returned in the status and the report.
+    reference: Option<String>,
+    /// The document, as for `POST /v1/companies/{rut}/documents`.
+    #[schema(value_type = Object)]
+    document: serde_json::Value,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SubmitQuery {
@@ -82,7 +95,8 @@ async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<
 /// once every item is stored and the valid ones are queued; a file that cannot be read is refused
 /// whole with the line or file of each error, and nothing is queued.
 #[utoipa::path(post, path = "/v1/batches", tag = "batches", params(SubmitQuery),
-    request_body(content = String, description = "JSON array, CSV or ZIP", content_type = "text/csv"),
+    request_body(description = "A JSON array of items, the batch CSV, or a ZIP of JSON files",
+        content((Vec<BatchItemInput> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/zip"))),
     responses((status = 202, body = BatchStatus), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -128,6 +142,16 @@ pub async fn status(
     Ok(json(StatusCode::OK, &batches.status(&id, &reader(&p)?).await?))
 }
 
+/// One Server-Sent Event of `GET /v1/batches/{id}/events`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchEvent {
+    /// `progress`, `complete` or `error`.
+    event: String,
+    /// The batch status (as `GET /v1/batches/{id}`), JSON.
+    data: String,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ItemsQuery {
@@ -157,7 +181,7 @@ pub async fn items(
 /// Server-Sent Events: a `progress` event (the batch status) whenever it changes, `complete` at
 /// the end, and a comment every 15 s to keep proxies from closing the stream.
 #[utoipa::path(get, path = "/v1/batches/{id}/events", tag = "batches", params(("id" = String, Path)),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, content_type = "text/event-stream", body = BatchEvent), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn events(
     p: Principal,
