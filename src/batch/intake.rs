@@ -46,6 +46,8 @@ pub const MAX_ERRORS: usize = 50;
 /// A JSON file inside a ZIP may not expand past this (a ZIP bomb stops here).
 const MAX_ZIP_ENTRY: u64 = 2 << 20;
 const MAX_ZIP_ENTRIES: usize = 200_000;
+/// Nor may the whole ZIP expand past this.
+const MAX_ZIP_TOTAL: u64 = 1 << 30;
 
 fn structural(source: impl Into<String>, code: &'static str, message: impl Into<String>) -> FieldError {
     FieldError::new(source, code, message)
@@ -114,9 +116,13 @@ fn zip(input: impl Read + Seek, each: &mut dyn FnMut(RawItem), errors: &mut Vec<
     if archive.len() > MAX_ZIP_ENTRIES {
         return errors.push(structural("upload", "zip", format!("more than {MAX_ZIP_ENTRIES} files")));
     }
+    let mut expanded = 0u64;
     for i in 0..archive.len() {
         if errors.len() >= MAX_ERRORS {
             return;
+        }
+        if expanded > MAX_ZIP_TOTAL {
+            return errors.push(structural("upload", "too-large", format!("expands past {MAX_ZIP_TOTAL} bytes")));
         }
         let mut file = match archive.by_index(i) {
             Ok(f) => f,
@@ -138,6 +144,7 @@ fn zip(input: impl Read + Seek, each: &mut dyn FnMut(RawItem), errors: &mut Vec<
             errors.push(structural(name, "zip", e.to_string()));
             continue;
         }
+        expanded += text.len() as u64;
         if text.len() as u64 > MAX_ZIP_ENTRY {
             errors.push(structural(name, "too-large", format!("expands past {MAX_ZIP_ENTRY} bytes")));
             continue;
@@ -266,15 +273,19 @@ mod tests {
             z.write_all(b"hola").unwrap();
             z.start_file("rota.json", o).unwrap();
             z.write_all(b"{\n\"company\": ").unwrap();
+            // 3 MB of spaces deflate to a few KB: refused by what it expands to.
+            z.start_file("bomba.json", o.compression_method(zip::CompressionMethod::Deflated)).unwrap();
+            z.write_all(&vec![b' '; 3 << 20]).unwrap();
             z.finish().unwrap();
         }
         let (got, errors) = items(buf.get_ref(), Format::Zip);
         let sources: Vec<&str> = got.iter().map(|i| i.source.as_str()).collect();
         assert_eq!(sources, ["enero/f1.json", "enero/lote.json item 0", "enero/lote.json item 1"]);
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths.len(), 2, "{errors:?}");
+        assert_eq!(paths.len(), 3, "{errors:?}");
         assert_eq!(paths[0], "notas.txt");
         assert!(paths[1].starts_with("rota.json line 2"), "{paths:?}");
+        assert_eq!((paths[2], errors[2].code), ("bomba.json", "too-large"));
 
         let (_, errors) = items(b"PK not a zip", Format::Zip);
         assert_eq!(errors[0].path, "upload");
