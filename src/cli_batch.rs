@@ -35,6 +35,11 @@ enum BatchCmd {
         #[arg(long)]
         watch: bool,
     },
+    /// The newest batches (all for a gateway admin key, else this key's).
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// A batch's counts and errors.
     Status {
         id: String,
@@ -187,6 +192,20 @@ pub async fn run(a: &BatchArgs) -> Result<bool, String> {
             eprintln!("batch {id}: {} items, {} failed at intake", v["total"], count(&v, "items", "failed"));
             if *follow {
                 return watch(&c, &id).await;
+            }
+            Ok(true)
+        }
+        BatchCmd::List { limit } => {
+            let v = c.json(c.http.get(format!("{}/v1/batches?limit={limit}", c.base))).await?;
+            for b in v.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{} items\t{}",
+                    b["id"].as_str().unwrap_or(""),
+                    b["created_at"].as_str().unwrap_or(""),
+                    b["format"].as_str().unwrap_or(""),
+                    b["total"],
+                    b["state"].as_str().unwrap_or("")
+                );
             }
             Ok(true)
         }

@@ -125,6 +125,9 @@ async fn csv_batch_of_three_companies_goes_to_the_sii_with_progress_events() {
     let counters = sim.counters().await;
     let accepted = counters["accepted"].as_object().unwrap();
     assert_eq!(accepted.len(), docs, "{counters}");
+    let listed =
+        common::bin().args(["batch", "list", "--server", &g.servers[1].base, "--key", &g.admin]).output().unwrap();
+    assert!(common::text(&listed).starts_with(&format!("{id}\t")), "{}", common::text(&listed));
     assert!(accepted.values().all(|v| v.as_u64() == Some(1)), "{counters}");
     assert_exactly_once(&g, &id, &COMPANIES, &keys).await;
 
@@ -374,6 +377,14 @@ async fn bad_uploads_are_refused_whole_with_their_lines_and_nothing_is_queued() 
     assert_eq!((count(&b, "items", "failed"), b["errors"][0]["source"].as_str()), (1, Some("enero/mala.json")), "{b}");
     let v = wait_for(&g, &g.key, &id, Duration::from_secs(60), |v| v["complete"] == true).await;
     assert_eq!(count(&v, "items", "issued"), 3, "{v}");
+
+    // Lists: a gateway admin sees every batch, a company key the ones it submitted.
+    let (_, all) = g.send("GET", "/v1/batches", &g.admin, None).await;
+    let ids: Vec<&str> = all.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str(), latin1_batch.as_str()], "newest first: {all}");
+    let (_, own) = g.send("GET", "/v1/batches", &g.key, None).await;
+    assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+    assert_eq!(own[0]["href"], format!("/v1/batches/{id}"));
 
     // results.zip through the CLI; each XML passes xmlsec1.
     let dir = tempfile::tempdir().unwrap();

@@ -93,6 +93,19 @@ pub struct BatchStatus {
     pub links: BTreeMap<String, String>,
 }
 
+/// A batch in a list: what it was, without its counts (`links.self` has them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchSummary {
+    pub id: String,
+    pub format: String,
+    /// `receiving` or `open`.
+    pub state: String,
+    pub total: i64,
+    pub all_or_nothing: bool,
+    pub created_at: DateTime<Utc>,
+    pub href: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetterView {
     pub id: String,
@@ -345,6 +358,27 @@ impl Batches {
             errors,
             links,
         })
+    }
+
+    /// The newest batches: all of them for a gateway admin, else those this key submitted.
+    pub async fn list(&self, caller: &Caller, all: bool, limit: i64) -> Result<Vec<BatchSummary>> {
+        let key = if all { None } else { caller.key_id.clone() };
+        Ok(self
+            .svc
+            .store
+            .list_batches(key, limit.clamp(1, 500))
+            .await?
+            .into_iter()
+            .map(|b| BatchSummary {
+                href: format!("/v1/batches/{}", b.id),
+                id: b.id,
+                format: b.format,
+                state: b.state,
+                total: b.total,
+                all_or_nothing: b.all_or_nothing,
+                created_at: b.created_at,
+            })
+            .collect())
     }
 
     pub async fn items(

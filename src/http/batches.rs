@@ -16,7 +16,7 @@ use super::json;
 use super::problem::{ApiError, Problem};
 use crate::batch::csv::Encoding;
 use crate::batch::intake::Format;
-use crate::batch::{BatchStatus, Batches, Caller, DeadLetterView};
+use crate::batch::{BatchStatus, BatchSummary, Batches, Caller, DeadLetterView};
 use crate::store::batches::BatchItemRow;
 
 /// The largest batch upload.
@@ -129,6 +129,27 @@ fn reader(p: &Principal) -> Result<Caller, ApiError> {
         return Err(ApiError::Forbidden("read"));
     }
     Ok(caller(p))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1-500, default 50.
+    pub limit: Option<i64>,
+}
+
+/// The newest batches: every batch for a gateway admin key, else those this key submitted.
+#[utoipa::path(get, path = "/v1/batches", tag = "batches", params(ListQuery),
+    responses((status = 200, body = Vec<BatchSummary>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list(
+    p: Principal,
+    q: web::Query<ListQuery>,
+    batches: web::Data<Arc<Batches>>,
+) -> Result<HttpResponse, ApiError> {
+    let who = reader(&p)?;
+    let all = p.global_admin().is_ok();
+    Ok(json(StatusCode::OK, &batches.list(&who, all, q.limit.unwrap_or(50)).await?))
 }
 
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches", params(("id" = String, Path)),

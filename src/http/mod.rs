@@ -139,6 +139,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/webhooks", web::get().to(sii::list_webhooks))
                 .route("/companies/{rut}/webhooks/deliveries", web::get().to(sii::deliveries))
                 .route("/batches", web::post().to(batches::submit))
+                .route("/batches", web::get().to(batches::list))
                 .route("/batches/{id}", web::get().to(batches::status))
                 .route("/batches/{id}/items", web::get().to(batches::items))
                 .route("/batches/{id}/events", web::get().to(batches::events))

@@ -28,7 +28,7 @@ impl Modify for Security {
         keys::create, keys::revoke, keys::rotate,
         sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::sii_status,
         tools::quote, tools::verify,
-        batches::submit, batches::status, batches::items, batches::events, batches::results,
+        batches::submit, batches::list, batches::status, batches::items, batches::events, batches::results,
         batches::dead_letters, batches::replay, batches::replay_all
     ),
     modifiers(&Security)

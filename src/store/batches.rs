@@ -116,6 +116,10 @@ impl Store {
     pub async fn get_batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
         dispatch!(self, s => s.get_batch(id).await)
     }
+    /// Newest first; only those submitted with `key_id` when given.
+    pub async fn list_batches(&self, key_id: Option<String>, limit: i64) -> Result<Vec<BatchRecord>, StoreError> {
+        dispatch!(self, s => s.list_batches(key_id, limit).await)
+    }
     pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {
         dispatch!(self, s => s.batch_companies(id).await)
     }

@@ -15,6 +15,21 @@ CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batche
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 "#;
 
+const BATCH_COLS: &str = "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at";
+
+fn batch_row(r: &Row) -> BatchRecord {
+    BatchRecord {
+        id: r.get(0),
+        key_id: r.get(1),
+        format: r.get(2),
+        all_or_nothing: r.get(3),
+        total: r.get(4),
+        state: r.get(5),
+        created_at: r.get(6),
+        enqueued_at: r.get(7),
+    }
+}
+
 fn item_row(r: &Row) -> BatchItemRow {
     BatchItemRow {
         index: r.get(0),
@@ -107,21 +122,24 @@ impl PgStore {
             .pool
             .get()
             .await?
-            .query_opt(
-                "SELECT id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at FROM batches WHERE id = $1",
-                &[&id],
+            .query_opt(&format!("SELECT {BATCH_COLS} FROM batches WHERE id = $1"), &[&id])
+            .await?;
+        Ok(row.as_ref().map(batch_row))
+    }
+
+    pub async fn list_batches(&self, key_id: Option<String>, limit: i64) -> Result<Vec<BatchRecord>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {BATCH_COLS} FROM batches WHERE $1::text IS NULL OR key_id = $1 ORDER BY created_at DESC LIMIT $2"
+                ),
+                &[&key_id, &limit],
             )
             .await?;
-        Ok(row.map(|r| BatchRecord {
-            id: r.get(0),
-            key_id: r.get(1),
-            format: r.get(2),
-            all_or_nothing: r.get(3),
-            total: r.get(4),
-            state: r.get(5),
-            created_at: r.get(6),
-            enqueued_at: r.get(7),
-        }))
+        Ok(rows.iter().map(batch_row).collect())
     }
 
     pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {

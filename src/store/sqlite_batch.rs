@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batche
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 "#;
 
+const BATCH_COLS: &str = "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at";
+
 fn item_row(r: &Row<'_>) -> rusqlite::Result<BatchItemRow> {
     Ok(BatchItemRow {
         index: r.get(0)?,
@@ -127,12 +129,19 @@ impl SqliteStore {
     pub async fn get_batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
         let id = id.to_string();
         self.with(move |c| {
-            Ok(c.query_row(
-                "SELECT id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at FROM batches WHERE id = ?1",
-                params![id],
-                batch_row,
-            )
-            .optional()?)
+            Ok(c.query_row(&format!("SELECT {BATCH_COLS} FROM batches WHERE id = ?1"), params![id], batch_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn list_batches(&self, key_id: Option<String>, limit: i64) -> Result<Vec<BatchRecord>, StoreError> {
+        self.with(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {BATCH_COLS} FROM batches WHERE ?1 IS NULL OR key_id = ?1 ORDER BY created_at DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![key_id, limit], batch_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }
