@@ -61,6 +61,16 @@ async fn behaves(q: Queue) {
     let again = q.take("c4", 1, Duration::from_secs(1)).await.unwrap();
     assert_eq!((again[0].payload.as_slice(), again[0].deliveries), (&b"item-4"[..], 1));
     q.ack(&again[0].id).await.unwrap();
+    // Many at once (pipelined on Redis), in order.
+    q.push_many(&[b"m-1".to_vec(), b"m-2".to_vec(), b"m-3".to_vec()]).await.unwrap();
+    let many = q.take("c4", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        many.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+        [b"m-1".to_vec(), b"m-2".to_vec(), b"m-3".to_vec()]
+    );
+    for m in &many {
+        q.ack(&m.id).await.unwrap();
+    }
     let started = std::time::Instant::now();
     assert!(q.take("c4", 1, Duration::from_millis(200)).await.unwrap().is_empty());
     assert!(started.elapsed() >= Duration::from_millis(150), "an empty take should wait");

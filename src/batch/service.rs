@@ -230,8 +230,10 @@ impl Batches {
                 // The items are stored: if the queue fails now, the recovery loop queues them later,
                 // and the client must not send the batch again.
                 let mut queued = true;
-                for idx in pending {
-                    if let Err(e) = self.queue.push(&message(&id, idx, caller.request_id.as_deref())).await {
+                for chunk in pending.chunks(5000) {
+                    let msgs: Vec<Vec<u8>> =
+                        chunk.iter().map(|idx| message(&id, *idx, caller.request_id.as_deref())).collect();
+                    if let Err(e) = self.queue.push_many(&msgs).await {
                         tracing::warn!(batch = %id, error = %e, "batch stored; it will be queued when the queue is back");
                         queued = false;
                         break;

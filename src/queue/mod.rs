@@ -59,6 +59,18 @@ impl Queue {
         }
     }
 
+    pub async fn push_many(&self, payloads: &[Vec<u8>]) -> Result<(), QueueError> {
+        match self {
+            Queue::Memory(q) => {
+                for p in payloads {
+                    q.push(p);
+                }
+                Ok(())
+            }
+            Queue::Redis(q) => q.push_many(payloads).await,
+        }
+    }
+
     /// Up to `max` messages for `consumer`: first those whose consumer went silent past the
     /// visibility timeout, then new ones (waiting up to `wait` when there are none).
     pub async fn take(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Message>, QueueError> {

@@ -112,8 +112,27 @@ impl RedisQueue {
         }
     }
 
+    async fn pipe(&self, p: &redis::Pipeline) -> Result<(), QueueError> {
+        match &self.pool {
+            Pool::Single(pool) => p.query_async::<()>(&mut pool.get().await.map_err(err)?).await.map_err(err),
+            Pool::Cluster(pool) => p.query_async::<()>(&mut pool.get().await.map_err(err)?).await.map_err(err),
+        }
+    }
+
     pub async fn push(&self, payload: &[u8]) -> Result<String, QueueError> {
         self.cmd(redis::cmd("XADD").arg(&self.stream).arg("*").arg("p").arg(payload)).await
+    }
+
+    /// Many messages in pipelined round trips.
+    pub async fn push_many(&self, payloads: &[Vec<u8>]) -> Result<(), QueueError> {
+        for chunk in payloads.chunks(500) {
+            let mut p = redis::pipe();
+            for payload in chunk {
+                p.cmd("XADD").arg(&self.stream).arg("*").arg("p").arg(payload).ignore();
+            }
+            self.pipe(&p).await?;
+        }
+        Ok(())
     }
 
     async fn deliveries(&self, id: &str) -> u64 {
@@ -163,9 +182,19 @@ impl RedisQueue {
     }
 
     pub async fn ack(&self, id: &str) -> Result<(), QueueError> {
-        self.cmd::<i64>(redis::cmd("XACK").arg(&self.stream).arg(GROUP).arg(id)).await?;
-        self.cmd::<i64>(redis::cmd("XDEL").arg(&self.stream).arg(id)).await?;
-        Ok(())
+        // One round trip: acknowledged and deleted together (XLEN stays the depth).
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(id)
+            .ignore();
+        self.pipe(&p).await
     }
 
     pub async fn fail(&self, msg: &Message, reason: &str) -> Result<bool, QueueError> {
