@@ -84,6 +84,9 @@ pub struct Settings {
     pub batch_visibility_ms: u64,
     /// Deliveries of an item before it goes to the dead letters.
     pub batch_max_deliveries: u64,
+    /// Pending items the queue does not hold (an instance died before queueing them, or Redis
+    /// lost its data) are queued again once they are this old.
+    pub batch_requeue_after_ms: u64,
 }
 
 impl Default for Settings {
@@ -134,6 +137,7 @@ impl Default for Settings {
             batch_max_bytes: 50 * 1024 * 1024,
             batch_visibility_ms: 30_000,
             batch_max_deliveries: 5,
+            batch_requeue_after_ms: 120_000,
         }
     }
 }
@@ -188,6 +192,7 @@ const ENV: &[&str] = &[
     "BATCH_MAX_BYTES",
     "BATCH_VISIBILITY_MS",
     "BATCH_MAX_DELIVERIES",
+    "BATCH_REQUEUE_AFTER_MS",
 ];
 
 impl Settings {
@@ -230,7 +235,8 @@ impl Settings {
                     | "batch_workers"
                     | "batch_max_bytes"
                     | "batch_visibility_ms"
-                    | "batch_max_deliveries" => {
+                    | "batch_max_deliveries"
+                    | "batch_requeue_after_ms" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
                     "redis_cluster" | "sii_workers" => {
@@ -388,6 +394,7 @@ impl Settings {
             workers: self.batch_workers,
             visibility: std::time::Duration::from_millis(self.batch_visibility_ms),
             max_deliveries: self.batch_max_deliveries,
+            requeue_after: std::time::Duration::from_millis(self.batch_requeue_after_ms.max(1000)),
         }
     }
 

@@ -187,6 +187,42 @@ async fn kill9_half_way_redis_streams_on_postgres_completes_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_losing_its_data_mid_batch_the_batch_still_completes_exactly_once() {
+    let mut redis = RedisServer::start();
+    let e = env(&[
+        ("DTE_GATEWAY_QUEUE_MODE", "redis"),
+        ("DTE_GATEWAY_REDIS_URLS", &redis.url()),
+        ("DTE_GATEWAY_BATCH_VISIBILITY_MS", "2000"),
+        ("DTE_GATEWAY_BATCH_REQUEUE_AFTER_MS", "3000"),
+    ]);
+    let g = Gateway::start(sqlite(), 1, &refs(&e), 100_000).await;
+    let ready = |g: &Gateway| {
+        let url = g.url("/health/ready");
+        let http = g.http.clone();
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let r = ready(&g).await;
+    assert_eq!((r["queue"]["mode"].as_str(), r["queue"]["ok"].as_bool()), (Some("redis"), Some(true)), "{r}");
+
+    let docs = 400;
+    let (s, b) = submit(&g, &g.admin, csv(&[RUT], docs, 1).into_bytes(), "text/csv", "").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let at_kill = wait_for(&g, &g.admin, &id, Duration::from_secs(120), |v| count(v, "items", "issued") >= 100).await;
+    assert!(count(&at_kill, "items", "issued") < docs as u64, "Redis killed too late: {at_kill}");
+    eprintln!("Redis killed at {}/{docs} issued", count(&at_kill, "items", "issued"));
+    // Redis dies and comes back empty (no persistence): the stream, its group and messages are gone.
+    redis.kill9();
+    let r = ready(&g).await;
+    assert_eq!((r["status"].as_str(), r["queue"]["ok"].as_bool()), (Some("degraded"), Some(false)), "{r}");
+    redis.restart();
+    let done = wait_for(&g, &g.admin, &id, Duration::from_secs(120), |v| v["complete"].as_bool() == Some(true)).await;
+    assert_eq!(count(&done, "items", "issued"), docs as u64, "{done}");
+    assert_exactly_once(&g, &id, &[RUT], std::slice::from_ref(&g.key)).await;
+    assert_eq!(ready(&g).await["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf_memory_queue() {
     let e = env(&[("DTE_GATEWAY_BATCH_MAX_DELIVERIES", "3"), ("DTE_GATEWAY_BATCH_VISIBILITY_MS", "300")]);
     // The memory queue does not survive a restart: the dead letters come back from the store.

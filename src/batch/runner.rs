@@ -12,7 +12,7 @@ use super::intake::describe;
 use super::service::{message, Batches, ItemRef};
 use crate::queue::{Message, Queue};
 use crate::service::{Issue, ServiceError};
-use crate::store::batches::{DEAD, FAILED, ISSUED, PENDING};
+use crate::store::batches::{Backlog, DEAD, FAILED, ISSUED, PENDING};
 use crate::telemetry;
 
 /// Errors that another try cannot mend: the item fails for good. Anything else (no folios left, no
@@ -28,24 +28,34 @@ fn permanent(e: &ServiceError) -> bool {
     )
 }
 
-/// How long a batch may sit written but not marked queued before another instance queues it.
-const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
 /// How long an intake may take before its batch counts as abandoned.
 const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
 impl Batches {
     /// Puts back on the queue what the store says is waiting and the queue may have lost: on the
-    /// memory queue everything (it does not survive a restart), on Redis only batches whose
-    /// instance died before queueing them.
+    /// memory queue everything (it does not survive a restart); on Redis the items of batches whose
+    /// instance died before queueing them and, when the stream is empty while items still wait,
+    /// those (Redis lost its data). A message queued twice is harmless: the second finds its item
+    /// issued, or replays the first issuance.
     pub async fn recover(&self) -> Result<usize, super::BatchError> {
         let memory = matches!(*self.queue, Queue::Memory(_));
         let dropped = self.svc.store.drop_unfinished_batches(Utc::now() - ABANDONED_AFTER).await?;
         if dropped > 0 {
             tracing::warn!(batches = dropped, "dropped batches whose intake never finished");
         }
-        let since = if memory { None } else { Some(Utc::now() - REQUEUE_AFTER) };
-        let backlog = self.svc.store.batch_backlog(since).await?;
+        let before =
+            Utc::now() - chrono::Duration::from_std(self.cfg.requeue_after).unwrap_or(chrono::Duration::minutes(2));
+        let mut backlog = Vec::new();
+        if memory {
+            backlog = self.svc.store.batch_backlog(Backlog::All).await?;
+        } else {
+            backlog.extend(self.svc.store.batch_backlog(Backlog::Unqueued(before)).await?);
+            if self.queue.depth().await? == 0 {
+                backlog.extend(self.svc.store.batch_backlog(Backlog::Stale(before)).await?);
+            }
+        }
         let mut batches = std::collections::BTreeSet::new();
+        let mut pending = Vec::new();
         for item in &backlog {
             match (item.state.as_str(), &*self.queue) {
                 (DEAD, Queue::Memory(q)) => q.bury(
@@ -54,12 +64,11 @@ impl Batches {
                     item.attempts as u64,
                 ),
                 (DEAD, _) => {}
-                _ => {
-                    self.queue.push(&message(&item.batch, item.idx, None)).await?;
-                }
+                _ => pending.push(message(&item.batch, item.idx, None)),
             }
             batches.insert(item.batch.clone());
         }
+        self.queue.push_many(&pending).await?;
         if !memory {
             for b in &batches {
                 if let Some(rec) = self.svc.store.get_batch(b).await? {
@@ -68,7 +77,7 @@ impl Batches {
             }
         }
         if !backlog.is_empty() {
-            tracing::info!(items = backlog.len(), batches = batches.len(), "batch items put back on the queue");
+            tracing::warn!(items = backlog.len(), batches = batches.len(), "batch items put back on the queue");
         }
         Ok(backlog.len())
     }
@@ -91,12 +100,14 @@ impl Batches {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = 0u64;
+            // Recovery on Redis runs at half the requeue delay, at most every minute.
+            let every = (me.cfg.requeue_after / 2).clamp(Duration::from_secs(5), Duration::from_secs(60));
+            let mut last = std::time::Instant::now();
             loop {
                 me.refresh_gauges().await;
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                tick += 1;
-                if tick.is_multiple_of(12) && !matches!(*me.queue, Queue::Memory(_)) {
+                if last.elapsed() >= every && !matches!(*me.queue, Queue::Memory(_)) {
+                    last = std::time::Instant::now();
                     if let Err(e) = me.recover().await {
                         tracing::warn!(error = %e, "batch recovery failed");
                     }

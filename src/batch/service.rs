@@ -59,6 +59,8 @@ pub struct BatchConfig {
     pub visibility: Duration,
     /// Deliveries before an item goes to the dead letters.
     pub max_deliveries: u64,
+    /// Pending items older than this that the queue does not hold are queued again.
+    pub requeue_after: Duration,
 }
 
 /// The queue's message: a pointer to the item in the store.
@@ -150,6 +152,17 @@ impl Batches {
 
     pub fn config(&self) -> &BatchConfig {
         &self.cfg
+    }
+
+    pub fn queue_mode(&self) -> &'static str {
+        match *self.queue {
+            Queue::Memory(_) => "memory",
+            Queue::Redis(_) => "redis",
+        }
+    }
+
+    pub async fn queue_depth(&self) -> std::result::Result<u64, QueueError> {
+        self.queue.depth().await
     }
 
     /// Checks the spooled upload, writes its items and queues the valid ones.

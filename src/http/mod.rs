@@ -54,9 +54,25 @@ async fn live() -> HttpResponse {
 }
 
 /// Database reachable (else 503); cache `degraded` while Redis is down and memory stands in; the
-/// state of each SII circuit.
-async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::worker::SiiLink>>>) -> HttpResponse {
+/// batch queue (`degraded` when its Redis does not answer: batches cannot be taken); the state of
+/// each SII circuit.
+async fn ready(
+    svc: web::Data<Arc<Service>>,
+    link: Option<web::Data<Arc<crate::worker::SiiLink>>>,
+    batches: Option<web::Data<Arc<crate::batch::Batches>>>,
+) -> HttpResponse {
     let db = svc.store.ping().await;
+    let queue = match &batches {
+        Some(b) => {
+            let depth = tokio::time::timeout(std::time::Duration::from_millis(500), b.queue_depth()).await;
+            let (ok, depth) = match depth {
+                Ok(Ok(d)) => (true, Some(d)),
+                _ => (false, None),
+            };
+            Some(serde_json::json!({"mode": b.queue_mode(), "ok": ok, "depth": depth}))
+        }
+        None => None,
+    };
     if let Some(c) = &svc.cache {
         c.check().await;
     }
@@ -73,7 +89,8 @@ async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::w
                 .collect()
         })
         .unwrap_or_default();
-    let degraded = cache.as_ref().is_some_and(|c| c["degraded"] == true);
+    let degraded =
+        cache.as_ref().is_some_and(|c| c["degraded"] == true) || queue.as_ref().is_some_and(|q| q["ok"] == false);
     let status = match (&db, degraded) {
         (Err(_), _) => "unavailable",
         (Ok(()), true) => "degraded",
@@ -83,6 +100,7 @@ async fn ready(svc: web::Data<Arc<Service>>, link: Option<web::Data<Arc<crate::w
         "status": status,
         "database": {"backend": svc.store.backend(), "ok": db.is_ok(), "error": db.err().map(|e| e.to_string())},
         "cache": cache,
+        "queue": queue,
         "sii": circuits,
     });
     let code = if status == "unavailable" {

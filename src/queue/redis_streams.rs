@@ -10,6 +10,7 @@ use redis::Value;
 use super::{DeadLetter, Message, QueueError};
 
 const GROUP: &str = "gateway";
+const MAX_BLOCK: Duration = Duration::from_millis(250);
 
 enum Pool {
     Single(deadpool_redis::Pool),
@@ -94,15 +95,19 @@ impl RedisQueue {
             visibility,
             max_deliveries: max_deliveries.max(1),
         };
-        match q
-            .cmd::<Value>(redis::cmd("XGROUP").arg("CREATE").arg(&q.stream).arg(GROUP).arg("0").arg("MKSTREAM"))
+        q.create_group().await?;
+        Ok(q)
+    }
+
+    async fn create_group(&self) -> Result<(), QueueError> {
+        match self
+            .cmd::<Value>(redis::cmd("XGROUP").arg("CREATE").arg(&self.stream).arg(GROUP).arg("0").arg("MKSTREAM"))
             .await
         {
-            Ok(_) => {}
-            Err(e) if e.0.contains("BUSYGROUP") => {}
-            Err(e) => return Err(e),
+            Ok(_) => Ok(()),
+            Err(e) if e.0.contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
         }
-        Ok(q)
     }
 
     async fn cmd<T: redis::FromRedisValue>(&self, c: &mut redis::Cmd) -> Result<T, QueueError> {
@@ -144,6 +149,17 @@ impl RedisQueue {
     }
 
     pub async fn take(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Message>, QueueError> {
+        match self.take_once(consumer, max, wait).await {
+            // A Redis that lost its data (restarted without persistence) lost the group too.
+            Err(e) if e.0.contains("NOGROUP") => {
+                self.create_group().await?;
+                Ok(vec![])
+            }
+            other => other,
+        }
+    }
+
+    async fn take_once(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Message>, QueueError> {
         let mut out = Vec::new();
         let claimed: Value = self
             .cmd(
@@ -167,7 +183,9 @@ impl RedisQueue {
             let mut c = redis::cmd("XREADGROUP");
             c.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(max - out.len());
             if out.is_empty() && !wait.is_zero() {
-                c.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
+                // Kept under the client's response timeout, which would otherwise cut the wait short
+                // with an error.
+                c.arg("BLOCK").arg(wait.min(MAX_BLOCK).as_millis().max(1) as u64);
             }
             let read: Value = self.cmd(c.arg("STREAMS").arg(&self.stream).arg(">")).await?;
             for s in items(&read) {

@@ -77,6 +77,17 @@ pub struct BatchCounts {
     pub documents: Vec<(String, i64)>,
 }
 
+/// Which items of open batches to put back on the queue.
+#[derive(Debug, Clone, Copy)]
+pub enum Backlog {
+    /// Every pending and dead item (the memory queue, after a restart).
+    All,
+    /// Pending items of batches never marked queued, created before the time.
+    Unqueued(DateTime<Utc>),
+    /// Pending items untouched since the time (the queue lost its messages).
+    Stale(DateTime<Utc>),
+}
+
 /// A queued item to put back on the queue (after a restart on the memory queue, or when an
 /// instance died between writing a batch and queueing it).
 #[derive(Debug, Clone)]
@@ -154,10 +165,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.set_batch_item(id, idx, state, folio, error, now).await)
     }
-    /// Pending and dead items of open batches: all of them (`unqueued_before` None), or only those
-    /// of batches never marked queued and created before the given time.
-    pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
-        dispatch!(self, s => s.batch_backlog(unqueued_before).await)
+    /// Items of open batches to put back on the queue.
+    pub async fn batch_backlog(&self, which: Backlog) -> Result<Vec<BacklogItem>, StoreError> {
+        dispatch!(self, s => s.batch_backlog(which).await)
     }
     /// Drops batches whose intake never finished (their instance died while writing them; the
     /// client got no answer). Returns how many.

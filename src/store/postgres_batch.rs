@@ -230,17 +230,22 @@ impl PgStore {
         Ok(n == 1)
     }
 
-    pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
+    pub async fn batch_backlog(&self, which: Backlog) -> Result<Vec<BacklogItem>, StoreError> {
+        let (filter, at) = match which {
+            Backlog::All => ("i.state IN ('pending', 'dead') AND $1::timestamptz IS NULL", None),
+            Backlog::Unqueued(t) => ("i.state = 'pending' AND b.enqueued_at IS NULL AND b.created_at < $1", Some(t)),
+            Backlog::Stale(t) => ("i.state = 'pending' AND i.updated_at < $1", Some(t)),
+        };
         let rows = self
             .pool
             .get()
             .await?
             .query(
-                "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
-                 WHERE b.state = 'open' AND i.state IN ('pending', 'dead')
-                   AND ($1::timestamptz IS NULL OR (b.enqueued_at IS NULL AND b.created_at < $1))
-                 ORDER BY b.created_at, i.idx",
-                &[&unqueued_before],
+                &format!(
+                    "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
+                     WHERE b.state = 'open' AND {filter} ORDER BY b.created_at, i.idx"
+                ),
+                &[&at],
             )
             .await?;
         Ok(rows

@@ -231,12 +231,16 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn batch_backlog(&self, unqueued_before: Option<DateTime<Utc>>) -> Result<Vec<BacklogItem>, StoreError> {
+    pub async fn batch_backlog(&self, which: Backlog) -> Result<Vec<BacklogItem>, StoreError> {
         self.with(move |c| {
-            let only = if unqueued_before.is_some() { "AND b.enqueued_at IS NULL AND b.created_at < ?1" } else { "" };
+            let (filter, at) = match which {
+                Backlog::All => ("i.state IN ('pending', 'dead')", None),
+                Backlog::Unqueued(t) => ("i.state = 'pending' AND b.enqueued_at IS NULL AND b.created_at < ?1", Some(t)),
+                Backlog::Stale(t) => ("i.state = 'pending' AND i.updated_at < ?1", Some(t)),
+            };
             let mut st = c.prepare(&format!(
                 "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
-                 WHERE b.state = 'open' AND i.state IN ('pending', 'dead') {only} ORDER BY b.created_at, i.idx"
+                 WHERE b.state = 'open' AND {filter} ORDER BY b.created_at, i.idx"
             ))?;
             let map = |r: &Row<'_>| {
                 Ok(BacklogItem {
@@ -247,7 +251,7 @@ impl SqliteStore {
                     attempts: r.get(4)?,
                 })
             };
-            let rows = match unqueued_before {
+            let rows = match at {
                 Some(t) => st.query_map(params![ts(t)], map)?.collect::<Result<Vec<_>, _>>()?,
                 None => st.query_map([], map)?.collect::<Result<Vec<_>, _>>()?,
             };
