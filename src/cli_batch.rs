@@ -186,7 +186,23 @@ pub async fn run(a: &BatchArgs) -> Result<bool, String> {
             let ct = content_type(file, encoding)?;
             let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
             let url = format!("{}/v1/batches?all_or_nothing={all_or_nothing}", c.base);
-            let v = c.json(c.http.post(url).header("content-type", ct).body(body)).await?;
+            // One key for this submission: a retry after a lost answer gets the same batch back.
+            let mut raw = [0u8; 16];
+            openssl::rand::rand_bytes(&mut raw).map_err(|e| e.to_string())?;
+            let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let mut attempt = 0;
+            let v = loop {
+                let req =
+                    c.http.post(&url).header("content-type", &ct).header("idempotency-key", &key).body(body.clone());
+                match c.json(req).await {
+                    Err(e) if e.starts_with(&c.base) && attempt < 2 => {
+                        attempt += 1;
+                        eprintln!("{e}; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    other => break other?,
+                }
+            };
             let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
             println!("{id}");
             eprintln!("batch {id}: {} items, {} failed at intake", v["total"], count(&v, "items", "failed"));

@@ -92,10 +92,14 @@ async fn csv_batch_of_three_companies_goes_to_the_sii_with_progress_events() {
         keys.push(g.add_company(rut, 100_000).await);
     }
     let docs = 150;
-    let (s, b) = submit(&g, &g.admin, csv(&COMPANIES, docs, 2).into_bytes(), "text/csv", "").await;
+    let body = csv(&COMPANIES, docs, 2).into_bytes();
+    let (s, b) = g.raw_on(0, "POST", "/v1/batches", &g.admin, body.clone(), "text/csv", Some("marzo")).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     let id = b["id"].as_str().unwrap().to_string();
     assert_eq!(b["total"], docs);
+    // The same upload again with the same key (a client retry), on the other instance: same batch.
+    let (s, again) = g.raw_on(1, "POST", "/v1/batches", &g.admin, body, "text/csv", Some("marzo")).await;
+    assert_eq!((s, again["id"].as_str()), (StatusCode::ACCEPTED, Some(id.as_str())), "{again}");
 
     // Server-Sent Events from the other instance: progress events, then `complete`.
     let events =
@@ -149,9 +153,18 @@ async fn csv_batch_of_three_companies_goes_to_the_sii_with_progress_events() {
 /// Submits `docs` facturas, kills the only instance once about half are issued, restarts it and
 /// checks the batch completes with every item issued exactly once.
 async fn killed_half_way(g: &mut Gateway, e: &[(String, String)], docs: usize) {
-    let (s, b) = submit(g, &g.admin, csv(&[RUT], docs, 1).into_bytes(), "text/csv", "").await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
-    let id = b["id"].as_str().unwrap().to_string();
+    // Submitted through the command line (which sends an Idempotency-Key).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("facturas.csv");
+    std::fs::write(&file, csv(&[RUT], docs, 1)).unwrap();
+    let out = common::bin()
+        .args(["batch", "submit"])
+        .arg(&file)
+        .args(["--server", &g.servers[0].base, "--key", &g.admin])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let half = (docs / 2) as u64;
     let at_kill =
         wait_for(g, &g.admin.clone(), &id, Duration::from_secs(120), |v| count(v, "items", "issued") >= half).await;
@@ -407,9 +420,29 @@ async fn bad_uploads_are_refused_whole_with_their_lines_and_nothing_is_queued() 
         z.write_all(&serde_json::to_vec(&batch[1]).unwrap()).unwrap();
         z.finish().unwrap();
     }
-    let (s, b) = submit(&g, &g.key, buf.into_inner(), "application/zip", "").await;
+    let zip_bytes = buf.into_inner();
+    let (s, b) =
+        g.raw_on(0, "POST", "/v1/batches", &g.key, zip_bytes.clone(), "application/zip", Some("enero-1")).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     let id = b["id"].as_str().unwrap().to_string();
+    // A retry with the same Idempotency-Key and upload gets the same batch; another upload, 422.
+    let (s, again) = g.raw_on(0, "POST", "/v1/batches", &g.key, zip_bytes, "application/zip", Some("enero-1")).await;
+    assert_eq!((s, again["id"].as_str()), (StatusCode::ACCEPTED, Some(id.as_str())), "{again}");
+    let (s, other) = g
+        .raw_on(
+            0,
+            "POST",
+            "/v1/batches",
+            &g.key,
+            serde_json::to_vec(&batch).unwrap(),
+            "application/json",
+            Some("enero-1"),
+        )
+        .await;
+    assert_eq!(
+        (s, other["type"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("/problems/idempotency-key-reused"))
+    );
     assert_eq!((count(&b, "items", "failed"), b["errors"][0]["source"].as_str()), (1, Some("enero/mala.json")), "{b}");
     let v = wait_for(&g, &g.key, &id, Duration::from_secs(60), |v| v["complete"] == true).await;
     assert_eq!(count(&v, "items", "issued"), 3, "{v}");

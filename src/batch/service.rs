@@ -49,6 +49,9 @@ pub struct Caller {
     pub company: Option<String>,
     /// The submitting request's id: it goes with every item, into the workers' logs.
     pub request_id: Option<String>,
+    /// `Idempotency-Key` and the SHA-256 of the upload: the same key and upload get the first
+    /// batch back instead of a second one.
+    pub idempotency: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,14 +168,30 @@ impl Batches {
         self.queue.depth().await
     }
 
-    /// Checks the spooled upload, writes its items and queues the valid ones.
+    /// The batch an earlier request with the same `Idempotency-Key` made, if any.
+    async fn earlier(&self, caller: &Caller) -> Result<Option<BatchStatus>> {
+        let (Some(key_id), Some((key, hash))) = (&caller.key_id, &caller.idempotency) else { return Ok(None) };
+        match self.svc.store.batch_by_idem(key_id, key).await? {
+            Some(b) if b.request_hash.as_deref() != Some(hash.as_str()) => {
+                Err(ServiceError::IdempotencyMismatch.into())
+            }
+            Some(b) => Ok(Some(self.status(&b.id, caller).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks the spooled upload, writes its items and queues the valid ones. True with a batch an
+    /// earlier request with the same `Idempotency-Key` made.
     pub async fn submit(
         &self,
         mut upload: std::fs::File,
         format: Format,
         all_or_nothing: bool,
         caller: &Caller,
-    ) -> Result<BatchStatus> {
+    ) -> Result<(BatchStatus, bool)> {
+        if let Some(b) = self.earlier(caller).await? {
+            return Ok((b, true));
+        }
         let taxes = self.svc.taxes.clone();
         let today = Local::now().date_naive();
         let (upload, structural, survey) = tokio::task::spawn_blocking(move || {
@@ -224,7 +243,8 @@ impl Batches {
 
         let id = new_id();
         let now = Utc::now();
-        self.svc
+        let created = self
+            .svc
             .store
             .create_batch(BatchRecord {
                 id: id.clone(),
@@ -235,8 +255,20 @@ impl Batches {
                 state: "receiving".into(),
                 created_at: now,
                 enqueued_at: None,
+                idem_key: caller.idempotency.as_ref().map(|i| i.0.clone()),
+                request_hash: caller.idempotency.as_ref().map(|i| i.1.clone()),
             })
-            .await?;
+            .await;
+        match created {
+            // A twin request with the same key got there first.
+            Err(StoreError::Conflict(_)) => {
+                if let Some(b) = self.earlier(caller).await? {
+                    return Ok((b, true));
+                }
+                return Err(ServiceError::Conflict("a batch with this Idempotency-Key exists".into()).into());
+            }
+            other => other?,
+        }
         match self.write_items(&id, upload, format, known, now).await {
             Ok(pending) => {
                 self.svc.store.batch_progress(&id, survey.items as i64, None).await?;
@@ -256,7 +288,7 @@ impl Batches {
                     self.svc.store.batch_progress(&id, survey.items as i64, Some(Utc::now())).await?;
                 }
                 tracing::info!(batch = %id, items = survey.items, invalid = survey.invalid_count, "batch queued");
-                self.status(&id, caller).await
+                Ok((self.status(&id, caller).await?, false))
             }
             Err(e) => {
                 let _ = self.svc.store.delete_batch(&id).await;

@@ -46,7 +46,7 @@ pub struct SubmitQuery {
 }
 
 fn caller(p: &Principal) -> Caller {
-    Caller { key_id: Some(p.id().to_string()), company: p.key.company.clone(), request_id: None }
+    Caller { key_id: Some(p.id().to_string()), company: p.key.company.clone(), request_id: None, idempotency: None }
 }
 
 fn format_of(req: &HttpRequest, q: &SubmitQuery) -> Result<Format, ApiError> {
@@ -70,14 +70,16 @@ fn format_of(req: &HttpRequest, q: &SubmitQuery) -> Result<Format, ApiError> {
     }
 }
 
-/// Copies the body to an unlinked temporary file, refusing it past `limit` bytes.
-async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<std::fs::File, ApiError> {
+/// Copies the body to an unlinked temporary file, refusing it past `limit` bytes; returns it and
+/// its SHA-256.
+async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<(std::fs::File, String), ApiError> {
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit as usize));
     }
     let io = |e: std::io::Error| ApiError::Service(crate::service::ServiceError::Internal(e.to_string()));
     let mut file = tempfile::tempfile().map_err(io)?;
+    let mut sha = openssl::sha::Sha256::new();
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
@@ -86,15 +88,16 @@ async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<
             return Err(ApiError::TooLarge(limit as usize));
         }
         file.write_all(&chunk).map_err(io)?;
+        sha.update(&chunk);
     }
-    Ok(file)
+    Ok((file, crate::store::hex(&sha.finish())))
 }
 
 /// Takes a batch: a JSON array of `{company, reference, document}`, the batch CSV (one row per
 /// Detalle line, grouped by `Documento`; see the README) or a ZIP of such JSON files. Answers 202
 /// once every item is stored and the valid ones are queued; a file that cannot be read is refused
 /// whole with the line or file of each error, and nothing is queued.
-#[utoipa::path(post, path = "/v1/batches", tag = "batches", params(SubmitQuery),
+#[utoipa::path(post, path = "/v1/batches", tag = "batches", params(SubmitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Same key and upload: the first batch back, nothing new queued")),
     request_body(description = "A JSON array of items, the batch CSV, or a ZIP of JSON files",
         content((Vec<BatchItemInput> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/zip"))),
     responses((status = 202, body = BatchStatus), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -113,13 +116,20 @@ pub async fn submit(
         return Err(ApiError::Forbidden("issue"));
     }
     let format = format_of(&req, &q)?;
-    let file = spool(&req, body, limit.0).await?;
+    let idem = super::idempotency_key(&req)?;
+    let (file, hash) = spool(&req, body, limit.0).await?;
     let mut who = caller(&p);
     who.request_id = actix_web::HttpMessage::extensions(&req).get::<super::RequestId>().map(|r| r.0.clone());
-    let status = batches.submit(file, format, q.all_or_nothing.unwrap_or(false), &who).await?;
+    // The options are part of what the key stands for.
+    who.idempotency = idem.map(|k| (k, format!("{hash}/{}/{:?}", format.name(), q.all_or_nothing)));
+    let (status, replayed) = batches.submit(file, format, q.all_or_nothing.unwrap_or(false), &who).await?;
     let mut r = json(StatusCode::ACCEPTED, &status);
     if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/batches/{}", status.id)) {
         r.headers_mut().insert(header::LOCATION, v);
+    }
+    if replayed {
+        r.headers_mut()
+            .insert(header::HeaderName::from_static("idempotent-replayed"), header::HeaderValue::from_static("true"));
     }
     Ok(r)
 }

@@ -31,12 +31,7 @@ pub async fn issue(
 ) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "issue")?;
     let b = read_body(&req, body).await?;
-    let idem = req.headers().get("idempotency-key").map(|v| v.to_str().map(str::trim).map(String::from));
-    let idem = match idem {
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k),
-        Some(_) => return Err(ApiError::BadRequest("Idempotency-Key must be 1-255 visible characters".into())),
-        None => None,
-    };
+    let idem = super::idempotency_key(&req)?;
     match svc.issue(&rut, Some(p.id()), idem.as_deref(), &b).await? {
         Issue::Created(v) => Ok(json(StatusCode::CREATED, &v)),
         Issue::Replayed(v) => {

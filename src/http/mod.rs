@@ -41,6 +41,15 @@ pub async fn read_body(req: &actix_web::HttpRequest, payload: web::Payload) -> R
     }
 }
 
+/// The request's `Idempotency-Key`, when it has a sane one.
+pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key").map(|v| v.to_str().map(str::trim).map(String::from)) {
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Ok(Some(k)),
+        Some(_) => Err(ApiError::BadRequest("Idempotency-Key must be 1-255 visible characters".into())),
+        None => Ok(None),
+    }
+}
+
 pub fn json(status: actix_web::http::StatusCode, v: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status).content_type("application/json").body(serde_json::to_string(v).unwrap_or_default())
 }

@@ -32,6 +32,9 @@ pub struct BatchRecord {
     pub created_at: DateTime<Utc>,
     /// When every pending item's message was on the queue.
     pub enqueued_at: Option<DateTime<Utc>>,
+    /// The client's `Idempotency-Key` (scoped to `key_id`) and the SHA-256 of the upload.
+    pub idem_key: Option<String>,
+    pub request_hash: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +133,10 @@ impl Store {
     /// Newest first; only those submitted with `key_id` when given.
     pub async fn list_batches(&self, key_id: Option<String>, limit: i64) -> Result<Vec<BatchRecord>, StoreError> {
         dispatch!(self, s => s.list_batches(key_id, limit).await)
+    }
+    /// The batch submitted before with this API key and `Idempotency-Key`.
+    pub async fn batch_by_idem(&self, key_id: &str, idem_key: &str) -> Result<Option<BatchRecord>, StoreError> {
+        dispatch!(self, s => s.batch_by_idem(key_id, idem_key).await)
     }
     pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {
         dispatch!(self, s => s.batch_companies(id).await)

@@ -8,14 +8,16 @@ use super::*;
 
 pub(super) const BATCH_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, key_id TEXT, format TEXT NOT NULL, all_or_nothing BOOLEAN NOT NULL,
-  total BIGINT NOT NULL, state TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, enqueued_at TIMESTAMPTZ);
+  total BIGINT NOT NULL, state TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, enqueued_at TIMESTAMPTZ, idem_key TEXT,
+  request_hash TEXT, UNIQUE (key_id, idem_key));
 CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE, idx BIGINT NOT NULL,
   company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INT, payload TEXT, state TEXT NOT NULL, folio BIGINT,
   error TEXT, attempts BIGINT NOT NULL DEFAULT 0, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (batch_id, idx));
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 "#;
 
-const BATCH_COLS: &str = "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at";
+const BATCH_COLS: &str =
+    "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at, idem_key, request_hash";
 
 fn batch_row(r: &Row) -> BatchRecord {
     BatchRecord {
@@ -27,6 +29,8 @@ fn batch_row(r: &Row) -> BatchRecord {
         state: r.get(5),
         created_at: r.get(6),
         enqueued_at: r.get(7),
+        idem_key: r.get(8),
+        request_hash: r.get(9),
     }
 }
 
@@ -54,8 +58,9 @@ impl PgStore {
             .get()
             .await?
             .execute(
-                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&b.id, &b.key_id, &b.format, &b.all_or_nothing, &b.total, &b.state, &b.created_at],
+                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at, idem_key, request_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[&b.id, &b.key_id, &b.format, &b.all_or_nothing, &b.total, &b.state, &b.created_at, &b.idem_key, &b.request_hash],
             )
             .await?;
         Ok(())
@@ -123,6 +128,19 @@ impl PgStore {
             .get()
             .await?
             .query_opt(&format!("SELECT {BATCH_COLS} FROM batches WHERE id = $1"), &[&id])
+            .await?;
+        Ok(row.as_ref().map(batch_row))
+    }
+
+    pub async fn batch_by_idem(&self, key_id: &str, idem_key: &str) -> Result<Option<BatchRecord>, StoreError> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(
+                &format!("SELECT {BATCH_COLS} FROM batches WHERE key_id = $1 AND idem_key = $2"),
+                &[&key_id, &idem_key],
+            )
             .await?;
         Ok(row.as_ref().map(batch_row))
     }

@@ -8,14 +8,16 @@ use super::*;
 
 pub(super) const BATCH_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, key_id TEXT, format TEXT NOT NULL, all_or_nothing INTEGER NOT NULL,
-  total INTEGER NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, enqueued_at TEXT);
+  total INTEGER NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, enqueued_at TEXT, idem_key TEXT, request_hash TEXT,
+  UNIQUE (key_id, idem_key));
 CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
   company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INTEGER, payload TEXT, state TEXT NOT NULL, folio INTEGER,
   error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, PRIMARY KEY (batch_id, idx));
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 "#;
 
-const BATCH_COLS: &str = "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at";
+const BATCH_COLS: &str =
+    "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at, idem_key, request_hash";
 
 fn item_row(r: &Row<'_>) -> rusqlite::Result<BatchItemRow> {
     Ok(BatchItemRow {
@@ -45,17 +47,35 @@ fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRecord> {
         state: r.get(5)?,
         created_at: parse_ts(&r.get::<_, String>(6)?),
         enqueued_at: r.get::<_, Option<String>>(7)?.map(|s| parse_ts(&s)),
+        idem_key: r.get(8)?,
+        request_hash: r.get(9)?,
     })
 }
 
 impl SqliteStore {
     pub async fn create_batch(&self, b: BatchRecord) -> Result<(), StoreError> {
         self.with(move |c| {
-            c.execute(
-                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![b.id, b.key_id, b.format, b.all_or_nothing, b.total, b.state, ts(b.created_at)],
-            )?;
-            Ok(())
+            let r = c.execute(
+                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at, idem_key, request_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    b.id,
+                    b.key_id,
+                    b.format,
+                    b.all_or_nothing,
+                    b.total,
+                    b.state,
+                    ts(b.created_at),
+                    b.idem_key,
+                    b.request_hash
+                ],
+            );
+            match r {
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(StoreError::Conflict("a batch with this Idempotency-Key exists".into()))
+                }
+                other => other.map(|_| ()).map_err(Into::into),
+            }
         })
         .await
     }
@@ -142,6 +162,19 @@ impl SqliteStore {
             ))?;
             let rows = st.query_map(params![key_id, limit], batch_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn batch_by_idem(&self, key_id: &str, idem_key: &str) -> Result<Option<BatchRecord>, StoreError> {
+        let (key_id, idem_key) = (key_id.to_string(), idem_key.to_string());
+        self.with(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {BATCH_COLS} FROM batches WHERE key_id = ?1 AND idem_key = ?2"),
+                params![key_id, idem_key],
+                batch_row,
+            )
+            .optional()?)
         })
         .await
     }
