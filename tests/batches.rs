@@ -91,6 +91,12 @@ async fn csv_batch_of_three_companies_goes_to_the_sii_with_progress_events() {
     for rut in &COMPANIES[1..] {
         keys.push(g.add_company(rut, 100_000).await);
     }
+    // The second company's system listens for its events.
+    let rx = common::hooks::Receiver::start(0).await;
+    let (s, b) = g
+        .send("POST", &format!("/v1/companies/{}/webhooks", COMPANIES[1]), &g.admin, Some(json!({"url": rx.url})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
     let docs = 150;
     let body = csv(&COMPANIES, docs, 2).into_bytes();
     let (s, b) = g.raw_on(0, "POST", "/v1/batches", &g.admin, body.clone(), "text/csv", Some("marzo")).await;
@@ -125,6 +131,27 @@ async fn csv_batch_of_three_companies_goes_to_the_sii_with_progress_events() {
     assert_eq!(last["state"], "complete");
     assert_eq!(count(&last, "items", "issued"), docs as u64, "{last}");
     assert_eq!(count(&last, "documents", "accepted"), docs as u64, "{last}");
+
+    // Its webhook was told once that its part of the batch was issued.
+    let start = Instant::now();
+    let batch_events = loop {
+        let got: Vec<Value> = rx
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+            .filter(|v| v["type"] == "batch.issued")
+            .collect();
+        if !got.is_empty() || start.elapsed() > Duration::from_secs(30) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(batch_events.len(), 1, "{batch_events:?}");
+    let ev = &batch_events[0];
+    assert_eq!((ev["batch"].as_str(), ev["company"].as_str()), (Some(id.as_str()), Some(COMPANIES[1])), "{ev}");
+    assert_eq!(ev["items"]["issued"], docs / 3, "{ev}");
 
     let counters = sim.counters().await;
     let accepted = counters["accepted"].as_object().unwrap();
@@ -304,6 +331,9 @@ async fn poison(mut g: Gateway, restart_with: Option<&[(String, String)]>) {
     let v = wait_for(&g, &g.admin, &id, Duration::from_secs(60), |v| count(v, "items", "issued") == 8).await;
     assert_eq!(v["state"], "complete", "{v}");
     assert!(g.send("GET", "/v1/dead-letters", &g.admin, None).await.1.as_array().unwrap().is_empty());
+    // Done, reopened by the replay, done again.
+    let listed = g.send("GET", "/v1/batches", &g.admin, None).await.1;
+    assert_eq!((listed[0]["id"].as_str(), listed[0]["state"].as_str()), (Some(id.as_str()), Some("done")), "{listed}");
     assert_exactly_once(&g, &id, &[RUT], std::slice::from_ref(&g.key)).await;
 }
 

@@ -145,6 +145,15 @@ impl Batches {
         }
     }
 
+    /// Tells the batch's companies when its last item was processed (once, whichever worker).
+    pub(super) async fn finish(&self, batch: &str) {
+        match self.svc.store.finish_batch(batch, Utc::now()).await {
+            Ok(true) => tracing::info!(batch, "batch issued"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(batch, error = %e, "could not mark the batch done"),
+        }
+    }
+
     fn outcome(outcome: &'static str) {
         metrics::counter!(telemetry::BATCH_ITEMS, "outcome" => outcome).increment(1);
     }
@@ -202,6 +211,7 @@ impl Batches {
                         tracing::warn!(error = %reason, "batch item dead-lettered");
                         Self::outcome("dead");
                         let _ = store.set_batch_item(&r.b, r.i, DEAD, None, Some(reason), now).await;
+                        self.finish(&r.b).await;
                     }
                     Ok(false) => {
                         Self::outcome("retried");
@@ -215,6 +225,7 @@ impl Batches {
         match recorded {
             Ok(_) => {
                 let _ = self.queue.ack(&m.id).await;
+                self.finish(&r.b).await;
             }
             Err(e) => tracing::warn!(error = %e, "batch item outcome not recorded; it will be retried"),
         }

@@ -287,6 +287,8 @@ impl Batches {
                 if queued {
                     self.svc.store.batch_progress(&id, survey.items as i64, Some(Utc::now())).await?;
                 }
+                // Every item failed at intake: nothing will finish it later.
+                self.finish(&id).await;
                 tracing::info!(batch = %id, items = survey.items, invalid = survey.invalid_count, "batch queued");
                 Ok((self.status(&id, caller).await?, false))
             }

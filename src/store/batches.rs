@@ -27,7 +27,7 @@ pub struct BatchRecord {
     pub format: String,
     pub all_or_nothing: bool,
     pub total: i64,
-    /// `receiving` while its items are written, then `open`.
+    /// `receiving` while its items are written, `open`, then `done` once no item is pending.
     pub state: String,
     pub created_at: DateTime<Utc>,
     /// When every pending item's message was on the queue.
@@ -80,7 +80,27 @@ pub struct BatchCounts {
     pub documents: Vec<(String, i64)>,
 }
 
-/// Which items of open batches to put back on the queue.
+/// `(company, state, count)` rows, ordered by company → each company's counts.
+pub(super) fn by_company(rows: Vec<(String, String, i64)>) -> Vec<(String, Vec<(String, i64)>)> {
+    let mut out: Vec<(String, Vec<(String, i64)>)> = Vec::new();
+    for (company, state, n) in rows {
+        match out.last_mut() {
+            Some((c, counts)) if *c == company => counts.push((state, n)),
+            _ => out.push((company, vec![(state, n)])),
+        }
+    }
+    out
+}
+
+/// The webhook event of a batch whose items are all processed, for one of its companies.
+pub fn batch_event(batch: &str, company: &str, counts: &[(String, i64)], at: DateTime<Utc>) -> String {
+    let items: serde_json::Map<String, serde_json::Value> =
+        counts.iter().map(|(k, n)| (k.clone(), (*n).into())).collect();
+    serde_json::json!({"type": "batch.issued", "batch": batch, "company": company, "items": items, "at": super::ts(at)})
+        .to_string()
+}
+
+/// Which items of taken batches to put back on the queue.
 #[derive(Debug, Clone, Copy)]
 pub enum Backlog {
     /// Every pending and dead item (the memory queue, after a restart).
@@ -175,6 +195,12 @@ impl Store {
     /// Items of open batches to put back on the queue.
     pub async fn batch_backlog(&self, which: Backlog) -> Result<Vec<BacklogItem>, StoreError> {
         dispatch!(self, s => s.batch_backlog(which).await)
+    }
+    /// Marks an open batch `done` once none of its items is pending, telling each of its companies'
+    /// webhooks (`batch.issued`, with that company's counts) in the same transaction. True only for
+    /// the call that finished it.
+    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.finish_batch(id, now).await)
     }
     /// Drops batches whose intake never finished (their instance died while writing them; the
     /// client got no answer). Returns how many.

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batche
   company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INT, payload TEXT, state TEXT NOT NULL, folio BIGINT,
   error TEXT, attempts BIGINT NOT NULL DEFAULT 0, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (batch_id, idx));
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
+CREATE INDEX IF NOT EXISTS batch_items_batch_state ON batch_items(batch_id, state);
 "#;
 
 const BATCH_COLS: &str =
@@ -245,6 +246,13 @@ impl PgStore {
                 &[&id, &idx, &state, &folio, &error, &now],
             )
             .await?;
+        if n == 1 && state == PENDING {
+            self.pool
+                .get()
+                .await?
+                .execute("UPDATE batches SET state = 'open' WHERE id = $1 AND state = 'done'", &[&id])
+                .await?;
+        }
         Ok(n == 1)
     }
 
@@ -261,7 +269,7 @@ impl PgStore {
             .query(
                 &format!(
                     "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
-                     WHERE b.state = 'open' AND {filter} ORDER BY b.created_at, i.idx"
+                     WHERE b.state <> 'receiving' AND {filter} ORDER BY b.created_at, i.idx"
                 ),
                 &[&at],
             )
@@ -276,6 +284,34 @@ impl PgStore {
                 attempts: r.get(4),
             })
             .collect())
+    }
+
+    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE batches SET state = 'done' WHERE id = $1 AND state = 'open'
+                   AND NOT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = $1 AND state = 'pending')",
+                &[&id],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let rows = tx
+            .query(
+                "SELECT company, state, COUNT(*) FROM batch_items WHERE batch_id = $1 GROUP BY company, state ORDER BY company",
+                &[&id],
+            )
+            .await?;
+        let rows: Vec<(String, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        for (company, counts) in by_company(rows) {
+            let event = batch_event(id, &company, &counts, now);
+            super::postgres_sii::enqueue_events(&tx, &company, &[event], now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use super::*;
 
-async fn enqueue_events(
+pub(super) async fn enqueue_events(
     tx: &impl GenericClient,
     company: &str,
     events: &[String],

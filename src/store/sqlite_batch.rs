@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batche
   company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INTEGER, payload TEXT, state TEXT NOT NULL, folio INTEGER,
   error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, PRIMARY KEY (batch_id, idx));
 CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
+CREATE INDEX IF NOT EXISTS batch_items_batch_state ON batch_items(batch_id, state);
 "#;
 
 const BATCH_COLS: &str =
@@ -259,6 +260,9 @@ impl SqliteStore {
                  WHERE batch_id = ?1 AND idx = ?2 AND state <> 'issued'",
                 params![id, idx, state, folio, error, ts(now)],
             )?;
+            if n == 1 && state == PENDING {
+                c.execute("UPDATE batches SET state = 'open' WHERE id = ?1 AND state = 'done'", params![id])?;
+            }
             Ok(n == 1)
         })
         .await
@@ -273,7 +277,7 @@ impl SqliteStore {
             };
             let mut st = c.prepare(&format!(
                 "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
-                 WHERE b.state = 'open' AND {filter} ORDER BY b.created_at, i.idx"
+                 WHERE b.state <> 'receiving' AND {filter} ORDER BY b.created_at, i.idx"
             ))?;
             let map = |r: &Row<'_>| {
                 Ok(BacklogItem {
@@ -289,6 +293,35 @@ impl SqliteStore {
                 None => st.query_map([], map)?.collect::<Result<Vec<_>, _>>()?,
             };
             Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE batches SET state = 'done' WHERE id = ?1 AND state = 'open'
+                   AND NOT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = ?1 AND state = 'pending')",
+                params![id],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let rows: Vec<(String, String, i64)> = {
+                let mut st = tx.prepare(
+                    "SELECT company, state, COUNT(*) FROM batch_items WHERE batch_id = ?1 GROUP BY company, state ORDER BY company",
+                )?;
+                let rows = st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+                rows
+            };
+            for (company, counts) in by_company(rows) {
+                let event = batch_event(&id, &company, &counts, now);
+                super::sqlite_sii::enqueue_events(&tx, &company, &[event], now)?;
+            }
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::*;
 
-fn enqueue_events(
+pub(super) fn enqueue_events(
     tx: &Transaction<'_>,
     company: &str,
     events: &[String],
