@@ -288,6 +288,14 @@ impl PgStore {
 
     pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut c = self.pool.get().await?;
+        // Most calls find items still pending: a read first, without a transaction.
+        let waiting: bool = c
+            .query_one("SELECT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = $1 AND state = 'pending')", &[&id])
+            .await?
+            .get(0);
+        if waiting {
+            return Ok(false);
+        }
         let tx = c.transaction().await?;
         let n = tx
             .execute(

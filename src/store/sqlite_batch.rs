@@ -300,6 +300,15 @@ impl SqliteStore {
     pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.with(move |c| {
+            // Most calls find items still pending: a read, without taking the writer's lock.
+            let waiting: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = ?1 AND state = 'pending')",
+                params![id],
+                |r| r.get(0),
+            )?;
+            if waiting {
+                return Ok(false);
+            }
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "UPDATE batches SET state = 'done' WHERE id = ?1 AND state = 'open'
