@@ -6,6 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError};
 
+/// The columns of a batch row (both backends).
+pub(super) const BATCH_COLS: &str =
+    "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at, idem_key, request_hash";
+
 /// The columns of an item row and the join that adds its document's state (both backends).
 pub(super) const ITEM_COLS: &str =
     "i.idx, i.company, i.reference, i.source, i.tipo, i.folio, i.state, i.error, i.attempts, \

@@ -17,9 +17,6 @@ CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 CREATE INDEX IF NOT EXISTS batch_items_batch_state ON batch_items(batch_id, state);
 "#;
 
-const BATCH_COLS: &str =
-    "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at, idem_key, request_hash";
-
 fn batch_row(r: &Row) -> BatchRecord {
     BatchRecord {
         id: r.get(0),

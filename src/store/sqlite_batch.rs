@@ -17,9 +17,6 @@ CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
 CREATE INDEX IF NOT EXISTS batch_items_batch_state ON batch_items(batch_id, state);
 "#;
 
-const BATCH_COLS: &str =
-    "id, key_id, format, all_or_nothing, total, state, created_at, enqueued_at, idem_key, request_hash";
-
 fn item_row(r: &Row<'_>) -> rusqlite::Result<BatchItemRow> {
     Ok(BatchItemRow {
         index: r.get(0)?,
