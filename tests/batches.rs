@@ -266,23 +266,33 @@ async fn redis_losing_its_data_mid_batch_the_batch_still_completes_exactly_once(
 async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf_memory_queue() {
     let e = env(&[("DTE_GATEWAY_BATCH_MAX_DELIVERIES", "3"), ("DTE_GATEWAY_BATCH_VISIBILITY_MS", "300")]);
     // The memory queue does not survive a restart: the dead letters come back from the store.
-    poison(Gateway::start(sqlite(), 1, &refs(&e), 5).await, Some(&e)).await;
+    poison(Gateway::start(sqlite(), 1, &refs(&e), 5).await, Loss::Gateway(&e)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_item_goes_to_the_dead_letters_and_replays_after_a_new_caf_redis_streams() {
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let e = env(&[
         ("DTE_GATEWAY_BATCH_MAX_DELIVERIES", "3"),
         ("DTE_GATEWAY_BATCH_VISIBILITY_MS", "300"),
+        ("DTE_GATEWAY_BATCH_REQUEUE_AFTER_MS", "1000"),
         ("DTE_GATEWAY_QUEUE_MODE", "redis"),
         ("DTE_GATEWAY_REDIS_URLS", &redis.url()),
     ]);
-    poison(Gateway::start(postgres(), 1, &refs(&e), 5).await, None).await;
+    // Redis restarts empty once the items are dead: the dead letters come back from the store.
+    poison(Gateway::start(postgres(), 1, &refs(&e), 5).await, Loss::Redis(&mut redis)).await;
+}
+
+/// What is lost once the items are dead letters.
+enum Loss<'a> {
+    /// The gateway restarts (with these settings).
+    Gateway(&'a [(String, String)]),
+    /// Redis restarts without its data.
+    Redis(&'a mut RedisServer),
 }
 
 /// 5 folios for 8 documents: the last 3 are valid at intake and fail at issuance.
-async fn poison(mut g: Gateway, restart_with: Option<&[(String, String)]>) {
+async fn poison(mut g: Gateway, loss: Loss<'_>) {
     let batch: Vec<Value> = (0..8)
         .map(|i| json!({"company": RUT, "reference": format!("P-{i}"), "document": factura(&format!("poison {i}"), 1000 + i)}))
         .collect();
@@ -292,9 +302,19 @@ async fn poison(mut g: Gateway, restart_with: Option<&[(String, String)]>) {
     let v = wait_for(&g, &g.admin, &id, Duration::from_secs(60), |v| count(v, "items", "pending") == 0).await;
     assert_eq!((count(&v, "items", "issued"), count(&v, "items", "dead")), (5, 3), "{v}");
 
-    if let Some(e) = restart_with {
-        g.servers[0].kill9();
-        g.servers[0] = Server::start(&g.db, &refs(e));
+    match loss {
+        Loss::Gateway(e) => {
+            g.servers[0].kill9();
+            g.servers[0] = Server::start(&g.db, &refs(e));
+        }
+        Loss::Redis(redis) => {
+            redis.restart();
+            let start = Instant::now();
+            while g.send("GET", "/v1/dead-letters", &g.admin, None).await.1.as_array().map_or(0, |a| a.len()) < 3 {
+                assert!(start.elapsed() < Duration::from_secs(30), "the dead letters did not come back");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
     let (s, dlq) = g.send("GET", "/v1/dead-letters", &g.admin, None).await;
     assert_eq!(s, StatusCode::OK, "{dlq}");

@@ -54,19 +54,23 @@ impl Batches {
                 backlog.extend(self.svc.store.batch_backlog(Backlog::Stale(before)).await?);
             }
         }
+        if !memory {
+            // Dead items the stream does not hold (Redis lost its data) go back to the dead letters.
+            let held: std::collections::HashSet<(String, i64)> =
+                self.dead_letters().await?.into_iter().map(|d| (d.batch, d.index)).collect();
+            let dead = self.svc.store.batch_backlog(Backlog::Dead).await?;
+            backlog.extend(dead.into_iter().filter(|d| !held.contains(&(d.batch.clone(), d.idx))));
+        }
         let mut batches = std::collections::BTreeSet::new();
         let mut pending = Vec::new();
         for item in &backlog {
-            match (item.state.as_str(), &*self.queue) {
-                (DEAD, Queue::Memory(q)) => q.bury(
-                    &message(&item.batch, item.idx, None),
-                    item.error.as_deref().unwrap_or(""),
-                    item.attempts as u64,
-                ),
-                (DEAD, _) => {}
-                _ => pending.push(message(&item.batch, item.idx, None)),
+            let msg = message(&item.batch, item.idx, None);
+            if item.state == DEAD {
+                self.queue.bury(&msg, item.error.as_deref().unwrap_or(""), item.attempts as u64).await?;
+            } else {
+                pending.push(msg);
+                batches.insert(item.batch.clone());
             }
-            batches.insert(item.batch.clone());
         }
         self.queue.push_many(&pending).await?;
         if !memory {

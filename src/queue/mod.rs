@@ -106,6 +106,18 @@ impl Queue {
         }
     }
 
+    /// Restores a dead letter the store remembers (the memory queue after a restart, a Redis that
+    /// lost its data).
+    pub async fn bury(&self, payload: &[u8], reason: &str, deliveries: u64) -> Result<(), QueueError> {
+        match self {
+            Queue::Memory(q) => {
+                q.bury(payload, reason, deliveries);
+                Ok(())
+            }
+            Queue::Redis(q) => q.bury(payload, reason, deliveries).await,
+        }
+    }
+
     /// Puts a dead letter back on the queue (after its cause was fixed).
     pub async fn replay(&self, id: &str) -> Result<bool, QueueError> {
         match self {

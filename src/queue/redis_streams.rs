@@ -238,6 +238,23 @@ impl RedisQueue {
         Ok(true)
     }
 
+    /// Restores a dead letter the store remembers and the stream lost.
+    pub async fn bury(&self, payload: &[u8], reason: &str, deliveries: u64) -> Result<(), QueueError> {
+        self.cmd::<String>(
+            redis::cmd("XADD")
+                .arg(&self.dlq)
+                .arg("*")
+                .arg("p")
+                .arg(payload)
+                .arg("reason")
+                .arg(reason)
+                .arg("deliveries")
+                .arg(deliveries),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
         let v: Value = self.cmd(redis::cmd("XRANGE").arg(&self.dlq).arg("-").arg("+")).await?;
         Ok(items(&v)

@@ -113,6 +113,8 @@ pub enum Backlog {
     Unqueued(DateTime<Utc>),
     /// Pending items untouched since the time (the queue lost its messages).
     Stale(DateTime<Utc>),
+    /// Dead items (to compare with the queue's dead letters).
+    Dead,
 }
 
 /// A queued item to put back on the queue (after a restart on the memory queue, or when an

@@ -258,6 +258,7 @@ impl PgStore {
             Backlog::All => ("i.state IN ('pending', 'dead') AND $1::timestamptz IS NULL", None),
             Backlog::Unqueued(t) => ("i.state = 'pending' AND b.enqueued_at IS NULL AND b.created_at < $1", Some(t)),
             Backlog::Stale(t) => ("i.state = 'pending' AND i.updated_at < $1", Some(t)),
+            Backlog::Dead => ("i.state = 'dead' AND $1::timestamptz IS NULL", None),
         };
         let rows = self
             .pool

@@ -271,6 +271,7 @@ impl SqliteStore {
                 Backlog::All => ("i.state IN ('pending', 'dead')", None),
                 Backlog::Unqueued(t) => ("i.state = 'pending' AND b.enqueued_at IS NULL AND b.created_at < ?1", Some(t)),
                 Backlog::Stale(t) => ("i.state = 'pending' AND i.updated_at < ?1", Some(t)),
+                Backlog::Dead => ("i.state = 'dead'", None),
             };
             let mut st = c.prepare(&format!(
                 "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
