@@ -90,6 +90,13 @@ impl Tokens {
         let deadline = tokio::time::Instant::now() + self.lock_ttl;
         loop {
             if self.cache.set_nx(lock, b"1", self.lock_ttl).await {
+                // Another instance may have stored a token between our last look and the lock.
+                if let Some((t, at)) = self.cached(key).await {
+                    if !refresh || now_ms().saturating_sub(at) < self.ttl.as_millis() as u64 / 2 {
+                        self.cache.del(lock).await;
+                        return Ok(t);
+                    }
+                }
                 let r = client.authenticate(cert).await;
                 metrics::counter!(crate::telemetry::SII_TOKENS, "result" => if r.is_ok() { "ok" } else { "error" })
                     .increment(1);
