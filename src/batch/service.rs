@@ -153,10 +153,6 @@ impl Batches {
         Batches { svc, queue, cfg, tracks_sii }
     }
 
-    pub fn config(&self) -> &BatchConfig {
-        &self.cfg
-    }
-
     pub fn queue_mode(&self) -> &'static str {
         match *self.queue {
             Queue::Memory(_) => "memory",

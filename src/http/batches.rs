@@ -128,8 +128,7 @@ pub async fn submit(
         r.headers_mut().insert(header::LOCATION, v);
     }
     if replayed {
-        r.headers_mut()
-            .insert(header::HeaderName::from_static("idempotent-replayed"), header::HeaderValue::from_static("true"));
+        super::mark_replayed(&mut r);
     }
     Ok(r)
 }

@@ -36,10 +36,7 @@ pub async fn issue(
         Issue::Created(v) => Ok(json(StatusCode::CREATED, &v)),
         Issue::Replayed(v) => {
             let mut r = json(StatusCode::CREATED, &v);
-            r.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
-                actix_web::http::header::HeaderValue::from_static("true"),
-            );
+            super::mark_replayed(&mut r);
             Ok(r)
         }
     }

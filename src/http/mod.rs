@@ -50,6 +50,14 @@ pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, A
     }
 }
 
+/// Marks a response as the replay of an earlier request with the same `Idempotency-Key`.
+pub fn mark_replayed(r: &mut HttpResponse) {
+    r.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+        actix_web::http::header::HeaderValue::from_static("true"),
+    );
+}
+
 pub fn json(status: actix_web::http::StatusCode, v: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status).content_type("application/json").body(serde_json::to_string(v).unwrap_or_default())
 }

@@ -105,6 +105,25 @@ pub struct NewDocument {
     pub api_key_id: Option<String>,
 }
 
+impl NewDocument {
+    /// The record of this document once stored as row `id`, in its first state.
+    pub fn stored(self, id: i64, at: DateTime<Utc>) -> DocumentRecord {
+        DocumentRecord {
+            id,
+            company: self.company,
+            tipo: self.tipo,
+            folio: self.folio,
+            caf_id: self.caf_id,
+            fch_emis: self.fch_emis,
+            rut_recep: self.rut_recep,
+            mnt_total: self.mnt_total,
+            totals: self.totals,
+            state: "issued".into(),
+            created_at: at,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DocumentRecord {
     pub id: i64,

@@ -334,20 +334,7 @@ impl PgStore {
         }
         append_audit(&tx, &audit, now).await?;
         tx.commit().await?;
-        let rec = DocumentRecord {
-            id,
-            company: doc.company,
-            tipo: doc.tipo,
-            folio: doc.folio,
-            caf_id: doc.caf_id,
-            fch_emis: doc.fch_emis,
-            rut_recep: doc.rut_recep,
-            mnt_total: doc.mnt_total,
-            totals: doc.totals,
-            state: "issued".into(),
-            created_at: now,
-        };
-        Ok(IssueOutcome::Issued { doc: rec, response })
+        Ok(IssueOutcome::Issued { doc: doc.stored(id, now), response })
     }
 
     pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {

@@ -371,20 +371,7 @@ impl SqliteStore {
             }
             append_audit(&tx, &audit, now)?;
             tx.commit()?;
-            let rec = DocumentRecord {
-                id,
-                company: doc.company,
-                tipo: doc.tipo,
-                folio: doc.folio,
-                caf_id: doc.caf_id,
-                fch_emis: doc.fch_emis,
-                rut_recep: doc.rut_recep,
-                mnt_total: doc.mnt_total,
-                totals: doc.totals,
-                state: "issued".into(),
-                created_at: now,
-            };
-            Ok(IssueOutcome::Issued { doc: rec, response })
+            Ok(IssueOutcome::Issued { doc: doc.stored(id, now), response })
         })
         .await
     }

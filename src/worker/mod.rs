@@ -78,6 +78,16 @@ impl SiiLink {
         Arc::new(SiiLink { svc, tokens, clients, breakers, cfg })
     }
 
+    /// Back to `pending`, tried again after the backoff its attempts have earned.
+    async fn retry_later(
+        &self,
+        u: &UploadRow,
+        envelope: Option<Vec<u8>>,
+        why: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        self.svc.store.upload_later(u.id, "pending", envelope, why, Utc::now() + self.backoff(u.attempts)).await
+    }
+
     fn backoff(&self, attempts: i64) -> chrono::Duration {
         let factor = 1u32 << attempts.clamp(0, 10) as u32;
         chrono_d((self.cfg.backoff * factor).min(self.cfg.max_backoff))
@@ -157,9 +167,7 @@ impl SiiLink {
         let store = &self.svc.store;
         let (rec, cert, client, breaker, env) = match self.context(&u.company, u.boleta).await {
             Ok(c) => c,
-            Err(e) => {
-                return store.upload_later(u.id, "pending", None, &e, Utc::now() + self.backoff(u.attempts)).await
-            }
+            Err(e) => return self.retry_later(&u, None, &e).await,
         };
         if !breaker.allow() {
             return store
@@ -184,11 +192,7 @@ impl SiiLink {
                 match built {
                     Ok(Ok(b)) => b,
                     Ok(Err(e)) => return self.reject_all(&u, "envelope", &e.to_string()).await,
-                    Err(e) => {
-                        return store
-                            .upload_later(u.id, "pending", None, &e.to_string(), Utc::now() + self.backoff(u.attempts))
-                            .await
-                    }
+                    Err(e) => return self.retry_later(&u, None, &e.to_string()).await,
                 }
             }
         };
@@ -197,15 +201,7 @@ impl SiiLink {
             Ok(t) => t,
             Err(e) => {
                 breaker.failure();
-                return store
-                    .upload_later(
-                        u.id,
-                        "pending",
-                        Some(envelope),
-                        &e.to_string(),
-                        Utc::now() + self.backoff(u.attempts),
-                    )
-                    .await;
+                return self.retry_later(&u, Some(envelope), &e.to_string()).await;
             }
         };
         let (Some(sender), Ok(company)) = (cert.holder, rec.rut.parse::<Rut>()) else {
@@ -228,7 +224,7 @@ impl SiiLink {
             Ok(Upload::Retry(why)) => {
                 metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "retry").increment(1);
                 breaker.failure();
-                store.upload_later(u.id, "pending", Some(envelope), &why, Utc::now() + self.backoff(u.attempts)).await
+                self.retry_later(&u, Some(envelope), &why).await
             }
             Ok(Upload::Rejected { status, detail }) => {
                 metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "rejected").increment(1);
@@ -239,15 +235,7 @@ impl SiiLink {
                 if e.retryable() {
                     breaker.failure();
                 }
-                store
-                    .upload_later(
-                        u.id,
-                        "pending",
-                        Some(envelope),
-                        &e.to_string(),
-                        Utc::now() + self.backoff(u.attempts),
-                    )
-                    .await
+                self.retry_later(&u, Some(envelope), &e.to_string()).await
             }
         }
     }
