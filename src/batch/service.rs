@@ -141,8 +141,11 @@ fn internal(e: impl std::fmt::Display) -> BatchError {
     BatchError::Service(ServiceError::Internal(e.to_string()))
 }
 
+/// What the first pass learned: enough to write the items without checking the valid ones again.
 struct Survey {
     items: usize,
+    /// Each item's TipoDTE when it passed the rules and taxes.
+    tipos: Vec<Option<i32>>,
     companies: BTreeSet<String>,
     invalid: Vec<FieldError>,
     invalid_count: usize,
@@ -191,17 +194,22 @@ impl Batches {
         let taxes = self.svc.taxes.clone();
         let today = Local::now().date_naive();
         let (upload, structural, survey) = tokio::task::spawn_blocking(move || {
-            let mut s = Survey { items: 0, companies: BTreeSet::new(), invalid: vec![], invalid_count: 0 };
+            let mut s =
+                Survey { items: 0, tipos: Vec::new(), companies: BTreeSet::new(), invalid: vec![], invalid_count: 0 };
             let _ = upload.rewind();
             let errors = intake::scan(&upload, format, |item: RawItem| {
                 s.items += 1;
                 if !item.company.is_empty() {
                     s.companies.insert(item.company.clone());
                 }
-                if let Err(e) = intake::check(&item, &taxes, today) {
-                    s.invalid_count += 1;
-                    if s.invalid.len() < MAX_ERRORS {
-                        s.invalid.push(FieldError::new(item.source.clone(), "invalid-item", e));
+                match intake::check(&item, &taxes, today) {
+                    Ok((tipo, _)) => s.tipos.push(Some(tipo)),
+                    Err(e) => {
+                        s.tipos.push(None);
+                        s.invalid_count += 1;
+                        if s.invalid.len() < MAX_ERRORS {
+                            s.invalid.push(FieldError::new(item.source.clone(), "invalid-item", e));
+                        }
                     }
                 }
             });
@@ -265,7 +273,7 @@ impl Batches {
             }
             other => other?,
         }
-        match self.write_items(&id, upload, format, known, now).await {
+        match self.write_items(&id, upload, format, known, survey.tipos, now).await {
             Ok(pending) => {
                 self.svc.store.batch_progress(&id, survey.items as i64, None).await?;
                 // The items are stored: if the queue fails now, the recovery loop queues them later,
@@ -302,6 +310,7 @@ impl Batches {
         mut upload: std::fs::File,
         format: Format,
         known: HashSet<String>,
+        tipos: Vec<Option<i32>>,
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<NewBatchItem>>(2);
@@ -312,10 +321,12 @@ impl Batches {
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut idx = 0i64;
             intake::scan(&upload, format, |item| {
-                let checked = if known.contains(&item.company) {
-                    intake::check(&item, &taxes, today)
-                } else {
-                    Err(format!("company {:?} not found", item.company))
+                let tipo = tipos.get(idx as usize).copied().flatten();
+                let checked = match (known.contains(&item.company), tipo, &item.document) {
+                    (false, ..) => Err(format!("company {:?} not found", item.company)),
+                    (true, Some(t), Ok(doc)) => Ok((t, doc.to_string())),
+                    // Only the invalid ones are checked again, for their error.
+                    (true, ..) => intake::check(&item, &taxes, today),
                 };
                 let (tipo, payload, error) = match checked {
                     Ok((t, p)) => (Some(t), Some(p), None),
