@@ -373,6 +373,18 @@ impl Batches {
 
     pub async fn status(&self, id: &str, caller: &Caller) -> Result<BatchStatus> {
         let b = self.get(id, caller).await?;
+        self.status_of(b).await
+    }
+
+    /// The status again, for a caller already let in by [`Batches::get`] (the event stream polls
+    /// this without repeating the access check).
+    pub async fn poll(&self, id: &str) -> Result<BatchStatus> {
+        let b = self.svc.store.get_batch(id).await?;
+        self.status_of(b.ok_or_else(|| BatchError::Service(ServiceError::NotFound(format!("batch {id}"))))?).await
+    }
+
+    async fn status_of(&self, b: BatchRecord) -> Result<BatchStatus> {
+        let id = b.id.as_str();
         let counts = self.svc.store.batch_counts(id).await?;
         let mut items: BTreeMap<String, i64> =
             [PENDING, ISSUED, FAILED, DEAD].iter().map(|s| (s.to_string(), 0)).collect();

@@ -219,35 +219,36 @@ pub async fn events(
     batches: web::Data<Arc<Batches>>,
 ) -> Result<HttpResponse, ApiError> {
     let who = reader(&p)?;
+    // Let in once; the stream then polls without repeating the check.
     batches.get(&id, &who).await?;
     let (batches, id) = (batches.get_ref().clone(), id.into_inner());
-    let state = (batches, id, who, String::new(), 0u32, false);
-    let stream = futures_util::stream::unfold(state, |(b, id, who, last, idle, done)| async move {
+    let state = (batches, id, String::new(), 0u32, false);
+    let stream = futures_util::stream::unfold(state, |(b, id, last, idle, done)| async move {
         if done {
             return None;
         }
         let mut idle = idle;
         loop {
-            let status = match b.status(&id, &who).await {
+            let status = match b.poll(&id).await {
                 Ok(s) => s,
                 Err(e) => {
                     let ev = format!("event: error\ndata: {}\n\n", serde_json::json!({"detail": e.to_string()}));
-                    return Some((Ok::<_, actix_web::Error>(web::Bytes::from(ev)), (b, id, who, last, idle, true)));
+                    return Some((Ok::<_, actix_web::Error>(web::Bytes::from(ev)), (b, id, last, idle, true)));
                 }
             };
             let text = serde_json::to_string(&status).unwrap_or_default();
             if status.complete {
                 let ev = format!("event: complete\ndata: {text}\n\n");
-                return Some((Ok(web::Bytes::from(ev)), (b, id, who, text, 0, true)));
+                return Some((Ok(web::Bytes::from(ev)), (b, id, text, 0, true)));
             }
             if text != last {
                 let ev = format!("event: progress\ndata: {text}\n\n");
-                return Some((Ok(web::Bytes::from(ev)), (b, id, who, text, 0, false)));
+                return Some((Ok(web::Bytes::from(ev)), (b, id, text, 0, false)));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
             idle += 1;
             if idle >= 30 {
-                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (b, id, who, last, 0, false)));
+                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (b, id, last, 0, false)));
             }
         }
     });
