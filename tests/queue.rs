@@ -54,10 +54,12 @@ async fn behaves(q: Queue) {
         (dead.len(), dead[0].reason.as_str(), dead[0].deliveries, dead[0].payload.as_slice()),
         (1, "CAF exhausted for type 33", 3, &b"item-4"[..])
     );
+    assert_eq!(q.dead_count().await.unwrap(), 1);
 
     // Replay after the cause is fixed: it comes back as new, and a waiting take sees it at once.
     assert!(q.replay(&dead[0].id).await.unwrap());
     assert!(q.dead_letters().await.unwrap().is_empty());
+    assert_eq!(q.dead_count().await.unwrap(), 0);
     let again = q.take("c4", 1, Duration::from_secs(1)).await.unwrap();
     assert_eq!((again[0].payload.as_slice(), again[0].deliveries), (&b"item-4"[..], 1));
     q.ack(&again[0].id).await.unwrap();

@@ -124,8 +124,8 @@ impl Batches {
         if let Ok(d) = self.queue.depth().await {
             metrics::gauge!(telemetry::BATCH_QUEUE_DEPTH).set(d as f64);
         }
-        if let Ok(d) = self.queue.dead_letters().await {
-            metrics::gauge!(telemetry::BATCH_DLQ_SIZE).set(d.len() as f64);
+        if let Ok(n) = self.queue.dead_count().await {
+            metrics::gauge!(telemetry::BATCH_DLQ_SIZE).set(n as f64);
         }
         if let Ok(oldest) = self.svc.store.oldest_pending_item().await {
             let age = oldest.map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);

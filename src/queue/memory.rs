@@ -107,6 +107,10 @@ impl MemoryQueue {
         }
     }
 
+    pub fn dead_count(&self) -> u64 {
+        self.state.lock().map(|s| s.dead.len() as u64).unwrap_or(0)
+    }
+
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.state.lock().map(|s| s.dead.clone()).unwrap_or_default()
     }

@@ -118,6 +118,14 @@ impl Queue {
         }
     }
 
+    /// How many dead letters there are, without reading them.
+    pub async fn dead_count(&self) -> Result<u64, QueueError> {
+        match self {
+            Queue::Memory(q) => Ok(q.dead_count()),
+            Queue::Redis(q) => q.dead_count().await,
+        }
+    }
+
     /// Puts a dead letter back on the queue (after its cause was fixed).
     pub async fn replay(&self, id: &str) -> Result<bool, QueueError> {
         match self {

@@ -277,6 +277,10 @@ impl RedisQueue {
         Ok(true)
     }
 
+    pub async fn dead_count(&self) -> Result<u64, QueueError> {
+        self.cmd(redis::cmd("XLEN").arg(&self.dlq)).await
+    }
+
     pub async fn depth(&self) -> Result<u64, QueueError> {
         self.cmd(redis::cmd("XLEN").arg(&self.stream)).await
     }
