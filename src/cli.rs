@@ -101,6 +101,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: MasterKeyCmd,
     },
+    /// Bring the database schema up to date (the service also does it at start).
+    Migrate {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only list the migrations that would be applied.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Single documents.
     Dte {
         #[command(subcommand)]
@@ -458,6 +466,24 @@ async fn audit(config: &Option<PathBuf>) -> Result<(), Failure> {
     }
 }
 
+async fn migrate(config: &Option<PathBuf>, dry_run: bool) -> Result<(), Failure> {
+    let s = settings(config)?;
+    let store = dte_gateway::store::Store::connect(&s.database(), 1).map_err(|e| Failure::Input(e.to_string()))?;
+    let r = store.migrate(dry_run).await.map_err(|e| Failure::Input(e.to_string()))?;
+    println!("database: {} (schema version {})", store.backend(), r.version);
+    if r.adopted {
+        println!("made before versioned migrations: adopted as version 1 (nothing in it changes)");
+    }
+    let verb = if dry_run { "would apply" } else { "applied" };
+    for (version, name) in &r.applied {
+        println!("{verb} {version:04}_{name}");
+    }
+    if r.applied.is_empty() {
+        println!("up to date");
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sii_sim(
     host: &str,
@@ -540,6 +566,7 @@ pub fn run() -> ExitCode {
         }
         Cmd::Keys { config, cmd } => runtime_block(keys(config, cmd)),
         Cmd::Audit { config, cmd: AuditCmd::Verify } => runtime_block(audit(config)),
+        Cmd::Migrate { config, dry_run } => runtime_block(migrate(config, *dry_run)),
         Cmd::MasterKey { config, cmd: MasterKeyCmd::Rotate } => runtime_block(rotate_master_key(config)),
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
         Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => {

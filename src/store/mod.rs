@@ -21,6 +21,7 @@ macro_rules! dispatch {
 }
 
 pub mod batches;
+pub mod migrations;
 mod postgres;
 mod postgres_batch;
 mod postgres_sii;
@@ -28,6 +29,7 @@ mod sqlite;
 mod sqlite_batch;
 mod sqlite_sii;
 
+pub use migrations::MigrationReport;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -341,14 +343,26 @@ pub enum Store {
 }
 
 impl Store {
+    /// Opens the database and brings its schema up to date (see [`migrations`]).
     pub async fn open(url: &str, pool: usize) -> Result<Store, StoreError> {
-        let store = if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = Store::connect(url, pool)?;
+        let report = store.migrate(false).await?;
+        if report.adopted {
+            tracing::info!("adopted a database made before versioned migrations");
+        }
+        for (version, name) in &report.applied {
+            tracing::info!(version, name, "migration applied");
+        }
+        Ok(store)
+    }
+
+    /// Opens the database without touching its schema (for `migrate --dry-run`).
+    pub fn connect(url: &str, pool: usize) -> Result<Store, StoreError> {
+        Ok(if let Some(path) = url.strip_prefix("sqlite://") {
             Store::Sqlite(SqliteStore::open(path)?)
         } else {
             Store::Postgres(PgStore::open(url, pool)?)
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -358,8 +372,9 @@ impl Store {
         }
     }
 
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.migrate().await)
+    /// Applies the pending migrations under a lock, or with `dry_run` only lists them.
+    pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {
+        dispatch!(self, s => s.migrate(dry_run).await)
     }
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)

@@ -6,17 +6,6 @@ use tokio_postgres::Row;
 use super::batches::*;
 use super::*;
 
-pub(super) const BATCH_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, key_id TEXT, format TEXT NOT NULL, all_or_nothing BOOLEAN NOT NULL,
-  total BIGINT NOT NULL, state TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, enqueued_at TIMESTAMPTZ, idem_key TEXT,
-  request_hash TEXT, UNIQUE (key_id, idem_key));
-CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE, idx BIGINT NOT NULL,
-  company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INT, payload TEXT, state TEXT NOT NULL, folio BIGINT,
-  error TEXT, attempts BIGINT NOT NULL DEFAULT 0, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (batch_id, idx));
-CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
-CREATE INDEX IF NOT EXISTS batch_items_batch_state ON batch_items(batch_id, state);
-"#;
-
 fn batch_row(r: &Row) -> BatchRecord {
     BatchRecord {
         id: r.get(0),

@@ -6,17 +6,6 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::batches::*;
 use super::*;
 
-pub(super) const BATCH_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, key_id TEXT, format TEXT NOT NULL, all_or_nothing INTEGER NOT NULL,
-  total INTEGER NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, enqueued_at TEXT, idem_key TEXT, request_hash TEXT,
-  UNIQUE (key_id, idem_key));
-CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
-  company TEXT NOT NULL, reference TEXT, source TEXT NOT NULL, tipo INTEGER, payload TEXT, state TEXT NOT NULL, folio INTEGER,
-  error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, PRIMARY KEY (batch_id, idx));
-CREATE INDEX IF NOT EXISTS batch_items_state ON batch_items(state, updated_at);
-CREATE INDEX IF NOT EXISTS batch_items_batch_state ON batch_items(batch_id, state);
-"#;
-
 fn item_row(r: &Row<'_>) -> rusqlite::Result<BatchItemRow> {
     Ok(BatchItemRow {
         index: r.get(0)?,
