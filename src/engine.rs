@@ -72,11 +72,27 @@ pub fn quote(
 impl Issuer<'_> {
     /// Builds, stamps, signs and validates folio `folio` of `caf`, timestamped `now`.
     pub fn issue(&self, input: &DocumentInput, caf: &Caf, folio: u64, now: NaiveDateTime) -> Result<Issued, DteError> {
+        let started = std::time::Instant::now();
+        let (p, computed) = quote(input, self.company.rut()?, self.taxes, now.date())?;
+        let tax = started.elapsed().as_secs_f64();
+        let mut issued = self.issue_prepared(&p, &computed, caf, folio, now)?;
+        issued.timings.tax = tax;
+        Ok(issued)
+    }
+
+    /// [`Issuer::issue`] for a document whose rules and taxes already ran ([`quote`]): the
+    /// service prices a document once and may stamp it more than once (a group re-numbered).
+    pub fn issue_prepared(
+        &self,
+        p: &Prepared,
+        computed: &Computed,
+        caf: &Caf,
+        folio: u64,
+        now: NaiveDateTime,
+    ) -> Result<Issued, DteError> {
         let emisor = self.company.rut()?;
         self.cert.check_valid_at(now)?;
-        let started = std::time::Instant::now();
-        let (p, computed) = quote(input, emisor, self.taxes, now.date())?;
-        let mut timings = Timings { tax: started.elapsed().as_secs_f64(), ..Timings::default() };
+        let mut timings = Timings::default();
         let started = std::time::Instant::now();
         let fch_emis = p.fch_emis();
         if let Some(f) = p.doc.encabezado.id_doc.folio {
@@ -105,7 +121,7 @@ impl Issuer<'_> {
         };
         let ted = ted::stamp(&data, caf)?;
         let tmst = now.format(TS_FORMAT).to_string();
-        let body = documento_body(&p, self.company, &computed, folio, &ted, &tmst);
+        let body = documento_body(p, self.company, computed, folio, &ted, &tmst);
         let id = documento_id(p.tipo.code(), folio);
 
         // The Documento in the canonical form of a stand-alone `<DTE xmlns=SiiDte>`: the rendered
@@ -127,7 +143,16 @@ impl Issuer<'_> {
             schema::validate(kind, &doc).map_err(|errors| DteError::Schema { schema: kind.file(), errors })?;
         }
         timings.validate = started.elapsed().as_secs_f64();
-        Ok(Issued { tipo: p.tipo, folio, id, xml: bytes, totals: computed.totals, ted, timestamp: now, timings })
+        Ok(Issued {
+            tipo: p.tipo,
+            folio,
+            id,
+            xml: bytes,
+            totals: computed.totals.clone(),
+            ted,
+            timestamp: now,
+            timings,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod folio;
 pub mod http;
 pub mod queue;
 pub mod server;

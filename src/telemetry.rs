@@ -15,6 +15,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub const DOCUMENTS_ISSUED: &str = "dte_documents_issued_total";
 pub const ISSUANCE_SECONDS: &str = "dte_issuance_duration_seconds";
 pub const ISSUANCE_STAGE_SECONDS: &str = "dte_issuance_stage_duration_seconds";
+pub const ISSUANCE_GROUP_SIZE: &str = "dte_issuance_group_size";
 pub const DOCUMENTS: &str = "dte_documents";
 pub const SII_REQUESTS: &str = "dte_sii_requests_total";
 pub const SII_REQUEST_SECONDS: &str = "dte_sii_request_duration_seconds";
@@ -44,6 +45,7 @@ pub const ALL: &[&str] = &[
     DOCUMENTS_ISSUED,
     ISSUANCE_SECONDS,
     ISSUANCE_STAGE_SECONDS,
+    ISSUANCE_GROUP_SIZE,
     DOCUMENTS,
     SII_REQUESTS,
     SII_REQUEST_SECONDS,

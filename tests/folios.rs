@@ -161,3 +161,63 @@ async fn kill_9_mid_load_on_sqlite() {
     let g = Gateway::start(sqlite(), 1, &UNLIMITED, 100_000).await;
     crash_test(g, true).await;
 }
+
+/// The first line's name that makes signing fail (the server's test hook).
+const POISON: &str = "falla forzada";
+
+/// 64 clients issue 420 documents, every seventh of which fails while being signed inside its
+/// group. The failing ones are answered with an error; the others are committed with their groups
+/// and the folios stored and answered are still exactly 1..n. The group-size metric shows the
+/// failures happened inside groups of several documents.
+async fn failing_inside_a_group(db: common::server::Db) {
+    let mut extra = UNLIMITED.to_vec();
+    extra.push(("DTE_GATEWAY_TEST_FAIL_ITEM", POISON));
+    let g = Gateway::start(db, 1, &extra, 100_000).await;
+    let url = g.servers[0].url(&format!("/v1/companies/{RUT}/documents"));
+    let total = 420;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let (http, key, url) = (g.http.clone(), g.key.clone(), url.clone());
+        set.spawn(async move {
+            let name = if i % 7 == 3 { POISON.to_string() } else { format!("grupo {i}") };
+            let r =
+                http.post(&url).bearer_auth(&key).json(&factura(&name, 1000 + i as u64)).send().await.expect("send");
+            let status = r.status();
+            let b: serde_json::Value = r.json().await.expect("json");
+            (i % 7 == 3, status, b)
+        });
+    }
+    let mut folios = Vec::new();
+    let mut failed = 0;
+    while let Some(r) = set.join_next().await {
+        let (poisoned, status, b) = r.expect("client");
+        if poisoned {
+            assert!(status.is_client_error() || status.is_server_error(), "{status}: {b}");
+            assert!(b["detail"].as_str().unwrap_or("").contains("test hook"), "{b}");
+            failed += 1;
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "{b}");
+            folios.push(b["folio"].as_i64().expect("folio"));
+        }
+    }
+    assert_eq!(failed, total / 7);
+    folios.sort();
+    assert_contiguous(&folios, total - total / 7);
+    assert_contiguous(&stored_folios(&g).await, total - total / 7);
+    let metrics = g.http.get(g.servers[0].url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| -> f64 {
+        metrics.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    };
+    let (sum, count) = (value("dte_issuance_group_size_sum"), value("dte_issuance_group_size_count"));
+    assert!(count > 0.0 && sum / count > 1.5, "groups of several documents: sum {sum}, count {count}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_document_failing_inside_a_group_on_postgres() {
+    failing_inside_a_group(postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_document_failing_inside_a_group_on_sqlite() {
+    failing_inside_a_group(sqlite()).await;
+}

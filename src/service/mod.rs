@@ -15,14 +15,14 @@ use crate::caf::{Authority, Caf, CafTrust};
 use crate::cert::Certificate;
 use crate::domain::tax::{TaxTable, Totals};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
-use crate::engine::{self, Issuer};
+use crate::engine;
 use crate::error::{DteError, FieldError};
 use crate::store::{
-    self, CafRecord, CertRecord, CompanyRecord, DocFilter, Environment, Idem, IssueOutcome, NewAudit, NewDocument,
-    Store, StoreError,
+    self, CafRecord, CertRecord, CompanyRecord, DocFilter, Environment, Idem, NewAudit, Store, StoreError,
 };
 use crate::vault::Vault;
 
+mod issuance;
 mod keys;
 
 #[derive(Debug, thiserror::Error)]
@@ -175,22 +175,23 @@ pub struct Service {
     certs: Mutex<HashMap<String, CertVersion>>,
     /// Company records read in the last few seconds: issuance is the hot path.
     companies: Mutex<HashMap<String, (Instant, CompanyRecord)>>,
-    cafs: Arc<Mutex<HashMap<i64, Arc<Caf>>>>,
+    issuance: Arc<issuance::Issuance>,
     /// Tax quotes are cached by the hash of their normalised input.
     pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 impl Service {
     pub fn new(store: Store, vault: Vault, trust: CafTrust, key_grace: Duration) -> Service {
+        let taxes = Arc::new(TaxTable::default());
         Service {
+            issuance: Arc::new(issuance::Issuance::new(store.clone(), vault.clone(), trust.clone(), taxes.clone())),
             store,
             vault,
-            taxes: Arc::new(TaxTable::default()),
+            taxes,
             trust,
             key_grace,
             certs: Mutex::new(HashMap::new()),
             companies: Mutex::new(HashMap::new()),
-            cafs: Arc::new(Mutex::new(HashMap::new())),
             cache: None,
         }
     }
@@ -428,8 +429,9 @@ impl Service {
         Ok(computed.totals)
     }
 
-    /// Issues one document: rules and taxes first (bad input never reaches the database), then the
-    /// folio, stamp, signature, schema and storage in one transaction.
+    /// Issues one document: rules and taxes once, here (bad input never reaches the database nor
+    /// takes a folio), then the company's issuance group: folio, stamp, signature, schema and
+    /// storage, committed with whatever else of the company was waiting.
     pub async fn issue(
         &self,
         rut: &str,
@@ -441,8 +443,13 @@ impl Service {
         let input = DocumentInput::from_json(body)?;
         let emisor = company.company.rut()?;
         let now = now_local();
-        let (prepared, _) = engine::quote(&input, emisor, &self.taxes, now.date())?;
+        let started = Instant::now();
+        let (prepared, computed) = engine::quote(&input, emisor, &self.taxes, now.date())?;
+        metrics::histogram!(crate::telemetry::ISSUANCE_STAGE_SECONDS, "stage" => "tax")
+            .record(started.elapsed().as_secs_f64());
         let cert = self.certificate(rut).await?;
+        // Checked here too so that an expired certificate is one clear error, not one per group.
+        cert.check_valid_at(now).map_err(DteError::from)?;
         let idem = match (idempotency_key, key_id) {
             (Some(k), Some(id)) => {
                 let normalised =
@@ -451,69 +458,16 @@ impl Service {
             }
             _ => None,
         };
-        let tipo = prepared.tipo;
-        let audit = NewAudit {
-            scope: rut.into(),
-            action: "document.issue",
-            subject: format!("T{}", tipo.code()),
-            data: key_id.unwrap_or("cli").into(),
+        let work = issuance::Work {
+            company: company.company,
+            cert,
+            prepared,
+            computed,
+            now,
+            rut: rut.to_string(),
+            key_id: key_id.map(String::from),
         };
-        let (vault, trust, cafs, taxes) =
-            (self.vault.clone(), self.trust.clone(), self.cafs.clone(), self.taxes.clone());
-        let (rut_s, key_s) = (rut.to_string(), key_id.map(String::from));
-        let company_data = company.company.clone();
-        let build: store::BuildFn = Box::new(move |caf_rec: &CafRecord, folio: i64| {
-            let caf = cached_caf(&cafs, caf_rec, &vault, &trust)?;
-            let issuer = Issuer { company: &company_data, cert: &cert, taxes: &taxes, validate_schema: true };
-            let issued = issuer.issue(&input, &caf, folio as u64, now)?;
-            for (stage, secs) in
-                [("tax", issued.timings.tax), ("sign", issued.timings.sign), ("validate", issued.timings.validate)]
-            {
-                metrics::histogram!(crate::telemetry::ISSUANCE_STAGE_SECONDS, "stage" => stage).record(secs);
-            }
-            let mnt_total =
-                rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or(i64::MAX);
-            let totals = serde_json::to_value(&issued.totals).unwrap_or_default();
-            let info = DocumentInfo {
-                company: rut_s.clone(),
-                tipo: tipo.code() as i32,
-                folio,
-                id: issued.id.clone(),
-                fch_emis: prepared.fch_emis(),
-                rut_recep: prepared.rut_recep.to_string(),
-                mnt_total,
-                totals: totals.clone(),
-                state: "issued".into(),
-                created_at: Utc::now(),
-                xml_url: format!("/v1/companies/{rut_s}/documents/{}/{folio}/xml", tipo.code()),
-                ted: Some(issued.ted.clone()),
-            };
-            let doc = NewDocument {
-                company: rut_s.clone(),
-                tipo: tipo.code() as i32,
-                folio,
-                caf_id: caf_rec.id,
-                fch_emis: info.fch_emis,
-                rut_recep: info.rut_recep.clone(),
-                mnt_total,
-                totals,
-                xml: issued.xml,
-                ted: issued.ted,
-                api_key_id: key_s.clone(),
-            };
-            Ok((doc, serde_json::to_value(&info).unwrap_or_default()))
-        });
-        let started = std::time::Instant::now();
-        match self.store.issue(rut, tipo.code() as i32, now.date(), idem, audit, build).await? {
-            IssueOutcome::Issued { response, .. } => {
-                metrics::counter!(crate::telemetry::DOCUMENTS_ISSUED, "tipo" => tipo.code().to_string(), "company" => rut.to_string()).increment(1);
-                metrics::histogram!(crate::telemetry::ISSUANCE_SECONDS).record(started.elapsed().as_secs_f64());
-                Ok(Issue::Created(response))
-            }
-            IssueOutcome::Replay { response } => Ok(Issue::Replayed(response)),
-            IssueOutcome::IdempotencyMismatch => Err(ServiceError::IdempotencyMismatch),
-            IssueOutcome::Exhausted => Err(ServiceError::CafExhausted(tipo.code())),
-        }
+        self.issuance.submit(work, idem).await
     }
 
     pub async fn document(&self, rut: &str, tipo: i32, folio: i64) -> Result<DocumentInfo> {
@@ -543,23 +497,6 @@ impl Service {
     pub async fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
         Ok(store::verify_audit(&self.store.audit_entries().await?))
     }
-}
-
-fn cached_caf(
-    cache: &Mutex<HashMap<i64, Arc<Caf>>>,
-    rec: &CafRecord,
-    vault: &Vault,
-    trust: &CafTrust,
-) -> std::result::Result<Arc<Caf>, DteError> {
-    if let Some(c) = cache.lock().ok().and_then(|m| m.get(&rec.id).cloned()) {
-        return Ok(c);
-    }
-    let xml = vault.open(&rec.sealed, rec.company.as_bytes()).map_err(|e| DteError::Malformed(e.to_string()))?;
-    let caf = Arc::new(Caf::load(&xml, trust)?);
-    if let Ok(mut m) = cache.lock() {
-        m.insert(rec.id, caf.clone());
-    }
-    Ok(caf)
 }
 
 fn caf_info(c: &CafRecord, today: NaiveDate) -> CafInfo {

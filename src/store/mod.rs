@@ -21,14 +21,18 @@ macro_rules! dispatch {
 }
 
 pub mod batches;
+mod issuance;
 pub mod migrations;
 mod postgres;
 mod postgres_batch;
+mod postgres_issue;
 mod postgres_sii;
 mod sqlite;
 mod sqlite_batch;
+mod sqlite_issue;
 mod sqlite_sii;
 
+pub use issuance::{FolioLock, IdemState, IssuedRow};
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -213,21 +217,6 @@ pub struct Idem {
     pub request_hash: String,
 }
 
-pub enum IssueOutcome {
-    Issued {
-        doc: DocumentRecord,
-        response: serde_json::Value,
-    },
-    /// The same key and body came before: its response, unchanged.
-    Replay {
-        response: serde_json::Value,
-    },
-    /// The same key came before with another body.
-    IdempotencyMismatch,
-    /// No CAF of this type has a folio left (or all left are expired).
-    Exhausted,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
@@ -333,9 +322,6 @@ pub fn state_event(
 /// Re-seals one secret: `(aad, sealed) → sealed again`, for master-key rotation.
 pub type ResealFn = Box<dyn Fn(&str, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
-/// Builds the signed document for the folio the store locked; runs inside the transaction.
-pub type BuildFn = Box<dyn FnOnce(&CafRecord, i64) -> Result<(NewDocument, serde_json::Value), DteError> + Send>;
-
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
@@ -400,17 +386,6 @@ impl Store {
     }
     pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
         dispatch!(self, s => s.list_cafs(rut).await)
-    }
-    pub async fn issue(
-        &self,
-        company: &str,
-        tipo: i32,
-        today: NaiveDate,
-        idem: Option<Idem>,
-        audit: NewAudit,
-        build: BuildFn,
-    ) -> Result<IssueOutcome, StoreError> {
-        dispatch!(self, s => s.issue(company, tipo, today, idem, audit, build).await)
     }
     pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
         dispatch!(self, s => s.get_document(rut, tipo, folio).await)

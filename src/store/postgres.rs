@@ -2,7 +2,7 @@
 //! takes a folio from (`FOR UPDATE`) for the length of the transaction that stores the document,
 //! so folios are handed out once, in order, with no gap, whatever the number of instances.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool, Runtime};
 use tokio_postgres::{NoTls, Row};
 
@@ -14,24 +14,49 @@ pub struct PgStore {
 }
 
 async fn append_audit(tx: &impl GenericClient, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
+    append_audits(tx, std::slice::from_ref(a), now).await
+}
+
+/// Appends entries of one scope to its chain in order, in the caller's transaction.
+pub(super) async fn append_audits(
+    tx: &impl GenericClient,
+    entries: &[NewAudit],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(scope) = entries.first().map(|a| a.scope.clone()) else { return Ok(()) };
+    debug_assert!(entries.iter().all(|a| a.scope == scope));
     // One writer per chain at a time; the lock ends with the transaction.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&a.scope]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&scope]).await?;
     let last =
-        tx.query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", &[&a.scope]).await?;
-    let (seq, prev) = last.map(|r| (r.get::<_, i64>(0) + 1, r.get::<_, String>(1))).unwrap_or((1, GENESIS.to_string()));
+        tx.query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", &[&scope]).await?;
+    let (mut seq, mut prev) =
+        last.map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).unwrap_or((0, GENESIS.to_string()));
     let at = ts(now);
-    let h = audit_hash(&prev, &a.scope, seq, a.action, &a.subject, &a.data, &at);
+    let mut cols: [Vec<String>; 5] = Default::default();
+    let mut seqs = Vec::with_capacity(entries.len());
+    for a in entries {
+        seq += 1;
+        let h = audit_hash(&prev, &scope, seq, a.action, &a.subject, &a.data, &at);
+        seqs.push(seq);
+        for (col, v) in cols.iter_mut().zip([a.action.to_string(), a.subject.clone(), a.data.clone(), prev, h.clone()])
+        {
+            col.push(v);
+        }
+        prev = h;
+    }
+    let [actions, subjects, data, prevs, hashes] = cols;
     tx.execute(
-        "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&a.scope, &seq, &a.action, &a.subject, &a.data, &prev, &h, &at],
+        "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at)
+         SELECT $1, s, a, su, d, p, h, $8 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t(s, a, su, d, p, h)",
+        &[&scope, &seqs, &actions, &subjects, &data, &prevs, &hashes, &at],
     )
     .await?;
     Ok(())
 }
 
-const CAF_COLS: &str =
+pub(super) const CAF_COLS: &str =
     "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
-fn caf_row(r: &Row) -> CafRecord {
+pub(super) fn caf_row(r: &Row) -> CafRecord {
     CafRecord {
         id: r.get(0),
         company: r.get(1),
@@ -215,87 +240,6 @@ impl PgStore {
         let rows =
             c.query(&format!("SELECT {CAF_COLS} FROM cafs WHERE company = $1 ORDER BY tipo, desde"), &[&rut]).await?;
         Ok(rows.iter().map(caf_row).collect())
-    }
-
-    pub async fn issue(
-        &self,
-        company: &str,
-        tipo: i32,
-        today: NaiveDate,
-        idem: Option<Idem>,
-        audit: NewAudit,
-        build: BuildFn,
-    ) -> Result<IssueOutcome, StoreError> {
-        let mut c = self.pool.get().await?;
-        let tx = c.transaction().await?;
-        let now = Utc::now();
-        if let Some(i) = &idem {
-            // A concurrent request with the same key waits here until the first one commits.
-            let n = tx
-                .execute(
-                    "INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at) VALUES ($1, $2, $3, NULL, $4) ON CONFLICT DO NOTHING",
-                    &[&i.key_id, &i.key, &i.request_hash, &now],
-                )
-                .await?;
-            if n == 0 {
-                tx.rollback().await?;
-                let row = c
-                    .query_opt(
-                        "SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2",
-                        &[&i.key_id, &i.key],
-                    )
-                    .await?;
-                return Ok(match row {
-                    Some(r) if r.get::<_, String>(0) != i.request_hash => IssueOutcome::IdempotencyMismatch,
-                    Some(r) => IssueOutcome::Replay {
-                        response: r
-                            .get::<_, Option<String>>(1)
-                            .and_then(|s| serde_json::from_str(&s).ok())
-                            .unwrap_or_default(),
-                    },
-                    None => IssueOutcome::IdempotencyMismatch,
-                });
-            }
-        }
-        let sql = format!(
-            "SELECT {CAF_COLS} FROM cafs WHERE company = $1 AND tipo = $2 AND next_folio <= hasta AND (expires_on IS NULL OR expires_on >= $3)
-             ORDER BY desde LIMIT 1 FOR UPDATE"
-        );
-        // A CAF exhausted by the transaction we waited for drops out of the locked read; the second
-        // read sees the next CAF.
-        let mut caf = None;
-        for _ in 0..2 {
-            if let Some(r) = tx.query_opt(&sql, &[&company, &tipo, &today]).await? {
-                caf = Some(caf_row(&r));
-                break;
-            }
-        }
-        let Some(caf) = caf else {
-            tx.rollback().await?;
-            return Ok(IssueOutcome::Exhausted);
-        };
-        let folio = caf.next_folio;
-        let (doc, response) = build(&caf, folio)?;
-        tx.execute("UPDATE cafs SET next_folio = $1 WHERE id = $2", &[&(folio + 1), &caf.id]).await?;
-        let totals = doc.totals.to_string();
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'issued', $11, $12) RETURNING id",
-                &[&doc.company, &doc.tipo, &doc.folio, &doc.caf_id, &doc.fch_emis, &doc.rut_recep, &doc.mnt_total, &totals, &doc.xml, &doc.ted, &doc.api_key_id, &now],
-            )
-            .await?
-            .get(0);
-        if let Some(i) = &idem {
-            tx.execute(
-                "UPDATE idempotency SET response = $3 WHERE key_id = $1 AND idem_key = $2",
-                &[&i.key_id, &i.key, &response.to_string()],
-            )
-            .await?;
-        }
-        append_audit(&tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(IssueOutcome::Issued { doc: doc.stored(id, now), response })
     }
 
     pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {

@@ -1,7 +1,7 @@
 //! SQLite: the embedded default. One connection in WAL mode behind a mutex, used from blocking
 //! threads; SQLite has one writer anyway, and `BEGIN IMMEDIATE` makes issuance take it up front.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -10,7 +10,9 @@ use super::*;
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    /// An async mutex: a group's issuance holds the connection across its signing (see
+    /// `sqlite_issue`), and everything else waits without tying up a thread.
+    pub(super) conn: Arc<tokio::sync::Mutex<Connection>>,
 }
 
 fn date(s: String) -> NaiveDate {
@@ -18,18 +20,33 @@ fn date(s: String) -> NaiveDate {
 }
 
 fn append_audit(tx: &Transaction<'_>, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit WHERE scope = ?1 ORDER BY seq DESC LIMIT 1", params![a.scope], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    let (seq, prev) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_string()));
+    append_audits(tx, std::slice::from_ref(a), now)
+}
+
+/// Appends entries to their chains in order; the caller's transaction holds SQLite's write lock.
+pub(super) fn append_audits(c: &Connection, entries: &[NewAudit], now: DateTime<Utc>) -> Result<(), StoreError> {
     let at = ts(now);
-    let h = audit_hash(&prev, &a.scope, seq, a.action, &a.subject, &a.data, &at);
-    tx.execute(
+    let mut heads: std::collections::HashMap<&str, (i64, String)> = std::collections::HashMap::new();
+    let mut insert = c.prepare_cached(
         "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![a.scope, seq, a.action, a.subject, a.data, prev, h, at],
     )?;
+    for a in entries {
+        let head = match heads.remove(a.scope.as_str()) {
+            Some(h) => h,
+            None => c
+                .query_row(
+                    "SELECT seq, hash FROM audit WHERE scope = ?1 ORDER BY seq DESC LIMIT 1",
+                    params![a.scope],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .unwrap_or((0, GENESIS.to_string())),
+        };
+        let seq = head.0 + 1;
+        let h = audit_hash(&head.1, &a.scope, seq, a.action, &a.subject, &a.data, &at);
+        insert.execute(params![a.scope, seq, a.action, a.subject, a.data, head.1, h, at])?;
+        heads.insert(a.scope.as_str(), (seq, h));
+    }
     Ok(())
 }
 
@@ -37,9 +54,9 @@ fn company_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String)
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-const CAF_COLS: &str =
+pub(super) const CAF_COLS: &str =
     "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
-fn caf_row(r: &Row<'_>) -> rusqlite::Result<CafRecord> {
+pub(super) fn caf_row(r: &Row<'_>) -> rusqlite::Result<CafRecord> {
     Ok(CafRecord {
         id: r.get(0)?,
         company: r.get(1)?,
@@ -99,20 +116,15 @@ impl SqliteStore {
         // FULL: a document answered 201 survives a power cut, not only a process crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteStore { conn: Arc::new(tokio::sync::Mutex::new(conn)) })
     }
 
     pub(super) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Db("connection lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Db(e.to_string()))?
+        let mut guard = self.conn.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut guard)).await.map_err(|e| StoreError::Db(e.to_string()))?
     }
 
     pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {
@@ -266,79 +278,6 @@ impl SqliteStore {
             let mut st = c.prepare(&format!("SELECT {CAF_COLS} FROM cafs WHERE company = ?1 ORDER BY tipo, desde"))?;
             let rows = st.query_map(params![rut], caf_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
-        })
-        .await
-    }
-
-    pub async fn issue(
-        &self,
-        company: &str,
-        tipo: i32,
-        today: NaiveDate,
-        idem: Option<Idem>,
-        audit: NewAudit,
-        build: BuildFn,
-    ) -> Result<IssueOutcome, StoreError> {
-        let company = company.to_string();
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(i) = &idem {
-                let prior: Option<(String, Option<String>)> = tx
-                    .query_row("SELECT request_hash, response FROM idempotency WHERE key_id = ?1 AND idem_key = ?2", params![i.key_id, i.key], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                if let Some((h, resp)) = prior {
-                    if h != i.request_hash {
-                        return Ok(IssueOutcome::IdempotencyMismatch);
-                    }
-                    let response = resp.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default();
-                    return Ok(IssueOutcome::Replay { response });
-                }
-            }
-            let caf = tx
-                .query_row(
-                    &format!(
-                        "SELECT {CAF_COLS} FROM cafs WHERE company = ?1 AND tipo = ?2 AND next_folio <= hasta
-                         AND (expires_on IS NULL OR expires_on >= ?3) ORDER BY desde LIMIT 1"
-                    ),
-                    params![company, tipo, today.to_string()],
-                    caf_row,
-                )
-                .optional()?;
-            let Some(caf) = caf else { return Ok(IssueOutcome::Exhausted) };
-            let folio = caf.next_folio;
-            let (doc, response) = build(&caf, folio)?;
-            let now = Utc::now();
-            tx.execute("UPDATE cafs SET next_folio = ?1 WHERE id = ?2 AND next_folio = ?3", params![folio + 1, caf.id, folio])?;
-            tx.execute(
-                "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'issued', ?11, ?12)",
-                params![
-                    doc.company,
-                    doc.tipo,
-                    doc.folio,
-                    doc.caf_id,
-                    doc.fch_emis.to_string(),
-                    doc.rut_recep,
-                    doc.mnt_total,
-                    doc.totals.to_string(),
-                    doc.xml,
-                    doc.ted,
-                    doc.api_key_id,
-                    ts(now)
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            if let Some(i) = &idem {
-                tx.execute(
-                    "INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![i.key_id, i.key, i.request_hash, response.to_string(), ts(now)],
-                )?;
-            }
-            append_audit(&tx, &audit, now)?;
-            tx.commit()?;
-            Ok(IssueOutcome::Issued { doc: doc.stored(id, now), response })
         })
         .await
     }

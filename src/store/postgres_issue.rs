@@ -1,0 +1,194 @@
+//! Group issuance on PostgreSQL: one pooled connection in an explicit transaction for the group.
+//! The CAF rows are locked `FOR UPDATE`, so groups of the same company and type on every instance
+//! take turns; each statement writes the whole group (arrays through `UNNEST`), so a group costs a
+//! handful of round trips and one commit whatever its size.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::Object;
+
+use super::issuance::{FolioLock, IdemState, IssuedRow, LockTx};
+use super::postgres::{append_audits, caf_row, PgStore, CAF_COLS};
+use super::{DocumentRecord, Idem, StoreError};
+
+/// A connection inside `BEGIN`. Dropped without [`PgTx::commit`]: the connection is taken out of
+/// the pool and closed, which makes the server roll the transaction back (a drop cannot await a
+/// `ROLLBACK`, and the connection must never go back to the pool mid-transaction).
+pub(crate) struct PgTx {
+    conn: Option<Object>,
+    /// Idempotency keys this transaction claimed, `(key_id, idem_key)`.
+    claimed: Vec<(String, String)>,
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            drop(Object::take(c));
+        }
+    }
+}
+
+impl PgTx {
+    fn client(&self) -> Result<&Object, StoreError> {
+        self.conn.as_ref().ok_or_else(|| StoreError::Db("connection".into()))
+    }
+}
+
+impl PgStore {
+    pub(super) async fn lock_folios(
+        &self,
+        company: &str,
+        tipo: i32,
+        today: NaiveDate,
+        idems: &[Option<Idem>],
+    ) -> Result<FolioLock, StoreError> {
+        let conn = self.pool.get().await?;
+        conn.batch_execute("BEGIN").await?;
+        let mut tx = PgTx { conn: Some(conn), claimed: Vec::new() };
+        let mut mine = Vec::new();
+        let c = tx.client()?;
+        let mut idem = vec![IdemState::New; idems.len()];
+        // Keys claimed in one sorted statement: two groups claiming overlapping keys wait for each
+        // other instead of deadlocking; a key another transaction holds makes this one wait for it.
+        let mut keyed: Vec<(usize, &Idem)> =
+            idems.iter().enumerate().filter_map(|(n, i)| i.as_ref().map(|i| (n, i))).collect();
+        keyed.sort_by(|a, b| (&a.1.key_id, &a.1.key).cmp(&(&b.1.key_id, &b.1.key)));
+        if !keyed.is_empty() {
+            let key_ids: Vec<&str> = keyed.iter().map(|(_, i)| i.key_id.as_str()).collect();
+            let keys: Vec<&str> = keyed.iter().map(|(_, i)| i.key.as_str()).collect();
+            let hashes: Vec<&str> = keyed.iter().map(|(_, i)| i.request_hash.as_str()).collect();
+            let now = Utc::now();
+            let claimed = c
+                .query(
+                    "INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at)
+                     SELECT k, i, h, NULL, $4 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, i, h)
+                     ON CONFLICT DO NOTHING RETURNING key_id, idem_key",
+                    &[&key_ids, &keys, &hashes, &now],
+                )
+                .await?;
+            let is_claimed =
+                |i: &Idem| claimed.iter().any(|r| r.get::<_, &str>(0) == i.key_id && r.get::<_, &str>(1) == i.key);
+            for (n, i) in &keyed {
+                if is_claimed(i) {
+                    mine.push((i.key_id.clone(), i.key.clone()));
+                    continue;
+                }
+                let row = c
+                    .query_opt(
+                        "SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2",
+                        &[&i.key_id, &i.key],
+                    )
+                    .await?;
+                idem[*n] = match row {
+                    Some(r) if r.get::<_, String>(0) == i.request_hash => IdemState::Replay(
+                        r.get::<_, Option<String>>(1).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+                    ),
+                    _ => IdemState::Mismatch,
+                };
+            }
+        }
+        // Every usable CAF, not only the first: a group may run past the end of one. A CAF that
+        // the transaction we waited for exhausted is re-checked by the lock and drops out.
+        let cafs = c
+            .query(
+                &format!(
+                    "SELECT {CAF_COLS} FROM cafs WHERE company = $1 AND tipo = $2 AND next_folio <= hasta
+                     AND (expires_on IS NULL OR expires_on >= $3) ORDER BY desde FOR UPDATE"
+                ),
+                &[&company, &tipo, &today],
+            )
+            .await?
+            .iter()
+            .map(caf_row)
+            .collect();
+        tx.claimed = mine;
+        Ok(FolioLock { cafs, idem, tx: LockTx::Postgres(Box::new(tx)) })
+    }
+}
+
+impl PgTx {
+    pub(super) async fn commit(
+        mut self: Box<Self>,
+        rows: Vec<IssuedRow>,
+        advanced: Vec<(i64, i64)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DocumentRecord>, StoreError> {
+        let c = self.client()?;
+        if !advanced.is_empty() {
+            let (ids, nexts): (Vec<i64>, Vec<i64>) = advanced.iter().copied().unzip();
+            c.execute(
+                "UPDATE cafs SET next_folio = t.n FROM UNNEST($1::bigint[], $2::bigint[]) AS t(id, n)
+                 WHERE cafs.id = t.id AND cafs.next_folio < t.n",
+                &[&ids, &nexts],
+            )
+            .await?;
+        }
+        // A key claimed for a document that left the group (it failed, or no folio was left)
+        // is released: the client's retry must be issued, not answered with nothing.
+        let released: Vec<&(String, String)> = self
+            .claimed
+            .iter()
+            .filter(|(k, i)| !rows.iter().filter_map(|r| r.idem.as_ref()).any(|x| x.key_id == *k && x.key == *i))
+            .collect();
+        if !released.is_empty() {
+            let k: Vec<&str> = released.iter().map(|(k, _)| k.as_str()).collect();
+            let i: Vec<&str> = released.iter().map(|(_, i)| i.as_str()).collect();
+            c.execute(
+                "DELETE FROM idempotency USING UNNEST($1::text[], $2::text[]) AS t(k, i)
+                 WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i AND idempotency.response IS NULL",
+                &[&k, &i],
+            )
+            .await?;
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        if let Some(first) = rows.first() {
+            let (company, tipo) = (first.doc.company.clone(), first.doc.tipo);
+            let folios: Vec<i64> = rows.iter().map(|r| r.doc.folio).collect();
+            let caf_ids: Vec<i64> = rows.iter().map(|r| r.doc.caf_id).collect();
+            let fch: Vec<NaiveDate> = rows.iter().map(|r| r.doc.fch_emis).collect();
+            let recep: Vec<&str> = rows.iter().map(|r| r.doc.rut_recep.as_str()).collect();
+            let mnt: Vec<i64> = rows.iter().map(|r| r.doc.mnt_total).collect();
+            let totals: Vec<String> = rows.iter().map(|r| r.doc.totals.to_string()).collect();
+            let xml: Vec<&[u8]> = rows.iter().map(|r| r.doc.xml.as_slice()).collect();
+            let ted: Vec<&str> = rows.iter().map(|r| r.doc.ted.as_str()).collect();
+            let keys: Vec<Option<&str>> = rows.iter().map(|r| r.doc.api_key_id.as_deref()).collect();
+            let ids = c
+                .query(
+                    "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
+                     SELECT $1, $2, f, ca, fe, rr, m, t, x, te, 'issued', k, $12
+                     FROM UNNEST($3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::bigint[], $8::text[], $9::bytea[], $10::text[], $11::text[])
+                       AS u(f, ca, fe, rr, m, t, x, te, k)
+                     RETURNING id, folio",
+                    &[&company, &tipo, &folios, &caf_ids, &fch, &recep, &mnt, &totals, &xml, &ted, &keys, &now],
+                )
+                .await?;
+            let idem: Vec<(&Idem, String)> =
+                rows.iter().filter_map(|r| r.idem.as_ref().map(|i| (i, r.response.to_string()))).collect();
+            if !idem.is_empty() {
+                let key_ids: Vec<&str> = idem.iter().map(|(i, _)| i.key_id.as_str()).collect();
+                let keys: Vec<&str> = idem.iter().map(|(i, _)| i.key.as_str()).collect();
+                let responses: Vec<&str> = idem.iter().map(|(_, r)| r.as_str()).collect();
+                c.execute(
+                    "UPDATE idempotency SET response = t.r FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, i, r)
+                     WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i",
+                    &[&key_ids, &keys, &responses],
+                )
+                .await?;
+            }
+            let audits: Vec<_> = rows.iter().map(|r| r.audit.clone()).collect();
+            append_audits(c, &audits, now).await?;
+            for r in rows {
+                let folio = r.doc.folio;
+                let id = ids
+                    .iter()
+                    .find(|row| row.get::<_, i64>(1) == folio)
+                    .map(|row| row.get::<_, i64>(0))
+                    .ok_or_else(|| StoreError::Db(format!("folio {folio} was not stored")))?;
+                out.push(r.doc.stored(id, now));
+            }
+        }
+        c.batch_execute("COMMIT").await?;
+        // Committed: the connection goes back to the pool clean.
+        drop(self.conn.take());
+        Ok(out)
+    }
+}
