@@ -1,8 +1,8 @@
 //! A 10 000-document CSV batch for 3 companies, end to end: upload, issuance, EnvioDTE uploads to
 //! the SII simulator and tracking until every document is accepted. The release binary on
 //! PostgreSQL with the Redis Streams queue (the harness starts its own servers).
-//! Run: `cargo bench --bench batch` (BATCH_DOCS, default 10000; BATCH_SII=0 measures issuance
-//! alone, without the SII link).
+//! Run: `cargo bench --bench batch` (BATCH_DOCS, default 10000; BATCH_COMPANIES, 1 to 3, default
+//! 3; BATCH_SII=0 measures issuance alone, without the SII link).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -18,6 +18,8 @@ use common::sim::SimProcess;
 fn main() {
     let docs: usize = std::env::var("BATCH_DOCS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let sii = std::env::var("BATCH_SII").map(|v| v != "0").unwrap_or(true);
+    let n_companies: usize =
+        std::env::var("BATCH_COMPANIES").ok().and_then(|v| v.parse().ok()).unwrap_or(3).clamp(1, 3);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async move {
         let redis = RedisServer::start();
@@ -38,11 +40,12 @@ fn main() {
             ("DTE_GATEWAY_TRACK_EVERY_MS", "300"),
         ];
         let g = Gateway::start(postgres(), 1, &env, 1_000_000).await;
-        let companies = [RUT, "76555835-2", "76177907-9"];
+        let all = [RUT, "76555835-2", "76177907-9"];
+        let companies = &all[..n_companies];
         for rut in &companies[1..] {
             g.add_company(rut, 1_000_000).await;
         }
-        let body = csv(&companies, docs, 2);
+        let body = csv(companies, docs, 2);
         let mb = body.len() as f64 / 1e6;
         let started = Instant::now();
         let (s, b) = submit(&g, &g.admin, body.into_bytes(), "text/csv", "").await;
@@ -68,7 +71,7 @@ fn main() {
         let total = started.elapsed();
         let issued = issued_at.unwrap_or(total);
         if !sii {
-            println!("batch of {docs} documents (3 companies, {mb:.1} MB CSV), SII link off:");
+            println!("batch of {docs} documents ({n_companies} companies, {mb:.1} MB CSV), SII link off:");
             println!("  intake: {:.1} s", intake.as_secs_f64());
             println!("  all issued: {:.1} s ({:.0} docs/s)", issued.as_secs_f64(), docs as f64 / issued.as_secs_f64());
             return;
@@ -77,7 +80,7 @@ fn main() {
         let accepted = counters["accepted"].as_object().expect("accepted");
         assert_eq!(accepted.len(), docs);
         assert!(accepted.values().all(|v| v.as_u64() == Some(1)));
-        println!("batch of {docs} documents (3 companies, {mb:.1} MB CSV, 2 lines each):");
+        println!("batch of {docs} documents ({n_companies} companies, {mb:.1} MB CSV, 2 lines each):");
         println!("  intake (upload, checks, stored, queued): {:.1} s", intake.as_secs_f64());
         println!("  all issued:   {:.1} s ({:.0} docs/s)", issued.as_secs_f64(), docs as f64 / issued.as_secs_f64());
         println!(

@@ -15,7 +15,8 @@ use dte_gateway::cache::{Cache, CacheConfig, Key};
 use dte_gateway::cert::Certificate;
 use dte_gateway::domain::tax::TaxTable;
 use dte_gateway::domain::DocumentInput;
-use dte_gateway::sii::client::{Endpoints, SiiApi, SiiClient};
+use dte_gateway::sii::api::SiiApi;
+use dte_gateway::sii::client::{Endpoints, SiiClient};
 use dte_gateway::sii::tokens::Tokens;
 
 fn per_op(n: u32, d: Duration) -> f64 {
@@ -66,6 +67,29 @@ fn main() {
         println!("  computed             {compute:8.1} µs/op");
         println!("  L1 hit (memory)      {l1:8.1} µs/op  ({:.0}x cheaper)", compute / l1);
         println!("  L2 hit (Redis, loopback, GET + PTTL) {l2:8.1} µs/op  ({:.0}x dearer than computing: quotes are kept in L1 only)", l2 / compute);
+
+        // A full in-process cache (the default capacity, 100 000 entries, all live) taking new
+        // keys: every insert must evict.
+        let full = dte_gateway::cache::MemoryCache::new(100_000);
+        for i in 0..100_000 {
+            full.set(&format!("fill-{i}"), &value, Duration::from_secs(600 + i % 600));
+        }
+        let mut inserts = Vec::with_capacity(20_000);
+        for i in 0..20_000 {
+            let t = Instant::now();
+            full.set(&format!("new-{i}"), &value, Duration::from_secs(600));
+            inserts.push(t.elapsed());
+        }
+        inserts.sort();
+        let at = |p: f64| inserts[((inserts.len() as f64 * p) as usize).min(inserts.len() - 1)].as_secs_f64() * 1e6;
+        println!("full in-process cache (100 000 live entries), 20 000 inserts of new keys:");
+        println!(
+            "  p50 {:.1} µs  p99 {:.1} µs  max {:.1} µs  (entries after: {})",
+            at(0.50),
+            at(0.99),
+            inserts.last().map(|d| d.as_secs_f64() * 1e6).unwrap_or(0.0),
+            full.len()
+        );
 
         let sim = SimProcess::start(&["--latency-ms", "20"]);
         let client = SiiApi::Soap(SiiClient::new(Endpoints { base: sim.base.clone() }, Duration::from_secs(10)).expect("client"));

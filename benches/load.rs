@@ -1,7 +1,9 @@
 //! Load test of the HTTP service: the release binary on PostgreSQL (the harness starts its own
 //! cluster unless DTE_TEST_POSTGRES_URL is given), an open-loop client issuing facturas at a fixed
 //! rate, latency measured from each request's scheduled time (no coordinated omission).
-//! Run: `cargo bench --bench load` (LOAD_RPS, default 300; LOAD_SECONDS, default 30).
+//! Run: `cargo bench --bench load` (LOAD_RPS, default 300; LOAD_SECONDS, default 30; LOAD_INSTANCES,
+//! default 1: instances on the same database, the requests spread over them in turn). Every
+//! request issues for the same company, the hardest case for folio allocation.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,13 +23,16 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 fn main() {
     let rps: u64 = std::env::var("LOAD_RPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let secs: u64 = std::env::var("LOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let instances: usize = std::env::var("LOAD_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let g = Gateway::start(postgres(), 1, &[("DTE_GATEWAY_RATE_LIMIT_PER_SECOND", "100000"), ("DTE_GATEWAY_RATE_LIMIT_BURST", "100000")], 1_000_000).await;
-        let url = g.url(&format!("/v1/companies/{RUT}/documents"));
+        let g = Gateway::start(postgres(), instances, &[("DTE_GATEWAY_RATE_LIMIT_PER_SECOND", "100000"), ("DTE_GATEWAY_RATE_LIMIT_BURST", "100000")], 1_000_000).await;
+        let urls: Vec<String> =
+            g.servers.iter().map(|s| s.url(&format!("/v1/companies/{RUT}/documents"))).collect();
         // Warm-up: connections, schema compilation on every worker.
-        for i in 0..50 {
-            let _ = g.http.post(&url).bearer_auth(&g.key).json(&factura(&format!("warm {i}"), 100)).send().await;
+        for i in 0..50 * instances {
+            let url = &urls[i % instances];
+            let _ = g.http.post(url).bearer_auth(&g.key).json(&factura(&format!("warm {i}"), 100)).send().await;
         }
         let total = rps * secs;
         let interval = Duration::from_secs_f64(1.0 / rps as f64);
@@ -36,7 +41,7 @@ fn main() {
         for i in 0..total {
             let due = start + interval * i as u32;
             tokio::time::sleep_until(due.into()).await;
-            let (http, key, url) = (g.http.clone(), g.key.clone(), url.clone());
+            let (http, key, url) = (g.http.clone(), g.key.clone(), urls[i as usize % instances].clone());
             set.spawn(async move {
                 let r = http.post(&url).bearer_auth(&key).json(&factura(&format!("carga {i}"), 1000 + i)).send().await;
                 let ok = matches!(&r, Ok(r) if r.status() == reqwest::StatusCode::CREATED);
@@ -55,7 +60,7 @@ fn main() {
         }
         let wall = start.elapsed();
         lat.sort();
-        println!("load: {rps} rps offered for {secs} s, POST /v1/companies/{{rut}}/documents (factura 33), release binary on PostgreSQL");
+        println!("load: {rps} rps offered for {secs} s, POST /v1/companies/{{rut}}/documents (factura 33, one company), {instances} instance(s) of the release binary on PostgreSQL");
         println!("  completed {} ({errors} errors) in {:.1} s = {:.0} docs/s", lat.len(), wall.as_secs_f64(), lat.len() as f64 / wall.as_secs_f64());
         println!(
             "  latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",

@@ -9,10 +9,12 @@ use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::rsa::Rsa;
-use openssl::sign::{Signer, Verifier};
+use openssl::sign::Signer;
 use openssl::x509::X509;
 
+use crate::crypto::{b64, rsa_sha1_verify};
 use crate::domain::{Rut, TipoDte};
+use crate::error::DteError;
 use crate::xml::latin1;
 use crate::xml::libxml::{self as lx, child, child_text, flatten, path};
 
@@ -57,6 +59,12 @@ impl CafError {
             CafError::BeforeAuthorisation { .. } => "caf-not-yet-valid",
             CafError::Stamp(_) => "ted-stamp",
         }
+    }
+}
+
+impl From<CafError> for DteError {
+    fn from(e: CafError) -> Self {
+        DteError::Caf { kind: e.kind(), message: e.to_string() }
     }
 }
 
@@ -127,16 +135,6 @@ impl CafTrust {
             None => Err(CafError::UnknownAuthority(idk)),
         }
     }
-}
-
-pub fn rsa_sha1_verify(key: &PKey<Public>, data: &[u8], sig: &[u8]) -> bool {
-    let Ok(mut v) = Verifier::new(MessageDigest::sha1(), key) else { return false };
-    v.verify_oneshot(sig, data).unwrap_or(false)
-}
-
-pub fn b64(s: &str) -> Result<Vec<u8>, String> {
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(clean).map_err(|e| e.to_string())
 }
 
 /// A CAF whose signature and keys were checked.

@@ -35,6 +35,12 @@ pub enum CertError {
     Other(String),
 }
 
+impl From<CertError> for crate::error::DteError {
+    fn from(e: CertError) -> Self {
+        crate::error::DteError::Cert { kind: e.kind(), message: e.to_string() }
+    }
+}
+
 impl CertError {
     pub fn kind(&self) -> &'static str {
         match self {

@@ -14,7 +14,7 @@ use dte_gateway::domain::tax::TaxTable;
 use dte_gateway::domain::{Company, DocumentInput, Rut};
 use dte_gateway::engine::Issuer;
 use dte_gateway::http::auth::Auth;
-use dte_gateway::xml::ted::TS_FORMAT;
+use dte_gateway::ted::TS_FORMAT;
 use dte_gateway::{server, sii, verify, DteError};
 use std::sync::Arc;
 

@@ -9,10 +9,10 @@ use crate::domain::rules::{prepare, Prepared};
 use crate::domain::tax::{check_declared, compute, Computed, Currency, TaxTable, Totals};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::error::DteError;
+use crate::ted::{self, TedData, TS_FORMAT};
 use crate::xml::dsig::{self, SignedInfoScope};
 use crate::xml::render::{documento_body, documento_id};
 use crate::xml::schema::{self, Schema};
-use crate::xml::ted::{self, TedData, TS_FORMAT};
 use crate::xml::{latin1, libxml, NS_SII};
 
 pub const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n";

@@ -55,10 +55,12 @@ pub enum DteError {
     Invalid(Vec<FieldError>),
     #[error("malformed input: {0}")]
     Malformed(String),
-    #[error(transparent)]
-    Caf(#[from] crate::caf::CafError),
-    #[error(transparent)]
-    Cert(#[from] crate::cert::CertError),
+    /// A CAF refused (its `kind` is the CAF error's stable code).
+    #[error("{message}")]
+    Caf { kind: &'static str, message: String },
+    /// A certificate refused (its `kind` is the certificate error's stable code).
+    #[error("{message}")]
+    Cert { kind: &'static str, message: String },
     #[error("schema validation failed ({schema}): {}", .errors.join("; "))]
     Schema { schema: &'static str, errors: Vec<String> },
     #[error("XML error: {0}")]
@@ -75,8 +77,7 @@ impl DteError {
         match self {
             DteError::Invalid(_) => "invalid-document",
             DteError::Malformed(_) => "malformed-input",
-            DteError::Caf(e) => e.kind(),
-            DteError::Cert(e) => e.kind(),
+            DteError::Caf { kind, .. } | DteError::Cert { kind, .. } => kind,
             DteError::Schema { .. } => "schema-invalid",
             DteError::Xml(_) => "xml-error",
             DteError::Signature(_) => "signature-error",

@@ -5,7 +5,8 @@
 use chrono::NaiveDate;
 use libxml::tree::{Document, Node};
 
-use crate::caf::{b64, rsa_sha1_verify, CafTrust};
+use crate::caf::CafTrust;
+use crate::crypto::{b64, rsa_sha1_verify};
 use crate::xml::dsig;
 use crate::xml::libxml::{self as lx, child, child_text, path};
 use crate::xml::schema::{self, Schema};

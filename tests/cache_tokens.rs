@@ -11,7 +11,8 @@ use common::repo;
 use common::sim::SimProcess;
 use dte_gateway::cache::{Cache, CacheConfig, Key};
 use dte_gateway::cert::Certificate;
-use dte_gateway::sii::client::{Endpoints, SiiApi, SiiClient};
+use dte_gateway::sii::api::SiiApi;
+use dte_gateway::sii::client::{Endpoints, SiiClient};
 use dte_gateway::sii::tokens::Tokens;
 
 fn cfg(mode: &str, urls: Vec<String>, cluster: bool) -> CacheConfig {

@@ -28,6 +28,9 @@ fn permanent(e: &ServiceError) -> bool {
     )
 }
 
+/// Messages a worker takes and issues at once.
+const BLOCK: usize = 64;
+
 /// How long an intake may take before its batch counts as abandoned.
 const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
@@ -135,11 +138,11 @@ impl Batches {
 
     async fn work(&self, consumer: &str) {
         loop {
-            match self.queue.take(consumer, 4, Duration::from_secs(1)).await {
+            match self.queue.take(consumer, BLOCK, Duration::from_secs(1)).await {
+                // The block's items are issued together, so those of one company join one
+                // issuance group (one transaction, folios in a row) instead of one each.
                 Ok(msgs) => {
-                    for m in msgs {
-                        self.handle(&m).await;
-                    }
+                    futures_util::future::join_all(msgs.iter().map(|m| self.handle(m))).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "batch queue unavailable");

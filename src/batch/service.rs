@@ -134,7 +134,7 @@ const SHOWN_ERRORS: i64 = 100;
 fn new_id() -> String {
     let mut b = [0u8; 10];
     let _ = openssl::rand::rand_bytes(&mut b);
-    format!("b{}", crate::store::hex(&b))
+    format!("b{}", crate::crypto::hex(&b))
 }
 
 fn internal(e: impl std::fmt::Display) -> BatchError {

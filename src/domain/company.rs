@@ -86,3 +86,34 @@ impl Company {
         p.into_result()
     }
 }
+
+/// The SII environment a company issues in: certificación (maullin, the test stage every company
+/// passes first) or producción (palena). Stored and configured by these names; anything else is
+/// an error, never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Certificacion,
+    Produccion,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Certificacion => "certificacion",
+            Environment::Produccion => "produccion",
+        }
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Environment, String> {
+        match s {
+            "certificacion" => Ok(Environment::Certificacion),
+            "produccion" => Ok(Environment::Produccion),
+            other => Err(format!("unknown SII environment {other:?} (certificacion or produccion)")),
+        }
+    }
+}

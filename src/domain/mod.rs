@@ -8,6 +8,6 @@ pub mod rut;
 pub mod tax;
 pub mod text;
 
-pub use company::Company;
+pub use company::{Company, Environment};
 pub use document::{DocumentInput, TipoDte};
 pub use rut::Rut;

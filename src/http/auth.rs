@@ -13,7 +13,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 
 use super::problem::ApiError;
-use crate::service::sha256_hex;
+use crate::crypto::sha256_hex;
 use crate::store::{ApiKeyRecord, Store};
 
 const KEY_CACHE: Duration = Duration::from_secs(5);

@@ -90,7 +90,7 @@ async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<
         file.write_all(&chunk).map_err(io)?;
         sha.update(&chunk);
     }
-    Ok((file, crate::store::hex(&sha.finish())))
+    Ok((file, crate::crypto::hex(&sha.finish())))
 }
 
 /// Takes a batch: a JSON array of `{company, reference, document}`, the batch CSV (one row per

@@ -138,7 +138,7 @@ async fn metrics() -> HttpResponse {
 fn new_request_id() -> String {
     let mut b = [0u8; 8];
     let _ = openssl::rand::rand_bytes(&mut b);
-    crate::store::hex(&b)
+    crate::crypto::hex(&b)
 }
 
 /// The caller's `X-Request-ID` when it is sane, else a new one.

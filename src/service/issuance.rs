@@ -129,7 +129,8 @@ impl Issuance {
 
     async fn issue_group(self: &Arc<Self>, key: &LaneKey, group: Vec<Pending>) {
         metrics::histogram!(crate::telemetry::ISSUANCE_GROUP_SIZE).record(group.len() as f64);
-        let today = now_local().date();
+        // The CAFs must be valid on the day each document is dated (a group may straddle midnight).
+        let today = group.iter().map(|p| p.work.now.date()).min().unwrap_or_else(|| now_local().date());
         let idems: Vec<Option<Idem>> = group.iter().map(|p| p.idem.clone()).collect();
         let lock = match self.store.lock_folios(&key.0, key.1, today, &idems).await {
             Ok(l) => l,
@@ -154,6 +155,7 @@ impl Issuance {
             }
         }
         if todo.is_empty() {
+            lock.release().await;
             return;
         }
         let (outcomes, advanced) = self.stamp(&lock.cafs, &todo, key.1 as u16).await;
@@ -225,7 +227,7 @@ impl Issuance {
                 match result {
                     Ok(s) => signed[i] = Some(s),
                     Err(e) => {
-                        failed[i] = Some(e.into());
+                        failed[i] = Some(e);
                         again = true;
                     }
                 }
@@ -245,8 +247,10 @@ impl Issuance {
         }
     }
 
-    /// Signs on the blocking pool, split into as many chunks as there are cores.
-    async fn sign_all(&self, jobs: Vec<Job>) -> Vec<(usize, Result<Signed, DteError>)> {
+    /// Signs on the blocking pool, split into as many chunks as there are cores. Every job gets
+    /// an answer: a panic or a lost chunk is an internal (retryable) error of its documents, never
+    /// a silent gap.
+    async fn sign_all(&self, jobs: Vec<Job>) -> Vec<(usize, Result<Signed, ServiceError>)> {
         if jobs.is_empty() {
             return Vec::new();
         }
@@ -255,29 +259,38 @@ impl Issuance {
         let mut jobs = jobs.into_iter().peekable();
         while jobs.peek().is_some() {
             let chunk: Vec<_> = jobs.by_ref().take(per).collect();
+            let idx: Vec<usize> = chunk.iter().map(|j| j.0).collect();
             let (sem, taxes, fail) = (self.signing.clone(), self.taxes.clone(), self.fail_item.clone());
-            handles.push(tokio::spawn(async move {
+            let handle = tokio::spawn(async move {
                 let permit = sem.acquire_owned().await;
-                let idx: Vec<usize> = chunk.iter().map(|j| j.0).collect();
-                let done = tokio::task::spawn_blocking(move || {
+                tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     chunk
                         .into_iter()
                         .map(|(i, w, caf, folio, caf_id)| {
-                            (i, sign(&w, &caf, folio, &taxes, fail.as_deref()).map(|s| (s, caf_id)))
+                            let signed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                sign(&w, &caf, folio, &taxes, fail.as_deref())
+                            }));
+                            let r = match signed {
+                                Ok(Ok(s)) => Ok((s, caf_id)),
+                                Ok(Err(e)) => Err(ServiceError::Dte(e)),
+                                Err(_) => Err(ServiceError::Internal("signing panicked".into())),
+                            };
+                            (i, r)
                         })
                         .collect::<Vec<_>>()
                 })
-                .await;
-                done.unwrap_or_else(|e| {
-                    idx.into_iter().map(|i| (i, Err(DteError::Xml(format!("signing: {e}"))))).collect()
-                })
-            }));
+                .await
+            });
+            handles.push((idx, handle));
         }
         let mut out = Vec::new();
-        for h in handles {
-            if let Ok(v) = h.await {
-                out.extend(v);
+        for (idx, h) in handles {
+            match h.await {
+                Ok(Ok(v)) => out.extend(v),
+                Ok(Err(e)) | Err(e) => {
+                    out.extend(idx.into_iter().map(|i| (i, Err(ServiceError::Internal(format!("signing: {e}"))))))
+                }
             }
         }
         out

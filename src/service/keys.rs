@@ -3,7 +3,7 @@
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{sha256_hex, NewKey, Result, Service, ServiceError, SCOPES};
+use super::{NewKey, Result, Service, ServiceError, SCOPES};
 use crate::store::{self, ApiKeyRecord, NewAudit};
 use crate::vault::Vault;
 
@@ -42,10 +42,10 @@ impl Service {
         let key = format!("dgw_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
         let mut idb = [0u8; 8];
         openssl::rand::rand_bytes(&mut idb).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let id = format!("key_{}", store::hex(&idb));
+        let id = format!("key_{}", crate::crypto::hex(&idb));
         let rec = ApiKeyRecord {
             id: id.clone(),
-            hash: sha256_hex(key.as_bytes()),
+            hash: crate::crypto::sha256_hex(key.as_bytes()),
             company: company.map(String::from),
             scopes: scopes.clone(),
             created_at: Utc::now(),

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, Timelike, Utc};
-use openssl::hash::{hash, MessageDigest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -143,9 +142,7 @@ pub enum Issue {
 
 pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
-pub fn sha256_hex(b: &[u8]) -> String {
-    hash(MessageDigest::sha256(), b).map(|d| store::hex(&d)).unwrap_or_default()
-}
+pub use crate::crypto::sha256_hex;
 
 /// Local wall-clock time to the second: the SII's timestamps carry no zone.
 pub fn now_local() -> NaiveDateTime {
@@ -412,7 +409,7 @@ impl Service {
         }
         let mut raw = [0u8; 32];
         openssl::rand::rand_bytes(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let secret = store::hex(&raw);
+        let secret = crate::crypto::hex(&raw);
         let id = self.store.add_webhook(rut, url, &secret, Utc::now()).await?;
         Ok(serde_json::json!({"id": id, "url": url, "secret": secret}))
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::client::{DteState, SiiError, Upload, UploadState, USER_AGENT};
 use super::soap;
 use crate::cert::Certificate;
+use crate::domain::Environment;
 use crate::domain::Rut;
-use crate::store::Environment;
 
 #[derive(Debug, Clone)]
 pub struct BoletaEndpoints {

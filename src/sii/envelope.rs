@@ -10,10 +10,10 @@ use crate::cert::Certificate;
 use crate::domain::{Company, Rut, TipoDte};
 use crate::engine::XML_DECL;
 use crate::error::DteError;
+use crate::ted::TS_FORMAT;
 use crate::xml::dsig::{self, SignedInfoScope};
 use crate::xml::libxml::{self as lx, child, path};
 use crate::xml::schema::{self, Schema};
-use crate::xml::ted::TS_FORMAT;
 use crate::xml::writer::XmlOut;
 use crate::xml::{latin1, NS_DSIG, NS_SII, NS_XSI};
 

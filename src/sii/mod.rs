@@ -1,6 +1,7 @@
 //! The SII's protocol: envelopes, SOAP, authentication (seed → signed seed → token), the client
 //! and an offline simulator that speaks the same wire formats.
 
+pub mod api;
 pub mod auth;
 pub mod boleta;
 pub mod client;

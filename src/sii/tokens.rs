@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::client::{SiiApi, SiiError};
+use super::api::SiiApi;
+use super::client::SiiError;
 use crate::cache::{Cache, Key};
 use crate::cert::Certificate;
 
@@ -29,7 +30,7 @@ fn now_ms() -> u64 {
 /// The certificate's identity in keys: SHA-256 of its DER, shortened.
 pub fn cert_id(cert: &Certificate) -> String {
     let der = cert.x509().to_der().unwrap_or_default();
-    crate::service::sha256_hex(&der)[..24].to_string()
+    crate::crypto::sha256_hex(&der)[..24].to_string()
 }
 
 impl Tokens {

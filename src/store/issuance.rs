@@ -6,28 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{CafRecord, DocumentRecord, Idem, NewAudit, NewDocument, Store, StoreError};
-
-/// What the group's transaction found for one document's idempotency key.
-#[derive(Debug, Clone)]
-pub enum IdemState {
-    /// No key, or a key seen for the first time (claimed by this transaction).
-    New,
-    /// The same key and body came before: its response, unchanged.
-    Replay(serde_json::Value),
-    /// The same key came before with another body.
-    Mismatch,
-}
-
-/// One signed document for the group's commit.
-#[derive(Debug, Clone)]
-pub struct IssuedRow {
-    pub doc: NewDocument,
-    /// The `201` body, kept as the idempotency answer.
-    pub response: serde_json::Value,
-    pub idem: Option<Idem>,
-    pub audit: NewAudit,
-}
+use super::{CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, Store, StoreError};
 
 /// An open issuance transaction holding the CAF locks of one company and type.
 pub struct FolioLock {
@@ -35,10 +14,10 @@ pub struct FolioLock {
     pub cafs: Vec<CafRecord>,
     /// Per document of the group, in the order asked.
     pub idem: Vec<IdemState>,
-    pub(super) tx: LockTx,
+    tx: LockTx,
 }
 
-pub(super) enum LockTx {
+enum LockTx {
     Sqlite(super::sqlite_issue::SqliteTx),
     Postgres(Box<super::postgres_issue::PgTx>),
 }
@@ -59,6 +38,16 @@ impl FolioLock {
     }
 }
 
+impl FolioLock {
+    /// Ends the transaction without writing (nothing of the group is issued).
+    pub async fn release(self) {
+        match self.tx {
+            LockTx::Sqlite(t) => t.rollback().await,
+            LockTx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
 impl Store {
     /// Opens a group's transaction: claims the idempotency keys (`idems`, one per document) and
     /// locks the usable CAFs of `company` and `tipo` on `today`. Another group of the same company
@@ -70,9 +59,15 @@ impl Store {
         today: NaiveDate,
         idems: &[Option<Idem>],
     ) -> Result<FolioLock, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.lock_folios(company, tipo, today, idems).await,
-            Store::Postgres(s) => s.lock_folios(company, tipo, today, idems).await,
-        }
+        Ok(match self {
+            Store::Sqlite(s) => {
+                let (cafs, idem, tx) = s.lock_folios(company, tipo, today, idems).await?;
+                FolioLock { cafs, idem, tx: LockTx::Sqlite(tx) }
+            }
+            Store::Postgres(s) => {
+                let (cafs, idem, tx) = s.lock_folios(company, tipo, today, idems).await?;
+                FolioLock { cafs, idem, tx: LockTx::Postgres(Box::new(tx)) }
+            }
+        })
     }
 }

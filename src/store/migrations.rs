@@ -8,7 +8,6 @@
 //! first migration is that release's schema written with `IF NOT EXISTS`, so applying it over such
 //! a database changes nothing and records version 1.
 
-use openssl::hash::{hash, MessageDigest};
 use serde::Serialize;
 
 use super::StoreError;
@@ -50,7 +49,7 @@ pub struct MigrationReport {
 }
 
 pub fn checksum(sql: &str) -> String {
-    hash(MessageDigest::sha256(), sql.as_bytes()).map(|d| super::hex(&d)).unwrap_or_default()
+    crate::crypto::sha256_hex(sql.as_bytes())
 }
 
 /// The migrations still to apply, given the `(version, checksum)` rows already recorded. Pure, so

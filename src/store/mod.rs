@@ -4,8 +4,7 @@
 //! record in one transaction, so a failure anywhere leaves the folio unconsumed.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use openssl::hash::{hash, MessageDigest};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::domain::Company;
 use crate::error::DteError;
@@ -32,33 +31,12 @@ mod sqlite_batch;
 mod sqlite_issue;
 mod sqlite_sii;
 
-pub use issuance::{FolioLock, IdemState, IssuedRow};
+pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Certificacion,
-    Produccion,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Certificacion => "certificacion",
-            Environment::Produccion => "produccion",
-        }
-    }
-    pub fn parse(s: &str) -> Environment {
-        if s == "produccion" {
-            Environment::Produccion
-        } else {
-            Environment::Certificacion
-        }
-    }
-}
+pub use crate::domain::Environment;
 
 #[derive(Debug, Clone)]
 pub struct CompanyRecord {
@@ -183,11 +161,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The hash that chains an entry to the previous one of its scope.
 pub fn audit_hash(prev: &str, scope: &str, seq: i64, action: &str, subject: &str, data: &str, at: &str) -> String {
     let s = format!("{prev}|{scope}|{seq}|{action}|{subject}|{data}|{at}");
-    hash(MessageDigest::sha256(), s.as_bytes()).map(|d| hex(&d)).unwrap_or_default()
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::crypto::sha256_hex(s.as_bytes())
 }
 
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -215,6 +189,28 @@ pub struct Idem {
     pub key_id: String,
     pub key: String,
     pub request_hash: String,
+}
+
+/// What a group's issuance transaction found for one document's idempotency key (see
+/// [`FolioLock`]).
+#[derive(Debug, Clone)]
+pub enum IdemState {
+    /// No key, or a key seen for the first time (claimed by this transaction).
+    New,
+    /// The same key and body came before: its response, unchanged.
+    Replay(serde_json::Value),
+    /// The same key came before with another body.
+    Mismatch,
+}
+
+/// One signed document for the group's commit.
+#[derive(Debug, Clone)]
+pub struct IssuedRow {
+    pub doc: NewDocument,
+    /// The `201` body, kept as the idempotency answer.
+    pub response: serde_json::Value,
+    pub idem: Option<Idem>,
+    pub audit: NewAudit,
 }
 
 #[derive(Debug, thiserror::Error)]

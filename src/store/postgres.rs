@@ -131,7 +131,8 @@ impl PgStore {
             let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("certificate of {company}: {e}")))?;
             tx.execute("UPDATE certificates SET sealed = $1 WHERE company = $2", &[&new, &company]).await?;
         }
-        let cafs = tx.query("SELECT id, company, sealed FROM cafs FOR UPDATE", &[]).await?;
+        let cafs =
+            tx.query("SELECT id, company, sealed FROM cafs ORDER BY company, tipo, desde FOR UPDATE", &[]).await?;
         for r in &cafs {
             let (id, company, sealed): (i64, String, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
             let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("CAF {id}: {e}")))?;
@@ -169,7 +170,7 @@ impl PgStore {
             Ok(CompanyRecord {
                 rut: r.get(0),
                 company,
-                environment: Environment::parse(r.get(2)),
+                environment: r.get::<_, &str>(2).parse::<Environment>().map_err(StoreError::Db)?,
                 created_at: r.get(3),
             })
         })

@@ -6,9 +6,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Object;
 
-use super::issuance::{FolioLock, IdemState, IssuedRow, LockTx};
 use super::postgres::{append_audits, caf_row, PgStore, CAF_COLS};
-use super::{DocumentRecord, Idem, StoreError};
+use super::{CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, StoreError};
 
 /// A connection inside `BEGIN`. Dropped without [`PgTx::commit`]: the connection is taken out of
 /// the pool and closed, which makes the server roll the transaction back (a drop cannot await a
@@ -40,7 +39,7 @@ impl PgStore {
         tipo: i32,
         today: NaiveDate,
         idems: &[Option<Idem>],
-    ) -> Result<FolioLock, StoreError> {
+    ) -> Result<(Vec<CafRecord>, Vec<IdemState>, PgTx), StoreError> {
         let conn = self.pool.get().await?;
         conn.batch_execute("BEGIN").await?;
         let mut tx = PgTx { conn: Some(conn), claimed: Vec::new() };
@@ -82,10 +81,26 @@ impl PgStore {
                     Some(r) if r.get::<_, String>(0) == i.request_hash => IdemState::Replay(
                         r.get::<_, Option<String>>(1).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
                     ),
-                    _ => IdemState::Mismatch,
+                    Some(_) => IdemState::Mismatch,
+                    // The old record expired and was cleaned up meanwhile: the key is free again.
+                    None => {
+                        let now = Utc::now();
+                        c.execute(
+                            "INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at) VALUES ($1, $2, $3, NULL, $4)",
+                            &[&i.key_id, &i.key, &i.request_hash, &now],
+                        )
+                        .await?;
+                        mine.push((i.key_id.clone(), i.key.clone()));
+                        IdemState::New
+                    }
                 };
             }
         }
+        tx.claimed = mine;
+        if !idem.iter().any(|s| matches!(s, IdemState::New)) {
+            return Ok((Vec::new(), idem, tx));
+        }
+        let c = tx.client()?;
         // Every usable CAF, not only the first: a group may run past the end of one. A CAF that
         // the transaction we waited for exhausted is re-checked by the lock and drops out.
         let cafs = c
@@ -100,12 +115,20 @@ impl PgStore {
             .iter()
             .map(caf_row)
             .collect();
-        tx.claimed = mine;
-        Ok(FolioLock { cafs, idem, tx: LockTx::Postgres(Box::new(tx)) })
+        Ok((cafs, idem, tx))
     }
 }
 
 impl PgTx {
+    /// Rolls back and returns the connection to the pool (a failed rollback closes it instead).
+    pub(super) async fn rollback(mut self: Box<Self>) {
+        if let Some(c) = self.conn.take() {
+            if c.batch_execute("ROLLBACK").await.is_err() {
+                drop(Object::take(c));
+            }
+        }
+    }
+
     pub(super) async fn commit(
         mut self: Box<Self>,
         rows: Vec<IssuedRow>,

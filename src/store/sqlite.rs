@@ -192,7 +192,8 @@ impl SqliteStore {
                 .optional()?;
             row.map(|(rut, data, env, at)| {
                 let company = serde_json::from_str(&data).map_err(|e| StoreError::Db(e.to_string()))?;
-                Ok(CompanyRecord { rut, company, environment: Environment::parse(&env), created_at: parse_ts(&at) })
+                let environment = env.parse::<Environment>().map_err(StoreError::Db)?;
+                Ok(CompanyRecord { rut, company, environment, created_at: parse_ts(&at) })
             })
             .transpose()
         })

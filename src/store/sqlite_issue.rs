@@ -6,9 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::OwnedMutexGuard;
 
-use super::issuance::{FolioLock, IdemState, IssuedRow, LockTx};
 use super::sqlite::{append_audits, caf_row, SqliteStore, CAF_COLS};
-use super::{ts, DocumentRecord, Idem, StoreError};
+use super::{ts, CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, StoreError};
 
 /// The connection with an open transaction. Dropped without [`SqliteTx::commit`]: rolled back.
 pub(crate) struct SqliteTx {
@@ -31,7 +30,7 @@ impl SqliteStore {
         tipo: i32,
         today: NaiveDate,
         idems: &[Option<Idem>],
-    ) -> Result<FolioLock, StoreError> {
+    ) -> Result<(Vec<CafRecord>, Vec<IdemState>, SqliteTx), StoreError> {
         let guard = self.conn.clone().lock_owned().await;
         let (company, idems) = (company.to_string(), idems.to_vec());
         tokio::task::spawn_blocking(move || {
@@ -59,6 +58,9 @@ impl SqliteStore {
                 });
             }
             drop(prior);
+            if !idem.iter().any(|s| matches!(s, IdemState::New)) {
+                return Ok((Vec::new(), idem, tx));
+            }
             let mut st = c.prepare_cached(&format!(
                 "SELECT {CAF_COLS} FROM cafs WHERE company = ?1 AND tipo = ?2 AND next_folio <= hasta
                  AND (expires_on IS NULL OR expires_on >= ?3) ORDER BY desde"
@@ -66,7 +68,7 @@ impl SqliteStore {
             let cafs =
                 st.query_map(params![company, tipo, today.to_string()], caf_row)?.collect::<Result<Vec<_>, _>>()?;
             drop(st);
-            Ok(FolioLock { cafs, idem, tx: LockTx::Sqlite(tx) })
+            Ok((cafs, idem, tx))
         })
         .await
         .map_err(|e| StoreError::Db(e.to_string()))?
@@ -74,6 +76,12 @@ impl SqliteStore {
 }
 
 impl SqliteTx {
+    pub(super) async fn rollback(mut self) {
+        if let Some(c) = self.conn.take() {
+            let _ = tokio::task::spawn_blocking(move || c.execute_batch("ROLLBACK")).await;
+        }
+    }
+
     pub(super) async fn commit(
         mut self,
         rows: Vec<IssuedRow>,

@@ -14,7 +14,8 @@ use chrono::Utc;
 
 use crate::domain::Rut;
 use crate::service::{now_local, Service};
-use crate::sii::client::{SiiApi, SiiError, Upload, UploadState};
+use crate::sii::api::SiiApi;
+use crate::sii::client::{SiiError, Upload, UploadState};
 use crate::sii::tokens::Tokens;
 use crate::store::{DocVerdict, Environment, UploadRow};
 use breaker::Breaker;

@@ -23,7 +23,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
         s.sign_to_vec()
     })()
     .unwrap_or_default();
-    format!("v1={}", crate::store::hex(&sig))
+    format!("v1={}", crate::crypto::hex(&sig))
 }
 
 pub async fn run(store: Store, http: reqwest::Client, interval: Duration) {

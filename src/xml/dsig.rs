@@ -13,8 +13,8 @@ use openssl::x509::X509;
 
 use super::libxml::{self as lx, child, child_text, path};
 use super::{NS_DSIG, NS_XSI};
-use crate::caf::{b64, rsa_sha1_verify};
 use crate::cert::{wrap64, CertError, Certificate};
+use crate::crypto::{b64, rsa_sha1_verify};
 
 pub const C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
 const C14N_COMMENTS: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";

@@ -7,7 +7,6 @@ pub mod latin1;
 pub mod libxml;
 pub mod render;
 pub mod schema;
-pub mod ted;
 pub mod writer;
 
 pub const NS_SII: &str = "http://www.sii.cl/SiiDte";

@@ -206,7 +206,7 @@ pub(crate) fn token(sim: &Sim, psz: &str) -> String {
     }
     // The certificate must be the signing key's and valid now.
     let cert = lx::path(&sig, &["KeyInfo", "X509Data", "X509Certificate"])
-        .and_then(|c| crate::caf::b64(&c.get_content()).ok())
+        .and_then(|c| crate::crypto::b64(&c.get_content()).ok())
         .and_then(|der| openssl::x509::X509::from_der(&der).ok());
     let Some(cert) = cert else { return refuse("-07", "Sin certificado") };
     let now = openssl::asn1::Asn1Time::days_from_now(0).ok();

@@ -4,10 +4,10 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
-use super::writer::XmlOut;
 use crate::caf::{Caf, CafError};
 use crate::domain::text::truncate;
 use crate::domain::Rut;
+use crate::xml::writer::XmlOut;
 
 pub const TS_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
