@@ -69,5 +69,40 @@ fn main() {
             pct(&lat, 0.99).as_secs_f64() * 1e3,
             lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
         );
+        // The server's own view: time from the request entering its issuance group to the answer,
+        // and how many documents the groups carried.
+        for s in &g.servers {
+            let m = g.http.get(s.url("/metrics")).send().await.expect("metrics").text().await.unwrap_or_default();
+            let value = |name: &str| -> f64 {
+                m.lines()
+                    .filter(|l| l.starts_with(name))
+                    .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+                    .sum()
+            };
+            let mean = |name: &str| value(&format!("{name}_sum")) / value(&format!("{name}_count"));
+            let stage = |st: &str| -> f64 {
+                let sel = |suffix: &str| {
+                    m.lines()
+                        .filter(|l| l.starts_with(&format!("dte_issuance_stage_duration_seconds_{suffix}")))
+                        .filter(|l| l.contains(&format!("stage=\"{st}\"")))
+                        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+                        .sum::<f64>()
+                };
+                sel("sum") / sel("count")
+            };
+            println!(
+                "  server means: issuance (group queue to answer) {:.2} ms [tax {:.2}, sign {:.2}, validate {:.2}], HTTP {:.2} ms; documents per group {:.2} (max {})",
+                mean("dte_issuance_duration_seconds") * 1e3,
+                stage("tax") * 1e3,
+                stage("sign") * 1e3,
+                stage("validate") * 1e3,
+                mean("dte_http_request_duration_seconds") * 1e3,
+                mean("dte_issuance_group_size"),
+                m.lines()
+                    .filter(|l| l.starts_with("dte_issuance_group_size{quantile=\"1\"}"))
+                    .find_map(|l| l.rsplit(' ').next())
+                    .unwrap_or("?"),
+            );
+        }
     });
 }

@@ -2,7 +2,7 @@
 //! transaction. Requests queue in the company's lane; one task per busy lane takes everything
 //! waiting (what arrived while the previous group committed — no delay is added when idle), locks
 //! the CAFs once, takes consecutive folios, stamps and signs the documents in parallel on the
-//! signing pool (blocking threads, as many at once as there are cores), writes them and commits
+//! signing pool (one long-lived thread per core), writes them and commits
 //! once. A document that fails inside the group leaves it and the others are re-numbered before
 //! the commit, so folios stay contiguous; idempotency keys repeated inside a group wait for the
 //! next group, where they are answered as the replay they are.
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{NaiveDateTime, Utc};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 
 use super::{now_local, DocumentInfo, Issue, ServiceError};
 use crate::caf::{Caf, CafTrust};
@@ -66,8 +66,7 @@ pub(crate) struct Issuance {
     taxes: Arc<TaxTable>,
     cafs: Mutex<HashMap<i64, Arc<Caf>>>,
     lanes: Mutex<HashMap<LaneKey, Lane>>,
-    signing: Arc<Semaphore>,
-    cores: usize,
+    signing: Arc<super::signing::SigningPool>,
     /// Test hook: a document whose first line is named this fails while being signed, as a
     /// document failing inside a group would. Set only by the test suites.
     fail_item: Option<String>,
@@ -83,8 +82,7 @@ impl Issuance {
             taxes,
             cafs: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
-            signing: Arc::new(Semaphore::new(cores)),
-            cores,
+            signing: Arc::new(super::signing::SigningPool::new(cores)),
             fail_item: std::env::var("DTE_GATEWAY_TEST_FAIL_ITEM").ok().filter(|s| !s.is_empty()),
         }
     }
@@ -247,49 +245,38 @@ impl Issuance {
         }
     }
 
-    /// Signs on the blocking pool, split into as many chunks as there are cores. Every job gets
-    /// an answer: a panic or a lost chunk is an internal (retryable) error of its documents, never
-    /// a silent gap.
+    /// Signs on the signing pool, split into as many chunks as it has threads. Every job gets an
+    /// answer: a panic is an internal (retryable) error of its chunk's documents, never a gap.
     async fn sign_all(&self, jobs: Vec<Job>) -> Vec<(usize, Result<Signed, ServiceError>)> {
         if jobs.is_empty() {
             return Vec::new();
         }
-        let per = jobs.len().div_ceil(self.cores);
-        let mut handles = Vec::new();
+        let per = jobs.len().div_ceil(self.signing.threads.max(1));
+        let mut chunks = Vec::new();
         let mut jobs = jobs.into_iter().peekable();
         while jobs.peek().is_some() {
             let chunk: Vec<_> = jobs.by_ref().take(per).collect();
             let idx: Vec<usize> = chunk.iter().map(|j| j.0).collect();
-            let (sem, taxes, fail) = (self.signing.clone(), self.taxes.clone(), self.fail_item.clone());
-            let handle = tokio::spawn(async move {
-                let permit = sem.acquire_owned().await;
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    chunk
-                        .into_iter()
-                        .map(|(i, w, caf, folio, caf_id)| {
-                            let signed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                sign(&w, &caf, folio, &taxes, fail.as_deref())
-                            }));
-                            let r = match signed {
-                                Ok(Ok(s)) => Ok((s, caf_id)),
-                                Ok(Err(e)) => Err(ServiceError::Dte(e)),
-                                Err(_) => Err(ServiceError::Internal("signing panicked".into())),
-                            };
-                            (i, r)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await
+            let (taxes, fail) = (self.taxes.clone(), self.fail_item.clone());
+            let run = self.signing.run(move || {
+                chunk
+                    .into_iter()
+                    .map(|(i, w, caf, folio, caf_id)| {
+                        let r = sign(&w, &caf, folio, &taxes, fail.as_deref()).map(|s| (s, caf_id));
+                        (i, r.map_err(ServiceError::Dte))
+                    })
+                    .collect::<Vec<_>>()
             });
-            handles.push((idx, handle));
+            chunks.push((idx, run));
         }
         let mut out = Vec::new();
-        for (idx, h) in handles {
-            match h.await {
-                Ok(Ok(v)) => out.extend(v),
-                Ok(Err(e)) | Err(e) => {
-                    out.extend(idx.into_iter().map(|i| (i, Err(ServiceError::Internal(format!("signing: {e}"))))))
+        for (idx, done) in
+            futures_util::future::join_all(chunks.into_iter().map(|(idx, run)| async move { (idx, run.await) })).await
+        {
+            match done {
+                Some(v) => out.extend(v),
+                None => {
+                    out.extend(idx.into_iter().map(|i| (i, Err(ServiceError::Internal("signing panicked".into())))))
                 }
             }
         }

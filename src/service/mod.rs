@@ -23,6 +23,7 @@ use crate::vault::Vault;
 
 mod issuance;
 mod keys;
+mod signing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

@@ -24,19 +24,38 @@ pub(super) async fn append_audits(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let Some(scope) = entries.first().map(|a| a.scope.clone()) else { return Ok(()) };
+    let head = audit_head(tx, &scope).await?;
+    insert_audits(tx, &scope, head, entries, now).await
+}
+
+/// Takes the chain's lock (one writer per chain; it ends with the transaction) and reads its last
+/// entry: `(seq, hash)`, or the genesis. Both statements go out together, the lock first.
+pub(super) async fn audit_head(tx: &impl GenericClient, scope: &str) -> Result<(i64, String), StoreError> {
+    let (lock, head) = tokio::try_join!(
+        tx.prepare_cached("SELECT pg_advisory_xact_lock(hashtext($1))"),
+        tx.prepare_cached("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1"),
+    )?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&scope];
+    let (_, last) = tokio::try_join!(tx.execute(&lock, &params), tx.query_opt(&head, &params))?;
+    Ok(last.map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).unwrap_or((0, GENESIS.to_string())))
+}
+
+/// Writes `entries` after `head` (from [`audit_head`], in the same transaction).
+pub(super) async fn insert_audits(
+    tx: &impl GenericClient,
+    scope: &str,
+    head: (i64, String),
+    entries: &[NewAudit],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     debug_assert!(entries.iter().all(|a| a.scope == scope));
-    // One writer per chain at a time; the lock ends with the transaction.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&scope]).await?;
-    let last =
-        tx.query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", &[&scope]).await?;
-    let (mut seq, mut prev) =
-        last.map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).unwrap_or((0, GENESIS.to_string()));
+    let (mut seq, mut prev) = head;
     let at = ts(now);
     let mut cols: [Vec<String>; 5] = Default::default();
     let mut seqs = Vec::with_capacity(entries.len());
     for a in entries {
         seq += 1;
-        let h = audit_hash(&prev, &scope, seq, a.action, &a.subject, &a.data, &at);
+        let h = audit_hash(&prev, scope, seq, a.action, &a.subject, &a.data, &at);
         seqs.push(seq);
         for (col, v) in cols.iter_mut().zip([a.action.to_string(), a.subject.clone(), a.data.clone(), prev, h.clone()])
         {
@@ -45,12 +64,13 @@ pub(super) async fn append_audits(
         prev = h;
     }
     let [actions, subjects, data, prevs, hashes] = cols;
-    tx.execute(
-        "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at)
-         SELECT $1, s, a, su, d, p, h, $8 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t(s, a, su, d, p, h)",
-        &[&scope, &seqs, &actions, &subjects, &data, &prevs, &hashes, &at],
-    )
-    .await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at)
+             SELECT $1, s, a, su, d, p, h, $8 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t(s, a, su, d, p, h)",
+        )
+        .await?;
+    tx.execute(&insert, &[&scope, &seqs, &actions, &subjects, &data, &prevs, &hashes, &at]).await?;
     Ok(())
 }
 

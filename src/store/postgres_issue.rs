@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Object;
 
-use super::postgres::{append_audits, caf_row, PgStore, CAF_COLS};
+use super::postgres::{audit_head, caf_row, insert_audits, PgStore, CAF_COLS};
 use super::{CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, StoreError};
 
 /// A connection inside `BEGIN`. Dropped without [`PgTx::commit`]: the connection is taken out of
@@ -103,18 +103,13 @@ impl PgStore {
         let c = tx.client()?;
         // Every usable CAF, not only the first: a group may run past the end of one. A CAF that
         // the transaction we waited for exhausted is re-checked by the lock and drops out.
-        let cafs = c
-            .query(
-                &format!(
-                    "SELECT {CAF_COLS} FROM cafs WHERE company = $1 AND tipo = $2 AND next_folio <= hasta
-                     AND (expires_on IS NULL OR expires_on >= $3) ORDER BY desde FOR UPDATE"
-                ),
-                &[&company, &tipo, &today],
-            )
-            .await?
-            .iter()
-            .map(caf_row)
-            .collect();
+        let select = c
+            .prepare_cached(&format!(
+                "SELECT {CAF_COLS} FROM cafs WHERE company = $1 AND tipo = $2 AND next_folio <= hasta
+                 AND (expires_on IS NULL OR expires_on >= $3) ORDER BY desde FOR UPDATE"
+            ))
+            .await?;
+        let cafs = c.query(&select, &[&company, &tipo, &today]).await?.iter().map(caf_row).collect();
         Ok((cafs, idem, tx))
     }
 }
@@ -136,78 +131,103 @@ impl PgTx {
         now: DateTime<Utc>,
     ) -> Result<Vec<DocumentRecord>, StoreError> {
         let c = self.client()?;
-        if !advanced.is_empty() {
-            let (ids, nexts): (Vec<i64>, Vec<i64>) = advanced.iter().copied().unzip();
-            c.execute(
+        let (s_caf, s_release, s_docs, s_idem) = tokio::try_join!(
+            c.prepare_cached(
                 "UPDATE cafs SET next_folio = t.n FROM UNNEST($1::bigint[], $2::bigint[]) AS t(id, n)
                  WHERE cafs.id = t.id AND cafs.next_folio < t.n",
-                &[&ids, &nexts],
-            )
-            .await?;
-        }
-        // A key claimed for a document that left the group (it failed, or no folio was left)
-        // is released: the client's retry must be issued, not answered with nothing.
+            ),
+            c.prepare_cached(
+                "DELETE FROM idempotency USING UNNEST($1::text[], $2::text[]) AS t(k, i)
+                 WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i AND idempotency.response IS NULL",
+            ),
+            c.prepare_cached(
+                "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
+                 SELECT $1, $2, f, ca, fe, rr, m, t, x, te, 'issued', k, $12
+                 FROM UNNEST($3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::bigint[], $8::text[], $9::bytea[], $10::text[], $11::text[])
+                   AS u(f, ca, fe, rr, m, t, x, te, k)
+                 RETURNING id, folio",
+            ),
+            c.prepare_cached(
+                "UPDATE idempotency SET response = t.r FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, i, r)
+                 WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i",
+            ),
+        )
+        .map_err(StoreError::from)?;
+        let (caf_ids, nexts): (Vec<i64>, Vec<i64>) = advanced.iter().copied().unzip();
+        // A key claimed for a document that left the group (it failed, or no folio was left) is
+        // released: the client's retry must be issued, not answered with nothing.
         let released: Vec<&(String, String)> = self
             .claimed
             .iter()
             .filter(|(k, i)| !rows.iter().filter_map(|r| r.idem.as_ref()).any(|x| x.key_id == *k && x.key == *i))
             .collect();
-        if !released.is_empty() {
-            let k: Vec<&str> = released.iter().map(|(k, _)| k.as_str()).collect();
-            let i: Vec<&str> = released.iter().map(|(_, i)| i.as_str()).collect();
-            c.execute(
-                "DELETE FROM idempotency USING UNNEST($1::text[], $2::text[]) AS t(k, i)
-                 WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i AND idempotency.response IS NULL",
-                &[&k, &i],
-            )
-            .await?;
+        let rel_k: Vec<&str> = released.iter().map(|(k, _)| k.as_str()).collect();
+        let rel_i: Vec<&str> = released.iter().map(|(_, i)| i.as_str()).collect();
+        let (company, tipo) = rows.first().map(|r| (r.doc.company.clone(), r.doc.tipo)).unwrap_or_default();
+        let folios: Vec<i64> = rows.iter().map(|r| r.doc.folio).collect();
+        let doc_cafs: Vec<i64> = rows.iter().map(|r| r.doc.caf_id).collect();
+        let fch: Vec<NaiveDate> = rows.iter().map(|r| r.doc.fch_emis).collect();
+        let recep: Vec<&str> = rows.iter().map(|r| r.doc.rut_recep.as_str()).collect();
+        let mnt: Vec<i64> = rows.iter().map(|r| r.doc.mnt_total).collect();
+        let totals: Vec<String> = rows.iter().map(|r| r.doc.totals.to_string()).collect();
+        let xml: Vec<&[u8]> = rows.iter().map(|r| r.doc.xml.as_slice()).collect();
+        let ted: Vec<&str> = rows.iter().map(|r| r.doc.ted.as_str()).collect();
+        let keys: Vec<Option<&str>> = rows.iter().map(|r| r.doc.api_key_id.as_deref()).collect();
+        let idem: Vec<(&Idem, String)> =
+            rows.iter().filter_map(|r| r.idem.as_ref().map(|i| (i, r.response.to_string()))).collect();
+        let idem_k: Vec<&str> = idem.iter().map(|(i, _)| i.key_id.as_str()).collect();
+        let idem_i: Vec<&str> = idem.iter().map(|(i, _)| i.key.as_str()).collect();
+        let idem_r: Vec<&str> = idem.iter().map(|(_, r)| r.as_str()).collect();
+        let audits: Vec<_> = rows.iter().map(|r| r.audit.clone()).collect();
+        // Independent statements go out together (tokio-postgres pipelines what is polled at
+        // once), so the group pays about one round trip for all of them.
+        let (_, _, ids, _, head) = tokio::try_join!(
+            async {
+                if caf_ids.is_empty() {
+                    return Ok(0);
+                }
+                c.execute(&s_caf, &[&caf_ids, &nexts]).await.map_err(StoreError::from)
+            },
+            async {
+                if rel_k.is_empty() {
+                    return Ok(0);
+                }
+                c.execute(&s_release, &[&rel_k, &rel_i]).await.map_err(StoreError::from)
+            },
+            async {
+                if folios.is_empty() {
+                    return Ok(Vec::new());
+                }
+                c.query(
+                    &s_docs,
+                    &[&company, &tipo, &folios, &doc_cafs, &fch, &recep, &mnt, &totals, &xml, &ted, &keys, &now],
+                )
+                .await
+                .map_err(StoreError::from)
+            },
+            async {
+                if idem_k.is_empty() {
+                    return Ok(0);
+                }
+                c.execute(&s_idem, &[&idem_k, &idem_i, &idem_r]).await.map_err(StoreError::from)
+            },
+            async {
+                if audits.is_empty() {
+                    return Ok((0, String::new()));
+                }
+                audit_head(c, &company).await
+            },
+        )?;
+        if !audits.is_empty() {
+            insert_audits(c, &company, head, &audits, now).await?;
         }
+        let ids: std::collections::HashMap<i64, i64> =
+            ids.iter().map(|r| (r.get::<_, i64>(1), r.get::<_, i64>(0))).collect();
         let mut out = Vec::with_capacity(rows.len());
-        if let Some(first) = rows.first() {
-            let (company, tipo) = (first.doc.company.clone(), first.doc.tipo);
-            let folios: Vec<i64> = rows.iter().map(|r| r.doc.folio).collect();
-            let caf_ids: Vec<i64> = rows.iter().map(|r| r.doc.caf_id).collect();
-            let fch: Vec<NaiveDate> = rows.iter().map(|r| r.doc.fch_emis).collect();
-            let recep: Vec<&str> = rows.iter().map(|r| r.doc.rut_recep.as_str()).collect();
-            let mnt: Vec<i64> = rows.iter().map(|r| r.doc.mnt_total).collect();
-            let totals: Vec<String> = rows.iter().map(|r| r.doc.totals.to_string()).collect();
-            let xml: Vec<&[u8]> = rows.iter().map(|r| r.doc.xml.as_slice()).collect();
-            let ted: Vec<&str> = rows.iter().map(|r| r.doc.ted.as_str()).collect();
-            let keys: Vec<Option<&str>> = rows.iter().map(|r| r.doc.api_key_id.as_deref()).collect();
-            let ids = c
-                .query(
-                    "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
-                     SELECT $1, $2, f, ca, fe, rr, m, t, x, te, 'issued', k, $12
-                     FROM UNNEST($3::bigint[], $4::bigint[], $5::date[], $6::text[], $7::bigint[], $8::text[], $9::bytea[], $10::text[], $11::text[])
-                       AS u(f, ca, fe, rr, m, t, x, te, k)
-                     RETURNING id, folio",
-                    &[&company, &tipo, &folios, &caf_ids, &fch, &recep, &mnt, &totals, &xml, &ted, &keys, &now],
-                )
-                .await?;
-            let idem: Vec<(&Idem, String)> =
-                rows.iter().filter_map(|r| r.idem.as_ref().map(|i| (i, r.response.to_string()))).collect();
-            if !idem.is_empty() {
-                let key_ids: Vec<&str> = idem.iter().map(|(i, _)| i.key_id.as_str()).collect();
-                let keys: Vec<&str> = idem.iter().map(|(i, _)| i.key.as_str()).collect();
-                let responses: Vec<&str> = idem.iter().map(|(_, r)| r.as_str()).collect();
-                c.execute(
-                    "UPDATE idempotency SET response = t.r FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, i, r)
-                     WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i",
-                    &[&key_ids, &keys, &responses],
-                )
-                .await?;
-            }
-            let audits: Vec<_> = rows.iter().map(|r| r.audit.clone()).collect();
-            append_audits(c, &audits, now).await?;
-            for r in rows {
-                let folio = r.doc.folio;
-                let id = ids
-                    .iter()
-                    .find(|row| row.get::<_, i64>(1) == folio)
-                    .map(|row| row.get::<_, i64>(0))
-                    .ok_or_else(|| StoreError::Db(format!("folio {folio} was not stored")))?;
-                out.push(r.doc.stored(id, now));
-            }
+        for r in rows {
+            let folio = r.doc.folio;
+            let id = ids.get(&folio).copied().ok_or_else(|| StoreError::Db(format!("folio {folio} was not stored")))?;
+            out.push(r.doc.stored(id, now));
         }
         c.batch_execute("COMMIT").await?;
         // Committed: the connection goes back to the pool clean.
