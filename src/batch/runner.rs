@@ -141,9 +141,7 @@ impl Batches {
             match self.queue.take(consumer, BLOCK, Duration::from_secs(1)).await {
                 // The block's items are issued together, so those of one company join one
                 // issuance group (one transaction, folios in a row) instead of one each.
-                Ok(msgs) => {
-                    futures_util::future::join_all(msgs.iter().map(|m| self.handle(m))).await;
-                }
+                Ok(msgs) => self.handle_block(msgs).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "batch queue unavailable");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -165,76 +163,115 @@ impl Batches {
         metrics::counter!(telemetry::BATCH_ITEMS, "outcome" => outcome).increment(1);
     }
 
-    async fn handle(&self, m: &Message) {
-        let Ok(r) = serde_json::from_slice::<ItemRef>(&m.payload) else {
-            tracing::error!(message = %m.id, "unreadable batch message dropped");
-            let _ = self.queue.ack(&m.id).await;
-            return;
-        };
-        let span = tracing::info_span!("batch_item", request_id = r.r.as_deref().unwrap_or(""), batch = %r.b, index = r.i, delivery = m.deliveries);
-        self.handle_item(m, r).instrument(span).await
+    /// A block of messages: per batch, its items read in one query, issued together, their
+    /// outcomes written in one statement and acknowledged in one round trip. A failure to record
+    /// leaves the messages unacknowledged: they come back and the idempotency key replays the
+    /// issuance.
+    async fn handle_block(&self, msgs: Vec<Message>) {
+        let mut by_batch: std::collections::BTreeMap<String, Vec<(Message, ItemRef)>> = Default::default();
+        let mut unreadable = Vec::new();
+        for m in msgs {
+            match serde_json::from_slice::<ItemRef>(&m.payload) {
+                Ok(r) => by_batch.entry(r.b.clone()).or_default().push((m, r)),
+                Err(_) => {
+                    tracing::error!(message = %m.id, "unreadable batch message dropped");
+                    unreadable.push(m.id);
+                }
+            }
+        }
+        let _ = self.queue.ack_many(&unreadable).await;
+        for (batch, entries) in by_batch {
+            self.handle_batch_block(&batch, entries).await;
+        }
     }
 
-    async fn handle_item(&self, m: &Message, r: ItemRef) {
+    async fn handle_batch_block(&self, batch: &str, entries: Vec<(Message, ItemRef)>) {
         let store = &self.svc.store;
-        let item = match store.batch_item(&r.b, r.i).await {
-            Ok(Some(item)) => item,
-            Ok(None) => {
-                let _ = self.queue.ack(&m.id).await;
-                return;
-            }
-            // Left unacknowledged: it comes back after the visibility timeout.
-            Err(e) => return tracing::warn!(error = %e, "batch item unreadable for now"),
+        let idxs = entries.iter().map(|(_, r)| r.i).collect();
+        let mut items: std::collections::HashMap<i64, _> = match store.batch_items_at(batch, idxs).await {
+            Ok(v) => v.into_iter().map(|(row, payload)| (row.index, (row, payload))).collect(),
+            // Left unacknowledged: they come back after the visibility timeout.
+            Err(e) => return tracing::warn!(batch, error = %e, "batch items unreadable for now"),
         };
-        let (row, payload) = item;
-        if row.state != PENDING {
-            let _ = self.queue.ack(&m.id).await;
-            return;
+        let mut done_ids = Vec::new();
+        let mut work = Vec::new();
+        for (m, r) in entries {
+            match items.remove(&r.i) {
+                Some((row, payload)) if row.state == PENDING => work.push((m, r, row.company, payload)),
+                // Gone, or already settled by an earlier delivery.
+                _ => done_ids.push(m.id),
+            }
         }
-        let key = format!("batch:{}", r.b);
-        let body = payload.unwrap_or_default();
-        let result = self.svc.issue(&row.company, Some(&key), Some(&r.i.to_string()), body.as_bytes()).await;
+        let key = format!("batch:{batch}");
+        let results = futures_util::future::join_all(work.iter().map(|(m, r, company, payload)| {
+            let span = tracing::info_span!("batch_item", request_id = r.r.as_deref().unwrap_or(""), batch = %r.b, index = r.i, delivery = m.deliveries);
+            let body = payload.as_deref().unwrap_or_default();
+            let (key, idx) = (&key, r.i.to_string());
+            async move { self.svc.issue(company, Some(key), Some(&idx), body.as_bytes()).await }.instrument(span)
+        }))
+        .await;
         let now = Utc::now();
-        let recorded = match result {
-            Ok(Issue::Created(v)) | Ok(Issue::Replayed(v)) => {
-                let folio = v.get("folio").and_then(|f| f.as_i64());
-                tracing::info!(company = %row.company, folio, "batch item issued");
-                Self::outcome("issued");
-                store.set_batch_item(&r.b, r.i, ISSUED, folio, None, now).await
-            }
-            Err(e) if permanent(&e) => {
-                let reason = match &e {
-                    ServiceError::Dte(d) => describe(d),
-                    other => other.to_string(),
-                };
-                tracing::info!(error = %reason, "batch item failed");
-                Self::outcome("failed");
-                store.set_batch_item(&r.b, r.i, FAILED, None, Some(reason), now).await
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                match self.queue.fail(m, &reason).await {
-                    Ok(true) => {
-                        tracing::warn!(error = %reason, "batch item dead-lettered");
-                        Self::outcome("dead");
-                        let _ = store.set_batch_item(&r.b, r.i, DEAD, None, Some(reason), now).await;
-                        self.finish(&r.b).await;
-                    }
-                    Ok(false) => {
-                        Self::outcome("retried");
-                        let _ = store.set_batch_item(&r.b, r.i, PENDING, None, Some(reason), now).await;
-                    }
-                    Err(q) => tracing::warn!(error = %q, "batch queue unavailable"),
+        let mut settled = Vec::new();
+        let mut settled_ids = Vec::new();
+        let mut finished = false;
+        for ((m, r, company, _), result) in work.into_iter().zip(results) {
+            match result {
+                Ok(Issue::Created(v)) | Ok(Issue::Replayed(v)) => {
+                    let folio = v.get("folio").and_then(|f| f.as_i64());
+                    tracing::info!(batch, index = r.i, company = %company, folio, "batch item issued");
+                    Self::outcome("issued");
+                    settled.push((r.i, ISSUED, folio, None));
+                    settled_ids.push(m.id);
                 }
-                return;
+                Err(e) if permanent(&e) => {
+                    let reason = match &e {
+                        ServiceError::Dte(d) => describe(d),
+                        other => other.to_string(),
+                    };
+                    tracing::info!(batch, index = r.i, error = %reason, "batch item failed");
+                    Self::outcome("failed");
+                    settled.push((r.i, FAILED, None, Some(reason)));
+                    settled_ids.push(m.id);
+                }
+                Err(e) => finished |= self.retry_later(&m, &r, e.to_string(), now).await,
             }
-        };
-        match recorded {
-            Ok(_) => {
-                let _ = self.queue.ack(&m.id).await;
-                self.finish(&r.b).await;
+        }
+        if !settled.is_empty() {
+            match store.settle_batch_items(batch, settled, now).await {
+                Ok(()) => {
+                    done_ids.append(&mut settled_ids);
+                    finished = true;
+                }
+                Err(e) => tracing::warn!(batch, error = %e, "batch item outcomes not recorded; they will be retried"),
             }
-            Err(e) => tracing::warn!(error = %e, "batch item outcome not recorded; it will be retried"),
+        }
+        if let Err(e) = self.queue.ack_many(&done_ids).await {
+            tracing::warn!(batch, error = %e, "batch queue unavailable");
+        }
+        if finished {
+            self.finish(batch).await;
+        }
+    }
+
+    /// A retryable failure: back on the queue, or past the limit into the dead letters (true).
+    async fn retry_later(&self, m: &Message, r: &ItemRef, reason: String, now: chrono::DateTime<Utc>) -> bool {
+        let store = &self.svc.store;
+        match self.queue.fail(m, &reason).await {
+            Ok(true) => {
+                tracing::warn!(batch = %r.b, index = r.i, error = %reason, "batch item dead-lettered");
+                Self::outcome("dead");
+                let _ = store.set_batch_item(&r.b, r.i, DEAD, None, Some(reason), now).await;
+                true
+            }
+            Ok(false) => {
+                Self::outcome("retried");
+                let _ = store.set_batch_item(&r.b, r.i, PENDING, None, Some(reason), now).await;
+                false
+            }
+            Err(q) => {
+                tracing::warn!(error = %q, "batch queue unavailable");
+                false
+            }
         }
     }
 }

@@ -90,6 +90,17 @@ impl Queue {
         }
     }
 
+    /// Acknowledges several messages at once (one round trip on Redis).
+    pub async fn ack_many(&self, ids: &[String]) -> Result<(), QueueError> {
+        match self {
+            Queue::Memory(q) => {
+                ids.iter().for_each(|id| q.ack(id));
+                Ok(())
+            }
+            Queue::Redis(q) => q.ack_many(ids).await,
+        }
+    }
+
     /// A failed attempt: the message comes back after the visibility timeout, or, past
     /// `max_deliveries`, goes to the dead letters with `reason`. True when it went there.
     pub async fn fail(&self, msg: &Message, reason: &str) -> Result<bool, QueueError> {

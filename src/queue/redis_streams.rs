@@ -199,6 +199,24 @@ impl RedisQueue {
         Ok(out)
     }
 
+    pub async fn ack_many(&self, ids: &[String]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(ids)
+            .ignore();
+        self.pipe(&p).await
+    }
+
     pub async fn ack(&self, id: &str) -> Result<(), QueueError> {
         // One round trip: acknowledged and deleted together (XLEN stays the depth).
         let mut p = redis::pipe();

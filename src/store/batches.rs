@@ -186,6 +186,24 @@ impl Store {
     pub async fn batch_item(&self, id: &str, idx: i64) -> Result<Option<(BatchItemRow, Option<String>)>, StoreError> {
         dispatch!(self, s => s.batch_item(id, idx).await)
     }
+    /// Items `idxs` of batch `id` with their document JSON (absent ones are left out).
+    pub async fn batch_items_at(
+        &self,
+        id: &str,
+        idxs: Vec<i64>,
+    ) -> Result<Vec<(BatchItemRow, Option<String>)>, StoreError> {
+        dispatch!(self, s => s.batch_items_at(id, idxs).await)
+    }
+    /// Final outcomes of a block of items in one write: `(idx, state, folio, error)` with state
+    /// `issued` or `failed`; an issued item never moves again.
+    pub async fn settle_batch_items(
+        &self,
+        id: &str,
+        outcomes: Vec<(i64, &'static str, Option<i64>, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.settle_batch_items(id, outcomes, now).await)
+    }
     /// Moves an item to `state`; an issued item never moves again.
     pub async fn set_batch_item(
         &self,

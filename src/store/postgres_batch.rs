@@ -212,6 +212,47 @@ impl PgStore {
         Ok(row.map(|r| (item_row(&r), r.get(13))))
     }
 
+    pub async fn batch_items_at(
+        &self,
+        id: &str,
+        idxs: Vec<i64>,
+    ) -> Result<Vec<(BatchItemRow, Option<String>)>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                &format!("SELECT {ITEM_COLS}, i.payload FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.idx = ANY($2)"),
+                &[&id, &idxs],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (item_row(r), r.get(13))).collect())
+    }
+
+    pub async fn settle_batch_items(
+        &self,
+        id: &str,
+        outcomes: Vec<(i64, &'static str, Option<i64>, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let idx: Vec<i64> = outcomes.iter().map(|o| o.0).collect();
+        let states: Vec<&str> = outcomes.iter().map(|o| o.1).collect();
+        let folios: Vec<Option<i64>> = outcomes.iter().map(|o| o.2).collect();
+        let errors: Vec<Option<&str>> = outcomes.iter().map(|o| o.3.as_deref()).collect();
+        self.pool
+            .get()
+            .await?
+            .execute(
+                "UPDATE batch_items i SET state = t.s, folio = COALESCE(t.f, i.folio), error = t.e, updated_at = $6,
+                   attempts = i.attempts + 1
+                 FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::text[]) AS t(x, s, f, e)
+                 WHERE i.batch_id = $1 AND i.idx = t.x AND i.state <> 'issued'",
+                &[&id, &idx, &states, &folios, &errors, &now],
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_batch_item(
         &self,
         id: &str,

@@ -1,7 +1,7 @@
 //! SQLite: batches and their items.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use super::batches::*;
 use super::*;
@@ -224,6 +224,52 @@ impl SqliteStore {
                 |r| Ok((item_row(r)?, r.get(13)?)),
             )
             .optional()?)
+        })
+        .await
+    }
+
+    pub async fn batch_items_at(
+        &self,
+        id: &str,
+        idxs: Vec<i64>,
+    ) -> Result<Vec<(BatchItemRow, Option<String>)>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ITEM_COLS}, i.payload FROM {ITEM_JOIN} WHERE i.batch_id = ?1 AND i.idx = ?2"
+            ))?;
+            let mut out = Vec::with_capacity(idxs.len());
+            for idx in idxs {
+                if let Some(r) = st.query_row(params![id, idx], |r| Ok((item_row(r)?, r.get(13)?))).optional()? {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn settle_batch_items(
+        &self,
+        id: &str,
+        outcomes: Vec<(i64, &'static str, Option<i64>, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "UPDATE batch_items SET state = ?3, folio = COALESCE(?4, folio), error = ?5, updated_at = ?6,
+                       attempts = attempts + 1 WHERE batch_id = ?1 AND idx = ?2 AND state <> 'issued'",
+                )?;
+                let at = ts(now);
+                for (idx, state, folio, error) in &outcomes {
+                    st.execute(params![id, idx, state, folio, error, at])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
