@@ -365,7 +365,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         println!("DEMO API key (also in {}): {key}", s.data_dir.join("demo-api-key.txt").display());
     }
     let shared = svc.cache.clone().filter(|c| c.mode() != "memory");
-    let auth = Arc::new(Auth::new(svc.store.clone(), shared, s.rate_limit_per_second, s.rate_limit_burst));
+    let auth = Arc::new(Auth::new(svc.clone(), shared, s.rate_limit_per_second, s.rate_limit_burst));
     auth.refresh_revocations().await.map_err(|e| Failure::Input(e.to_string()))?;
     // The demo's TEST material would only be refused by the real SII: its link runs only when
     // pointed somewhere else (a simulator).
@@ -379,7 +379,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
     server::background(svc.clone(), auth.clone(), link.clone(), &s);
     let batches = server::batches(&svc, &s, link.is_some()).await.map_err(start_err)?;
     batches.start().await;
-    let backend = svc.store.backend();
+    let backend = svc.backend();
     let tls = s.tls_cert.clone().zip(s.tls_key.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = dte_gateway::http::Listen {

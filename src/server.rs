@@ -227,7 +227,7 @@ pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> 
 /// expiry, documents per state.
 pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
     use crate::telemetry::{CAF_EXPIRY, CERT_EXPIRY, DOCUMENTS, FOLIOS_LEFT};
-    for rut in svc.store.companies().await? {
+    for rut in svc.companies().await? {
         let mut left: HashMap<i32, i64> = HashMap::new();
         let mut expiry: HashMap<i32, chrono::NaiveDate> = HashMap::new();
         for c in svc.list_cafs(&rut).await? {
@@ -248,11 +248,10 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
             metrics::gauge!(CERT_EXPIRY, "company" => rut.clone()).set(c.not_after.timestamp() as f64);
         }
     }
-    for (state, n) in svc.store.document_states().await? {
+    for (state, n) in svc.document_states().await? {
         metrics::gauge!(DOCUMENTS, "state" => state).set(n as f64);
     }
-    let age =
-        svc.store.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
+    let age = svc.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     metrics::gauge!(crate::telemetry::UNSENT_AGE).set(age.max(0.0));
     if let Some((in_use, waiting)) = svc.cache.as_ref().and_then(|c| c.pool_status()) {
         metrics::gauge!(crate::telemetry::REDIS_POOL_IN_USE).set(in_use as f64);
@@ -265,11 +264,11 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
 pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>, s: &Settings) {
     if let Some(link) = link {
         actix_web::rt::spawn(link.run());
-        let store = svc.store.clone();
+        let hooks = svc.clone();
         let every = Duration::from_millis(s.worker_interval_ms);
         actix_web::rt::spawn(async move {
             if let Ok(http) = reqwest::Client::builder().user_agent("dte-gateway-webhooks").build() {
-                crate::worker::webhooks::run(store, http, every).await;
+                crate::worker::webhooks::run(hooks, http, every).await;
             }
         });
     }
@@ -297,7 +296,7 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
     actix_web::rt::spawn(async move {
         loop {
             let now = Utc::now();
-            if let Err(e) = svc.store.cleanup(now, now - idem).await {
+            if let Err(e) = svc.cleanup(now, now - idem).await {
                 tracing::warn!(error = %e, "clean-up failed");
             }
             actix_web::rt::time::sleep(Duration::from_secs(60)).await;

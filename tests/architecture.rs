@@ -185,3 +185,23 @@ fn the_checker_sees_a_known_cycle() {
     let p = paths_after("use crate::sii::client::{X, Y}; let z = super::soap::f();", "crate::");
     assert_eq!(p, vec![vec!["sii".to_string(), "client".into()]]);
 }
+
+/// HTTP handlers, the server's wiring and the command line reach the database only through the
+/// service: no `….store` access in them.
+#[test]
+fn edges_go_through_the_service() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&src.join("http"), &mut all);
+    all.extend(["server.rs", "cli.rs", "cli_batch.rs", "main.rs"].iter().map(|f| src.join(f)));
+    let mut wrong = Vec::new();
+    for f in all {
+        let text = code(&std::fs::read_to_string(&f).expect("read"));
+        for (n, line) in text.lines().enumerate() {
+            if line.contains(".store.") || line.contains(".store,") || line.trim_end().ends_with(".store") {
+                wrong.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "edges reaching into the store:\n{}", wrong.join("\n"));
+}

@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use super::problem::ApiError;
 use crate::crypto::sha256_hex;
-use crate::store::{ApiKeyRecord, Store};
+use crate::service::{ApiKey, Service};
 
 const KEY_CACHE: Duration = Duration::from_secs(5);
 
@@ -24,11 +24,11 @@ struct Bucket {
 }
 
 pub struct Auth {
-    store: Store,
+    svc: Arc<Service>,
     /// Shares rate limits and the revocation list between instances when it has Redis.
     cache: Option<Arc<crate::cache::Cache>>,
     polls: std::sync::atomic::AtomicU64,
-    keys: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
+    keys: Mutex<HashMap<String, (ApiKey, Instant)>>,
     revoked: RwLock<HashSet<String>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     rate: f64,
@@ -38,7 +38,7 @@ pub struct Auth {
 /// The caller, once its key checked out.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub key: ApiKeyRecord,
+    pub key: ApiKey,
 }
 
 impl Principal {
@@ -73,9 +73,9 @@ impl Principal {
 }
 
 impl Auth {
-    pub fn new(store: Store, cache: Option<Arc<crate::cache::Cache>>, rate: f64, burst: f64) -> Auth {
+    pub fn new(svc: Arc<Service>, cache: Option<Arc<crate::cache::Cache>>, rate: f64, burst: f64) -> Auth {
         Auth {
-            store,
+            svc,
             cache,
             polls: std::sync::atomic::AtomicU64::new(0),
             keys: Mutex::new(HashMap::new()),
@@ -88,7 +88,7 @@ impl Auth {
 
     /// Reloads the revocation list: from Redis on every poll when it is shared there, and from the
     /// database (the source of truth) every eighth poll — or every poll without Redis.
-    pub async fn refresh_revocations(&self) -> Result<(), crate::store::StoreError> {
+    pub async fn refresh_revocations(&self) -> Result<(), crate::service::ServiceError> {
         let n = self.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shared = match &self.cache {
             Some(c) => c.revoked().await,
@@ -97,7 +97,7 @@ impl Auth {
         let from_redis = shared.is_some();
         let mut list: HashSet<String> = shared.unwrap_or_default().into_iter().collect();
         if !from_redis || n.is_multiple_of(8) {
-            list.extend(self.store.revocation_list().await?);
+            list.extend(self.svc.revocation_list().await?);
         } else if let Ok(r) = self.revoked.read() {
             // Keep what the database said last time; Redis only adds.
             list.extend(r.iter().cloned());
@@ -121,12 +121,7 @@ impl Auth {
         let key = match cached {
             Some(k) => k,
             None => {
-                let k = self
-                    .store
-                    .find_api_key(&hash)
-                    .await
-                    .map_err(|e| ApiError::Service(e.into()))?
-                    .ok_or(ApiError::Unauthorized)?;
+                let k = self.svc.key_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
                 if let Ok(mut c) = self.keys.lock() {
                     if c.len() > 100_000 {
                         c.clear();

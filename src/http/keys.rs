@@ -42,12 +42,7 @@ pub async fn create(
 }
 
 async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiError> {
-    let k = svc
-        .store
-        .get_api_key(id)
-        .await
-        .map_err(|e| ApiError::Service(e.into()))?
-        .ok_or_else(|| ApiError::NotFound(format!("key {id}")))?;
+    let k = svc.api_key(id).await?.ok_or_else(|| ApiError::NotFound(format!("key {id}")))?;
     match (&p.key.company, &k.company) {
         (None, _) => p.global_admin(),
         (Some(mine), Some(theirs)) if mine == theirs => p.company(mine, "admin"),

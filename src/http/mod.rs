@@ -78,7 +78,7 @@ async fn ready(
     link: Option<web::Data<Arc<crate::worker::SiiLink>>>,
     batches: Option<web::Data<Arc<crate::batch::Batches>>>,
 ) -> HttpResponse {
-    let db = svc.store.ping().await;
+    let db = svc.ping().await;
     let queue = match &batches {
         Some(b) => {
             let depth = tokio::time::timeout(std::time::Duration::from_millis(500), b.queue_depth()).await;
@@ -115,7 +115,7 @@ async fn ready(
     };
     let body = serde_json::json!({
         "status": status,
-        "database": {"backend": svc.store.backend(), "ok": db.is_ok(), "error": db.err().map(|e| e.to_string())},
+        "database": {"backend": svc.backend(), "ok": db.is_ok(), "error": db.err().map(|e| e.to_string())},
         "cache": cache,
         "queue": queue,
         "sii": circuits,

@@ -40,7 +40,7 @@ pub async fn add_webhook(
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)),
-    responses((status = 200, body = Vec<crate::store::WebhookRow>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Vec<crate::service::Webhook>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn list_webhooks(
@@ -49,8 +49,7 @@ pub async fn list_webhooks(
     svc: web::Data<Arc<Service>>,
 ) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
-    svc.company(&rut).await?;
-    let hooks = svc.store.list_webhooks(&rut).await.map_err(|e| ApiError::Service(e.into()))?;
+    let hooks = svc.webhooks(&rut).await?;
     Ok(json(StatusCode::OK, &hooks))
 }
 
@@ -63,7 +62,7 @@ pub struct DeliveriesQuery {
 
 /// Recent deliveries with their outcome (state, attempts, last HTTP status).
 #[utoipa::path(get, path = "/v1/companies/{rut}/webhooks/deliveries", tag = "webhooks", params(("rut" = String, Path), DeliveriesQuery),
-    responses((status = 200, body = Vec<crate::store::DeliveryRow>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Vec<crate::service::Delivery>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn deliveries(
@@ -73,9 +72,8 @@ pub async fn deliveries(
     svc: web::Data<Arc<Service>>,
 ) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
-    svc.company(&rut).await?;
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
-    let rows = svc.store.list_deliveries(&rut, limit).await.map_err(|e| ApiError::Service(e.into()))?;
+    let rows = svc.deliveries(&rut, limit).await?;
     Ok(json(StatusCode::OK, &rows))
 }
 

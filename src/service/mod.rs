@@ -21,6 +21,7 @@ use crate::store::{
 };
 use crate::vault::Vault;
 
+mod edges;
 mod issuance;
 mod keys;
 mod signing;
@@ -144,6 +145,7 @@ pub enum Issue {
 pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
 pub use crate::crypto::sha256_hex;
+pub use edges::{ApiKey, Delivery, Webhook};
 
 /// Local wall-clock time to the second: the SII's timestamps carry no zone.
 pub fn now_local() -> NaiveDateTime {

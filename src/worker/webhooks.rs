@@ -26,9 +26,9 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("v1={}", crate::crypto::hex(&sig))
 }
 
-pub async fn run(store: Store, http: reqwest::Client, interval: Duration) {
+pub async fn run(svc: Arc<crate::service::Service>, http: reqwest::Client, interval: Duration) {
     loop {
-        match deliver_one(&store, &http).await {
+        match deliver_one(&svc.store, &http).await {
             Ok(true) => {}
             Ok(false) => tokio::time::sleep(interval).await,
             Err(e) => {
@@ -69,11 +69,4 @@ pub async fn deliver_one(store: &Store, http: &reqwest::Client) -> Result<bool, 
         .increment(1);
     store.delivery_outcome(d.id, state, &status, next).await?;
     Ok(true)
-}
-
-pub fn spawn(store: Store, interval: Duration) -> Option<Arc<reqwest::Client>> {
-    let http = reqwest::Client::builder().user_agent("dte-gateway-webhooks").build().ok()?;
-    let shared = Arc::new(http.clone());
-    tokio::spawn(run(store, http, interval));
-    Some(shared)
 }
