@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use dte_gateway::domain::{Company, Environment};
+use dte_gateway::domain::{Company, DocState, Environment, UploadStatus};
 use dte_gateway::store::{
     ApiKeyRecord, CafRecord, CompanyRecord, DocFilter, FolioLock, Idem, IdemState, IssuedRow, NewAudit, NewDocument,
     Store,
@@ -169,20 +169,25 @@ async fn groups_of_one_company_wait_for_each_other(store: Store) {
 
 async fn stored_values_are_parsed_strictly(store: Store, db: &Db) {
     company(&store).await;
+    caf(&store, 1, 10).await;
+    issue(&store, &[None]).await;
     assert_eq!(store.get_company(RUT).await.expect("get").map(|c| c.environment), Some(Environment::Certificacion));
-    let sql = "UPDATE companies SET environment = 'prod'";
+    assert_eq!(store.get_document(RUT, 33, 1).await.expect("get").map(|d| d.state), Some(DocState::Issued));
+    let sql = "UPDATE companies SET environment = 'prod'; UPDATE documents SET state = 'aceptado'";
     match db {
         Db::Sqlite(d) => {
-            rusqlite::Connection::open(d.path().join("gw.sqlite")).expect("open").execute(sql, []).expect("update");
+            rusqlite::Connection::open(d.path().join("gw.sqlite")).expect("open").execute_batch(sql).expect("update");
         }
         Db::Postgres(url) => {
             let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
             tokio::spawn(conn);
-            c.execute(sql, &[]).await.expect("update");
+            c.batch_execute(sql).await.expect("update");
         }
     }
     let err = store.get_company(RUT).await.expect_err("an unknown environment is an error");
     assert!(err.to_string().contains("unknown SII environment"), "{err}");
+    let err = store.get_document(RUT, 33, 1).await.expect_err("an unknown state is an error");
+    assert!(err.to_string().contains("unknown document state"), "{err}");
 }
 
 async fn api_keys_and_revocation(store: Store) {
@@ -231,10 +236,17 @@ async fn uploads_claim_each_document_once(store: Store) {
     let rest = store.claim_upload(2, cutoff, now).await.expect("claim");
     // One document is left: under `max` and not old enough, so it waits.
     assert_eq!(rest, None);
-    let leased = store.lease_upload(&["new", "pending"], now, chrono::Duration::seconds(30)).await.expect("lease");
+    let leased = store
+        .lease_upload(&[UploadStatus::New, UploadStatus::Pending], now, chrono::Duration::seconds(30))
+        .await
+        .expect("lease");
     assert_eq!(leased.map(|u| u.id), Some(up));
     assert_eq!(
-        store.lease_upload(&["new", "pending"], now, chrono::Duration::seconds(30)).await.expect("lease").map(|u| u.id),
+        store
+            .lease_upload(&[UploadStatus::New, UploadStatus::Pending], now, chrono::Duration::seconds(30))
+            .await
+            .expect("lease")
+            .map(|u| u.id),
         None,
         "leased once"
     );

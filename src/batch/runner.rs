@@ -207,18 +207,28 @@ impl Batches {
             let span = tracing::info_span!("batch_item", request_id = r.r.as_deref().unwrap_or(""), batch = %r.b, index = r.i, delivery = m.deliveries);
             let body = payload.as_deref().unwrap_or_default();
             let (key, idx) = (&key, r.i.to_string());
-            async move { self.svc.issue(company, Some(key), Some(&idx), body.as_bytes()).await }.instrument(span)
+            async move {
+                let r = self.svc.issue(company, Some(key), Some(&idx), body.as_bytes()).await;
+                // Logged inside the item's span, so the line carries the submitting request's id.
+                match &r {
+                    Ok(Issue::Created(v)) | Ok(Issue::Replayed(v)) => {
+                        tracing::info!(company = %company, folio = v.get("folio").and_then(|f| f.as_i64()), "batch item issued")
+                    }
+                    Err(e) => tracing::info!(company = %company, error = %e, "batch item not issued"),
+                }
+                r
+            }
+            .instrument(span)
         }))
         .await;
         let now = Utc::now();
         let mut settled = Vec::new();
         let mut settled_ids = Vec::new();
         let mut finished = false;
-        for ((m, r, company, _), result) in work.into_iter().zip(results) {
+        for ((m, r, _, _), result) in work.into_iter().zip(results) {
             match result {
                 Ok(Issue::Created(v)) | Ok(Issue::Replayed(v)) => {
                     let folio = v.get("folio").and_then(|f| f.as_i64());
-                    tracing::info!(batch, index = r.i, company = %company, folio, "batch item issued");
                     Self::outcome("issued");
                     settled.push((r.i, ISSUED, folio, None));
                     settled_ids.push(m.id);

@@ -5,9 +5,11 @@ pub mod company;
 pub mod document;
 pub mod rules;
 pub mod rut;
+pub mod state;
 pub mod tax;
 pub mod text;
 
 pub use company::{Company, Environment};
 pub use document::{DocumentInput, TipoDte};
 pub use rut::Rut;
+pub use state::{DocState, UploadStatus};

@@ -82,7 +82,8 @@ pub struct ListQuery {
     pub from: Option<NaiveDate>,
     /// FchEmis to (inclusive).
     pub to: Option<NaiveDate>,
-    pub state: Option<String>,
+    /// One of the document states; anything else is a `400`.
+    pub state: Option<crate::domain::DocState>,
     /// The `next` of the previous page.
     pub before: Option<i64>,
     /// 1-500, default 50.

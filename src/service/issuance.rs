@@ -351,7 +351,7 @@ fn row(
         rut_recep: w.prepared.rut_recep.to_string(),
         mnt_total,
         totals: totals.clone(),
-        state: "issued".into(),
+        state: crate::domain::DocState::Issued,
         created_at: now,
         xml_url: format!("/v1/companies/{}/documents/{tipo}/{folio}/xml", w.rut),
         ted: Some(issued.ted.clone()),

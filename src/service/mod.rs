@@ -113,7 +113,7 @@ pub struct DocumentInfo {
     pub mnt_total: i64,
     #[schema(value_type = Object)]
     pub totals: serde_json::Value,
-    pub state: String,
+    pub state: crate::domain::DocState,
     pub created_at: DateTime<Utc>,
     pub xml_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]

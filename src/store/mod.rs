@@ -30,13 +30,14 @@ mod sqlite;
 mod sqlite_batch;
 mod sqlite_issue;
 mod sqlite_sii;
+mod states;
 
 pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-pub use crate::domain::Environment;
+pub use crate::domain::{DocState, Environment, UploadStatus};
 
 #[derive(Debug, Clone)]
 pub struct CompanyRecord {
@@ -102,7 +103,7 @@ impl NewDocument {
             rut_recep: self.rut_recep,
             mnt_total: self.mnt_total,
             totals: self.totals,
-            state: "issued".into(),
+            state: DocState::Issued,
             created_at: at,
         }
     }
@@ -119,7 +120,7 @@ pub struct DocumentRecord {
     pub rut_recep: String,
     pub mnt_total: i64,
     pub totals: serde_json::Value,
-    pub state: String,
+    pub state: DocState,
     pub created_at: DateTime<Utc>,
 }
 
@@ -177,7 +178,7 @@ pub struct DocFilter {
     pub tipo: Option<i32>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
-    pub state: Option<String>,
+    pub state: Option<DocState>,
     /// Keyset pagination: documents with id below this one (newest first).
     pub before_id: Option<i64>,
     pub limit: i64,
@@ -236,7 +237,11 @@ impl From<tokio_postgres::Error> for StoreError {
                 return StoreError::Conflict(db.message().to_string());
             }
         }
-        StoreError::Db(e.to_string())
+        // The driver's message alone ("error deserializing column 9") hides the cause.
+        match std::error::Error::source(&e) {
+            Some(cause) => StoreError::Db(format!("{e}: {cause}")),
+            None => StoreError::Db(e.to_string()),
+        }
     }
 }
 
@@ -253,7 +258,7 @@ pub struct UploadRow {
     pub company: String,
     pub boleta: bool,
     /// new (documents claimed) → pending (to send or resend) → sent (TrackID) → final | rejected
-    pub state: String,
+    pub state: UploadStatus,
     pub envelope: Option<Vec<u8>>,
     pub track_id: Option<String>,
     pub attempts: i64,
@@ -264,7 +269,7 @@ pub struct UploadRow {
 pub struct DocVerdict {
     pub tipo: i32,
     pub folio: i64,
-    pub state: String,
+    pub state: DocState,
     pub estado: String,
     pub glosa: String,
 }
@@ -447,11 +452,11 @@ impl Store {
     /// Leases one upload due for sending (`new`/`pending`) or tracking (`sent`) for `lease`.
     pub async fn lease_upload(
         &self,
-        states: &[&str],
+        states: &[UploadStatus],
         now: DateTime<Utc>,
         lease: chrono::Duration,
     ) -> Result<Option<UploadRow>, StoreError> {
-        let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+        let states: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
         dispatch!(self, s => s.lease_upload(states, now, lease).await)
     }
     /// Received by the SII: the TrackID, and its documents become `sent`.
@@ -468,24 +473,24 @@ impl Store {
     pub async fn upload_later(
         &self,
         id: i64,
-        state: &str,
+        state: UploadStatus,
         envelope: Option<Vec<u8>>,
         error: &str,
         next_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.upload_later(id, state, envelope, error, next_at).await)
+        dispatch!(self, s => s.upload_later(id, state.as_str(), envelope, error, next_at).await)
     }
     /// The final verdict: the upload and each document's state, and an event per document.
     pub async fn upload_final(
         &self,
         id: i64,
-        state: &str,
+        state: UploadStatus,
         estado: &str,
         glosa: &str,
         verdicts: Vec<DocVerdict>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.upload_final(id, state, estado, glosa, verdicts, now).await)
+        dispatch!(self, s => s.upload_final(id, state.as_str(), estado, glosa, verdicts, now).await)
     }
     pub async fn set_document_sii_state(
         &self,

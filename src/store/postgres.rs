@@ -94,20 +94,21 @@ pub(super) fn caf_row(r: &Row) -> CafRecord {
 }
 
 const DOC_COLS: &str = "id, company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, state, created_at";
-fn doc_row(r: &Row) -> DocumentRecord {
-    DocumentRecord {
-        id: r.get(0),
-        company: r.get(1),
-        tipo: r.get(2),
-        folio: r.get(3),
-        caf_id: r.get(4),
-        fch_emis: r.get(5),
-        rut_recep: r.get(6),
-        mnt_total: r.get(7),
-        totals: serde_json::from_str(r.get::<_, &str>(8)).unwrap_or_default(),
-        state: r.get(9),
-        created_at: r.get(10),
-    }
+/// Fallible: a state the domain does not know is an error, not a panic.
+fn doc_row(r: &Row) -> Result<DocumentRecord, StoreError> {
+    Ok(DocumentRecord {
+        id: r.try_get(0)?,
+        company: r.try_get(1)?,
+        tipo: r.try_get(2)?,
+        folio: r.try_get(3)?,
+        caf_id: r.try_get(4)?,
+        fch_emis: r.try_get(5)?,
+        rut_recep: r.try_get(6)?,
+        mnt_total: r.try_get(7)?,
+        totals: serde_json::from_str(r.try_get::<_, &str>(8)?).unwrap_or_default(),
+        state: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+    })
 }
 
 const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
@@ -271,7 +272,7 @@ impl PgStore {
                 &[&rut, &tipo, &folio],
             )
             .await?;
-        Ok(r.as_ref().map(doc_row))
+        r.as_ref().map(doc_row).transpose()
     }
 
     pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -292,7 +293,7 @@ impl PgStore {
              AND ($4::DATE IS NULL OR fch_emis <= $4) AND ($5::TEXT IS NULL OR state = $5) AND ($6::BIGINT IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
         );
         let rows = c.query(&sql, &[&rut, &f.tipo, &f.from, &f.to, &f.state, &f.before_id, &f.limit]).await?;
-        Ok(rows.iter().map(doc_row).collect())
+        rows.iter().map(doc_row).collect()
     }
 
     pub async fn count_documents(&self) -> Result<i64, StoreError> {

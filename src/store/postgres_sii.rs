@@ -25,16 +25,16 @@ pub(super) async fn enqueue_events(
     Ok(())
 }
 
-fn upload_row(r: &Row) -> UploadRow {
-    UploadRow {
-        id: r.get(0),
-        company: r.get(1),
-        boleta: r.get(2),
-        state: r.get(3),
-        envelope: r.get(4),
-        track_id: r.get(5),
-        attempts: r.get(6),
-    }
+fn upload_row(r: &Row) -> Result<UploadRow, StoreError> {
+    Ok(UploadRow {
+        id: r.try_get(0)?,
+        company: r.try_get(1)?,
+        boleta: r.try_get(2)?,
+        state: r.try_get(3)?,
+        envelope: r.try_get(4)?,
+        track_id: r.try_get(5)?,
+        attempts: r.try_get(6)?,
+    })
 }
 
 fn delivery_row(r: &Row) -> DeliveryRow {
@@ -113,7 +113,7 @@ impl PgStore {
                 &[&states, &now, &until],
             )
             .await?;
-        Ok(row.as_ref().map(upload_row))
+        row.as_ref().map(upload_row).transpose()
     }
 
     pub async fn upload_sent(
@@ -179,7 +179,7 @@ impl PgStore {
                 &[&id, &v.tipo, &v.folio, &v.state, &v.estado, &v.glosa],
             )
             .await?;
-            events.push(state_event(&company, v.tipo, v.folio, &v.state, &v.estado, &v.glosa, now));
+            events.push(state_event(&company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now));
         }
         enqueue_events(&tx, &company, &events, now).await?;
         tx.commit().await?;
@@ -205,7 +205,7 @@ impl PgStore {
             enqueue_events(
                 &tx,
                 company,
-                &[state_event(company, v.tipo, v.folio, &v.state, &v.estado, &v.glosa, now)],
+                &[state_event(company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now)],
                 now,
             )
             .await?;

@@ -163,7 +163,7 @@ impl SqliteStore {
                     "UPDATE documents SET state = ?4, sii_estado = ?5, sii_glosa = ?6 WHERE upload_id = ?1 AND tipo = ?2 AND folio = ?3",
                     params![id, v.tipo, v.folio, v.state, v.estado, v.glosa],
                 )?;
-                events.push(state_event(&company, v.tipo, v.folio, &v.state, &v.estado, &v.glosa, now));
+                events.push(state_event(&company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now));
             }
             enqueue_events(&tx, &company, &events, now)?;
             Ok(tx.commit()?)
@@ -185,12 +185,12 @@ impl SqliteStore {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
-            if old.as_ref().is_some_and(|(s, e)| *s != v.state || e.as_deref() != Some(v.estado.as_str())) {
+            if old.as_ref().is_some_and(|(s, e)| *s != v.state.as_str() || e.as_deref() != Some(v.estado.as_str())) {
                 tx.execute(
                     "UPDATE documents SET state = ?4, sii_estado = ?5, sii_glosa = ?6 WHERE company = ?1 AND tipo = ?2 AND folio = ?3",
                     params![company, v.tipo, v.folio, v.state, v.estado, v.glosa],
                 )?;
-                enqueue_events(&tx, &company, &[state_event(&company, v.tipo, v.folio, &v.state, &v.estado, &v.glosa, now)], now)?;
+                enqueue_events(&tx, &company, &[state_event(&company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now)], now)?;
             }
             Ok(tx.commit()?)
         })

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::domain::Rut;
+use crate::domain::{DocState, UploadStatus};
 use crate::service::{now_local, Service};
 use crate::sii::api::SiiApi;
 use crate::sii::client::{SiiError, Upload, UploadState};
@@ -86,7 +87,10 @@ impl SiiLink {
         envelope: Option<Vec<u8>>,
         why: &str,
     ) -> Result<(), crate::store::StoreError> {
-        self.svc.store.upload_later(u.id, "pending", envelope, why, Utc::now() + self.backoff(u.attempts)).await
+        self.svc
+            .store
+            .upload_later(u.id, UploadStatus::Pending, envelope, why, Utc::now() + self.backoff(u.attempts))
+            .await
     }
 
     fn backoff(&self, attempts: i64) -> chrono::Duration {
@@ -140,11 +144,11 @@ impl SiiLink {
             busy = true;
         }
         let lease = chrono_d(self.cfg.lease);
-        if let Some(u) = store.lease_upload(&["new", "pending"], Utc::now(), lease).await? {
+        if let Some(u) = store.lease_upload(&[UploadStatus::New, UploadStatus::Pending], Utc::now(), lease).await? {
             self.send(u).await?;
             busy = true;
         }
-        if let Some(u) = store.lease_upload(&["sent"], Utc::now(), lease).await? {
+        if let Some(u) = store.lease_upload(&[UploadStatus::Sent], Utc::now(), lease).await? {
             self.track(u).await?;
             busy = true;
         }
@@ -174,7 +178,7 @@ impl SiiLink {
             return store
                 .upload_later(
                     u.id,
-                    "pending",
+                    UploadStatus::Pending,
                     None,
                     "SII circuit open",
                     Utc::now() + chrono_d(breaker.retry_in().max(Duration::from_millis(100))),
@@ -220,7 +224,9 @@ impl SiiLink {
                 metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "reauthenticate").increment(1);
                 breaker.success();
                 self.tokens.invalidate(env, &cert, &token).await;
-                store.upload_later(u.id, "pending", Some(envelope), "token refused (STATUS 5)", Utc::now()).await
+                store
+                    .upload_later(u.id, UploadStatus::Pending, Some(envelope), "token refused (STATUS 5)", Utc::now())
+                    .await
             }
             Ok(Upload::Retry(why)) => {
                 metrics::counter!(crate::telemetry::SII_UPLOADS, "outcome" => "retry").increment(1);
@@ -248,14 +254,14 @@ impl SiiLink {
             .map(|(t, f, _)| DocVerdict {
                 tipo: *t,
                 folio: *f,
-                state: "rejected".into(),
+                state: DocState::Rejected,
                 estado: estado.into(),
                 glosa: glosa.into(),
             })
             .collect();
         tracing::warn!(upload = u.id, estado, glosa, "envelope rejected");
         metrics::counter!(crate::telemetry::SII_VERDICTS, "estado" => estado.to_string()).increment(1);
-        self.svc.store.upload_final(u.id, "rejected", estado, glosa, verdicts, Utc::now()).await
+        self.svc.store.upload_final(u.id, UploadStatus::Rejected, estado, glosa, verdicts, Utc::now()).await
     }
 
     async fn track(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
@@ -264,7 +270,7 @@ impl SiiLink {
             store
                 .upload_later(
                     u.id,
-                    "sent",
+                    UploadStatus::Sent,
                     None,
                     &why,
                     Utc::now() + self.backoff(attempts.min(4)).max(chrono_d(self.cfg.track_every)),
@@ -292,12 +298,14 @@ impl SiiLink {
         match state {
             Ok(UploadState::Pending(estado)) => {
                 breaker.success();
-                store.upload_later(u.id, "sent", None, &estado, Utc::now() + chrono_d(self.cfg.track_every)).await
+                store
+                    .upload_later(u.id, UploadStatus::Sent, None, &estado, Utc::now() + chrono_d(self.cfg.track_every))
+                    .await
             }
             Ok(UploadState::Reauthenticate) => {
                 breaker.success();
                 self.tokens.invalidate(env, &cert, &token).await;
-                store.upload_later(u.id, "sent", None, "token refused", Utc::now()).await
+                store.upload_later(u.id, UploadStatus::Sent, None, "token refused", Utc::now()).await
             }
             Ok(UploadState::Rejected { estado, glosa }) => {
                 breaker.success();
@@ -309,23 +317,23 @@ impl SiiLink {
                 let mut verdicts = Vec::with_capacity(docs.len());
                 for (tipo, folio, xml) in &docs {
                     let (state, e, g) = if rechazados == 0 && reparos == 0 {
-                        ("accepted", estado.clone(), glosa.clone())
+                        (DocState::Accepted, estado.clone(), glosa.clone())
                     } else {
                         // Mixed verdicts: ask about each document.
                         match self.ask_document(client, &token, &cert, company, *tipo, *folio, xml).await {
                             Ok(s) if s.estado == "DOK" && reparos > 0 => {
-                                ("accepted_with_objections", s.estado, s.glosa)
+                                (DocState::AcceptedWithObjections, s.estado, s.glosa)
                             }
-                            Ok(s) if s.estado == "DOK" => ("accepted", s.estado, s.glosa),
-                            Ok(s) => ("rejected", s.estado, s.glosa),
+                            Ok(s) if s.estado == "DOK" => (DocState::Accepted, s.estado, s.glosa),
+                            Ok(s) => (DocState::Rejected, s.estado, s.glosa),
                             Err(e) => return later(e.to_string(), u.attempts).await,
                         }
                     };
-                    verdicts.push(DocVerdict { tipo: *tipo, folio: *folio, state: state.into(), estado: e, glosa: g });
+                    verdicts.push(DocVerdict { tipo: *tipo, folio: *folio, state, estado: e, glosa: g });
                 }
                 tracing::info!(upload = u.id, track = %track, %estado, "upload processed");
                 metrics::counter!(crate::telemetry::SII_VERDICTS, "estado" => estado.clone()).increment(1);
-                store.upload_final(u.id, "final", &estado, &glosa, verdicts, Utc::now()).await
+                store.upload_final(u.id, UploadStatus::Final, &estado, &glosa, verdicts, Utc::now()).await
             }
             Err(e) => {
                 if e.retryable() {
@@ -380,12 +388,12 @@ impl SiiLink {
         }
         let s = s.map_err(|e| e.to_string())?;
         let state = match s.estado.as_str() {
-            "DOK" => Some("accepted"),
-            "DNK" | "FAN" | "FNA" | "EMP" => Some("rejected"),
+            "DOK" => Some(DocState::Accepted),
+            "DNK" | "FAN" | "FNA" | "EMP" => Some(DocState::Rejected),
             _ => None,
         };
         if let Some(state) = state {
-            let v = DocVerdict { tipo, folio, state: state.into(), estado: s.estado.clone(), glosa: s.glosa.clone() };
+            let v = DocVerdict { tipo, folio, state, estado: s.estado.clone(), glosa: s.glosa.clone() };
             self.svc.store.set_document_sii_state(company, v, Utc::now()).await.map_err(|e| e.to_string())?;
         }
         Ok(s)
