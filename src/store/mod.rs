@@ -22,10 +22,12 @@ macro_rules! dispatch {
 pub mod batches;
 mod issuance;
 pub mod migrations;
+mod ops;
 mod postgres;
 mod postgres_batch;
 mod postgres_issue;
 mod postgres_sii;
+mod sql;
 mod sqlite;
 mod sqlite_batch;
 mod sqlite_issue;
@@ -363,77 +365,6 @@ impl Store {
     pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {
         dispatch!(self, s => s.migrate(dry_run).await)
     }
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping().await)
-    }
-    /// Re-seals every certificate and CAF key in one transaction; (certificates, CAFs).
-    pub async fn reseal(&self, f: ResealFn, audit: NewAudit) -> Result<(usize, usize), StoreError> {
-        dispatch!(self, s => s.reseal(f, audit).await)
-    }
-    pub async fn create_company(&self, c: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
-        dispatch!(self, s => s.create_company(c, audit).await)
-    }
-    pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
-        dispatch!(self, s => s.get_company(rut).await)
-    }
-    pub async fn put_certificate(&self, c: CertRecord, audit: NewAudit) -> Result<(), StoreError> {
-        dispatch!(self, s => s.put_certificate(c, audit).await)
-    }
-    pub async fn get_certificate(&self, rut: &str) -> Result<Option<CertRecord>, StoreError> {
-        dispatch!(self, s => s.get_certificate(rut).await)
-    }
-    pub async fn add_caf(&self, c: CafRecord, audit: NewAudit) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.add_caf(c, audit).await)
-    }
-    pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
-        dispatch!(self, s => s.list_cafs(rut).await)
-    }
-    pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
-        dispatch!(self, s => s.get_document(rut, tipo, folio).await)
-    }
-    pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        dispatch!(self, s => s.get_document_xml(rut, tipo, folio).await)
-    }
-    pub async fn list_documents(&self, rut: &str, f: &DocFilter) -> Result<Vec<DocumentRecord>, StoreError> {
-        dispatch!(self, s => s.list_documents(rut, f).await)
-    }
-    pub async fn count_documents(&self) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.count_documents().await)
-    }
-    pub async fn create_api_key(&self, k: ApiKeyRecord, audit: NewAudit) -> Result<(), StoreError> {
-        dispatch!(self, s => s.create_api_key(k, audit).await)
-    }
-    pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        dispatch!(self, s => s.find_api_key(hash).await)
-    }
-    pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        dispatch!(self, s => s.get_api_key(id).await)
-    }
-    /// Marks the key revoked and lists its hash in the revocation list until `list_until`.
-    pub async fn revoke_api_key(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-        list_until: DateTime<Utc>,
-        audit: NewAudit,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.revoke_api_key(id, now, list_until, audit).await)
-    }
-    /// Gives a key an end of life (the old key of a rotation).
-    pub async fn expire_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self, s => s.expire_api_key(id, at).await)
-    }
-    pub async fn revocation_list(&self) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, s => s.revocation_list().await)
-    }
-    /// Deletes expired revocation-list entries and idempotency records older than `idem_before`.
-    pub async fn cleanup(&self, now: DateTime<Utc>, idem_before: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self, s => s.cleanup(now, idem_before).await)
-    }
-    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        dispatch!(self, s => s.audit_entries().await)
-    }
-
     /// Claims up to `max` unsent documents of one company and kind (boletas apart) into a new
     /// upload, when there are `max` of them or the oldest is older than `older_than`. A document is
     /// claimed by one upload only, whatever the number of instances.
@@ -539,10 +470,6 @@ impl Store {
     /// When the oldest document not yet received by the SII was issued.
     pub async fn oldest_unsent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         dispatch!(self, s => s.oldest_unsent().await)
-    }
-    /// Every company's RUT.
-    pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, s => s.companies().await)
     }
     /// Documents per state (all companies), for progress and metrics.
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {

@@ -305,11 +305,6 @@ impl PgStore {
         Ok(c.query_one("SELECT MIN(created_at) FROM documents WHERE state = 'issued'", &[]).await?.get(0))
     }
 
-    pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
-        let c = self.pool.get().await?;
-        Ok(c.query("SELECT rut FROM companies ORDER BY rut", &[]).await?.iter().map(|r| r.get(0)).collect())
-    }
-
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let c = self.pool.get().await?;
         Ok(c.query("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state", &[])

@@ -312,15 +312,6 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT rut FROM companies ORDER BY rut")?;
-            let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-            Ok(rows)
-        })
-        .await
-    }
-
     pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT state, COUNT(*) FROM documents GROUP BY state ORDER BY state")?;

@@ -1,0 +1,378 @@
+//! The store's operations on companies, certificates, CAFs, documents, API keys and the audit
+//! chain, each written once for both backends through [`super::sql`]. Where the backends really
+//! differ — PostgreSQL takes row and advisory locks that SQLite's single write lock makes
+//! unnecessary — the statement says so next to the shared one.
+
+use chrono::{DateTime, Utc};
+
+use super::sql::{args, Tx, Vals};
+use super::*;
+
+const CAF_COLS: &str =
+    "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
+const DOC_COLS: &str = "id, company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, state, created_at";
+const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
+
+fn caf(r: &Vals) -> Result<CafRecord, StoreError> {
+    Ok(CafRecord {
+        id: r.i64(0)?,
+        company: r.text(1)?,
+        tipo: r.i32(2)?,
+        desde: r.i64(3)?,
+        hasta: r.i64(4)?,
+        next_folio: r.i64(5)?,
+        fa: r.date(6)?,
+        expires_on: r.opt(7, Vals::date)?,
+        idk: r.i64(8)?,
+        authority: r.text(9)?,
+        sealed: r.bytes(10)?,
+        created_at: r.ts(11)?,
+    })
+}
+
+fn document(r: &Vals) -> Result<DocumentRecord, StoreError> {
+    Ok(DocumentRecord {
+        id: r.i64(0)?,
+        company: r.text(1)?,
+        tipo: r.i32(2)?,
+        folio: r.i64(3)?,
+        caf_id: r.i64(4)?,
+        fch_emis: r.date(5)?,
+        rut_recep: r.text(6)?,
+        mnt_total: r.i64(7)?,
+        totals: serde_json::from_str(&r.text(8)?).map_err(|e| StoreError::Db(format!("totals: {e}")))?,
+        state: r.parse(9)?,
+        created_at: r.ts(10)?,
+    })
+}
+
+fn key(r: &Vals) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: r.text(0)?,
+        hash: r.text(1)?,
+        company: r.opt(2, Vals::text)?,
+        scopes: r.text(3)?.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        created_at: r.ts(4)?,
+        expires_at: r.opt(5, Vals::ts)?,
+        revoked_at: r.opt(6, Vals::ts)?,
+    })
+}
+
+/// Appends `a` to its chain in the caller's transaction.
+pub(super) async fn append_audit(tx: &mut Tx, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if tx.is_postgres() {
+        // One writer per chain at a time; SQLite's write lock already gives that.
+        tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", args![a.scope.as_str()]).await?;
+    }
+    let head = tx
+        .query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", args![a.scope.as_str()])
+        .await?;
+    let (seq, prev) = match head {
+        Some(r) => (r.i64(0)? + 1, r.text(1)?),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = ts(now);
+    let h = audit_hash(&prev, &a.scope, seq, a.action, &a.subject, &a.data, &at);
+    tx.exec(
+        "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![a.scope.as_str(), seq, a.action, a.subject.as_str(), a.data.as_str(), prev, h, at],
+    )
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.query("SELECT 1", args![]).await.map(|_| ())
+    }
+
+    /// Re-seals every certificate and CAF key in one transaction; (certificates, CAFs).
+    pub async fn reseal(&self, f: ResealFn, audit: NewAudit) -> Result<(usize, usize), StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        // On PostgreSQL the rows are locked in the order issuance groups lock CAFs.
+        let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+        let certs =
+            tx.query(&format!("SELECT company, sealed FROM certificates ORDER BY company{lock}"), args![]).await?;
+        for r in &certs {
+            let (company, sealed) = (r.text(0)?, r.bytes(1)?);
+            let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("certificate of {company}: {e}")))?;
+            tx.exec("UPDATE certificates SET sealed = $1 WHERE company = $2", args![new, company]).await?;
+        }
+        let cafs = tx
+            .query(&format!("SELECT id, company, sealed FROM cafs ORDER BY company, tipo, desde{lock}"), args![])
+            .await?;
+        for r in &cafs {
+            let (id, company, sealed) = (r.i64(0)?, r.text(1)?, r.bytes(2)?);
+            let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("CAF {id}: {e}")))?;
+            tx.exec("UPDATE cafs SET sealed = $1 WHERE id = $2", args![new, id]).await?;
+        }
+        append_audit(&mut tx, &audit, Utc::now()).await?;
+        tx.commit().await?;
+        Ok((certs.len(), cafs.len()))
+    }
+
+    pub async fn create_company(&self, rec: CompanyRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let data = serde_json::to_string(&rec.company).map_err(|e| StoreError::Db(e.to_string()))?;
+        let mut tx = Tx::begin(self).await?;
+        let n = tx
+            .exec(
+                "INSERT INTO companies (rut, data, environment, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (rut) DO NOTHING",
+                args![rec.rut.as_str(), data, rec.environment.as_str(), rec.created_at],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("company {} already exists", rec.rut)));
+        }
+        append_audit(&mut tx, &audit, rec.created_at).await?;
+        tx.commit().await
+    }
+
+    pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
+        let Some(r) = self
+            .query_opt("SELECT rut, data, environment, created_at FROM companies WHERE rut = $1", args![rut])
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CompanyRecord {
+            rut: r.text(0)?,
+            company: serde_json::from_str(&r.text(1)?).map_err(|e| StoreError::Db(e.to_string()))?,
+            environment: r.parse(2)?,
+            created_at: r.ts(3)?,
+        }))
+    }
+
+    /// Every company's RUT.
+    pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
+        self.query("SELECT rut FROM companies ORDER BY rut", args![]).await?.iter().map(|r| r.text(0)).collect()
+    }
+
+    pub async fn put_certificate(&self, rec: CertRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        tx.exec(
+            "INSERT INTO certificates (company, sealed, subject, holder_rut, not_after, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (company) DO UPDATE SET sealed = excluded.sealed, subject = excluded.subject, holder_rut = excluded.holder_rut,
+             not_after = excluded.not_after, updated_at = excluded.updated_at",
+            args![rec.company.as_str(), rec.sealed.clone(), rec.subject.as_str(), rec.holder_rut.as_str(), rec.not_after, rec.updated_at],
+        )
+        .await?;
+        append_audit(&mut tx, &audit, rec.updated_at).await?;
+        tx.commit().await
+    }
+
+    pub async fn get_certificate(&self, rut: &str) -> Result<Option<CertRecord>, StoreError> {
+        let Some(r) = self
+            .query_opt(
+                "SELECT company, sealed, subject, holder_rut, not_after, updated_at FROM certificates WHERE company = $1",
+                args![rut],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CertRecord {
+            company: r.text(0)?,
+            sealed: r.bytes(1)?,
+            subject: r.text(2)?,
+            holder_rut: r.text(3)?,
+            not_after: r.ts(4)?,
+            updated_at: r.ts(5)?,
+        }))
+    }
+
+    /// Adds a CAF unless it overlaps one of the same company and type.
+    pub async fn add_caf(&self, rec: CafRecord, audit: NewAudit) -> Result<i64, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        if tx.is_postgres() {
+            // Serialise CAF uploads of one company so the overlap check cannot race.
+            tx.exec("SELECT pg_advisory_xact_lock(hashtext('caf:' || $1))", args![rec.company.as_str()]).await?;
+        }
+        let overlap = tx
+            .query_opt(
+                "SELECT COUNT(*) FROM cafs WHERE company = $1 AND tipo = $2 AND desde <= $4 AND hasta >= $3",
+                args![rec.company.as_str(), rec.tipo, rec.desde, rec.hasta],
+            )
+            .await?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        if overlap > 0 {
+            return Err(StoreError::Conflict(format!(
+                "a CAF of type {} already covers part of folios {}-{}",
+                rec.tipo, rec.desde, rec.hasta
+            )));
+        }
+        let id = tx
+            .query_opt(
+                "INSERT INTO cafs (company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at)
+                 VALUES ($1, $2, $3, $4, $3, $5, $6, $7, $8, $9, $10) RETURNING id",
+                args![
+                    rec.company.as_str(),
+                    rec.tipo,
+                    rec.desde,
+                    rec.hasta,
+                    rec.fa,
+                    rec.expires_on,
+                    rec.idk,
+                    rec.authority.as_str(),
+                    rec.sealed.clone(),
+                    rec.created_at
+                ],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Db("no id for the new CAF".into()))?
+            .i64(0)?;
+        append_audit(&mut tx, &audit, rec.created_at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn list_cafs(&self, rut: &str) -> Result<Vec<CafRecord>, StoreError> {
+        self.query(&format!("SELECT {CAF_COLS} FROM cafs WHERE company = $1 ORDER BY tipo, desde"), args![rut])
+            .await?
+            .iter()
+            .map(caf)
+            .collect()
+    }
+
+    pub async fn get_document(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<DocumentRecord>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {DOC_COLS} FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3"),
+            args![rut, tipo, folio],
+        )
+        .await?
+        .as_ref()
+        .map(document)
+        .transpose()
+    }
+
+    pub async fn get_document_xml(&self, rut: &str, tipo: i32, folio: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query_opt(
+            "SELECT xml FROM documents WHERE company = $1 AND tipo = $2 AND folio = $3",
+            args![rut, tipo, folio],
+        )
+        .await?
+        .map(|r| r.bytes(0))
+        .transpose()
+    }
+
+    /// A company's documents, newest first, filtered and paged by id.
+    pub async fn list_documents(&self, rut: &str, f: &DocFilter) -> Result<Vec<DocumentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DOC_COLS} FROM documents WHERE company = $1 AND ($2::INT IS NULL OR tipo = $2) AND ($3::DATE IS NULL OR fch_emis >= $3)
+             AND ($4::DATE IS NULL OR fch_emis <= $4) AND ($5::TEXT IS NULL OR state = $5) AND ($6::BIGINT IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+        );
+        self.query(&sql, args![rut, f.tipo, f.from, f.to, f.state.map(|s| s.as_str()), f.before_id, f.limit])
+            .await?
+            .iter()
+            .map(document)
+            .collect()
+    }
+
+    pub async fn count_documents(&self) -> Result<i64, StoreError> {
+        self.query_opt("SELECT COUNT(*) FROM documents", args![])
+            .await?
+            .map(|r| r.i64(0))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    pub async fn create_api_key(&self, k: ApiKeyRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        tx.exec(
+            "INSERT INTO api_keys (id, hash, company, scopes, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+            args![k.id.as_str(), k.hash.as_str(), k.company.clone(), k.scopes.join(","), k.created_at, k.expires_at],
+        )
+        .await?;
+        append_audit(&mut tx, &audit, k.created_at).await?;
+        tx.commit().await
+    }
+
+    pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = $1"), args![hash])
+            .await?
+            .as_ref()
+            .map(key)
+            .transpose()
+    }
+
+    pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1"), args![id])
+            .await?
+            .as_ref()
+            .map(key)
+            .transpose()
+    }
+
+    /// Marks the key revoked and lists its hash in the revocation list until `until`.
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        audit: NewAudit,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        let Some(r) = tx
+            .query_opt(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING hash",
+                args![id, now],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        tx.exec(
+            "INSERT INTO revoked_keys (hash, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+            args![r.text(0)?, now, until],
+        )
+        .await?;
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives a key an end of life (the old key of a rotation).
+    pub async fn expire_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            args![id, at],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn revocation_list(&self) -> Result<Vec<String>, StoreError> {
+        self.query("SELECT hash FROM revoked_keys", args![]).await?.iter().map(|r| r.text(0)).collect()
+    }
+
+    /// Deletes expired revocation-list entries and idempotency records older than `idem_before`.
+    pub async fn cleanup(&self, now: DateTime<Utc>, idem_before: DateTime<Utc>) -> Result<(), StoreError> {
+        self.exec("DELETE FROM revoked_keys WHERE expires_at < $1", args![now]).await?;
+        self.exec("DELETE FROM idempotency WHERE created_at < $1", args![idem_before]).await?;
+        Ok(())
+    }
+
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.query(
+            "SELECT id, scope, seq, action, subject, data, prev_hash, hash, created_at FROM audit ORDER BY scope, seq",
+            args![],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                id: r.i64(0)?,
+                scope: r.text(1)?,
+                seq: r.i64(2)?,
+                action: r.text(3)?,
+                subject: r.text(4)?,
+                data: r.text(5)?,
+                prev_hash: r.text(6)?,
+                hash: r.text(7)?,
+                created_at: r.text(8)?,
+            })
+        })
+        .collect()
+    }
+}
