@@ -220,12 +220,6 @@ impl Store {
     pub async fn batch_backlog(&self, which: Backlog) -> Result<Vec<BacklogItem>, StoreError> {
         dispatch!(self, s => s.batch_backlog(which).await)
     }
-    /// Marks an open batch `done` once none of its items is pending, telling each of its companies'
-    /// webhooks (`batch.issued`, with that company's counts) in the same transaction. True only for
-    /// the call that finished it.
-    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.finish_batch(id, now).await)
-    }
     /// Drops batches whose intake never finished (their instance died while writing them; the
     /// client got no answer). Returns how many.
     pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -234,5 +228,49 @@ impl Store {
     /// When the oldest pending item was queued.
     pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         dispatch!(self, s => s.oldest_pending_item().await)
+    }
+}
+
+impl Store {
+    /// Marks the batch done once no item is pending and queues its `batch.issued` event for each
+    /// of its companies, in one transaction (so exactly once, whichever worker gets here first).
+    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        use super::sql::{args, Tx};
+        // Most calls find items still pending: a read first, without a transaction.
+        let waiting = self
+            .query_opt("SELECT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = $1 AND state = 'pending')", args![id])
+            .await?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        if waiting != 0 {
+            return Ok(false);
+        }
+        let mut tx = Tx::begin(self).await?;
+        let n = tx
+            .exec(
+                "UPDATE batches SET state = 'done' WHERE id = $1 AND state = 'open'
+                   AND NOT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = $1 AND state = 'pending')",
+                args![id],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let rows = tx
+            .query(
+                "SELECT company, state, COUNT(*) FROM batch_items WHERE batch_id = $1 GROUP BY company, state ORDER BY company",
+                args![id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.i64(2)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for (company, counts) in by_company(rows) {
+            let event = batch_event(id, &company, &counts, now);
+            super::sii_ops::enqueue_events(&mut tx, &company, &[event], now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

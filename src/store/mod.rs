@@ -26,12 +26,11 @@ mod ops;
 mod postgres;
 mod postgres_batch;
 mod postgres_issue;
-mod postgres_sii;
+mod sii_ops;
 mod sql;
 mod sqlite;
 mod sqlite_batch;
 mod sqlite_issue;
-mod sqlite_sii;
 mod states;
 
 pub use issuance::FolioLock;
@@ -364,116 +363,6 @@ impl Store {
     /// Applies the pending migrations under a lock, or with `dry_run` only lists them.
     pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {
         dispatch!(self, s => s.migrate(dry_run).await)
-    }
-    /// Claims up to `max` unsent documents of one company and kind (boletas apart) into a new
-    /// upload, when there are `max` of them or the oldest is older than `older_than`. A document is
-    /// claimed by one upload only, whatever the number of instances.
-    pub async fn claim_upload(
-        &self,
-        max: i64,
-        older_than: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError> {
-        dispatch!(self, s => s.claim_upload(max, older_than, now).await)
-    }
-    /// The signed DTEs of an upload, in folio order.
-    pub async fn upload_documents(&self, upload: i64) -> Result<Vec<(i32, i64, Vec<u8>)>, StoreError> {
-        dispatch!(self, s => s.upload_documents(upload).await)
-    }
-    /// Leases one upload due for sending (`new`/`pending`) or tracking (`sent`) for `lease`.
-    pub async fn lease_upload(
-        &self,
-        states: &[UploadStatus],
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-    ) -> Result<Option<UploadRow>, StoreError> {
-        let states: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
-        dispatch!(self, s => s.lease_upload(states, now, lease).await)
-    }
-    /// Received by the SII: the TrackID, and its documents become `sent`.
-    pub async fn upload_sent(
-        &self,
-        id: i64,
-        envelope: Vec<u8>,
-        track_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.upload_sent(id, envelope, track_id, now).await)
-    }
-    /// Try again at `next_at` (sending, or tracking when `state` is `sent`).
-    pub async fn upload_later(
-        &self,
-        id: i64,
-        state: UploadStatus,
-        envelope: Option<Vec<u8>>,
-        error: &str,
-        next_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.upload_later(id, state.as_str(), envelope, error, next_at).await)
-    }
-    /// The final verdict: the upload and each document's state, and an event per document.
-    pub async fn upload_final(
-        &self,
-        id: i64,
-        state: UploadStatus,
-        estado: &str,
-        glosa: &str,
-        verdicts: Vec<DocVerdict>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.upload_final(id, state.as_str(), estado, glosa, verdicts, now).await)
-    }
-    pub async fn set_document_sii_state(
-        &self,
-        company: &str,
-        v: DocVerdict,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.set_document_sii_state(company, v, now).await)
-    }
-    pub async fn add_webhook(
-        &self,
-        company: &str,
-        url: &str,
-        secret: &str,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.add_webhook(company, url, secret, now).await)
-    }
-    pub async fn list_webhooks(&self, company: &str) -> Result<Vec<WebhookRow>, StoreError> {
-        dispatch!(self, s => s.list_webhooks(company).await)
-    }
-    pub async fn lease_delivery(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-    ) -> Result<Option<DeliveryRow>, StoreError> {
-        dispatch!(self, s => s.lease_delivery(now, lease).await)
-    }
-    /// After a delivery attempt: `done`, or `pending` again at `next_at`, or `failed` for good.
-    pub async fn delivery_outcome(
-        &self,
-        id: i64,
-        state: &str,
-        status: &str,
-        next_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.delivery_outcome(id, state, status, next_at).await)
-    }
-    pub async fn list_deliveries(&self, company: &str, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
-        dispatch!(self, s => s.list_deliveries(company, limit).await)
-    }
-    /// Companies that issued since `since`, with whether they issued boletas and other types.
-    pub async fn active_companies(&self, since: DateTime<Utc>) -> Result<Vec<(String, bool)>, StoreError> {
-        dispatch!(self, s => s.active_companies(since).await)
-    }
-    /// When the oldest document not yet received by the SII was issued.
-    pub async fn oldest_unsent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        dispatch!(self, s => s.oldest_unsent().await)
-    }
-    /// Documents per state (all companies), for progress and metrics.
-    pub async fn document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        dispatch!(self, s => s.document_states().await)
     }
 }
 

@@ -314,42 +314,6 @@ impl PgStore {
             .collect())
     }
 
-    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut c = self.pool.get().await?;
-        // Most calls find items still pending: a read first, without a transaction.
-        let waiting: bool = c
-            .query_one("SELECT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = $1 AND state = 'pending')", &[&id])
-            .await?
-            .get(0);
-        if waiting {
-            return Ok(false);
-        }
-        let tx = c.transaction().await?;
-        let n = tx
-            .execute(
-                "UPDATE batches SET state = 'done' WHERE id = $1 AND state = 'open'
-                   AND NOT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = $1 AND state = 'pending')",
-                &[&id],
-            )
-            .await?;
-        if n == 0 {
-            return Ok(false);
-        }
-        let rows = tx
-            .query(
-                "SELECT company, state, COUNT(*) FROM batch_items WHERE batch_id = $1 GROUP BY company, state ORDER BY company",
-                &[&id],
-            )
-            .await?;
-        let rows: Vec<(String, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-        for (company, counts) in by_company(rows) {
-            let event = batch_event(id, &company, &counts, now);
-            super::postgres_sii::enqueue_events(&tx, &company, &[event], now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(self
             .pool

@@ -42,6 +42,12 @@ macro_rules! arg_from {
 
 arg_from!(i64 => Int, i32 => Int, String => Text, &str => Text, Vec<u8> => Bytes, DateTime<Utc> => Ts, NaiveDate => Date);
 
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::Int(v.into())
+    }
+}
+
 impl From<&String> for Arg {
     fn from(v: &String) -> Arg {
         Arg::Text(v.clone())

@@ -330,44 +330,6 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        self.with(move |c| {
-            // Most calls find items still pending: a read, without taking the writer's lock.
-            let waiting: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = ?1 AND state = 'pending')",
-                params![id],
-                |r| r.get(0),
-            )?;
-            if waiting {
-                return Ok(false);
-            }
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "UPDATE batches SET state = 'done' WHERE id = ?1 AND state = 'open'
-                   AND NOT EXISTS (SELECT 1 FROM batch_items WHERE batch_id = ?1 AND state = 'pending')",
-                params![id],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            let rows: Vec<(String, String, i64)> = {
-                let mut st = tx.prepare(
-                    "SELECT company, state, COUNT(*) FROM batch_items WHERE batch_id = ?1 GROUP BY company, state ORDER BY company",
-                )?;
-                let rows = st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
-                rows
-            };
-            for (company, counts) in by_company(rows) {
-                let event = batch_event(&id, &company, &counts, now);
-                super::sqlite_sii::enqueue_events(&tx, &company, &[event], now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
-    }
-
     pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.with(move |c| {
             let n =
