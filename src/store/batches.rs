@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sql::{args, Arg, Tx, Vals};
 use super::{Store, StoreError};
 
 /// The columns of a batch row (both backends).
@@ -128,18 +129,90 @@ pub struct BacklogItem {
     pub attempts: i64,
 }
 
+fn batch(r: &Vals) -> Result<BatchRecord, StoreError> {
+    Ok(BatchRecord {
+        id: r.text(0)?,
+        key_id: r.opt(1, Vals::text)?,
+        format: r.text(2)?,
+        all_or_nothing: r.i64(3)? != 0,
+        total: r.i64(4)?,
+        state: r.text(5)?,
+        created_at: r.ts(6)?,
+        enqueued_at: r.opt(7, Vals::ts)?,
+        idem_key: r.opt(8, Vals::text)?,
+        request_hash: r.opt(9, Vals::text)?,
+    })
+}
+
+fn item(r: &Vals) -> Result<BatchItemRow, StoreError> {
+    Ok(BatchItemRow {
+        index: r.i64(0)?,
+        company: r.text(1)?,
+        reference: r.opt(2, Vals::text)?,
+        source: r.text(3)?,
+        tipo: r.opt(4, Vals::i32)?,
+        folio: r.opt(5, Vals::i64)?,
+        state: r.text(6)?,
+        error: r.opt(7, Vals::text)?,
+        attempts: r.i64(8)?,
+        sii_state: r.opt(9, Vals::text)?,
+        sii_estado: r.opt(10, Vals::text)?,
+        mnt_total: r.opt(11, Vals::i64)?,
+        totals: r.opt(12, Vals::text)?,
+    })
+}
+
+/// `$from, …` placeholders for `n` values.
+fn list(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 impl Store {
     pub async fn create_batch(&self, b: BatchRecord) -> Result<(), StoreError> {
-        dispatch!(self, s => s.create_batch(b).await)
+        let r = self
+            .exec(
+                "INSERT INTO batches (id, key_id, format, all_or_nothing, total, state, created_at, idem_key, request_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                args![b.id, b.key_id, b.format, b.all_or_nothing, b.total, b.state, b.created_at, b.idem_key, b.request_hash],
+            )
+            .await;
+        match r {
+            Err(StoreError::Conflict(_)) => {
+                Err(StoreError::Conflict("a batch with this Idempotency-Key exists".into()))
+            }
+            other => other.map(|_| ()),
+        }
     }
+
+    /// Writes a chunk of items in one statement (a multi-row `VALUES`, which both backends take).
     pub async fn add_batch_items(
         &self,
         batch: &str,
         items: Vec<NewBatchItem>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.add_batch_items(batch, items, now).await)
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut a = args![batch, now];
+        let mut rows = Vec::with_capacity(items.len());
+        for i in items {
+            let state = if i.error.is_some() { FAILED } else { PENDING };
+            let n = a.len();
+            rows.push(format!("($1, {}, $2)", list(n + 1, 8)));
+            a.extend(args![i.idx, i.company, i.reference, i.source, i.tipo, i.payload, state, i.error]);
+        }
+        self.exec(
+            &format!(
+                "INSERT INTO batch_items (batch_id, idx, company, reference, source, tipo, payload, state, error, updated_at) VALUES {}",
+                rows.join(", ")
+            ),
+            a,
+        )
+        .await
+        .map(|_| ())
     }
+
     /// Marks the batch `open` (`total` items written) or, with `enqueued`, queued as well.
     pub async fn batch_progress(
         &self,
@@ -147,29 +220,78 @@ impl Store {
         total: i64,
         enqueued: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.batch_progress(batch, total, enqueued).await)
+        self.exec(
+            "UPDATE batches SET state = 'open', total = $2, enqueued_at = $3 WHERE id = $1",
+            args![batch, total, enqueued],
+        )
+        .await
+        .map(|_| ())
     }
+
     /// Drops a batch whose intake was refused before anything was queued.
     pub async fn delete_batch(&self, batch: &str) -> Result<(), StoreError> {
-        dispatch!(self, s => s.delete_batch(batch).await)
+        self.exec("DELETE FROM batches WHERE id = $1", args![batch]).await.map(|_| ())
     }
+
     pub async fn get_batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
-        dispatch!(self, s => s.get_batch(id).await)
+        self.query_opt(&format!("SELECT {BATCH_COLS} FROM batches WHERE id = $1"), args![id])
+            .await?
+            .as_ref()
+            .map(batch)
+            .transpose()
     }
+
     /// Newest first; only those submitted with `key_id` when given.
     pub async fn list_batches(&self, key_id: Option<String>, limit: i64) -> Result<Vec<BatchRecord>, StoreError> {
-        dispatch!(self, s => s.list_batches(key_id, limit).await)
+        self.query(
+            &format!("SELECT {BATCH_COLS} FROM batches WHERE $1::text IS NULL OR key_id = $1 ORDER BY created_at DESC LIMIT $2"),
+            args![key_id, limit],
+        )
+        .await?
+        .iter()
+        .map(batch)
+        .collect()
     }
+
     /// The batch submitted before with this API key and `Idempotency-Key`.
     pub async fn batch_by_idem(&self, key_id: &str, idem_key: &str) -> Result<Option<BatchRecord>, StoreError> {
-        dispatch!(self, s => s.batch_by_idem(key_id, idem_key).await)
+        self.query_opt(
+            &format!("SELECT {BATCH_COLS} FROM batches WHERE key_id = $1 AND idem_key = $2"),
+            args![key_id, idem_key],
+        )
+        .await?
+        .as_ref()
+        .map(batch)
+        .transpose()
     }
+
     pub async fn batch_companies(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, s => s.batch_companies(id).await)
+        self.query("SELECT DISTINCT company FROM batch_items WHERE batch_id = $1", args![id])
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
     }
+
     pub async fn batch_counts(&self, id: &str) -> Result<BatchCounts, StoreError> {
-        dispatch!(self, s => s.batch_counts(id).await)
+        let items = self
+            .query("SELECT state, COUNT(*) FROM batch_items WHERE batch_id = $1 GROUP BY state", args![id])
+            .await?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let documents = self
+            .query(
+                &format!("SELECT d.state, COUNT(*) FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.state = 'issued' GROUP BY d.state"),
+                args![id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.opt(0, Vals::text)?.unwrap_or_default(), r.i64(1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(BatchCounts { items, documents })
     }
+
     /// Items after index `after`, in order; `problems` keeps only failed and dead ones; `xml` adds
     /// each issued document's signed XML.
     pub async fn batch_items(
@@ -180,21 +302,43 @@ impl Store {
         problems: bool,
         xml: bool,
     ) -> Result<Vec<(BatchItemRow, Option<Vec<u8>>)>, StoreError> {
-        dispatch!(self, s => s.batch_items(id, after, limit, problems, xml).await)
+        let filter = if problems { "AND i.state IN ('failed', 'dead')" } else { "" };
+        let xml_col = if xml { "d.xml" } else { "NULL::bytea" };
+        self.query(
+            &format!("SELECT {ITEM_COLS}, {xml_col} FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.idx > $2 {filter} ORDER BY i.idx LIMIT $3"),
+            args![id, after, limit],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((item(r)?, r.opt(13, Vals::bytes)?)))
+        .collect()
     }
-    /// One item and its document JSON.
-    pub async fn batch_item(&self, id: &str, idx: i64) -> Result<Option<(BatchItemRow, Option<String>)>, StoreError> {
-        dispatch!(self, s => s.batch_item(id, idx).await)
-    }
+
     /// Items `idxs` of batch `id` with their document JSON (absent ones are left out).
     pub async fn batch_items_at(
         &self,
         id: &str,
         idxs: Vec<i64>,
     ) -> Result<Vec<(BatchItemRow, Option<String>)>, StoreError> {
-        dispatch!(self, s => s.batch_items_at(id, idxs).await)
+        if idxs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut a = args![id];
+        a.extend(idxs.iter().map(|i| Arg::from(*i)));
+        self.query(
+            &format!(
+                "SELECT {ITEM_COLS}, i.payload FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.idx IN ({})",
+                list(2, idxs.len())
+            ),
+            a,
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((item(r)?, r.opt(13, Vals::text)?)))
+        .collect()
     }
-    /// Final outcomes of a block of items in one write: `(idx, state, folio, error)` with state
+
+    /// Final outcomes of a block of items in one statement: `(idx, state, folio, error)` with state
     /// `issued` or `failed`; an issued item never moves again.
     pub async fn settle_batch_items(
         &self,
@@ -202,9 +346,32 @@ impl Store {
         outcomes: Vec<(i64, &'static str, Option<i64>, Option<String>)>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.settle_batch_items(id, outcomes, now).await)
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut a = args![id, now];
+        let mut rows = Vec::with_capacity(outcomes.len());
+        for (idx, state, folio, error) in outcomes {
+            let n = a.len();
+            rows.push(format!("(${}::bigint, ${}::text, ${}::bigint, ${}::text)", n + 1, n + 2, n + 3, n + 4));
+            a.extend(args![idx, state, folio, error]);
+        }
+        self.exec(
+            &format!(
+                "WITH t(x, s, f, e) AS (VALUES {})
+                 UPDATE batch_items SET state = t.s, folio = COALESCE(t.f, batch_items.folio), error = t.e, updated_at = $2,
+                   attempts = batch_items.attempts + 1
+                 FROM t WHERE batch_items.batch_id = $1 AND batch_items.idx = t.x AND batch_items.state <> 'issued'",
+                rows.join(", ")
+            ),
+            a,
+        )
+        .await
+        .map(|_| ())
     }
-    /// Moves an item to `state`; an issued item never moves again.
+
+    /// Moves an item to `state`; an issued item never moves again. A failed attempt that stays
+    /// pending counts as an attempt; a replay (pending, no error) starts afresh.
     pub async fn set_batch_item(
         &self,
         id: &str,
@@ -214,24 +381,64 @@ impl Store {
         error: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.set_batch_item(id, idx, state, folio, error, now).await)
+        let mut tx = Tx::begin(self).await?;
+        let n = tx
+            .exec(
+                "UPDATE batch_items SET state = $3, folio = COALESCE($4, folio), error = $5, updated_at = $6,
+                   attempts = CASE WHEN $3 = 'pending' AND $5::text IS NULL THEN 0 ELSE attempts + 1 END
+                 WHERE batch_id = $1 AND idx = $2 AND state <> 'issued'",
+                args![id, idx, state, folio, error, now],
+            )
+            .await?;
+        if n == 1 && state == PENDING {
+            tx.exec("UPDATE batches SET state = 'open' WHERE id = $1 AND state = 'done'", args![id]).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
     }
+
     /// Items of open batches to put back on the queue.
     pub async fn batch_backlog(&self, which: Backlog) -> Result<Vec<BacklogItem>, StoreError> {
-        dispatch!(self, s => s.batch_backlog(which).await)
+        let (filter, a) = match which {
+            Backlog::All => ("i.state IN ('pending', 'dead')", args![]),
+            Backlog::Unqueued(t) => ("i.state = 'pending' AND b.enqueued_at IS NULL AND b.created_at < $1", args![t]),
+            Backlog::Stale(t) => ("i.state = 'pending' AND i.updated_at < $1", args![t]),
+            Backlog::Dead => ("i.state = 'dead'", args![]),
+        };
+        self.query(
+            &format!(
+                "SELECT i.batch_id, i.idx, i.state, i.error, i.attempts FROM batch_items i JOIN batches b ON b.id = i.batch_id
+                 WHERE b.state <> 'receiving' AND {filter} ORDER BY b.created_at, i.idx"
+            ),
+            a,
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(BacklogItem {
+                batch: r.text(0)?,
+                idx: r.i64(1)?,
+                state: r.text(2)?,
+                error: r.opt(3, Vals::text)?,
+                attempts: r.i64(4)?,
+            })
+        })
+        .collect()
     }
-    /// Drops batches whose intake never finished (their instance died while writing them; the
-    /// client got no answer). Returns how many.
-    pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.drop_unfinished_batches(before).await)
-    }
-    /// When the oldest pending item was queued.
-    pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        dispatch!(self, s => s.oldest_pending_item().await)
-    }
-}
 
-impl Store {
+    /// Batches whose intake began before `before` and never finished (the instance died).
+    pub async fn drop_unfinished_batches(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.exec("DELETE FROM batches WHERE state = 'receiving' AND created_at < $1", args![before]).await
+    }
+
+    /// When the oldest pending item was last touched.
+    pub async fn oldest_pending_item(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.query_opt("SELECT MIN(updated_at) FROM batch_items WHERE state = 'pending'", args![]).await? {
+            Some(r) => r.opt(0, Vals::ts),
+            None => Ok(None),
+        }
+    }
+
     /// Marks the batch done once no item is pending and queues its `batch.issued` event for each
     /// of its companies, in one transaction (so exactly once, whichever worker gets here first).
     pub async fn finish_batch(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -24,12 +24,10 @@ mod issuance;
 pub mod migrations;
 mod ops;
 mod postgres;
-mod postgres_batch;
 mod postgres_issue;
 mod sii_ops;
 mod sql;
 mod sqlite;
-mod sqlite_batch;
 mod sqlite_issue;
 mod states;
 
@@ -227,6 +225,15 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        // A unique key taken is a conflict on both backends (PostgreSQL: `UNIQUE_VIOLATION`).
+        if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+            if matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) {
+                return StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()));
+            }
+        }
         StoreError::Db(e.to_string())
     }
 }
