@@ -24,11 +24,9 @@ mod issuance;
 pub mod migrations;
 mod ops;
 mod postgres;
-mod postgres_issue;
 mod sii_ops;
 mod sql;
 mod sqlite;
-mod sqlite_issue;
 mod states;
 
 pub use issuance::FolioLock;

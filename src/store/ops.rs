@@ -5,15 +5,15 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{args, Tx, Vals};
+use super::sql::{args, Stmt, Tx, Vals};
 use super::*;
 
-const CAF_COLS: &str =
+pub(super) const CAF_COLS: &str =
     "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
 const DOC_COLS: &str = "id, company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, state, created_at";
 const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
 
-fn caf(r: &Vals) -> Result<CafRecord, StoreError> {
+pub(super) fn caf(r: &Vals) -> Result<CafRecord, StoreError> {
     Ok(CafRecord {
         id: r.i64(0)?,
         company: r.text(1)?,
@@ -60,25 +60,66 @@ fn key(r: &Vals) -> Result<ApiKeyRecord, StoreError> {
 
 /// Appends `a` to its chain in the caller's transaction.
 pub(super) async fn append_audit(tx: &mut Tx, a: &NewAudit, now: DateTime<Utc>) -> Result<(), StoreError> {
-    if tx.is_postgres() {
-        // One writer per chain at a time; SQLite's write lock already gives that.
-        tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", args![a.scope.as_str()]).await?;
+    append_audits(tx, std::slice::from_ref(a), now).await
+}
+
+/// Appends entries to their chains in order, in the caller's transaction.
+pub(super) async fn append_audits(tx: &mut Tx, entries: &[NewAudit], now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut scopes: Vec<&str> = Vec::new();
+    for e in entries {
+        if !scopes.contains(&e.scope.as_str()) {
+            scopes.push(&e.scope);
+        }
     }
-    let head = tx
-        .query_opt("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", args![a.scope.as_str()])
-        .await?;
-    let (seq, prev) = match head {
-        Some(r) => (r.i64(0)? + 1, r.text(1)?),
-        None => (1, GENESIS.to_string()),
+    for scope in scopes {
+        let head = tx.run_all(audit_head(tx, scope), true).await?.pop().and_then(|(_, mut r)| r.pop());
+        let mine: Vec<NewAudit> = entries.iter().filter(|e| e.scope == scope).cloned().collect();
+        let insert = audit_insert(scope, head.as_ref(), &mine, now)?;
+        tx.exec(&insert.sql, insert.args).await?;
+    }
+    Ok(())
+}
+
+/// The statements that take a chain's lock (one writer per chain; SQLite's write lock already
+/// gives that) and read its last entry; the last statement's row is the head.
+pub(super) fn audit_head(tx: &Tx, scope: &str) -> Vec<Stmt> {
+    let mut v = Vec::new();
+    if tx.is_postgres() {
+        v.push(Stmt::new("SELECT pg_advisory_xact_lock(hashtext($1))", args![scope]));
+    }
+    v.push(Stmt::new("SELECT seq, hash FROM audit WHERE scope = $1 ORDER BY seq DESC LIMIT 1", args![scope]));
+    v
+}
+
+/// One statement appending `entries` (all of `scope`) after `head` (from [`audit_head`]).
+pub(super) fn audit_insert(
+    scope: &str,
+    head: Option<&Vals>,
+    entries: &[NewAudit],
+    now: DateTime<Utc>,
+) -> Result<Stmt, StoreError> {
+    let (mut seq, mut prev) = match head {
+        Some(r) => (r.i64(0)?, r.text(1)?),
+        None => (0, GENESIS.to_string()),
     };
     let at = ts(now);
-    let h = audit_hash(&prev, &a.scope, seq, a.action, &a.subject, &a.data, &at);
-    tx.exec(
-        "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        args![a.scope.as_str(), seq, a.action, a.subject.as_str(), a.data.as_str(), prev, h, at],
-    )
-    .await?;
-    Ok(())
+    let mut a = args![scope, at.as_str()];
+    let mut rows = Vec::new();
+    for e in entries {
+        seq += 1;
+        let h = audit_hash(&prev, scope, seq, e.action, &e.subject, &e.data, &at);
+        let n = a.len();
+        rows.push(format!("($1, ${}, ${}, ${}, ${}, ${}, ${}, $2)", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+        a.extend(args![seq, e.action, e.subject.as_str(), e.data.as_str(), prev, h.as_str()]);
+        prev = h;
+    }
+    Ok(Stmt::new(
+        format!(
+            "INSERT INTO audit (scope, seq, action, subject, data, prev_hash, hash, created_at) VALUES {}",
+            rows.join(", ")
+        ),
+        a,
+    ))
 }
 
 impl Store {

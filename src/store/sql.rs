@@ -102,6 +102,18 @@ impl ToSql for Arg {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// A statement and its arguments, for [`Tx::run_all`].
+pub(super) struct Stmt {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<String>, args: Vec<Arg>) -> Stmt {
+        Stmt { sql: sql.into(), args }
+    }
+}
+
 /// One column's value as read.
 #[derive(Debug, Clone)]
 enum Val {
@@ -212,7 +224,10 @@ impl Vals {
         let mut v = Vec::with_capacity(r.len());
         for (i, c) in r.columns().iter().enumerate() {
             let t = c.type_();
-            let val = if *t == Type::INT8 {
+            let val = if *t == Type::VOID {
+                // `SELECT pg_advisory_xact_lock(…)`: nothing to read.
+                None
+            } else if *t == Type::INT8 {
                 r.try_get::<_, Option<i64>>(i)?.map(Val::Int)
             } else if *t == Type::INT4 {
                 r.try_get::<_, Option<i32>>(i)?.map(|x| Val::Int(x.into()))
@@ -276,6 +291,8 @@ enum Conn {
 /// the connection is closed rather than returned to the pool mid-transaction).
 pub(super) struct Tx {
     conn: Conn,
+    /// PostgreSQL: `BEGIN` goes out with the first statement (one round trip saved).
+    begun: bool,
 }
 
 impl Drop for Tx {
@@ -287,7 +304,8 @@ impl Drop for Tx {
                 }
             }
             Conn::Postgres(o) => {
-                if let Some(c) = o.take() {
+                // Never begun: the connection is clean and goes back to the pool.
+                if let Some(c) = o.take().filter(|_| self.begun) {
                     drop(Object::take(*c));
                 }
             }
@@ -305,12 +323,11 @@ impl Tx {
                 let g = tokio::task::spawn_blocking(move || g.execute_batch("BEGIN IMMEDIATE").map(|_| g))
                     .await
                     .map_err(|e| StoreError::Db(e.to_string()))??;
-                Tx { conn: Conn::Sqlite(Some(g)) }
+                Tx { conn: Conn::Sqlite(Some(g)), begun: true }
             }
             Store::Postgres(p) => {
                 let c = p.pool.get().await?;
-                c.batch_execute("BEGIN").await?;
-                Tx { conn: Conn::Postgres(Some(Box::new(c))) }
+                Tx { conn: Conn::Postgres(Some(Box::new(c))), begun: false }
             }
         })
     }
@@ -320,12 +337,31 @@ impl Tx {
     }
 
     async fn run(&mut self, sql: &str, args: Vec<Arg>, rows: bool) -> Result<(u64, Vec<Vals>), StoreError> {
+        if let Conn::Sqlite(slot) = &mut self.conn {
+            let g = slot.take().ok_or_else(|| StoreError::Db("transaction closed".into()))?;
+            let sql = sql.to_string();
+            let (g, r) = tokio::task::spawn_blocking(move || {
+                let r = sqlite_run(&g, &sql, &args, rows);
+                (g, r)
+            })
+            .await
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+            *slot = Some(g);
+            return r;
+        }
+        let mut out = self.run_all(vec![Stmt::new(sql, args)], rows).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Runs statements in order: on PostgreSQL sent together (pipelined, one round trip for all
+    /// once prepared), on SQLite in one hop to the blocking pool. `(rows changed, rows)` each.
+    pub async fn run_all(&mut self, stmts: Vec<Stmt>, rows: bool) -> Result<Vec<(u64, Vec<Vals>)>, StoreError> {
+        let begin = !self.begun;
         match &mut self.conn {
             Conn::Sqlite(slot) => {
                 let g = slot.take().ok_or_else(|| StoreError::Db("transaction closed".into()))?;
-                let sql = sql.to_string();
                 let (g, r) = tokio::task::spawn_blocking(move || {
-                    let r = sqlite_run(&g, &sql, &args, rows);
+                    let r = stmts.iter().map(|s| sqlite_run(&g, &s.sql, &s.args, rows)).collect::<Result<Vec<_>, _>>();
                     (g, r)
                 })
                 .await
@@ -334,15 +370,38 @@ impl Tx {
                 r
             }
             Conn::Postgres(Some(c)) => {
-                let st = c.prepare_cached(sql).await?;
-                let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                if rows {
-                    let rs = c.query(&st, &params).await?;
-                    let v = rs.iter().map(Vals::from_postgres).collect::<Result<Vec<_>, _>>()?;
-                    Ok((v.len() as u64, v))
-                } else {
-                    Ok((c.execute(&st, &params).await?, Vec::new()))
+                let mut prepared = Vec::with_capacity(stmts.len());
+                for s in &stmts {
+                    prepared.push(c.prepare_cached(&s.sql).await?);
                 }
+                let params: Vec<Vec<&(dyn ToSql + Sync)>> =
+                    stmts.iter().map(|s| s.args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()).collect();
+                let c: &Object = c;
+                let queries = futures_util::future::join_all(prepared.iter().zip(&params).map(|(st, p)| async move {
+                    if rows {
+                        c.query(st, p).await.map(|r| (r.len() as u64, r))
+                    } else {
+                        c.execute(st, p).await.map(|n| (n, Vec::new()))
+                    }
+                }));
+                let begin_sent = async {
+                    if begin {
+                        c.batch_execute("BEGIN").await
+                    } else {
+                        Ok(())
+                    }
+                };
+                // Polled in this order: BEGIN goes out before the statements.
+                let (b, results) = tokio::join!(begin_sent, queries);
+                self.begun = true;
+                b?;
+                let mut out = Vec::with_capacity(results.len());
+                for r in results {
+                    let (n, rs) = r?;
+                    let v = rs.iter().map(Vals::from_postgres).collect::<Result<Vec<_>, _>>()?;
+                    out.push((n, v));
+                }
+                Ok(out)
             }
             Conn::Postgres(None) => Err(StoreError::Db("transaction closed".into())),
         }
@@ -359,6 +418,53 @@ impl Tx {
 
     pub async fn query_opt(&mut self, sql: &str, args: Vec<Arg>) -> Result<Option<Vals>, StoreError> {
         Ok(self.query(sql, args).await?.into_iter().next())
+    }
+
+    /// Ends the transaction without writing; the connection goes back to use at once.
+    pub async fn rollback(mut self) {
+        match &mut self.conn {
+            Conn::Sqlite(slot) => {
+                if let Some(g) = slot.take() {
+                    let _ = tokio::task::spawn_blocking(move || g.execute_batch("ROLLBACK")).await;
+                }
+            }
+            Conn::Postgres(slot) => {
+                if let Some(c) = slot.take().filter(|_| self.begun) {
+                    if c.batch_execute("ROLLBACK").await.is_err() {
+                        drop(Object::take(*c));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the last statements and commits, in one round trip on PostgreSQL (a failed
+    /// statement turns the `COMMIT` into a rollback, and its error is returned).
+    pub async fn commit_with(mut self, stmts: Vec<Stmt>) -> Result<(), StoreError> {
+        if let (Conn::Postgres(Some(c)), true) = (&self.conn, self.begun) {
+            let c: &Object = c;
+            let mut prepared = Vec::with_capacity(stmts.len());
+            for s in &stmts {
+                prepared.push(c.prepare_cached(&s.sql).await?);
+            }
+            let params: Vec<Vec<&(dyn ToSql + Sync)>> =
+                stmts.iter().map(|s| s.args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()).collect();
+            let writes = futures_util::future::join_all(
+                prepared.iter().zip(&params).map(|(st, p)| async move { c.execute(st, p).await }),
+            );
+            let (written, committed) = tokio::join!(writes, c.batch_execute("COMMIT"));
+            for w in written {
+                w?;
+            }
+            committed?;
+            if let Conn::Postgres(slot) = &mut self.conn {
+                // Committed (or rolled back by the failure above, already returned): clean.
+                drop(slot.take());
+            }
+            return Ok(());
+        }
+        self.run_all(stmts, false).await?;
+        self.commit().await
     }
 
     pub async fn commit(mut self) -> Result<(), StoreError> {
@@ -379,10 +485,10 @@ impl Tx {
                 }
             }
             Conn::Postgres(slot) => {
-                if let Some(c) = slot.as_ref() {
+                if let Some(c) = slot.as_ref().filter(|_| self.begun) {
                     c.batch_execute("COMMIT").await?;
                 }
-                // Committed: back to the pool clean.
+                // Committed (or never begun): back to the pool clean.
                 drop(slot.take());
             }
         }
