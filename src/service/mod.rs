@@ -25,6 +25,7 @@ mod edges;
 mod issuance;
 mod keys;
 mod signing;
+mod uploads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -146,6 +147,7 @@ pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
 pub use crate::crypto::sha256_hex;
 pub use edges::{ApiKey, Delivery, Webhook};
+pub use uploads::{DueDelivery, Upload, Verdict};
 
 /// Local wall-clock time to the second: the SII's timestamps carry no zone.
 pub fn now_local() -> NaiveDateTime {

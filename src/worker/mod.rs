@@ -15,10 +15,11 @@ use chrono::Utc;
 use crate::domain::Rut;
 use crate::domain::{DocState, UploadStatus};
 use crate::service::{now_local, Service};
+use crate::service::{ServiceError, Upload as Job, Verdict};
 use crate::sii::api::SiiApi;
 use crate::sii::client::{SiiError, Upload, UploadState};
 use crate::sii::tokens::Tokens;
-use crate::store::{DocVerdict, Environment, UploadRow};
+use crate::store::Environment;
 use breaker::Breaker;
 
 #[derive(Debug, Clone)]
@@ -81,16 +82,8 @@ impl SiiLink {
     }
 
     /// Back to `pending`, tried again after the backoff its attempts have earned.
-    async fn retry_later(
-        &self,
-        u: &UploadRow,
-        envelope: Option<Vec<u8>>,
-        why: &str,
-    ) -> Result<(), crate::store::StoreError> {
-        self.svc
-            .store
-            .upload_later(u.id, UploadStatus::Pending, envelope, why, Utc::now() + self.backoff(u.attempts))
-            .await
+    async fn retry_later(&self, u: &Job, envelope: Option<Vec<u8>>, why: &str) -> Result<(), ServiceError> {
+        self.svc.upload_later(u.id, UploadStatus::Pending, envelope, why, Utc::now() + self.backoff(u.attempts)).await
     }
 
     fn backoff(&self, attempts: i64) -> chrono::Duration {
@@ -102,7 +95,7 @@ impl SiiLink {
     /// day, so the first upload after a start does not wait for the SII.
     pub async fn warm(&self) {
         let since = Utc::now() - chrono::Duration::days(1);
-        let Ok(active) = self.svc.store.active_companies(since).await else { return };
+        let Ok(active) = self.svc.active_companies(since).await else { return };
         for (company, boleta) in active {
             if let Ok((_, cert, client, breaker, env)) = self.context(&company, boleta).await {
                 if breaker.allow() {
@@ -136,8 +129,8 @@ impl SiiLink {
     }
 
     /// One round; true when it did something.
-    pub async fn round(&self) -> Result<bool, crate::store::StoreError> {
-        let store = &self.svc.store;
+    pub async fn round(&self) -> Result<bool, ServiceError> {
+        let store = &self.svc;
         let now = Utc::now();
         let mut busy = false;
         while store.claim_upload(self.cfg.max_docs, now - chrono_d(self.cfg.max_age), now).await?.is_some() {
@@ -168,8 +161,8 @@ impl SiiLink {
         Ok((rec, cert, client, breaker, token_env))
     }
 
-    async fn send(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
-        let store = &self.svc.store;
+    async fn send(&self, u: Job) -> Result<(), ServiceError> {
+        let store = &self.svc;
         let (rec, cert, client, breaker, env) = match self.context(&u.company, u.boleta).await {
             Ok(c) => c,
             Err(e) => return self.retry_later(&u, None, &e).await,
@@ -247,11 +240,11 @@ impl SiiLink {
         }
     }
 
-    async fn reject_all(&self, u: &UploadRow, estado: &str, glosa: &str) -> Result<(), crate::store::StoreError> {
-        let docs = self.svc.store.upload_documents(u.id).await?;
+    async fn reject_all(&self, u: &Job, estado: &str, glosa: &str) -> Result<(), ServiceError> {
+        let docs = self.svc.upload_documents(u.id).await?;
         let verdicts = docs
             .iter()
-            .map(|(t, f, _)| DocVerdict {
+            .map(|(t, f, _)| Verdict {
                 tipo: *t,
                 folio: *f,
                 state: DocState::Rejected,
@@ -261,11 +254,11 @@ impl SiiLink {
             .collect();
         tracing::warn!(upload = u.id, estado, glosa, "envelope rejected");
         metrics::counter!(crate::telemetry::SII_VERDICTS, "estado" => estado.to_string()).increment(1);
-        self.svc.store.upload_final(u.id, UploadStatus::Rejected, estado, glosa, verdicts, Utc::now()).await
+        self.svc.upload_final(u.id, UploadStatus::Rejected, estado, glosa, verdicts, Utc::now()).await
     }
 
-    async fn track(&self, u: UploadRow) -> Result<(), crate::store::StoreError> {
-        let store = &self.svc.store;
+    async fn track(&self, u: Job) -> Result<(), ServiceError> {
+        let store = &self.svc;
         let later = |why: String, attempts: i64| async move {
             store
                 .upload_later(
@@ -329,7 +322,7 @@ impl SiiLink {
                             Err(e) => return later(e.to_string(), u.attempts).await,
                         }
                     };
-                    verdicts.push(DocVerdict { tipo: *tipo, folio: *folio, state, estado: e, glosa: g });
+                    verdicts.push(Verdict { tipo: *tipo, folio: *folio, state, estado: e, glosa: g });
                 }
                 tracing::info!(upload = u.id, track = %track, %estado, "upload processed");
                 metrics::counter!(crate::telemetry::SII_VERDICTS, "estado" => estado.clone()).increment(1);
@@ -393,8 +386,8 @@ impl SiiLink {
             _ => None,
         };
         if let Some(state) = state {
-            let v = DocVerdict { tipo, folio, state, estado: s.estado.clone(), glosa: s.glosa.clone() };
-            self.svc.store.set_document_sii_state(company, v, Utc::now()).await.map_err(|e| e.to_string())?;
+            let v = Verdict { tipo, folio, state, estado: s.estado.clone(), glosa: s.glosa.clone() };
+            self.svc.set_document_sii_state(company, v, Utc::now()).await.map_err(|e| e.to_string())?;
         }
         Ok(s)
     }

@@ -10,8 +10,6 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
-use crate::store::Store;
-
 pub const MAX_ATTEMPTS: i64 = 8;
 
 /// `v1=` hex HMAC-SHA256 of `{timestamp}.{body}` under `secret`.
@@ -28,7 +26,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 pub async fn run(svc: Arc<crate::service::Service>, http: reqwest::Client, interval: Duration) {
     loop {
-        match deliver_one(&svc.store, &http).await {
+        match deliver_one(&svc, &http).await {
             Ok(true) => {}
             Ok(false) => tokio::time::sleep(interval).await,
             Err(e) => {
@@ -40,8 +38,11 @@ pub async fn run(svc: Arc<crate::service::Service>, http: reqwest::Client, inter
 }
 
 /// Delivers one due event; false when none was due.
-pub async fn deliver_one(store: &Store, http: &reqwest::Client) -> Result<bool, crate::store::StoreError> {
-    let Some(d) = store.lease_delivery(Utc::now(), chrono::Duration::seconds(30)).await? else { return Ok(false) };
+pub async fn deliver_one(
+    svc: &crate::service::Service,
+    http: &reqwest::Client,
+) -> Result<bool, crate::service::ServiceError> {
+    let Some(d) = svc.lease_delivery(Utc::now(), chrono::Duration::seconds(30)).await? else { return Ok(false) };
     let ts = Utc::now().timestamp();
     let sent = http
         .post(&d.url)
@@ -67,6 +68,6 @@ pub async fn deliver_one(store: &Store, http: &reqwest::Client) -> Result<bool, 
     };
     metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "outcome" => if ok { "delivered" } else { "failed" })
         .increment(1);
-    store.delivery_outcome(d.id, state, &status, next).await?;
+    svc.delivery_outcome(d.id, state, &status, next).await?;
     Ok(true)
 }
