@@ -497,39 +497,40 @@ impl Tx {
 }
 
 impl Store {
-    /// One statement on its own (autocommit), for reads and single writes.
-    pub(super) async fn query(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Vals>, StoreError> {
+    /// One statement on its own (autocommit): `(rows changed, rows)`.
+    async fn run(&self, sql: &str, args: Vec<Arg>, rows: bool) -> Result<(u64, Vec<Vals>), StoreError> {
         match self {
             Store::Sqlite(s) => {
                 let sql = sql.to_string();
-                s.with(move |c| Ok(sqlite_run(c, &sql, &args, true)?.1)).await
+                s.with(move |c| sqlite_run(c, &sql, &args, rows)).await
             }
             Store::Postgres(p) => {
                 let c = p.pool.get().await?;
                 let st = c.prepare_cached(sql).await?;
                 let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                c.query(&st, &params).await?.iter().map(Vals::from_postgres).collect()
+                if rows {
+                    let v =
+                        c.query(&st, &params).await?.iter().map(Vals::from_postgres).collect::<Result<Vec<_>, _>>()?;
+                    Ok((v.len() as u64, v))
+                } else {
+                    Ok((c.execute(&st, &params).await?, Vec::new()))
+                }
             }
         }
+    }
+
+    /// For reads and single writes that return rows.
+    pub(super) async fn query(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Vals>, StoreError> {
+        Ok(self.run(sql, args, true).await?.1)
     }
 
     pub(super) async fn query_opt(&self, sql: &str, args: Vec<Arg>) -> Result<Option<Vals>, StoreError> {
         Ok(self.query(sql, args).await?.into_iter().next())
     }
 
+    /// Rows changed.
     pub(super) async fn exec(&self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => {
-                let sql = sql.to_string();
-                s.with(move |c| Ok(sqlite_run(c, &sql, &args, false)?.0)).await
-            }
-            Store::Postgres(p) => {
-                let c = p.pool.get().await?;
-                let st = c.prepare_cached(sql).await?;
-                let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                Ok(c.execute(&st, &params).await?)
-            }
-        }
+        Ok(self.run(sql, args, false).await?.0)
     }
 }
 
