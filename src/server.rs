@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use crate::batch::Batches;
 use crate::caf::CafTrust;
 use crate::config::Settings;
+use crate::domain::Environment;
 use crate::domain::{Company, Rut, TipoDte};
 use crate::http::auth::Auth;
 use crate::service::{CompanyBody, Service, ServiceError};
@@ -19,7 +20,7 @@ use crate::sii::api::SiiApi;
 use crate::sii::boleta::{BoletaClient, BoletaEndpoints};
 use crate::sii::client::{Endpoints, SiiClient};
 use crate::sii::tokens::Tokens;
-use crate::store::{Environment, Store};
+use crate::store::Store;
 use crate::vault::Vault;
 use crate::worker::SiiLink;
 

@@ -7,4 +7,4 @@ mod results;
 mod runner;
 mod service;
 
-pub use service::{BatchConfig, BatchError, BatchStatus, BatchSummary, Batches, Caller, DeadLetterView};
+pub use service::{BatchConfig, BatchError, BatchItem, BatchStatus, BatchSummary, Batches, Caller, DeadLetterView};

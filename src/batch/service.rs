@@ -79,6 +79,49 @@ pub(super) fn message(batch: &str, idx: i64, request_id: Option<&str>) -> Vec<u8
     serde_json::to_vec(&ItemRef { b: batch.into(), i: idx, r: request_id.map(String::from) }).unwrap_or_default()
 }
 
+/// One item of a batch as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchItem {
+    pub index: i64,
+    pub company: String,
+    pub reference: Option<String>,
+    pub source: String,
+    #[serde(rename = "TipoDTE")]
+    pub tipo: Option<i32>,
+    #[serde(rename = "Folio")]
+    pub folio: Option<i64>,
+    pub state: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+    /// The document's state once issued: issued, sent, accepted, rejected, …
+    pub sii_state: Option<String>,
+    pub sii_estado: Option<String>,
+    #[serde(rename = "MntTotal")]
+    pub mnt_total: Option<i64>,
+    #[serde(skip)]
+    pub totals: Option<String>,
+}
+
+impl From<BatchItemRow> for BatchItem {
+    fn from(r: BatchItemRow) -> BatchItem {
+        BatchItem {
+            index: r.index,
+            company: r.company,
+            reference: r.reference,
+            source: r.source,
+            tipo: r.tipo,
+            folio: r.folio,
+            state: r.state,
+            error: r.error,
+            attempts: r.attempts,
+            sii_state: r.sii_state,
+            sii_estado: r.sii_estado,
+            mnt_total: r.mnt_total,
+            totals: r.totals,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchStatus {
     pub id: String,
@@ -94,7 +137,7 @@ pub struct BatchStatus {
     /// Issued documents by state: issued (not yet sent), sent, accepted, rejected.
     pub documents: BTreeMap<String, i64>,
     /// The first failed or dead items, with their errors.
-    pub errors: Vec<BatchItemRow>,
+    pub errors: Vec<BatchItem>,
     pub links: BTreeMap<String, String>,
 }
 
@@ -390,8 +433,14 @@ impl Batches {
             [PENDING, ISSUED, FAILED, DEAD].iter().map(|s| (s.to_string(), 0)).collect();
         items.extend(counts.items);
         let documents: BTreeMap<String, i64> = counts.documents.into_iter().collect();
-        let errors =
-            self.svc.store.batch_items(id, -1, SHOWN_ERRORS, true, false).await?.into_iter().map(|r| r.0).collect();
+        let errors = self
+            .svc
+            .store
+            .batch_items(id, -1, SHOWN_ERRORS, true, false)
+            .await?
+            .into_iter()
+            .map(|r| r.0.into())
+            .collect();
         let issuing = b.state == "receiving" || items.get(PENDING).copied().unwrap_or(0) > 0;
         let awaiting_sii = self.tracks_sii && documents.iter().any(|(s, n)| *n > 0 && (s == "issued" || s == "sent"));
         let state = if b.state == "receiving" {
@@ -456,7 +505,7 @@ impl Batches {
         after: i64,
         limit: i64,
         problems: bool,
-    ) -> Result<Vec<BatchItemRow>> {
+    ) -> Result<Vec<BatchItem>> {
         self.get(id, caller).await?;
         Ok(self
             .svc
@@ -464,7 +513,7 @@ impl Batches {
             .batch_items(id, after, limit.clamp(1, 1000), problems, false)
             .await?
             .into_iter()
-            .map(|r| r.0)
+            .map(|r| r.0.into())
             .collect())
     }
 

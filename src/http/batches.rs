@@ -16,8 +16,8 @@ use super::json;
 use super::problem::{ApiError, Problem};
 use crate::batch::csv::Encoding;
 use crate::batch::intake::Format;
+use crate::batch::BatchItem;
 use crate::batch::{BatchStatus, BatchSummary, Batches, Caller, DeadLetterView};
-use crate::store::batches::BatchItemRow;
 
 /// The largest batch upload.
 #[derive(Clone, Copy)]
@@ -194,7 +194,7 @@ pub struct ItemsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/batches/{id}/items", tag = "batches", params(("id" = String, Path), ItemsQuery),
-    responses((status = 200, body = Vec<BatchItemRow>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Vec<BatchItem>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn items(
     p: Principal,

@@ -21,7 +21,7 @@ pub struct CompanyView {
     pub created_at: DateTime<Utc>,
 }
 
-fn view(rec: crate::store::CompanyRecord) -> CompanyView {
+fn view(rec: crate::service::CompanyInfo) -> CompanyView {
     CompanyView {
         company: CompanyBody { company: rec.company, environment: rec.environment },
         created_at: rec.created_at,

@@ -12,8 +12,7 @@ use super::auth::Principal;
 use super::problem::{ApiError, Problem};
 use super::{json, read_body};
 use crate::domain::DocumentInput;
-use crate::service::{DocumentInfo, DocumentPage, Issue, Service};
-use crate::store::DocFilter;
+use crate::service::{DocumentInfo, DocumentPage, DocumentQuery, Issue, Service};
 
 /// Issues a document: the folio is the company's next of that type; answered 201 only once the
 /// signed document is stored. With `Idempotency-Key`, a retry returns the first answer.
@@ -101,13 +100,6 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     let q = q.into_inner();
-    let f = DocFilter {
-        tipo: q.tipo,
-        from: q.from,
-        to: q.to,
-        state: q.state,
-        before_id: q.before,
-        limit: q.limit.unwrap_or(50),
-    };
+    let f = DocumentQuery { tipo: q.tipo, from: q.from, to: q.to, state: q.state, before: q.before, limit: q.limit };
     Ok(json(StatusCode::OK, &svc.documents(&rut, f).await?))
 }

@@ -17,7 +17,7 @@ use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::engine;
 use crate::error::{DteError, FieldError};
 use crate::store::{
-    self, CafRecord, CertRecord, CompanyRecord, DocFilter, Environment, Idem, NewAudit, Store, StoreError,
+    self, CafRecord, CertRecord, CompanyRecord, DocFilter, DocState, Environment, Idem, NewAudit, Store, StoreError,
 };
 use crate::vault::Vault;
 
@@ -66,6 +66,33 @@ impl From<crate::vault::VaultError> for ServiceError {
 }
 
 type Result<T> = std::result::Result<T, ServiceError>;
+
+/// A registered company: its Emisor data, environment and registration time.
+#[derive(Debug, Clone)]
+pub struct CompanyInfo {
+    pub rut: String,
+    pub company: Company,
+    pub environment: Environment,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<CompanyRecord> for CompanyInfo {
+    fn from(r: CompanyRecord) -> CompanyInfo {
+        CompanyInfo { rut: r.rut, company: r.company, environment: r.environment, created_at: r.created_at }
+    }
+}
+
+/// Which documents to list: by type, FchEmis range and state, newest first, a page of `limit`
+/// (1-500, 50 by default) before the document id `before`.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentQuery {
+    pub tipo: Option<i32>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub state: Option<DocState>,
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
 
 /// A company as the API takes and shows it: the Emisor in the SII's names plus the environment.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -176,7 +203,7 @@ pub struct Service {
     /// Decrypted certificates by company, with the version they were decrypted from.
     certs: Mutex<HashMap<String, CertVersion>>,
     /// Company records read in the last few seconds: issuance is the hot path.
-    companies: Mutex<HashMap<String, (Instant, CompanyRecord)>>,
+    companies: Mutex<HashMap<String, (Instant, CompanyInfo)>>,
     issuance: Arc<issuance::Issuance>,
     /// Tax quotes are cached by the hash of their normalised input.
     pub cache: Option<Arc<crate::cache::Cache>>,
@@ -202,20 +229,21 @@ impl Service {
         &self.trust
     }
 
-    pub async fn company(&self, rut: &str) -> Result<CompanyRecord> {
+    pub async fn company(&self, rut: &str) -> Result<CompanyInfo> {
         if let Some((_, c)) =
             self.companies.lock().ok().and_then(|m| m.get(rut).filter(|(at, _)| at.elapsed() < RECORD_TTL).cloned())
         {
             return Ok(c);
         }
-        let c = self.store.get_company(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("company {rut}")))?;
+        let c: CompanyInfo =
+            self.store.get_company(rut).await?.ok_or_else(|| ServiceError::NotFound(format!("company {rut}")))?.into();
         if let Ok(mut m) = self.companies.lock() {
             m.insert(rut.to_string(), (Instant::now(), c.clone()));
         }
         Ok(c)
     }
 
-    pub async fn create_company(&self, body: CompanyBody) -> Result<CompanyRecord> {
+    pub async fn create_company(&self, body: CompanyBody) -> Result<CompanyInfo> {
         let mut company = body.company;
         company.validate()?;
         company.rut_emisor = company.rut()?.to_string();
@@ -232,7 +260,7 @@ impl Service {
             data: rec.environment.as_str().into(),
         };
         self.store.create_company(rec.clone(), audit).await?;
-        Ok(rec)
+        Ok(rec.into())
     }
 
     pub async fn put_certificate(&self, rut: &str, pkcs12: &[u8], password: &str) -> Result<CertificateInfo> {
@@ -488,9 +516,16 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("document {tipo}/{folio}")))
     }
 
-    pub async fn documents(&self, rut: &str, mut f: DocFilter) -> Result<DocumentPage> {
+    pub async fn documents(&self, rut: &str, q: DocumentQuery) -> Result<DocumentPage> {
         self.company(rut).await?;
-        f.limit = f.limit.clamp(1, 500);
+        let f = DocFilter {
+            tipo: q.tipo,
+            from: q.from,
+            to: q.to,
+            state: q.state,
+            before_id: q.before,
+            limit: q.limit.unwrap_or(50).clamp(1, 500),
+        };
         let rows = self.store.list_documents(rut, &f).await?;
         let next = if rows.len() as i64 == f.limit { rows.last().map(|d| d.id) } else { None };
         Ok(DocumentPage { items: rows.into_iter().map(doc_info).collect(), next })

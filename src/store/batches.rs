@@ -56,15 +56,13 @@ pub struct NewBatchItem {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct BatchItemRow {
     pub index: i64,
     pub company: String,
     pub reference: Option<String>,
     pub source: String,
-    #[serde(rename = "TipoDTE")]
     pub tipo: Option<i32>,
-    #[serde(rename = "Folio")]
     pub folio: Option<i64>,
     pub state: String,
     pub error: Option<String>,
@@ -72,9 +70,7 @@ pub struct BatchItemRow {
     /// The document's state once issued: issued, sent, accepted, rejected, …
     pub sii_state: Option<String>,
     pub sii_estado: Option<String>,
-    #[serde(rename = "MntTotal")]
     pub mnt_total: Option<i64>,
-    #[serde(skip)]
     pub totals: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::domain::Environment;
 use crate::domain::Rut;
 use crate::domain::{DocState, UploadStatus};
 use crate::service::{now_local, Service};
@@ -19,7 +20,6 @@ use crate::service::{ServiceError, Upload as Job, Verdict};
 use crate::sii::api::SiiApi;
 use crate::sii::client::{SiiError, Upload, UploadState};
 use crate::sii::tokens::Tokens;
-use crate::store::Environment;
 use breaker::Breaker;
 
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub struct SiiLink {
     cfg: LinkConfig,
 }
 
-type Context<'a> = (crate::store::CompanyRecord, Arc<crate::cert::Certificate>, &'a SiiApi, &'a Arc<Breaker>, String);
+type Context<'a> = (crate::service::CompanyInfo, Arc<crate::cert::Certificate>, &'a SiiApi, &'a Arc<Breaker>, String);
 
 fn chrono_d(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
