@@ -12,8 +12,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ops::{audit_head, audit_insert, caf, CAF_COLS};
-use super::sql::{args, Stmt, Tx};
-use super::{CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, Store, StoreError};
+use super::sql::{args, Arg, Stmt, Tx};
+use super::{CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, NewDocument, Store, StoreError};
 
 /// An open issuance transaction holding the CAF locks of one company and type.
 pub struct FolioLock {
@@ -59,21 +59,35 @@ impl Store {
             idems.iter().enumerate().filter_map(|(n, i)| i.as_ref().map(|i| (n, i))).collect();
         keyed.sort_by(|a, b| (&a.1.key_id, &a.1.key).cmp(&(&b.1.key_id, &b.1.key)));
         if !keyed.is_empty() {
-            let mut a = args![Utc::now()];
-            for (_, i) in &keyed {
-                a.extend(args![i.key_id.as_str(), i.key.as_str(), i.request_hash.as_str()]);
-            }
-            let got = tx
-                .query(
-                    // `WHERE true`: SQLite needs it to read `ON CONFLICT` after a SELECT as an upsert.
-                    &format!(
+            let claim = if tx.is_postgres() {
+                let col = |f: &dyn Fn(&Idem) -> String| Arg::Texts(keyed.iter().map(|(_, i)| Some(f(i))).collect());
+                Stmt::new(
+                    "INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at)
+                     SELECT k, i, h, NULL, $1 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(k, i, h)
+                     ON CONFLICT DO NOTHING RETURNING key_id, idem_key",
+                    vec![
+                        Arg::from(Utc::now()),
+                        col(&|i| i.key_id.clone()),
+                        col(&|i| i.key.clone()),
+                        col(&|i| i.request_hash.clone()),
+                    ],
+                )
+            } else {
+                let mut a = args![Utc::now()];
+                for (_, i) in &keyed {
+                    a.extend(args![i.key_id.as_str(), i.key.as_str(), i.request_hash.as_str()]);
+                }
+                // `WHERE true`: SQLite needs it to read `ON CONFLICT` after a SELECT as an upsert.
+                Stmt::new(
+                    format!(
                         "WITH t(k, i, h) AS (VALUES {}) INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at)
                          SELECT k, i, h, NULL, $1 FROM t WHERE true ON CONFLICT DO NOTHING RETURNING key_id, idem_key",
-                        rows(2, keyed.len(), 3, &["::text", "::text", "::text"])
+                        rows(2, keyed.len(), 3, &[])
                     ),
                     a,
                 )
-                .await?;
+            };
+            let got = tx.query(&claim.sql, claim.args).await?;
             let mut taken = Vec::with_capacity(got.len());
             for r in &got {
                 taken.push((r.text(0)?, r.text(1)?));
@@ -188,52 +202,86 @@ impl FolioLock {
             return Ok(Vec::new());
         };
         let scope = head_doc.audit.scope.clone();
-        let mut a = args![head_doc.doc.company.as_str(), head_doc.doc.tipo, now];
-        let mut values = Vec::with_capacity(docs.len());
-        for r in &docs {
-            let d = &r.doc;
-            let b = a.len() + 1;
-            values.push(format!(
-                "($1, $2, {}, 'issued', ${}, $3)",
-                (b..b + 8).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-                b + 8
-            ));
-            a.extend(args![
-                d.folio,
-                d.caf_id,
-                d.fch_emis,
-                d.rut_recep.as_str(),
-                d.mnt_total,
-                d.totals.to_string(),
-                d.xml.clone(),
-                d.ted.as_str(),
-                d.api_key_id.clone()
-            ]);
-        }
         let docs_at = first.len();
-        first.push(Stmt::new(
-            format!(
+        let (company, tipo) = (head_doc.doc.company.as_str(), head_doc.doc.tipo);
+        first.push(if self.tx.is_postgres() {
+            // Columns as arrays: one statement text whatever the group's size.
+            let col = |f: &dyn Fn(&NewDocument) -> Option<String>| Arg::Texts(docs.iter().map(|r| f(&r.doc)).collect());
+            Stmt::new(
                 "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
-                 VALUES {} RETURNING id, folio",
-                values.join(", ")
-            ),
-            a,
-        ));
+                 SELECT $1, $2, f, ca, fe, rr, m, t, x, te, 'issued', k, $3
+                 FROM UNNEST($4::bigint[], $5::bigint[], $6::date[], $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::text[], $12::text[])
+                   AS u(f, ca, fe, rr, m, t, x, te, k)
+                 RETURNING id, folio",
+                vec![
+                    Arg::from(company),
+                    Arg::from(tipo),
+                    Arg::from(now),
+                    Arg::Ints(docs.iter().map(|r| r.doc.folio).collect()),
+                    Arg::Ints(docs.iter().map(|r| r.doc.caf_id).collect()),
+                    Arg::Dates(docs.iter().map(|r| r.doc.fch_emis).collect()),
+                    col(&|d| Some(d.rut_recep.clone())),
+                    Arg::Ints(docs.iter().map(|r| r.doc.mnt_total).collect()),
+                    col(&|d| Some(d.totals.to_string())),
+                    Arg::Blobs(docs.iter().map(|r| r.doc.xml.clone()).collect()),
+                    col(&|d| Some(d.ted.clone())),
+                    col(&|d| d.api_key_id.clone()),
+                ],
+            )
+        } else {
+            let mut a = args![company, tipo, now];
+            let mut values = Vec::with_capacity(docs.len());
+            for r in &docs {
+                let d = &r.doc;
+                let b = a.len() + 1;
+                let cols = (b..b + 8).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                values.push(format!("($1, $2, {cols}, 'issued', ${}, $3)", b + 8));
+                a.extend(args![
+                    d.folio,
+                    d.caf_id,
+                    d.fch_emis,
+                    d.rut_recep.as_str(),
+                    d.mnt_total,
+                    d.totals.to_string(),
+                    d.xml.clone(),
+                    d.ted.as_str(),
+                    d.api_key_id.clone()
+                ]);
+            }
+            Stmt::new(
+                format!(
+                    "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
+                     VALUES {} RETURNING id, folio",
+                    values.join(", ")
+                ),
+                a,
+            )
+        });
         let answered: Vec<(&Idem, String)> =
             docs.iter().filter_map(|r| r.idem.as_ref().map(|i| (i, r.response.to_string()))).collect();
         if !answered.is_empty() {
-            let mut a = Vec::new();
-            for (i, resp) in &answered {
-                a.extend(args![i.key_id.as_str(), i.key.as_str(), resp.as_str()]);
-            }
-            first.push(Stmt::new(
-                format!(
-                    "WITH t(k, i, r) AS (VALUES {}) UPDATE idempotency SET response = t.r FROM t
+            first.push(if self.tx.is_postgres() {
+                let col =
+                    |f: &dyn Fn(&(&Idem, String)) -> String| Arg::Texts(answered.iter().map(|x| Some(f(x))).collect());
+                Stmt::new(
+                    "UPDATE idempotency SET response = t.r FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, i, r)
                      WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i",
-                    rows(1, answered.len(), 3, &["::text", "::text", "::text"])
-                ),
-                a,
-            ));
+                    vec![col(&|x| x.0.key_id.clone()), col(&|x| x.0.key.clone()), col(&|x| x.1.clone())],
+                )
+            } else {
+                let mut a = Vec::new();
+                for (i, resp) in &answered {
+                    a.extend(args![i.key_id.as_str(), i.key.as_str(), resp.as_str()]);
+                }
+                Stmt::new(
+                    format!(
+                        "WITH t(k, i, r) AS (VALUES {}) UPDATE idempotency SET response = t.r FROM t
+                         WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i",
+                        rows(1, answered.len(), 3, &[])
+                    ),
+                    a,
+                )
+            });
         }
         first.extend(audit_head(&self.tx, &scope));
         let mut results = self.tx.run_all(first, true).await?;
@@ -243,7 +291,7 @@ impl FolioLock {
             by_folio.insert(r.i64(1)?, r.i64(0)?);
         }
         let audits: Vec<_> = docs.iter().map(|r| r.audit.clone()).collect();
-        let insert = audit_insert(&scope, head.as_ref(), &audits, now)?;
+        let insert = audit_insert(&self.tx, &scope, head.as_ref(), &audits, now)?;
         let mut out = Vec::with_capacity(docs.len());
         for r in docs {
             let folio = r.doc.folio;

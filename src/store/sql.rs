@@ -23,6 +23,12 @@ pub(super) enum Arg {
     Bytes(Vec<u8>),
     Ts(DateTime<Utc>),
     Date(NaiveDate),
+    /// Arrays, for PostgreSQL's `UNNEST` (a statement text that does not grow with a group's
+    /// size, so it is prepared once); SQLite has no arrays and takes multi-row `VALUES` instead.
+    Ints(Vec<i64>),
+    Texts(Vec<Option<String>>),
+    Blobs(Vec<Vec<u8>>),
+    Dates(Vec<NaiveDate>),
 }
 
 macro_rules! arg_from {
@@ -70,6 +76,9 @@ impl rusqlite::ToSql for Arg {
             Arg::Bytes(v) => ToSqlOutput::from(v.as_slice()),
             Arg::Ts(v) => ToSqlOutput::Owned(Value::Text(ts(*v))),
             Arg::Date(v) => ToSqlOutput::Owned(Value::Text(v.to_string())),
+            Arg::Ints(_) | Arg::Texts(_) | Arg::Blobs(_) | Arg::Dates(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure("arrays are for PostgreSQL only".into()))
+            }
         })
     }
 }
@@ -92,6 +101,13 @@ impl ToSql for Arg {
             Arg::Ts(v) => v.to_sql(ty, out),
             Arg::Date(v) if *ty == Type::TEXT || *ty == Type::VARCHAR => v.to_string().as_str().to_sql(ty, out),
             Arg::Date(v) => v.to_sql(ty, out),
+            Arg::Ints(v) if *ty == Type::INT4_ARRAY => {
+                v.iter().map(|x| i32::try_from(*x)).collect::<Result<Vec<_>, _>>()?.to_sql(ty, out)
+            }
+            Arg::Ints(v) => v.to_sql(ty, out),
+            Arg::Texts(v) => v.to_sql(ty, out),
+            Arg::Blobs(v) => v.to_sql(ty, out),
+            Arg::Dates(v) => v.to_sql(ty, out),
         }
     }
 
