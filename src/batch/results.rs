@@ -44,7 +44,7 @@ fn report_row(r: &BatchItemRow) -> [String; 14] {
         amount("MntExe"),
         amount("IVA"),
         amount("MntTotal"),
-        r.state.clone(),
+        r.state.to_string(),
         opt(r.sii_state.clone()),
         opt(r.sii_estado.clone()),
         opt(r.error.clone()),

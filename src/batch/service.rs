@@ -15,7 +15,9 @@ use super::intake::{self, Format, RawItem, MAX_ERRORS};
 use crate::error::FieldError;
 use crate::queue::{Queue, QueueError};
 use crate::service::{Service, ServiceError};
-use crate::store::batches::{BatchItemRow, BatchRecord, NewBatchItem, DEAD, FAILED, ISSUED, PENDING};
+use crate::store::batches::{
+    BatchItemRow, BatchRecord, BatchState, ItemState, NewBatchItem, DEAD, FAILED, ISSUED, PENDING,
+};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +92,7 @@ pub struct BatchItem {
     pub tipo: Option<i32>,
     #[serde(rename = "Folio")]
     pub folio: Option<i64>,
-    pub state: String,
+    pub state: ItemState,
     pub error: Option<String>,
     pub attempts: i64,
     /// The document's state once issued: issued, sent, accepted, rejected, …
@@ -146,8 +148,8 @@ pub struct BatchStatus {
 pub struct BatchSummary {
     pub id: String,
     pub format: String,
-    /// `receiving` or `open`.
-    pub state: String,
+    /// `receiving`, `open` or `done`.
+    pub state: BatchState,
     pub total: i64,
     pub all_or_nothing: bool,
     pub created_at: DateTime<Utc>,
@@ -299,7 +301,7 @@ impl Batches {
                 format: format.name().into(),
                 all_or_nothing,
                 total: survey.items as i64,
-                state: "receiving".into(),
+                state: BatchState::Receiving,
                 created_at: now,
                 enqueued_at: None,
                 idem_key: caller.idempotency.as_ref().map(|i| i.0.clone()),
@@ -441,9 +443,9 @@ impl Batches {
             .into_iter()
             .map(|r| r.0.into())
             .collect();
-        let issuing = b.state == "receiving" || items.get(PENDING).copied().unwrap_or(0) > 0;
+        let issuing = b.state == BatchState::Receiving || items.get(PENDING.as_str()).copied().unwrap_or(0) > 0;
         let awaiting_sii = self.tracks_sii && documents.iter().any(|(s, n)| *n > 0 && (s == "issued" || s == "sent"));
-        let state = if b.state == "receiving" {
+        let state = if b.state == BatchState::Receiving {
             "receiving"
         } else if issuing {
             "issuing"

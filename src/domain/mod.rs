@@ -12,4 +12,4 @@ pub mod text;
 pub use company::{Company, Environment};
 pub use document::{DocumentInput, TipoDte};
 pub use rut::Rut;
-pub use state::{DocState, UploadStatus};
+pub use state::{BatchState, DocState, ItemState, UploadStatus};

@@ -57,6 +57,52 @@ impl UploadStatus {
     }
 }
 
+/// A batch item's state: waiting for issuance, issued with its folio, failed for good (its input
+/// or a rule), or dead (retries exhausted; in the dead letters until replayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    Pending,
+    Issued,
+    Failed,
+    Dead,
+}
+
+impl ItemState {
+    pub const ALL: [ItemState; 4] = [ItemState::Pending, ItemState::Issued, ItemState::Failed, ItemState::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Issued => "issued",
+            ItemState::Failed => "failed",
+            ItemState::Dead => "dead",
+        }
+    }
+}
+
+/// A batch's state: its items being written (`receiving`), `open` while any item is pending, then
+/// `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchState {
+    Receiving,
+    Open,
+    Done,
+}
+
+impl BatchState {
+    pub const ALL: [BatchState; 3] = [BatchState::Receiving, BatchState::Open, BatchState::Done];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchState::Receiving => "receiving",
+            BatchState::Open => "open",
+            BatchState::Done => "done",
+        }
+    }
+}
+
 macro_rules! from_str {
     ($t:ty, $what:literal) => {
         impl std::str::FromStr for $t {
@@ -80,6 +126,8 @@ macro_rules! from_str {
 
 from_str!(DocState, "document state");
 from_str!(UploadStatus, "upload state");
+from_str!(ItemState, "batch item state");
+from_str!(BatchState, "batch state");
 
 #[cfg(test)]
 mod tests {
@@ -96,5 +144,12 @@ mod tests {
         }
         assert!("accepted ".parse::<DocState>().is_err());
         assert!("done".parse::<UploadStatus>().unwrap_err().contains("unknown upload state"));
+        for s in ItemState::ALL {
+            assert_eq!(s.as_str().parse::<ItemState>(), Ok(s));
+        }
+        for s in BatchState::ALL {
+            assert_eq!(s.as_str().parse::<BatchState>(), Ok(s));
+        }
+        assert!("issued".parse::<BatchState>().is_err());
     }
 }

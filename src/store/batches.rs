@@ -19,10 +19,11 @@ pub(super) const ITEM_JOIN: &str =
     "batch_items i LEFT JOIN documents d ON d.company = i.company AND d.tipo = i.tipo AND d.folio = i.folio";
 
 /// Item states. `dead`: failed at issuance past the retry limit, in the dead letters until replayed.
-pub const PENDING: &str = "pending";
-pub const ISSUED: &str = "issued";
-pub const FAILED: &str = "failed";
-pub const DEAD: &str = "dead";
+pub use crate::domain::{BatchState, ItemState};
+pub const PENDING: ItemState = ItemState::Pending;
+pub const ISSUED: ItemState = ItemState::Issued;
+pub const FAILED: ItemState = ItemState::Failed;
+pub const DEAD: ItemState = ItemState::Dead;
 
 #[derive(Debug, Clone)]
 pub struct BatchRecord {
@@ -33,7 +34,7 @@ pub struct BatchRecord {
     pub all_or_nothing: bool,
     pub total: i64,
     /// `receiving` while its items are written, `open`, then `done` once no item is pending.
-    pub state: String,
+    pub state: BatchState,
     pub created_at: DateTime<Utc>,
     /// When every pending item's message was on the queue.
     pub enqueued_at: Option<DateTime<Utc>>,
@@ -64,7 +65,7 @@ pub struct BatchItemRow {
     pub source: String,
     pub tipo: Option<i32>,
     pub folio: Option<i64>,
-    pub state: String,
+    pub state: ItemState,
     pub error: Option<String>,
     pub attempts: i64,
     /// The document's state once issued: issued, sent, accepted, rejected, …
@@ -120,7 +121,7 @@ pub enum Backlog {
 pub struct BacklogItem {
     pub batch: String,
     pub idx: i64,
-    pub state: String,
+    pub state: ItemState,
     pub error: Option<String>,
     pub attempts: i64,
 }
@@ -132,7 +133,7 @@ fn batch(r: &Vals) -> Result<BatchRecord, StoreError> {
         format: r.text(2)?,
         all_or_nothing: r.i64(3)? != 0,
         total: r.i64(4)?,
-        state: r.text(5)?,
+        state: r.parse(5)?,
         created_at: r.ts(6)?,
         enqueued_at: r.opt(7, Vals::ts)?,
         idem_key: r.opt(8, Vals::text)?,
@@ -148,7 +149,7 @@ fn item(r: &Vals) -> Result<BatchItemRow, StoreError> {
         source: r.text(3)?,
         tipo: r.opt(4, Vals::i32)?,
         folio: r.opt(5, Vals::i64)?,
-        state: r.text(6)?,
+        state: r.parse(6)?,
         error: r.opt(7, Vals::text)?,
         attempts: r.i64(8)?,
         sii_state: r.opt(9, Vals::text)?,
@@ -339,7 +340,7 @@ impl Store {
     pub async fn settle_batch_items(
         &self,
         id: &str,
-        outcomes: Vec<(i64, &'static str, Option<i64>, Option<String>)>,
+        outcomes: Vec<(i64, ItemState, Option<i64>, Option<String>)>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if outcomes.is_empty() {
@@ -372,7 +373,7 @@ impl Store {
         &self,
         id: &str,
         idx: i64,
-        state: &str,
+        state: ItemState,
         folio: Option<i64>,
         error: Option<String>,
         now: DateTime<Utc>,
@@ -414,7 +415,7 @@ impl Store {
             Ok(BacklogItem {
                 batch: r.text(0)?,
                 idx: r.i64(1)?,
-                state: r.text(2)?,
+                state: r.parse(2)?,
                 error: r.opt(3, Vals::text)?,
                 attempts: r.i64(4)?,
             })

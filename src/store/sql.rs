@@ -48,6 +48,25 @@ macro_rules! arg_from {
 
 arg_from!(i64 => Int, i32 => Int, String => Text, &str => Text, Vec<u8> => Bytes, DateTime<Utc> => Ts, NaiveDate => Date);
 
+/// The domain's named values go in as their names.
+macro_rules! arg_from_name {
+    ($($t:ty),*) => {
+        $(impl From<$t> for Arg {
+            fn from(v: $t) -> Arg {
+                Arg::Text(v.as_str().to_string())
+            }
+        })*
+    };
+}
+
+arg_from_name!(
+    crate::domain::DocState,
+    crate::domain::UploadStatus,
+    crate::domain::ItemState,
+    crate::domain::BatchState,
+    crate::domain::Environment
+);
+
 impl From<bool> for Arg {
     fn from(v: bool) -> Arg {
         Arg::Int(v.into())
