@@ -459,6 +459,7 @@ impl Store {
             )
             .await?;
         if n == 0 {
+            tx.rollback().await;
             return Ok(false);
         }
         let rows = tx

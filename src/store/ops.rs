@@ -188,6 +188,7 @@ impl Store {
             )
             .await?;
         if n == 0 {
+            tx.rollback().await;
             return Err(StoreError::Conflict(format!("company {} already exists", rec.rut)));
         }
         append_audit(&mut tx, &audit, rec.created_at).await?;
@@ -264,6 +265,7 @@ impl Store {
             .transpose()?
             .unwrap_or(0);
         if overlap > 0 {
+            tx.rollback().await;
             return Err(StoreError::Conflict(format!(
                 "a CAF of type {} already covers part of folios {}-{}",
                 rec.tipo, rec.desde, rec.hasta
@@ -387,6 +389,7 @@ impl Store {
             )
             .await?
         else {
+            tx.rollback().await;
             return Ok(false);
         };
         tx.exec(

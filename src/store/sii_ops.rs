@@ -88,6 +88,7 @@ impl Store {
             )
             .await?
         else {
+            tx.rollback().await;
             return Ok(None);
         };
         let (company, boleta) = (group.text(0)?, group.i64(1)? != 0);
@@ -105,6 +106,7 @@ impl Store {
             .map(|r| r.i64(0))
             .collect::<Result<_, _>>()?;
         if ids.is_empty() {
+            tx.rollback().await;
             return Ok(None);
         }
         let id = tx
@@ -153,7 +155,11 @@ impl Store {
                 a,
             )
             .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            // The usual idle poll: end cleanly so the connection goes back to the pool.
+            tx.rollback().await;
+            return Ok(None);
+        };
         let u = upload(&row)?;
         tx.exec("UPDATE uploads SET lease_until = $1 WHERE id = $2", args![now + lease, u.id]).await?;
         tx.commit().await?;
@@ -314,7 +320,10 @@ impl Store {
                 args![now],
             )
             .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            tx.rollback().await;
+            return Ok(None);
+        };
         let d = delivery(&row)?;
         tx.exec("UPDATE deliveries SET lease_until = $1 WHERE id = $2", args![now + lease, d.id]).await?;
         tx.commit().await?;

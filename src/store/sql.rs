@@ -9,7 +9,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Object;
-use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use super::{parse_ts, ts, Store, StoreError};
@@ -318,7 +317,7 @@ fn sqlite_run(c: &rusqlite::Connection, sql: &str, args: &[Arg], rows: bool) -> 
 }
 
 enum Conn {
-    Sqlite(Option<OwnedMutexGuard<rusqlite::Connection>>),
+    Sqlite(Option<super::sqlite::Held>),
     Postgres(Option<Box<Object>>),
 }
 
@@ -333,11 +332,8 @@ pub(super) struct Tx {
 impl Drop for Tx {
     fn drop(&mut self) {
         match &mut self.conn {
-            Conn::Sqlite(g) => {
-                if let Some(c) = g.take() {
-                    let _ = c.execute_batch("ROLLBACK");
-                }
-            }
+            // `Held` rolls back whatever it leaves open.
+            Conn::Sqlite(_) => {}
             Conn::Postgres(o) => {
                 // Never begun: the connection is clean and goes back to the pool.
                 if let Some(c) = o.take().filter(|_| self.begun) {
@@ -354,7 +350,7 @@ impl Tx {
     pub async fn begin(store: &Store) -> Result<Tx, StoreError> {
         Ok(match store {
             Store::Sqlite(s) => {
-                let g = s.conn.clone().lock_owned().await;
+                let g = s.hold().await;
                 let g = tokio::task::spawn_blocking(move || g.execute_batch("BEGIN IMMEDIATE").map(|_| g))
                     .await
                     .map_err(|e| StoreError::Db(e.to_string()))??;
@@ -426,9 +422,11 @@ impl Tx {
                         Ok(())
                     }
                 };
+                // From the first poll on, BEGIN may be on the wire: a cancelled call must not hand
+                // the connection back to the pool as if clean.
+                self.begun = true;
                 // Polled in this order: BEGIN goes out before the statements.
                 let (b, results) = tokio::join!(begin_sent, queries);
-                self.begun = true;
                 b?;
                 let mut out = Vec::with_capacity(results.len());
                 for r in results {

@@ -31,15 +31,46 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Arc::new(tokio::sync::Mutex::new(conn)) })
     }
 
+    /// The connection, for as long as the returned value lives.
+    pub(super) async fn hold(&self) -> Held {
+        Held(self.conn.clone().lock_owned().await)
+    }
+
     pub(super) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let mut guard = self.conn.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || f(&mut guard)).await.map_err(|e| StoreError::Db(e.to_string()))?
+        let mut held = self.hold().await;
+        tokio::task::spawn_blocking(move || f(&mut held)).await.map_err(|e| StoreError::Db(e.to_string()))?
     }
 
     pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {
         self.with(move |c| super::migrations::run_sqlite(c, dry_run)).await
+    }
+}
+
+/// The held connection. Whoever drops it — a call that finished, one whose caller went away while
+/// it ran on a blocking thread, a panic — leaves no transaction open: with one connection, a
+/// transaction left open would take in every later write and lose it.
+pub(super) struct Held(tokio::sync::OwnedMutexGuard<Connection>);
+
+impl std::ops::Deref for Held {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
     }
 }
