@@ -172,7 +172,7 @@ pub enum Issue {
 
 pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
-pub use crate::crypto::sha256_hex;
+use crate::crypto::sha256_hex;
 pub use edges::{ApiKey, Delivery, Webhook};
 pub use uploads::{DueDelivery, Upload, Verdict};
 

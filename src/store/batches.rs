@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{args, Arg, Tx, Vals};
+use super::sql::{args, placeholders, value_rows, Arg, Tx, Vals};
 use super::{Store, StoreError};
 
 /// The columns of a batch row (both backends).
@@ -159,11 +159,6 @@ fn item(r: &Vals) -> Result<BatchItemRow, StoreError> {
     })
 }
 
-/// `$from, …` placeholders for `n` values.
-fn list(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 impl Store {
     pub async fn create_batch(&self, b: BatchRecord) -> Result<(), StoreError> {
         let r = self
@@ -196,7 +191,7 @@ impl Store {
         for i in items {
             let state = if i.error.is_some() { FAILED } else { PENDING };
             let n = a.len();
-            rows.push(format!("($1, {}, $2)", list(n + 1, 8)));
+            rows.push(format!("($1, {}, $2)", placeholders(n + 1, 8)));
             a.extend(args![i.idx, i.company, i.reference, i.source, i.tipo, i.payload, state, i.error]);
         }
         self.exec(
@@ -325,7 +320,7 @@ impl Store {
         self.query(
             &format!(
                 "SELECT {ITEM_COLS}, i.payload FROM {ITEM_JOIN} WHERE i.batch_id = $1 AND i.idx IN ({})",
-                list(2, idxs.len())
+                placeholders(2, idxs.len())
             ),
             a,
         )
@@ -347,10 +342,8 @@ impl Store {
             return Ok(());
         }
         let mut a = args![id, now];
-        let mut rows = Vec::with_capacity(outcomes.len());
+        let rows = value_rows(3, outcomes.len(), 4, &["::bigint", "::text", "::bigint", "::text"]);
         for (idx, state, folio, error) in outcomes {
-            let n = a.len();
-            rows.push(format!("(${}::bigint, ${}::text, ${}::bigint, ${}::text)", n + 1, n + 2, n + 3, n + 4));
             a.extend(args![idx, state, folio, error]);
         }
         self.exec(
@@ -359,7 +352,7 @@ impl Store {
                  UPDATE batch_items SET state = t.s, folio = COALESCE(t.f, batch_items.folio), error = t.e, updated_at = $2,
                    attempts = batch_items.attempts + 1
                  FROM t WHERE batch_items.batch_id = $1 AND batch_items.idx = t.x AND batch_items.state <> 'issued'",
-                rows.join(", ")
+                rows
             ),
             a,
         )

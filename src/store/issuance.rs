@@ -12,7 +12,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ops::{audit_head, audit_insert, caf, CAF_COLS};
-use super::sql::{args, Arg, Stmt, Tx};
+use super::sql::{args, placeholders, value_rows, Arg, Stmt, Tx};
 use super::{CafRecord, DocumentRecord, Idem, IdemState, IssuedRow, NewDocument, Store, StoreError};
 
 /// An open issuance transaction holding the CAF locks of one company and type.
@@ -24,19 +24,6 @@ pub struct FolioLock {
     tx: Tx,
     /// Idempotency keys this transaction claimed, `(key_id, idem_key)`.
     claimed: Vec<(String, String)>,
-}
-
-/// `($a, $b, …)` rows of `width` placeholders each, numbered from `from`.
-fn rows(from: usize, n: usize, width: usize, casts: &[&str]) -> String {
-    (0..n)
-        .map(|r| {
-            let cols: Vec<String> = (0..width)
-                .map(|c| format!("${}{}", from + r * width + c, casts.get(c).copied().unwrap_or("")))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Store {
@@ -82,7 +69,7 @@ impl Store {
                     format!(
                         "WITH t(k, i, h) AS (VALUES {}) INSERT INTO idempotency (key_id, idem_key, request_hash, response, created_at)
                          SELECT k, i, h, NULL, $1 FROM t WHERE true ON CONFLICT DO NOTHING RETURNING key_id, idem_key",
-                        rows(2, keyed.len(), 3, &[])
+                        value_rows(2, keyed.len(), 3, &[])
                     ),
                     a,
                 )
@@ -171,7 +158,7 @@ impl FolioLock {
             first.push(Stmt::new(
                 format!(
                     "WITH t(id, n) AS (VALUES {}) UPDATE cafs SET next_folio = t.n FROM t WHERE cafs.id = t.id AND cafs.next_folio < t.n",
-                    rows(1, advanced.len(), 2, &["::bigint", "::bigint"])
+                    value_rows(1, advanced.len(), 2, &["::bigint", "::bigint"])
                 ),
                 a,
             ));
@@ -191,7 +178,7 @@ impl FolioLock {
             first.push(Stmt::new(
                 format!(
                     "DELETE FROM idempotency WHERE response IS NULL AND (key_id, idem_key) IN (VALUES {})",
-                    rows(1, released.len(), 2, &["::text", "::text"])
+                    value_rows(1, released.len(), 2, &["::text", "::text"])
                 ),
                 a,
             ));
@@ -234,8 +221,7 @@ impl FolioLock {
             for r in &docs {
                 let d = &r.doc;
                 let b = a.len() + 1;
-                let cols = (b..b + 8).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-                values.push(format!("($1, $2, {cols}, 'issued', ${}, $3)", b + 8));
+                values.push(format!("($1, $2, {}, 'issued', ${}, $3)", placeholders(b, 8), b + 8));
                 a.extend(args![
                     d.folio,
                     d.caf_id,
@@ -277,7 +263,7 @@ impl FolioLock {
                     format!(
                         "WITH t(k, i, r) AS (VALUES {}) UPDATE idempotency SET response = t.r FROM t
                          WHERE idempotency.key_id = t.k AND idempotency.idem_key = t.i",
-                        rows(1, answered.len(), 3, &[])
+                        value_rows(1, answered.len(), 3, &[])
                     ),
                     a,
                 )

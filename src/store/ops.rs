@@ -338,14 +338,6 @@ impl Store {
             .collect()
     }
 
-    pub async fn count_documents(&self) -> Result<i64, StoreError> {
-        self.query_opt("SELECT COUNT(*) FROM documents", args![])
-            .await?
-            .map(|r| r.i64(0))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    }
-
     pub async fn create_api_key(&self, k: ApiKeyRecord, audit: NewAudit) -> Result<(), StoreError> {
         let mut tx = Tx::begin(self).await?;
         tx.exec(

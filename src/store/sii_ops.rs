@@ -5,13 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{args, Arg, Tx, Vals};
+use super::sql::{args, placeholders, Arg, Tx, Vals};
 use super::*;
-
-/// `$from, $from+1, …` for `n` values: an `IN (…)` list both backends take.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
 
 fn skip_locked(tx: &Tx) -> &'static str {
     if tx.is_postgres() {

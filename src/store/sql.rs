@@ -316,6 +316,37 @@ fn sqlite_run(c: &rusqlite::Connection, sql: &str, args: &[Arg], rows: bool) -> 
     Ok((out.len() as u64, out))
 }
 
+/// `$from, $from+1, …` for `n` values: an `IN (…)` list or one row of a `VALUES`.
+pub(super) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `n` rows of `width` placeholders numbered from `from`, each column with its cast (if any).
+pub(super) fn value_rows(from: usize, n: usize, width: usize, casts: &[&str]) -> String {
+    (0..n)
+        .map(|r| {
+            let cols: Vec<String> = (0..width)
+                .map(|c| format!("${}{}", from + r * width + c, casts.get(c).copied().unwrap_or("")))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn pg_params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
+}
+
+/// Each statement prepared (once per connection: deadpool caches them).
+async fn pg_prepare(c: &Object, stmts: &[Stmt]) -> Result<Vec<tokio_postgres::Statement>, StoreError> {
+    let mut prepared = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        prepared.push(c.prepare_cached(&s.sql).await?);
+    }
+    Ok(prepared)
+}
+
 enum Conn {
     Sqlite(Option<super::sqlite::Held>),
     Postgres(Option<Box<Object>>),
@@ -401,13 +432,9 @@ impl Tx {
                 r
             }
             Conn::Postgres(Some(c)) => {
-                let mut prepared = Vec::with_capacity(stmts.len());
-                for s in &stmts {
-                    prepared.push(c.prepare_cached(&s.sql).await?);
-                }
-                let params: Vec<Vec<&(dyn ToSql + Sync)>> =
-                    stmts.iter().map(|s| s.args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()).collect();
                 let c: &Object = c;
+                let prepared = pg_prepare(c, &stmts).await?;
+                let params: Vec<_> = stmts.iter().map(|s| pg_params(&s.args)).collect();
                 let queries = futures_util::future::join_all(prepared.iter().zip(&params).map(|(st, p)| async move {
                     if rows {
                         c.query(st, p).await.map(|r| (r.len() as u64, r))
@@ -476,12 +503,8 @@ impl Tx {
     pub async fn commit_with(mut self, stmts: Vec<Stmt>) -> Result<(), StoreError> {
         if let (Conn::Postgres(Some(c)), true) = (&self.conn, self.begun) {
             let c: &Object = c;
-            let mut prepared = Vec::with_capacity(stmts.len());
-            for s in &stmts {
-                prepared.push(c.prepare_cached(&s.sql).await?);
-            }
-            let params: Vec<Vec<&(dyn ToSql + Sync)>> =
-                stmts.iter().map(|s| s.args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()).collect();
+            let prepared = pg_prepare(c, &stmts).await?;
+            let params: Vec<_> = stmts.iter().map(|s| pg_params(&s.args)).collect();
             let writes = futures_util::future::join_all(
                 prepared.iter().zip(&params).map(|(st, p)| async move { c.execute(st, p).await }),
             );
@@ -540,7 +563,7 @@ impl Store {
             Store::Postgres(p) => {
                 let c = p.pool.get().await?;
                 let st = c.prepare_cached(sql).await?;
-                let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+                let params = pg_params(&args);
                 if rows {
                     let v =
                         c.query(&st, &params).await?.iter().map(Vals::from_postgres).collect::<Result<Vec<_>, _>>()?;
