@@ -15,8 +15,8 @@ use openssl::x509::X509;
 use crate::crypto::{b64, rsa_sha1_verify};
 use crate::domain::{Rut, TipoDte};
 use crate::error::DteError;
-use crate::xml::latin1;
-use crate::xml::libxml::{self as lx, child, child_text, flatten, path};
+use crate::xml::{input, latin1};
+use crate::xml::libxml::{child, child_text, flatten, path};
 
 const IDK100: &[u8] = include_bytes!("caf_keys/idk100.cer");
 const IDK300: &[u8] = include_bytes!("caf_keys/idk300.cer");
@@ -167,24 +167,6 @@ impl std::fmt::Debug for Caf {
     }
 }
 
-/// CAF files often come without an XML declaration and in ISO-8859-1.
-fn caf_text(bytes: &[u8]) -> Result<String, CafError> {
-    match latin1::declared_encoding(bytes) {
-        Some(_) => latin1::decode_document(bytes).map(|(t, _)| t).map_err(CafError::Malformed),
-        None => {
-            let body = match std::str::from_utf8(bytes) {
-                Ok(s) => s.to_string(),
-                Err(_) => latin1::decode(bytes),
-            };
-            let body = body.trim_start_matches('\u{FEFF}').trim_start();
-            Ok(match (body.starts_with("<?xml"), body.find("?>")) {
-                (true, Some(i)) => body[i + 2..].to_string(),
-                _ => body.to_string(),
-            })
-        }
-    }
-}
-
 fn text(n: &libxml::tree::Node, name: &str, ctx: &str) -> Result<String, CafError> {
     child_text(n, name)
         .map(|s| s.trim().to_string())
@@ -198,8 +180,9 @@ fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, CafError> {
 impl Caf {
     /// Parses and checks a CAF file: structure, FRMA against `trust`, key pair consistency.
     pub fn load(bytes: &[u8], trust: &CafTrust) -> Result<Caf, CafError> {
-        let body = caf_text(bytes)?;
-        let doc = lx::parse(body.as_bytes()).map_err(CafError::Malformed)?;
+        // CAF files often come without an XML declaration and in ISO-8859-1.
+        let body = input::decode_with(bytes, true).map_err(|e| CafError::Malformed(e.to_string()))?.text;
+        let doc = input::parse_text(&body).map_err(|e| CafError::Malformed(e.to_string()))?;
         let root = doc.get_root_element().ok_or_else(|| CafError::Malformed("empty document".into()))?;
         if root.get_name() != "AUTORIZACION" {
             return Err(CafError::Malformed(format!("root element is {}, expected AUTORIZACION", root.get_name())));

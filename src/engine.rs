@@ -13,7 +13,7 @@ use crate::ted::{self, TedData, TS_FORMAT};
 use crate::xml::dsig::{self, SignedInfoScope};
 use crate::xml::render::{documento_body, documento_id};
 use crate::xml::schema::{self, Schema};
-use crate::xml::{latin1, libxml, NS_SII};
+use crate::xml::{input, latin1, NS_SII};
 
 pub const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n";
 
@@ -139,7 +139,7 @@ impl Issuer<'_> {
         let started = std::time::Instant::now();
         if self.validate_schema {
             let kind = if p.tipo.is_boleta() { Schema::BoletaDte } else { Schema::Dte };
-            let doc = libxml::parse(&bytes).map_err(DteError::Xml)?;
+            let doc = input::parse(&bytes).map_err(|e| DteError::Xml(e.to_string()))?.0;
             schema::validate(kind, &doc).map_err(|errors| DteError::Schema { schema: kind.file(), errors })?;
         }
         timings.validate = started.elapsed().as_secs_f64();
@@ -179,7 +179,7 @@ mod tests {
             let caf = Caf::load(&repo(&format!("certs/cafs/caf-76192083-9-T{tipo}.xml")), &trust).unwrap();
             let input = DocumentInput::from_json(&repo(&format!("examples/{name}.json"))).unwrap();
             let issued = issuer.issue(&input, &caf, 5, now).unwrap();
-            let doc = libxml::parse(&issued.xml).unwrap();
+            let doc = crate::xml::input::parse(&issued.xml).unwrap().0;
             let root = doc.get_root_element().unwrap();
             let documento = child(&root, "Documento").unwrap();
             let text = latin1::decode(&issued.xml);

@@ -94,7 +94,7 @@ mod tests {
     fn official_sample_ted_known_answer() {
         let xml =
             std::fs::read(format!("{}/tests/data/F60T33-ejemplo-oficial-SII.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let doc = crate::xml::libxml::parse(&xml).unwrap();
+        let doc = crate::xml::input::parse(&xml).unwrap().0;
         let mut dds = Vec::new();
         crate::xml::libxml::descendants(&doc.get_root_element().unwrap(), "DD", &mut dds);
         let flat = crate::xml::libxml::flatten(&dds[0], false);

@@ -10,7 +10,7 @@ use crate::crypto::{b64, rsa_sha1_verify};
 use crate::xml::dsig;
 use crate::xml::libxml::{self as lx, child, child_text, path};
 use crate::xml::schema::{self, Schema};
-use crate::xml::{latin1, NS_DSIG, NS_SII};
+use crate::xml::{input, latin1, NS_DSIG, NS_SII};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,8 +63,10 @@ impl Report {
 /// Why a file could not be read at all (CLI exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum Unreadable {
+    #[error(transparent)]
+    Xml(#[from] input::XmlInputError),
     #[error("{0}")]
-    Xml(String),
+    Empty(String),
     #[error("the root element {0} is not DTE, EnvioDTE or EnvioBOLETA")]
     Root(String),
 }
@@ -78,13 +80,13 @@ fn add_sii_namespace(text: &str, root: &str) -> Option<String> {
 
 pub fn verify(bytes: &[u8], trust: &CafTrust) -> Result<Report, Unreadable> {
     let mut r = Report::default();
-    let (text, enc) = latin1::decode_document(bytes).map_err(Unreadable::Xml)?;
+    let input::Decoded { text, encoding: enc } = input::decode(bytes)?;
     match enc.as_str() {
         "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" => {}
         other => r.add(Status::Warn, "encoding", format!("declared {other}; the SII requires ISO-8859-1")),
     }
-    let doc = lx::parse(text.as_bytes()).map_err(Unreadable::Xml)?;
-    let root = doc.get_root_element().ok_or_else(|| Unreadable::Xml("empty document".into()))?;
+    let doc = input::parse_text(&text)?;
+    let root = doc.get_root_element().ok_or_else(|| Unreadable::Empty("empty document".into()))?;
     let name = root.get_name();
     r.kind = name.clone();
     match name.as_str() {
@@ -106,9 +108,9 @@ pub fn verify(bytes: &[u8], trust: &CafTrust) -> Result<Report, Unreadable> {
             for dte in &dtes {
                 // The SII verifies each DTE's signature on the DTE as a document of its own.
                 let own = doc.node_to_string(dte);
-                match lx::parse(own.as_bytes()) {
+                match input::parse_text(&own) {
                     Ok(d) => dte_checks(&mut r, &d, trust, false),
-                    Err(e) => r.add(Status::Fail, "DTE", e),
+                    Err(e) => r.add(Status::Fail, "DTE", e.to_string()),
                 }
             }
         }
@@ -146,9 +148,9 @@ fn standalone_schema(r: &mut Report, kind: Schema, root: &Node, text: &str) {
             None => return r.add(Status::Fail, format!("schema {}", kind.file()), "cannot add the namespace"),
         }
     }
-    let doc = match lx::parse(text.as_bytes()) {
+    let doc = match input::parse_text(&text) {
         Ok(d) => d,
-        Err(e) => return r.add(Status::Fail, format!("schema {}", kind.file()), e),
+        Err(e) => return r.add(Status::Fail, format!("schema {}", kind.file()), e.to_string()),
     };
     if let Some(root) = doc.get_root_element() {
         for mut extra in root
@@ -243,7 +245,7 @@ fn dte_checks(r: &mut Report, doc: &Document, trust: &CafTrust, standalone: bool
 
 fn namespaced_again(doc: &Document, root: &Node) -> Option<dsig::SigReport> {
     let text = add_sii_namespace(&doc.node_to_string(root), "DTE")?;
-    let d = lx::parse(text.as_bytes()).ok()?;
+    let d = input::parse_text(&text).ok()?;
     let sig = child(&d.get_root_element()?, "Signature")?;
     Some(dsig::verify(&d, &sig))
 }

@@ -23,12 +23,12 @@ mod tests {
         let p12 = std::fs::read(format!("{}/certs/test-company.p12", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let cert = Certificate::from_pkcs12(&p12, "test1234").unwrap();
         let xml = signed_seed("000012345678", &cert).unwrap();
-        let doc = crate::xml::libxml::parse(xml.as_bytes()).unwrap();
+        let doc = crate::xml::input::parse_text(&xml).unwrap();
         let sig = crate::xml::libxml::child(&doc.get_root_element().unwrap(), "Signature").unwrap();
         let r = dsig::verify(&doc, &sig);
         assert!(r.ok(), "{r:?}");
         let tampered = xml.replace("000012345678", "000012345679");
-        let doc = crate::xml::libxml::parse(tampered.as_bytes()).unwrap();
+        let doc = crate::xml::input::parse_text(&tampered).unwrap();
         let sig = crate::xml::libxml::child(&doc.get_root_element().unwrap(), "Signature").unwrap();
         assert!(!dsig::verify(&doc, &sig).ok());
     }

@@ -272,7 +272,7 @@ pub fn upload_form(
 
 /// `RECEPCIONDTE` → what to do.
 pub fn parse_recepcion(bytes: &[u8]) -> Result<Upload, SiiError> {
-    let doc = crate::xml::libxml::parse(bytes).map_err(SiiError::Malformed)?;
+    let doc = crate::xml::input::parse(bytes).map_err(|e| SiiError::Malformed(e.to_string()))?.0;
     let root = doc.get_root_element().ok_or_else(|| SiiError::Malformed("empty".into()))?;
     if root.get_name() != "RECEPCIONDTE" {
         return Err(SiiError::Malformed(format!("expected RECEPCIONDTE, got {}", root.get_name())));

@@ -15,7 +15,7 @@ use crate::xml::dsig::{self, SignedInfoScope};
 use crate::xml::libxml::{self as lx, child, path};
 use crate::xml::schema::{self, Schema};
 use crate::xml::writer::XmlOut;
-use crate::xml::{latin1, NS_DSIG, NS_SII, NS_XSI};
+use crate::xml::{input, latin1, NS_DSIG, NS_SII, NS_XSI};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvioKind {
@@ -55,11 +55,11 @@ struct Packed {
 /// Checks a signed DTE (as its own document) and returns its text without the XML declaration.
 fn unpack(i: usize, bytes: &[u8], emisor: Rut) -> Result<Packed, DteError> {
     let ctx = |m: String| DteError::Envelope(format!("DTE #{}: {m}", i + 1));
-    let (text, enc) = latin1::decode_document(bytes).map_err(ctx)?;
+    let input::Decoded { text, encoding: enc } = input::decode(bytes).map_err(|e| ctx(e.to_string()))?;
     if !matches!(enc.as_str(), "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "utf-8" | "utf8") {
         return Err(ctx(format!("declared {enc}; only ISO-8859-1 (or UTF-8) DTEs are packed")));
     }
-    let doc = lx::parse(text.as_bytes()).map_err(ctx)?;
+    let doc = input::parse_text(&text).map_err(|e| ctx(e.to_string()))?;
     let root = doc.get_root_element().ok_or_else(|| ctx("empty document".into()))?;
     if root.get_name() != "DTE" {
         return Err(ctx(format!("root element is {}, not DTE", root.get_name())));
@@ -160,7 +160,7 @@ pub fn build(
     let unsigned = o.into_string();
 
     // SetDTE is digested in its final context: the root's namespaces are in scope.
-    let doc = lx::parse(format!("{unsigned}</{}>", kind.root()).as_bytes()).map_err(DteError::Xml)?;
+    let doc = input::parse_text(&format!("{unsigned}</{}>", kind.root())).map_err(|e| DteError::Xml(e.to_string()))?;
     let set = doc
         .get_root_element()
         .and_then(|r| child(&r, "SetDTE"))
@@ -174,7 +174,7 @@ pub fn build(
             .map_err(|c| DteError::Envelope(format!("character {c:?} cannot be sent in ISO-8859-1")))?,
     );
 
-    let doc = lx::parse(&bytes).map_err(DteError::Xml)?;
+    let doc = input::parse(&bytes).map_err(|e| DteError::Xml(e.to_string()))?.0;
     schema::validate(kind.schema(), &doc)
         .map_err(|errors| DteError::Schema { schema: kind.schema().file(), errors })?;
     let root = doc.get_root_element().ok_or_else(|| DteError::Xml("empty envelope".into()))?;

@@ -50,7 +50,7 @@ pub fn fault(message: &str) -> String {
 }
 
 fn body(bytes: &[u8]) -> Result<(libxml::tree::Document, libxml::tree::Node), SoapError> {
-    let doc = lx::parse(bytes).map_err(SoapError::Malformed)?;
+    let doc = crate::xml::input::parse(bytes).map_err(|e| SoapError::Malformed(e.to_string()))?.0;
     let root = doc.get_root_element().ok_or_else(|| SoapError::Malformed("empty".into()))?;
     if root.get_name() != "Envelope" {
         return Err(SoapError::Malformed(format!("root is {}, not Envelope", root.get_name())));
@@ -108,7 +108,7 @@ pub fn parse_respuesta(xml: &str) -> Result<Respuesta, SoapError> {
         (true, Some(i)) => &xml[i + 2..],
         _ => xml,
     };
-    let doc = lx::parse(xml.trim().as_bytes()).map_err(SoapError::Malformed)?;
+    let doc = crate::xml::input::parse_text(xml.trim()).map_err(|e| SoapError::Malformed(e.to_string()))?;
     let root = doc.get_root_element().ok_or_else(|| SoapError::Malformed("empty RESPUESTA".into()))?;
     if root.get_name() != "RESPUESTA" {
         return Err(SoapError::Malformed(format!("expected RESPUESTA, got {}", root.get_name())));

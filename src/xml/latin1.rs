@@ -47,26 +47,6 @@ pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
     Some(rest[..j].to_ascii_lowercase())
 }
 
-/// Decodes an XML document's bytes by its declaration (UTF-8 when none) and drops the declaration.
-/// Returns the text and the encoding that was used.
-pub fn decode_document(bytes: &[u8]) -> Result<(String, String), String> {
-    let enc = declared_encoding(bytes).unwrap_or_else(|| "utf-8".into());
-    let text = match enc.as_str() {
-        "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" => decode(bytes),
-        "windows-1252" | "cp1252" => decode_cp1252(bytes),
-        "utf-8" | "utf8" => {
-            String::from_utf8(bytes.to_vec()).map_err(|_| "the document is not valid UTF-8".to_string())?
-        }
-        other => return Err(format!("unsupported encoding {other}")),
-    };
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
-    let body = match (text.starts_with("<?xml"), text.find("?>")) {
-        (true, Some(i)) => text[i + 2..].trim_start_matches(['\r', '\n', ' ', '\t']),
-        _ => text,
-    };
-    Ok((body.to_string(), enc))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +71,5 @@ mod tests {
         );
         assert_eq!(declared_encoding(b"<?xml version=\"1.0\"?><a/>"), None);
         assert_eq!(declared_encoding(b"<a/>"), None);
-        let (t, e) = decode_document(b"<?xml version=\"1.0\" encoding=\"windows-1252\"?>\r\n<a>\x80\xf1</a>").unwrap();
-        assert_eq!((t.as_str(), e.as_str()), ("<a>€ñ</a>", "windows-1252"));
     }
 }

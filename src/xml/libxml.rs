@@ -1,4 +1,4 @@
-//! The few libxml2 services the gateway needs: safe parsing, in-context Canonical XML 1.0 of one
+//! The few libxml2 services the gateway needs (parsing is in `input`): in-context Canonical XML 1.0 of one
 //! element, and tree navigation by local name. libxml2 documents are not `Send`; everything here
 //! runs on the calling thread.
 
@@ -7,7 +7,6 @@ use std::os::raw::{c_char, c_int};
 use std::sync::Once;
 
 use libxml::bindings as b;
-use libxml::parser::{Parser, ParserOptions};
 use libxml::tree::{Document, Node, NodeType};
 
 use super::writer::{escape_attr, escape_text};
@@ -17,22 +16,6 @@ static INIT: Once = Once::new();
 /// libxml2 must be initialised once, before threads use it.
 pub fn init() {
     INIT.call_once(|| unsafe { b::xmlInitParser() });
-}
-
-/// Parses untrusted XML. DTDs are refused outright (no external entities, no entity expansion:
-/// nothing an XXE or billion-laughs payload needs), network access is off, no recovery.
-pub fn parse(bytes: &[u8]) -> Result<Document, String> {
-    init();
-    let head = &bytes[..bytes.len().min(1 << 20)];
-    if contains(head, b"<!DOCTYPE") || contains(head, b"<!ENTITY") || contains(bytes, b"<!DOCTYPE") {
-        return Err("DTDs and entity declarations are not accepted".into());
-    }
-    let opts = ParserOptions { recover: false, no_net: true, no_error: true, no_warning: true, ..Default::default() };
-    Parser::default().parse_string_with_options(bytes, opts).map_err(|_| "the input is not well-formed XML".to_string())
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 unsafe extern "C" fn collect(ctx: *mut c_void, buf: *const c_char, len: c_int) -> c_int {

@@ -1,8 +1,9 @@
 //! XML: rendering (quick-xml, canonical form), ISO-8859-1, C14N, TED, XMLDSig and schema validation.
-//! `render`, `latin1`, `ted` and the signing half of `dsig` are pure; `libxml` wraps libxml2 for
-//! parsing, C14N and XSD (its documents are not `Send`: they live and die on one thread).
+//! `render`, `latin1`, `ted` and the signing half of `dsig` are pure; `input` is the one door for
+//! untrusted XML; `libxml` wraps libxml2 for C14N and navigation, `schema` for XSD (its documents are not `Send`: they live and die on one thread).
 
 pub mod dsig;
+pub mod input;
 pub mod latin1;
 pub mod libxml;
 pub mod render;

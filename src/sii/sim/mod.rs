@@ -187,7 +187,7 @@ pub(crate) fn token(sim: &Sim, psz: &str) -> String {
         sim.count(|c| c.token_refusals += 1);
         soap::respuesta(&[("ESTADO", estado), ("GLOSA", glosa)], &[])
     };
-    let Ok(doc) = lx::parse(psz.as_bytes()) else { return refuse("-07", "Documento no es XML valido") };
+    let Ok(doc) = crate::xml::input::parse_text(&psz) else { return refuse("-07", "Documento no es XML valido") };
     let Some(root) = doc.get_root_element() else { return refuse("-07", "Documento vacio") };
     let seed = lx::path(&root, &["item", "Semilla"]).map(|n| n.get_content().trim().to_string()).unwrap_or_default();
     let fresh = sim
@@ -388,8 +388,8 @@ pub(crate) async fn receive(
     let trust = sim.cfg.trust.clone();
     let checked = web::block(move || {
         let report = verify::verify(&file, &trust);
-        let caratula = crate::xml::latin1::decode_document(&file).ok().and_then(|(t, _)| {
-            let d = lx::parse(t.as_bytes()).ok()?;
+        let caratula = crate::xml::input::decode(&file).ok().and_then(|crate::xml::input::Decoded { text: t, .. }| {
+            let d = crate::xml::input::parse_text(&t).ok()?;
             let root = d.get_root_element()?;
             let emisor =
                 lx::path(&root, &["SetDTE", "Caratula", "RutEmisor"]).map(|n| n.get_content().trim().to_string())?;
