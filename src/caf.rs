@@ -15,8 +15,8 @@ use openssl::x509::X509;
 use crate::crypto::{b64, rsa_sha1_verify};
 use crate::domain::{Rut, TipoDte};
 use crate::error::DteError;
-use crate::xml::{input, latin1};
 use crate::xml::libxml::{child, child_text, flatten, path};
+use crate::xml::{input, latin1};
 
 const IDK100: &[u8] = include_bytes!("caf_keys/idk100.cer");
 const IDK300: &[u8] = include_bytes!("caf_keys/idk300.cer");

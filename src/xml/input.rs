@@ -62,10 +62,13 @@ fn detect(bytes: &[u8]) -> Result<(Detected, usize), XmlInputError> {
 }
 
 fn utf16(bytes: &[u8], le: bool) -> Result<String, XmlInputError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(XmlInputError::Encoding("odd number of bytes in a UTF-16 document".into()));
     }
-    let units = bytes.chunks_exact(2).map(|p| if le { u16::from_le_bytes([p[0], p[1]]) } else { u16::from_be_bytes([p[0], p[1]]) });
+    let units =
+        bytes
+            .chunks_exact(2)
+            .map(|p| if le { u16::from_le_bytes([p[0], p[1]]) } else { u16::from_be_bytes([p[0], p[1]]) });
     char::decode_utf16(units)
         .collect::<Result<String, _>>()
         .map_err(|_| XmlInputError::Encoding("the document is not valid UTF-16".into()))
@@ -93,13 +96,15 @@ pub fn decode_with(bytes: &[u8], latin1_fallback: bool) -> Result<Decoded, XmlIn
             let declared = latin1::declared_encoding(body);
             let enc = declared.clone().unwrap_or_else(|| "utf-8".into());
             if bom == 3 && !matches!(enc.as_str(), "utf-8" | "utf8") {
-                return Err(XmlInputError::Encoding(format!("a UTF-8 byte order mark, but the document declares {enc}")));
+                return Err(XmlInputError::Encoding(format!(
+                    "a UTF-8 byte order mark, but the document declares {enc}"
+                )));
             }
             let text = match enc.as_str() {
                 "utf-8" | "utf8" => match String::from_utf8(body.to_vec()) {
                     Ok(t) => t,
                     Err(_) if latin1_fallback && declared.is_none() => {
-                        return Ok(finish(latin1::decode(body), "iso-8859-1".into())?)
+                        return finish(latin1::decode(body), "iso-8859-1".into())
                     }
                     Err(_) => return Err(XmlInputError::Encoding("the document is not valid UTF-8".into())),
                 },
@@ -174,7 +179,8 @@ pub fn parse_text(text: &str) -> Result<Document, XmlInputError> {
         encoding: Some("UTF-8"),
         ..Default::default()
     };
-    let doc = Parser::default().parse_string_with_options(text.as_bytes(), opts).map_err(|_| XmlInputError::Malformed)?;
+    let doc =
+        Parser::default().parse_string_with_options(text.as_bytes(), opts).map_err(|_| XmlInputError::Malformed)?;
     check_tree(&doc)?;
     Ok(doc)
 }
@@ -247,7 +253,10 @@ mod tests {
         let (doc, _) = parse(b"<?xml version=\"1.0\" encoding=\"windows-1252\"?><a>\x80</a>").unwrap();
         assert_eq!(doc.get_root_element().unwrap().get_content(), "€");
         assert!(matches!(parse(b"<a>\xd1</a>"), Err(XmlInputError::Encoding(_))));
-        assert!(matches!(parse(b"<?xml version=\"1.0\" encoding=\"EBCDIC-US\"?><a/>"), Err(XmlInputError::Encoding(_))));
+        assert!(matches!(
+            parse(b"<?xml version=\"1.0\" encoding=\"EBCDIC-US\"?><a/>"),
+            Err(XmlInputError::Encoding(_))
+        ));
         assert!(matches!(parse(&[0x3C, 0, 0, 0, 0x61, 0, 0, 0]), Err(XmlInputError::Encoding(_))));
         let lie = utf16le("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>", true);
         assert!(matches!(parse(&lie), Err(XmlInputError::Encoding(_))));

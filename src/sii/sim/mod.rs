@@ -187,7 +187,7 @@ pub(crate) fn token(sim: &Sim, psz: &str) -> String {
         sim.count(|c| c.token_refusals += 1);
         soap::respuesta(&[("ESTADO", estado), ("GLOSA", glosa)], &[])
     };
-    let Ok(doc) = crate::xml::input::parse_text(&psz) else { return refuse("-07", "Documento no es XML valido") };
+    let Ok(doc) = crate::xml::input::parse_text(psz) else { return refuse("-07", "Documento no es XML valido") };
     let Some(root) = doc.get_root_element() else { return refuse("-07", "Documento vacio") };
     let seed = lx::path(&root, &["item", "Semilla"]).map(|n| n.get_content().trim().to_string()).unwrap_or_default();
     let fresh = sim
@@ -388,28 +388,29 @@ pub(crate) async fn receive(
     let trust = sim.cfg.trust.clone();
     let checked = web::block(move || {
         let report = verify::verify(&file, &trust);
-        let caratula = crate::xml::input::decode(&file).ok().and_then(|crate::xml::input::Decoded { text: t, .. }| {
-            let d = crate::xml::input::parse_text(&t).ok()?;
-            let root = d.get_root_element()?;
-            let emisor =
-                lx::path(&root, &["SetDTE", "Caratula", "RutEmisor"]).map(|n| n.get_content().trim().to_string())?;
-            let dtes: Vec<(String, String, String)> = {
-                let mut v = Vec::new();
-                lx::descendants(&root, "IdDoc", &mut v);
-                v.iter()
-                    .filter_map(|id| {
-                        let enc = id.get_parent()?;
-                        let rut = lx::path(&enc, &["Emisor", "RUTEmisor"])?.get_content().trim().to_string();
-                        Some((
-                            rut,
-                            lx::child_text(id, "TipoDTE")?.trim().to_string(),
-                            lx::child_text(id, "Folio")?.trim().to_string(),
-                        ))
-                    })
-                    .collect()
-            };
-            Some((emisor, dtes))
-        });
+        let caratula =
+            crate::xml::input::decode(&file).ok().and_then(|crate::xml::input::Decoded { text: t, .. }| {
+                let d = crate::xml::input::parse_text(&t).ok()?;
+                let root = d.get_root_element()?;
+                let emisor = lx::path(&root, &["SetDTE", "Caratula", "RutEmisor"])
+                    .map(|n| n.get_content().trim().to_string())?;
+                let dtes: Vec<(String, String, String)> = {
+                    let mut v = Vec::new();
+                    lx::descendants(&root, "IdDoc", &mut v);
+                    v.iter()
+                        .filter_map(|id| {
+                            let enc = id.get_parent()?;
+                            let rut = lx::path(&enc, &["Emisor", "RUTEmisor"])?.get_content().trim().to_string();
+                            Some((
+                                rut,
+                                lx::child_text(id, "TipoDTE")?.trim().to_string(),
+                                lx::child_text(id, "Folio")?.trim().to_string(),
+                            ))
+                        })
+                        .collect()
+                };
+                Some((emisor, dtes))
+            });
         (report, caratula)
     })
     .await;
