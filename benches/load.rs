@@ -72,7 +72,7 @@ fn main() {
         // The server's own view: time from the request entering its issuance group to the answer,
         // and how many documents the groups carried.
         for s in &g.servers {
-            let m = g.http.get(s.url("/metrics")).send().await.expect("metrics").text().await.unwrap_or_default();
+            let m = g.http.get(s.metrics_url()).send().await.expect("metrics").text().await.unwrap_or_default();
             let value = |name: &str| -> f64 {
                 m.lines()
                     .filter(|l| l.starts_with(name))

@@ -358,14 +358,20 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         s.bind = b.clone();
         s.validate().map_err(|e| Failure::Input(e.to_string()))?;
     }
-    let svc = server::service(&s, demo).await.map_err(start_err)?;
+    let svc = server::service(&s, demo, true).await.map_err(start_err)?;
     if demo {
         let key = server::demo(&svc, &s.data_dir).await.map_err(start_err)?;
         println!("DEMO company 76192083-9 ready (TEST certificate and CAFs, never valid with the SII)");
         println!("DEMO API key (also in {}): {key}", s.data_dir.join("demo-api-key.txt").display());
     }
     let shared = svc.cache.clone().filter(|c| c.mode() != "memory");
-    let auth = Arc::new(Auth::new(svc.clone(), shared, s.rate_limit_per_second, s.rate_limit_burst));
+    let auth = Arc::new(Auth::new(
+        svc.clone(),
+        shared,
+        s.rate_limit_per_second,
+        s.rate_limit_burst,
+        s.auth_failures_per_minute,
+    ));
     auth.refresh_revocations().await.map_err(|e| Failure::Input(e.to_string()))?;
     // The demo's TEST material would only be refused by the real SII: its link runs only when
     // pointed somewhere else (a simulator).
@@ -388,9 +394,19 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         body_limit: s.max_body_bytes,
         batch_limit: s.batch_max_bytes,
         tls,
+        body_timeout: std::time::Duration::from_millis(s.body_read_timeout_ms),
+        streams: dte_gateway::http::StreamLimits {
+            max_lifetime: std::time::Duration::from_secs(s.event_stream_max_seconds),
+            recheck: std::time::Duration::from_millis(s.event_stream_recheck_ms),
+        },
+        metrics_bind: s.metrics_bind.clone(),
+        metrics_token: s.metrics_token.clone(),
     };
-    dte_gateway::http::serve(svc, auth, link, batches, listen, |addr| {
+    dte_gateway::http::serve(svc, auth, link, batches, listen, |addr, metrics| {
         use std::io::Write;
+        if let Some(m) = metrics {
+            println!("metrics on http://{m}/metrics");
+        }
         println!("listening on {scheme}://{addr} (store: {backend})");
         let _ = std::io::stdout().flush();
     })
@@ -400,7 +416,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
 
 async fn keys(config: &Option<PathBuf>, cmd: &KeysCmd) -> Result<(), Failure> {
     let s = settings(config)?;
-    let svc = server::service(&s, false).await.map_err(start_err)?;
+    let svc = server::service(&s, false, false).await.map_err(start_err)?;
     match cmd {
         KeysCmd::Create { company, scopes, admin } => {
             let (company, scopes) =
@@ -453,10 +469,14 @@ async fn rotate_master_key(config: &Option<PathBuf>) -> Result<(), Failure> {
 
 async fn audit(config: &Option<PathBuf>) -> Result<(), Failure> {
     let s = settings(config)?;
-    let svc = server::service(&s, false).await.map_err(start_err)?;
+    let svc = server::service(&s, false, false).await.map_err(start_err)?;
     match svc.verify_audit().await.map_err(svc_err)? {
         Ok(n) => {
             println!("audit chain intact: {n} entries");
+            // What to compare with the heads anchored earlier (log lines "audit chain head").
+            for (scope, seq, mac) in svc.audit_heads().await.map_err(svc_err)? {
+                println!("head {scope} {seq} {mac}");
+            }
             Ok(())
         }
         Err(broken) => {

@@ -87,6 +87,23 @@ pub struct Settings {
     /// Pending items the queue does not hold (an instance died before queueing them, or Redis
     /// lost its data) are queued again once they are this old.
     pub batch_requeue_after_ms: u64,
+    /// Webhook receivers over plain `http://`.
+    pub webhook_allow_http: bool,
+    /// Webhook receivers on loopback, private or link-local addresses (on-premise ERPs).
+    pub webhook_allow_private: bool,
+    /// The Prometheus endpoint's own listener ("" keeps `/metrics` on the API port, where it then
+    /// needs `metrics_token`).
+    pub metrics_bind: String,
+    /// Bearer token for `/metrics` (required when it shares the API port).
+    pub metrics_token: Option<String>,
+    /// A request body (or upload) that is not fully read within this is cut with `408`.
+    pub body_read_timeout_ms: u64,
+    /// An event stream ends after this long (the client reconnects with `Last-Event-ID`).
+    pub event_stream_max_seconds: u64,
+    /// How often an open event stream checks that its key is still valid.
+    pub event_stream_recheck_ms: u64,
+    /// Failed authentications per client address and minute before `429`.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -138,6 +155,14 @@ impl Default for Settings {
             batch_visibility_ms: 30_000,
             batch_max_deliveries: 5,
             batch_requeue_after_ms: 120_000,
+            webhook_allow_http: false,
+            webhook_allow_private: false,
+            metrics_bind: "127.0.0.1:9464".into(),
+            metrics_token: None,
+            body_read_timeout_ms: 30_000,
+            event_stream_max_seconds: 3600,
+            event_stream_recheck_ms: 5_000,
+            auth_failures_per_minute: 30,
         }
     }
 }
@@ -193,6 +218,14 @@ const ENV: &[&str] = &[
     "BATCH_VISIBILITY_MS",
     "BATCH_MAX_DELIVERIES",
     "BATCH_REQUEUE_AFTER_MS",
+    "WEBHOOK_ALLOW_HTTP",
+    "WEBHOOK_ALLOW_PRIVATE",
+    "METRICS_BIND",
+    "METRICS_TOKEN",
+    "BODY_READ_TIMEOUT_MS",
+    "EVENT_STREAM_MAX_SECONDS",
+    "EVENT_STREAM_RECHECK_MS",
+    "AUTH_FAILURES_PER_MINUTE",
 ];
 
 impl Settings {
@@ -236,10 +269,14 @@ impl Settings {
                     | "batch_max_bytes"
                     | "batch_visibility_ms"
                     | "batch_max_deliveries"
-                    | "batch_requeue_after_ms" => {
+                    | "batch_requeue_after_ms"
+                    | "body_read_timeout_ms"
+                    | "event_stream_max_seconds"
+                    | "event_stream_recheck_ms"
+                    | "auth_failures_per_minute" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
-                    "redis_cluster" | "sii_workers" => {
+                    "redis_cluster" | "sii_workers" | "webhook_allow_http" | "webhook_allow_private" => {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
@@ -284,6 +321,17 @@ impl Settings {
             if crate::vault::Vault::from_base64(k).is_err() {
                 e.push("master_key must be 32 bytes in base64".into());
             }
+        }
+        if !self.metrics_bind.is_empty() && self.metrics_bind.parse::<SocketAddr>().is_err() {
+            e.push(format!("metrics_bind {:?} is not an address:port", self.metrics_bind));
+        }
+        if self.metrics_bind.is_empty() && self.metrics_token.as_deref().is_none_or(|t| t.len() < 16) {
+            e.push(
+                "with metrics_bind empty, /metrics shares the API port and needs metrics_token (16+ characters)".into(),
+            );
+        }
+        if self.body_read_timeout_ms == 0 || self.event_stream_max_seconds == 0 || self.event_stream_recheck_ms == 0 {
+            e.push("body_read_timeout_ms, event_stream_max_seconds and event_stream_recheck_ms must be above 0".into());
         }
         if !matches!(self.queue_mode.as_str(), "memory" | "redis") {
             e.push("queue_mode must be memory or redis".into());

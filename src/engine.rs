@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use crate::caf::Caf;
 use crate::cert::Certificate;
 use crate::domain::rules::{prepare, Prepared};
-use crate::domain::tax::{check_declared, compute, Computed, Currency, TaxTable, Totals};
+use crate::domain::tax::{check_declared, check_ranges, compute, Computed, Currency, TaxTable, Totals};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::error::DteError;
 use crate::ted::{self, TedData, TS_FORMAT};
@@ -62,9 +62,10 @@ pub fn quote(
 ) -> Result<(Prepared, Computed), DteError> {
     let prepared = prepare(input.clone(), emisor, taxes, today)?;
     let computed = compute(&prepared.doc, prepared.tipo, taxes, Currency::Peso).map_err(DteError::Invalid)?;
-    let mismatches = check_declared(&prepared.doc, &computed);
-    if !mismatches.is_empty() {
-        return Err(DteError::Invalid(mismatches));
+    let mut errors = check_ranges(&computed);
+    errors.extend(check_declared(&prepared.doc, &computed));
+    if !errors.is_empty() {
+        return Err(DteError::Invalid(errors));
     }
     Ok((prepared, computed))
 }

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod folio;
 pub mod http;
+pub mod netguard;
 pub mod queue;
 pub mod server;
 pub mod service;

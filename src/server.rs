@@ -40,16 +40,33 @@ pub enum StartError {
     Other(String),
 }
 
-fn master_key(s: &Settings) -> Result<Vault, StartError> {
+/// The master key: from the configuration; or, on the embedded SQLite store only, from the data
+/// folder, generated there by `serve` (`create`) the first time. A database several instances
+/// share needs the same explicit key on every one: a key file per instance would seal each
+/// instance's secrets under its own key.
+fn master_key(s: &Settings, create: bool) -> Result<Vault, StartError> {
     if let Some(k) = &s.master_key {
         return Vault::from_base64(k).map_err(|e| StartError::Other(e.to_string()));
+    }
+    if !s.database().starts_with("sqlite://") {
+        return Err(StartError::Other(
+            "master_key is not set: with PostgreSQL every instance needs the same explicit master_key \
+             (DTE_GATEWAY_MASTER_KEY)"
+                .into(),
+        ));
     }
     // Embedded use only: a key of its own in the data folder, readable by the owner alone.
     let path = s.data_dir.join("master.key");
     let key = match std::fs::read_to_string(&path) {
         Ok(k) => k,
+        Err(_) if !create => {
+            return Err(StartError::Other(format!(
+                "no master key: {} does not exist; run `dte-gateway serve` once (it creates it) or set master_key",
+                path.display()
+            )))
+        }
         Err(_) => {
-            std::fs::create_dir_all(&s.data_dir)
+            crate::vault::private_dir(&s.data_dir)
                 .map_err(|e| StartError::Other(format!("{}: {e}", s.data_dir.display())))?;
             let k = Vault::generate_base64().map_err(|e| StartError::Other(e.to_string()))?;
             write_private(&path, k.as_bytes())?;
@@ -85,7 +102,7 @@ pub async fn rotate_master_key(s: &Settings, new: Option<String>) -> Result<Rota
             return Err(err(format!("{}: no master key to rotate", f.display())));
         }
     }
-    let svc = service(s, false).await?;
+    let svc = service(s, false, false).await?;
     // The new key is on disk before any secret depends on it; it replaces the old one only after
     // the re-sealing committed.
     let staged = file.as_ref().map(|f| f.with_extension("key.new"));
@@ -119,11 +136,30 @@ pub fn trust_of(s: &Settings, demo: bool) -> Result<CafTrust, StartError> {
     .map_err(|e| StartError::Other(e.to_string()))
 }
 
-pub async fn service(s: &Settings, demo: bool) -> Result<Arc<Service>, StartError> {
+/// The service on the configured store. `serve` may `create_key` (embedded store only, see
+/// [`master_key`]); other commands use the key that exists.
+pub async fn service(s: &Settings, demo: bool, create_key: bool) -> Result<Arc<Service>, StartError> {
+    let vault = master_key(s, create_key)?;
+    if s.database().starts_with("sqlite://") {
+        crate::vault::private_dir(&s.data_dir)
+            .map_err(|e| StartError::Other(format!("{}: {e}", s.data_dir.display())))?;
+    }
     let store = Store::open(&s.database(), s.database_pool).await?;
-    let vault = master_key(s)?;
     let trust = trust_of(s, demo)?;
     let mut svc = Service::new(store, vault, trust, chrono::Duration::seconds(s.key_rotation_grace_seconds));
+    let report = svc.check_master_key().await.map_err(|e| StartError::Other(e.to_string()))?;
+    if report.created {
+        tracing::info!("recorded the master key's check value in the database");
+    }
+    if report.keyed_entries > 0 {
+        tracing::warn!(entries = report.keyed_entries, "keyed the audit chains written before this version");
+    }
+    let sealed = svc.seal_plain_webhook_secrets().await.map_err(|e| StartError::Other(e.to_string()))?;
+    if sealed > 0 {
+        tracing::info!(webhooks = sealed, "sealed webhook secrets stored in plain text");
+    }
+    svc.webhook_policy =
+        crate::netguard::TargetPolicy { allow_http: s.webhook_allow_http, allow_private: s.webhook_allow_private };
     svc.cache = Some(crate::cache::Cache::new(&s.cache()).await.map_err(|e| StartError::Other(e.to_string()))?);
     Ok(Arc::new(svc))
 }
@@ -268,8 +304,9 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
         let hooks = svc.clone();
         let every = Duration::from_millis(s.worker_interval_ms);
         actix_web::rt::spawn(async move {
-            if let Ok(http) = reqwest::Client::builder().user_agent("dte-gateway-webhooks").build() {
-                crate::worker::webhooks::run(hooks, http, every).await;
+            match crate::worker::webhooks::client(hooks.webhook_policy) {
+                Ok(http) => crate::worker::webhooks::run(hooks, http, every).await,
+                Err(e) => tracing::error!(error = %e, "webhook client could not be built; no webhook is delivered"),
             }
         });
     }
@@ -292,6 +329,27 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
             }
             // Slow-moving values: the alerts built on them look at minutes, not seconds.
             actix_web::rt::time::sleep(Duration::from_secs(15)).await;
+        }
+    });
+    let audit = svc.clone();
+    actix_web::rt::spawn(async move {
+        // Each chain's newest MAC, logged when it moves: copied off-site, it anchors the chain (an
+        // entry rewritten later no longer leads to an anchored MAC).
+        let mut logged: HashMap<String, i64> = HashMap::new();
+        loop {
+            match audit.audit_heads().await {
+                Ok(heads) => {
+                    for (scope, seq, mac) in heads {
+                        metrics::gauge!(crate::telemetry::AUDIT_CHAIN_LENGTH, "scope" => scope.clone()).set(seq as f64);
+                        if logged.get(&scope) != Some(&seq) {
+                            tracing::info!(target: "audit", scope = %scope, seq, mac = %mac, "audit chain head");
+                            logged.insert(scope, seq);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read the audit chain heads"),
+            }
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
         }
     });
     actix_web::rt::spawn(async move {

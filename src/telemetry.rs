@@ -39,6 +39,8 @@ pub const BATCH_QUEUE_DEPTH: &str = "dte_batch_queue_depth";
 pub const BATCH_DLQ_SIZE: &str = "dte_batch_dead_letters";
 pub const BATCH_OLDEST_PENDING_SECONDS: &str = "dte_batch_oldest_pending_age_seconds";
 pub const BATCH_ITEMS: &str = "dte_batch_items_total";
+pub const AUDIT_CHAIN_LENGTH: &str = "dte_audit_chain_length";
+pub const AUTH_FAILURES: &str = "dte_auth_failures_total";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -69,6 +71,8 @@ pub const ALL: &[&str] = &[
     BATCH_DLQ_SIZE,
     BATCH_OLDEST_PENDING_SECONDS,
     BATCH_ITEMS,
+    AUDIT_CHAIN_LENGTH,
+    AUTH_FAILURES,
 ];
 
 #[derive(Debug, Clone)]

@@ -66,6 +66,80 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// A key for another purpose, derived from the master key (HMAC-SHA256 of a fixed label):
+    /// nothing derived is ever stored, and no derived key tells the master key.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let mac = (|| {
+            let k = openssl::pkey::PKey::hmac(&self.key)?;
+            let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
+            s.update(label.as_bytes())?;
+            s.sign_to_vec()
+        })()
+        .unwrap_or_default();
+        out.copy_from_slice(&mac[..32.min(mac.len())]);
+        out
+    }
+
+    /// The key check value kept in the database: tells instances whether they hold the key the
+    /// database was sealed with.
+    pub fn check_value(&self) -> String {
+        crate::crypto::hex(&self.derive("dte-gateway key check v1")[..16])
+    }
+
+    /// The audit chains' MAC key.
+    pub fn audit_key(&self) -> [u8; 32] {
+        self.derive("dte-gateway audit chain v1")
+    }
+
+    /// Seals text into a text column (`v1:` + base64).
+    pub fn seal_text(&self, plain: &str, aad: &str) -> Result<String, VaultError> {
+        Ok(wrap_text(&self.seal(plain.as_bytes(), aad.as_bytes())?))
+    }
+
+    pub fn open_text(&self, sealed: &str, aad: &str) -> Result<String, VaultError> {
+        let raw = unwrap_text(sealed).ok_or(VaultError::Open)?;
+        String::from_utf8(self.open(&raw, aad.as_bytes())?).map_err(|_| VaultError::Open)
+    }
+}
+
+const TEXT_PREFIX: &str = "v1:";
+
+pub fn wrap_text(sealed: &[u8]) -> String {
+    format!("{TEXT_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(sealed))
+}
+
+/// The sealed bytes of a `v1:` text; `None` for anything else (a value from before sealing).
+pub fn unwrap_text(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s.strip_prefix(TEXT_PREFIX)?).ok()
+}
+
+/// A webhook secret is bound to its receiver's URL.
+pub fn webhook_aad(url: &str) -> String {
+    format!("webhook:{url}")
+}
+
+/// A folder only its owner can enter (0700), created when missing.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Narrows an existing file to its owner (0600).
+pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

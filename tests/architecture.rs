@@ -7,8 +7,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Modules below the application layer, and what they must never use.
-const LOWER: &[&str] =
-    &["error", "crypto", "domain", "cert", "xml", "caf", "ted", "folio", "verify", "engine", "sii", "telemetry"];
+const LOWER: &[&str] = &[
+    "error",
+    "crypto",
+    "netguard",
+    "domain",
+    "cert",
+    "xml",
+    "caf",
+    "ted",
+    "folio",
+    "verify",
+    "engine",
+    "sii",
+    "telemetry",
+];
 const HIGHER: &[&str] = &["service", "store", "http", "batch", "worker", "server", "config", "queue"];
 
 type Graph = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;

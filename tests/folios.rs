@@ -204,7 +204,7 @@ async fn failing_inside_a_group(db: common::server::Db) {
     folios.sort();
     assert_contiguous(&folios, total - total / 7);
     assert_contiguous(&stored_folios(&g).await, total - total / 7);
-    let metrics = g.http.get(g.servers[0].url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = g.http.get(g.servers[0].metrics_url()).send().await.expect("metrics").text().await.expect("text");
     let value = |name: &str| -> f64 {
         metrics.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
     };

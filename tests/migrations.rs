@@ -63,7 +63,10 @@ async fn upgraded_instance_serves_and_issues(db: Db, key: &str) {
 
     let dry = migrate(&db, &["--dry-run"]);
     assert!(
-        dry.contains("schema version 0") && dry.contains("adopted") && dry.contains("would apply 0001_initial"),
+        dry.contains("schema version 0")
+            && dry.contains("adopted")
+            && dry.contains("would apply 0001_initial")
+            && dry.contains("would apply 0002_security"),
         "{dry}"
     );
     assert_eq!(old_xml(&db), before, "a dry run changes nothing");
@@ -105,9 +108,14 @@ async fn upgraded_instance_serves_and_issues(db: Db, key: &str) {
     drop(server);
     let again = migrate(&db, &[]);
     assert!(
-        again.contains("schema version 1") && again.contains("up to date") && !again.contains("adopted"),
+        again.contains("schema version 2") && again.contains("up to date") && !again.contains("adopted"),
         "{again}"
     );
+    // The old release's unkeyed audit chain was checked and keyed at the first start: it verifies
+    // under the master key, entries of the old release and of the new one alike.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = common::bin().args(["audit", "verify"]).envs(server::env(&db, dir.path())).output().expect("audit");
+    assert!(out.status.success() && text(&out).contains("audit chain intact"), "{}", text(&out));
 }
 
 #[tokio::test]
@@ -154,7 +162,7 @@ async fn two_instances_migrating_one_empty_postgres_both_start() {
         assert_eq!(r.status(), 200);
     }
     let rows = block_on(pg_query(url, "SELECT version FROM schema_migrations ORDER BY version"));
-    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2]);
     assert!(migrate(&db, &["--dry-run"]).contains("up to date"));
 }
 
@@ -162,6 +170,11 @@ async fn two_instances_migrating_one_empty_postgres_both_start() {
 async fn a_new_sqlite_database_is_created_at_the_newest_version() {
     let db = server::sqlite();
     let out = migrate(&db, &[]);
-    assert!(out.contains("applied 0001_initial") && out.contains("schema version 1"), "{out}");
+    assert!(
+        out.contains("applied 0001_initial")
+            && out.contains("applied 0002_security")
+            && out.contains("schema version 2"),
+        "{out}"
+    );
     assert!(migrate(&db, &["--dry-run"]).contains("up to date"));
 }

@@ -264,7 +264,7 @@ async fn redis_killed_mid_run_no_request_fails_and_the_cache_returns_to_redis() 
         "{down}"
     );
     let scrape = |i: usize| {
-        let (http, url) = (g.http.clone(), g.servers[i].url("/metrics"));
+        let (http, url) = (g.http.clone(), g.servers[i].metrics_url());
         async move { http.get(url).send().await.unwrap().text().await.unwrap() }
     };
     assert!(scrape(0).await.lines().any(|l| l == "dte_cache_degraded 1"), "the metric does not say degraded");

@@ -18,8 +18,12 @@ use common::server::{self, Db};
 
 const RUT: &str = "76192083-9";
 
+const AUDIT_KEY: dte_gateway::store::AuditKey = dte_gateway::store::AuditKey([9; 32]);
+
 async fn open(db: &Db) -> Store {
-    Store::open(&db.url(), 4).await.expect("open")
+    let s = Store::open(&db.url(), 4).await.expect("open");
+    s.set_audit_key(AUDIT_KEY);
+    s
 }
 
 fn audit(action: &'static str, subject: &str) -> NewAudit {
@@ -120,7 +124,7 @@ async fn groups_take_consecutive_folios_across_cafs(store: Store) {
     // One audit entry per document, in one chain that verifies.
     let entries = store.audit_entries().await.expect("audit");
     assert_eq!(entries.iter().filter(|e| e.action == "document.issue").count(), 5);
-    assert_eq!(dte_gateway::store::verify_audit(&entries), Ok(entries.len()));
+    assert_eq!(dte_gateway::store::verify_audit(&AUDIT_KEY, &entries), Ok(entries.len()));
 }
 
 async fn idempotency_inside_groups(store: Store) {

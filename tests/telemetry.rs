@@ -62,7 +62,7 @@ async fn metrics_reflect_the_work_done() {
     let start = Instant::now();
     let mut scrape = String::new();
     while start.elapsed() < Duration::from_secs(30) {
-        scrape = g.http.get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        scrape = g.http.get(g.servers[0].metrics_url()).send().await.unwrap().text().await.unwrap();
         let accepted = value(&scrape, "dte_documents", &[("state", "accepted")]).unwrap_or(0.0);
         let left = value(&scrape, "dte_caf_folios_left", &[("company", RUT), ("tipo", "33")]);
         let batch_done = value(&scrape, "dte_batch_items_total", &[("outcome", "issued")]) == Some(3.0)

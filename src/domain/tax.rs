@@ -314,6 +314,48 @@ fn differs(p: &mut Problems, path: String, declared: Option<Decimal>, computed: 
 }
 
 /// Every amount the client declared that differs from the computed one.
+/// The largest amount the SII's schema takes (`MontoType`, `MntImpType`: 18 digits).
+const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA763_FFFF, 0x0DE0_B6B3, 0, false, 0);
+
+/// Amounts the computation produced that the schema cannot hold: each line's amount and every
+/// total. The inputs are each within their types, yet their products need not be.
+pub fn check_ranges(c: &Computed) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let mut check = |path: String, v: Option<Decimal>| {
+        if v.is_some_and(|v| v.abs().trunc() > MAX_AMOUNT) {
+            out.push(FieldError::new(
+                path,
+                "out-of-range",
+                "the amount has more than 18 digits, the most the SII's schema takes",
+            ));
+        }
+    };
+    for (i, l) in c.lines.iter().enumerate() {
+        check(format!("Detalle[{i}].MontoItem"), Some(l.monto_item));
+        check(format!("Detalle[{i}].DescuentoMonto"), l.descuento_monto);
+        check(format!("Detalle[{i}].RecargoMonto"), l.recargo_monto);
+    }
+    for (i, g) in c.globals.iter().enumerate() {
+        check(format!("DscRcgGlobal[{i}].ValorDR"), Some(*g));
+    }
+    let t = &c.totals;
+    for (f, v) in [
+        ("MntNeto", t.mnt_neto),
+        ("MntExe", t.mnt_exe),
+        ("IVA", t.iva),
+        ("IVANoRet", t.iva_no_ret),
+        ("MntTotal", Some(t.mnt_total)),
+        ("MontoNF", t.monto_nf),
+        ("MontoPeriodo", t.monto_periodo),
+    ] {
+        check(format!("Encabezado.Totales.{f}"), v);
+    }
+    for (i, r) in t.impto_reten.iter().enumerate() {
+        check(format!("Encabezado.Totales.ImptoReten[{i}].MontoImp"), Some(r.monto_imp));
+    }
+    out
+}
+
 pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
     let mut p = Problems::default();
     for (i, (d, l)) in doc.detalle.iter().zip(&c.lines).enumerate() {

@@ -269,3 +269,8 @@ proptest! {
         prop_assert!(check_declared(&again_in, &again).is_empty());
     }
 }
+
+#[test]
+fn the_largest_amount_is_eighteen_nines() {
+    assert_eq!(super::MAX_AMOUNT, Decimal::from_str_exact("999999999999999999").unwrap());
+}

@@ -33,12 +33,20 @@ pub struct Auth {
     buckets: Mutex<HashMap<String, Bucket>>,
     rate: f64,
     burst: f64,
+    /// Failed authentications per client address in the current minute: guessing keys costs a
+    /// database lookup each, so a client that keeps failing is turned away before that.
+    failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+    failures_per_minute: u32,
 }
+
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The caller, once its key checked out.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key: ApiKey,
+    /// SHA-256 of the key as presented (for re-checks against the revocation list).
+    pub hash: String,
 }
 
 impl Principal {
@@ -73,7 +81,13 @@ impl Principal {
 }
 
 impl Auth {
-    pub fn new(svc: Arc<Service>, cache: Option<Arc<crate::cache::Cache>>, rate: f64, burst: f64) -> Auth {
+    pub fn new(
+        svc: Arc<Service>,
+        cache: Option<Arc<crate::cache::Cache>>,
+        rate: f64,
+        burst: f64,
+        failures_per_minute: u32,
+    ) -> Auth {
         Auth {
             svc,
             cache,
@@ -83,6 +97,53 @@ impl Auth {
             buckets: Mutex::new(HashMap::new()),
             rate,
             burst,
+            failures: Mutex::new(HashMap::new()),
+            failures_per_minute,
+        }
+    }
+
+    /// `Err` (seconds to wait) while `ip` is over its failed-authentication allowance.
+    fn failures_allow(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        let Ok(f) = self.failures.lock() else { return Ok(()) };
+        match f.get(&ip) {
+            Some((n, since)) if *n >= self.failures_per_minute && since.elapsed() < FAILURE_WINDOW => {
+                Err((FAILURE_WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, ip: std::net::IpAddr) {
+        metrics::counter!(crate::telemetry::AUTH_FAILURES).increment(1);
+        let Ok(mut f) = self.failures.lock() else { return };
+        if f.len() > 100_000 {
+            f.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let e = f.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= FAILURE_WINDOW {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+
+    /// A key revoked here is refused here at once (other instances follow within their
+    /// revocation poll): forget it so the next request reads it from the database.
+    pub fn forget_key(&self, id: &str) {
+        if let Ok(mut c) = self.keys.lock() {
+            c.retain(|_, (k, _)| k.id != id);
+        }
+    }
+
+    /// Whether a key let in earlier is still good (for long-lived responses such as event streams).
+    pub async fn still_valid(&self, p: &Principal) -> bool {
+        if self.revoked.read().map(|r| r.contains(&p.hash)).unwrap_or(true) {
+            return false;
+        }
+        match self.svc.api_key(&p.key.id).await {
+            Ok(Some(k)) => k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > Utc::now()),
+            Ok(None) => false,
+            // A database hiccup does not cut the stream; the next check decides.
+            Err(_) => true,
         }
     }
 
@@ -106,6 +167,25 @@ impl Auth {
             *r = list;
         }
         Ok(())
+    }
+
+    /// [`Auth::authenticate`] for a client at `ip`, counting its failures.
+    pub async fn authenticate_from(
+        &self,
+        presented: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Principal, ApiError> {
+        if let Some(ip) = ip {
+            self.failures_allow(ip).map_err(ApiError::RateLimited)?;
+        }
+        let r = match presented {
+            Some(k) => self.authenticate(k).await,
+            None => Err(ApiError::Unauthorized),
+        };
+        if let (Err(ApiError::Unauthorized), Some(ip)) = (&r, ip) {
+            self.failed(ip);
+        }
+        r
     }
 
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, ApiError> {
@@ -143,7 +223,7 @@ impl Auth {
         } else {
             self.take_token(&key.id)?;
         }
-        Ok(Principal { key })
+        Ok(Principal { key, hash })
     }
 
     fn take_token(&self, id: &str) -> Result<(), ApiError> {
@@ -178,10 +258,12 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let auth = req.app_data::<web::Data<Arc<Auth>>>().cloned();
         let key = presented(req);
+        // The connection's address: a forwarded-for header is the client's to write, so it is
+        // not trusted here.
+        let ip = req.peer_addr().map(|a| a.ip());
         Box::pin(async move {
             let auth = auth.ok_or(ApiError::Unavailable("authentication is not configured".into()))?;
-            let key = key.filter(|k| !k.is_empty()).ok_or(ApiError::Unauthorized)?;
-            auth.authenticate(&key).await
+            auth.authenticate_from(key.as_deref().filter(|k| !k.is_empty()), ip).await
         })
     }
 }

@@ -81,7 +81,14 @@ async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<
     let mut file = tempfile::tempfile().map_err(io)?;
     let mut sha = openssl::sha::Sha256::new();
     let mut size = 0u64;
-    while let Some(chunk) = body.next().await {
+    let within = super::body_timeout(req, 10);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_) => return Err(ApiError::BodyTimeout(within.as_secs())),
+            Ok(None) => break,
+            Ok(Some(c)) => c,
+        };
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
         size += chunk.len() as u64;
         if size > limit {
@@ -217,46 +224,97 @@ pub async fn events(
     p: Principal,
     id: web::Path<String>,
     batches: web::Data<Arc<Batches>>,
+    auth: web::Data<Arc<super::auth::Auth>>,
+    limits: web::Data<super::StreamLimits>,
 ) -> Result<HttpResponse, ApiError> {
     let who = reader(&p)?;
-    // Let in once; the stream then polls without repeating the check.
     batches.get(&id, &who).await?;
-    let (batches, id) = (batches.get_ref().clone(), id.into_inner());
-    let state = (batches, id, String::new(), 0u32, false);
-    let stream = futures_util::stream::unfold(state, |(b, id, last, idle, done)| async move {
-        if done {
+    let now = tokio::time::Instant::now();
+    let s = Stream {
+        batches: batches.get_ref().clone(),
+        auth: auth.get_ref().clone(),
+        principal: p,
+        id: id.into_inner(),
+        last: String::new(),
+        idle: 0,
+        done: false,
+        ends: now + limits.max_lifetime,
+        recheck: limits.recheck,
+        checked: now,
+    };
+    let stream = futures_util::stream::unfold(s, |mut s| async move {
+        if s.done {
             return None;
         }
-        let mut idle = idle;
-        loop {
-            let status = match b.poll(&id).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let ev = format!("event: error\ndata: {}\n\n", serde_json::json!({"detail": e.to_string()}));
-                    return Some((Ok::<_, actix_web::Error>(web::Bytes::from(ev)), (b, id, last, idle, true)));
-                }
-            };
-            let text = serde_json::to_string(&status).unwrap_or_default();
-            if status.complete {
-                let ev = format!("event: complete\ndata: {text}\n\n");
-                return Some((Ok(web::Bytes::from(ev)), (b, id, text, 0, true)));
-            }
-            if text != last {
-                let ev = format!("event: progress\ndata: {text}\n\n");
-                return Some((Ok(web::Bytes::from(ev)), (b, id, text, 0, false)));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            idle += 1;
-            if idle >= 30 {
-                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (b, id, last, 0, false)));
-            }
-        }
+        let ev = s.next_event().await;
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(ev)), s))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// One client's event stream. Its key was checked when it opened; it is checked again every
+/// `recheck` (a revoked key's stream ends), and the stream ends after its lifetime whatever
+/// happens (the client reconnects with `Last-Event-ID`; progress events carry the state itself,
+/// so the first event after a reconnect is all a client needs).
+struct Stream {
+    batches: Arc<Batches>,
+    auth: Arc<super::auth::Auth>,
+    principal: Principal,
+    id: String,
+    last: String,
+    idle: u32,
+    done: bool,
+    ends: tokio::time::Instant,
+    recheck: Duration,
+    checked: tokio::time::Instant,
+}
+
+impl Stream {
+    async fn next_event(&mut self) -> String {
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= self.ends {
+                self.done = true;
+                return "event: reconnect\ndata: {\"detail\": \"the stream reached its maximum lifetime\"}\n\n".into();
+            }
+            if now.duration_since(self.checked) >= self.recheck {
+                self.checked = now;
+                if !self.auth.still_valid(&self.principal).await {
+                    self.done = true;
+                    return "event: error\ndata: {\"detail\": \"the API key is no longer valid\"}\n\n".into();
+                }
+            }
+            let status = match self.batches.poll(&self.id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.done = true;
+                    return format!("event: error\ndata: {}\n\n", serde_json::json!({"detail": e.to_string()}));
+                }
+            };
+            let text = serde_json::to_string(&status).unwrap_or_default();
+            let seq: i64 = status.items.iter().filter(|(k, _)| k.as_str() != "pending").map(|(_, n)| n).sum();
+            if status.complete {
+                self.done = true;
+                return format!("id: {seq}\nevent: complete\ndata: {text}\n\n");
+            }
+            if text != self.last {
+                self.idle = 0;
+                let ev = format!("id: {seq}\nevent: progress\ndata: {text}\n\n");
+                self.last = text;
+                return ev;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.idle += 1;
+            if self.idle >= 30 {
+                self.idle = 0;
+                return ": keep-alive\n\n".into();
+            }
+        }
+    }
 }
 
 /// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`) and `report.csv` (reference, type,

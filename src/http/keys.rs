@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::problem::{ApiError, Problem};
-use super::{json, read_body};
+use super::{read_body, secret_json};
 use crate::service::{NewKey, Service};
 
 #[derive(Deserialize, ToSchema)]
@@ -38,7 +38,7 @@ pub async fn create(
         Some(c) => p.company(c, "admin")?,
         None => p.global_admin()?,
     }
-    Ok(json(StatusCode::CREATED, &svc.create_key(r.company.as_deref(), &r.scopes, None, p.id()).await?))
+    Ok(secret_json(StatusCode::CREATED, &svc.create_key(r.company.as_deref(), &r.scopes, None, p.id()).await?))
 }
 
 async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiError> {
@@ -58,9 +58,11 @@ pub async fn revoke(
     p: Principal,
     id: web::Path<String>,
     svc: web::Data<Arc<Service>>,
+    auth: web::Data<Arc<super::auth::Auth>>,
 ) -> Result<HttpResponse, ApiError> {
     owned_key(&p, &id, &svc).await?;
     svc.revoke_key(&id, p.id()).await?;
+    auth.forget_key(&id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -74,5 +76,5 @@ pub async fn rotate(
     svc: web::Data<Arc<Service>>,
 ) -> Result<HttpResponse, ApiError> {
     owned_key(&p, &id, &svc).await?;
-    Ok(json(StatusCode::CREATED, &svc.rotate_key(&id, None, p.id()).await?))
+    Ok(secret_json(StatusCode::CREATED, &svc.rotate_key(&id, None, p.id()).await?))
 }

@@ -34,11 +34,29 @@ pub async fn read_body(req: &actix_web::HttpRequest, payload: web::Payload) -> R
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(ApiError::BadRequest(format!("could not read the body: {e}"))),
-        Err(_) => Err(ApiError::TooLarge(limit)),
+    // A body trickled in a byte at a time would hold a worker's connection for ever.
+    let within = body_timeout(req, 1);
+    match tokio::time::timeout(within, payload.to_bytes_limited(limit)).await {
+        Err(_) => Err(ApiError::BodyTimeout(within.as_secs())),
+        Ok(Ok(Ok(b))) => Ok(b),
+        Ok(Ok(Err(e))) => Err(ApiError::BadRequest(format!("could not read the body: {e}"))),
+        Ok(Err(_)) => Err(ApiError::TooLarge(limit)),
     }
+}
+
+/// How long an event stream lives, and how often it re-checks its key.
+#[derive(Clone, Copy)]
+pub struct StreamLimits {
+    pub max_lifetime: std::time::Duration,
+    pub recheck: std::time::Duration,
+}
+
+/// How long a request body may take to arrive; `times` the configured time (uploads get more).
+#[derive(Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+pub fn body_timeout(req: &actix_web::HttpRequest, times: u32) -> std::time::Duration {
+    req.app_data::<web::Data<BodyTimeout>>().map(|t| t.0).unwrap_or(std::time::Duration::from_secs(30)) * times
 }
 
 /// The request's `Idempotency-Key`, when it has a sane one.
@@ -60,6 +78,16 @@ pub fn mark_replayed(r: &mut HttpResponse) {
 
 pub fn json(status: actix_web::http::StatusCode, v: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status).content_type("application/json").body(serde_json::to_string(v).unwrap_or_default())
+}
+
+/// A response that carries a secret shown once (an API key, a webhook secret): never stored by
+/// a browser or an intermediary.
+pub fn secret_json(status: actix_web::http::StatusCode, v: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .insert_header((actix_web::http::header::PRAGMA, "no-cache"))
+        .body(serde_json::to_string(v).unwrap_or_default())
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -135,6 +163,55 @@ async fn metrics() -> HttpResponse {
     }
 }
 
+/// The bearer token `/metrics` needs on the API port.
+#[derive(Clone)]
+struct MetricsToken(String);
+
+/// `/metrics` on the API port: the series name every tenant's RUT and volumes, so only a scraper
+/// holding the token sees them.
+async fn metrics_with_token(req: actix_web::HttpRequest, token: web::Data<MetricsToken>) -> HttpResponse {
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let ok = given.len() == token.0.len() && openssl::memcmp::eq(given.as_bytes(), token.0.as_bytes());
+    if !ok {
+        return actix_web::ResponseError::error_response(&ApiError::Unauthorized);
+    }
+    metrics().await
+}
+
+/// Headers on every response: no MIME sniffing, no referrer leaking keys in URLs, no framing;
+/// HTML pages get a Content-Security-Policy that allows nothing but their own styles.
+fn security_headers(res: &mut actix_web::dev::ServiceResponse) {
+    use actix_web::http::header::{self, HeaderValue};
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let html = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+    }
+}
+
+/// The Prometheus endpoint on a listener of its own (one worker; scrapes are rare).
+fn metrics_server(bind: &str) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let server =
+        HttpServer::new(|| App::new().route("/metrics", web::get().to(metrics)).default_service(web::to(not_found)))
+            .workers(1)
+            .bind(bind)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
+
 fn new_request_id() -> String {
     let mut b = [0u8; 8];
     let _ = openssl::rand::rand_bytes(&mut b);
@@ -152,8 +229,7 @@ fn request_id(req: &actix_web::dev::ServiceRequest) -> String {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics))
-        .route("/health/live", web::get().to(live))
+    cfg.route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
         .route("/openapi.json", web::get().to(openapi::spec))
         .route("/docs", web::get().to(openapi::docs))
@@ -173,6 +249,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/webhooks", web::post().to(sii::add_webhook))
                 .route("/companies/{rut}/webhooks", web::get().to(sii::list_webhooks))
                 .route("/companies/{rut}/webhooks/deliveries", web::get().to(sii::deliveries))
+                .route("/companies/{rut}/webhooks/{id}", web::delete().to(sii::delete_webhook))
+                .route("/companies/{rut}/webhooks/{id}/secret", web::post().to(sii::rotate_webhook_secret))
                 .route("/batches", web::post().to(batches::submit))
                 .route("/batches", web::get().to(batches::list))
                 .route("/batches/{id}", web::get().to(batches::status))
@@ -201,6 +279,13 @@ pub struct Listen {
     pub batch_limit: u64,
     /// Certificate chain and key (PEM) for HTTPS.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A request body must be in within this (batch uploads: ten times as long).
+    pub body_timeout: std::time::Duration,
+    pub streams: StreamLimits,
+    /// `/metrics` on its own listener ("" for none).
+    pub metrics_bind: String,
+    /// `/metrics` on the API port too, for a scraper with this bearer token.
+    pub metrics_token: Option<String>,
 }
 
 /// Starts the server; returns when it stops. `on_bound` gets the address actually bound.
@@ -210,9 +295,14 @@ pub async fn serve(
     link: Option<Arc<crate::worker::SiiLink>>,
     batches: Arc<crate::batch::Batches>,
     listen: Listen,
-    on_bound: impl FnOnce(std::net::SocketAddr),
+    on_bound: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
 ) -> std::io::Result<()> {
-    let Listen { bind, workers, body_limit, batch_limit, tls } = listen;
+    let Listen { bind, workers, body_limit, batch_limit, tls, body_timeout, streams, metrics_bind, metrics_token } =
+        listen;
+    let streams = web::Data::new(streams);
+    let body_timeout = web::Data::new(BodyTimeout(body_timeout));
+    let metrics_listener = if metrics_bind.is_empty() { None } else { Some(metrics_server(&metrics_bind)?) };
+    let token = metrics_token.map(|t| web::Data::new(MetricsToken(t)));
     let batch_data = web::Data::new(batches);
     let batch_limit = web::Data::new(batches::BatchLimit(batch_limit));
     let bind = bind.as_str();
@@ -224,6 +314,9 @@ pub async fn serve(
         let mut app = App::new();
         if let Some(l) = &link_data {
             app = app.app_data(l.clone());
+        }
+        if let Some(t) = &token {
+            app = app.app_data(t.clone()).route("/metrics", web::get().to(metrics_with_token));
         }
         app.wrap_fn(|req, srv| {
             use actix_web::dev::Service as _;
@@ -242,6 +335,7 @@ pub async fn serve(
                 if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id) {
                     res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), v);
                 }
+                security_headers(&mut res);
                 metrics::counter!(crate::telemetry::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
                 metrics::histogram!(crate::telemetry::HTTP_SECONDS, "route" => route).record(secs);
                 tracing::info!(status, duration_ms = secs * 1e3, "request");
@@ -252,6 +346,8 @@ pub async fn serve(
         .app_data(svc_data.clone())
             .app_data(auth_data.clone())
             .app_data(limit.clone())
+            .app_data(body_timeout.clone())
+            .app_data(streams.clone())
             .app_data(batch_data.clone())
             .app_data(batch_limit.clone())
             // Extractor errors (bad paths, bad query strings) answer problem+json too.
@@ -274,8 +370,19 @@ pub async fn serve(
     if workers > 0 {
         server = server.workers(workers);
     }
+    let metrics_addr = metrics_listener.as_ref().and_then(|(_, a)| a.first().copied());
     if let Some(addr) = server.addrs().first() {
-        on_bound(*addr);
+        on_bound(*addr, metrics_addr);
     }
-    server.run().await
+    match metrics_listener {
+        Some((m, _)) => {
+            let api = server.run();
+            let handle = m.handle();
+            actix_web::rt::spawn(m);
+            let r = api.await;
+            handle.stop(true).await;
+            r
+        }
+        None => server.run().await,
+    }
 }

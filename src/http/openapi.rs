@@ -26,7 +26,7 @@ impl Modify for Security {
         companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs,
         documents::issue, documents::get, documents::xml, documents::list,
         keys::create, keys::revoke, keys::rotate,
-        sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::sii_status,
+        sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::delete_webhook, sii::rotate_webhook_secret, sii::sii_status,
         tools::quote, tools::verify,
         batches::submit, batches::list, batches::status, batches::items, batches::events, batches::results,
         batches::dead_letters, batches::replay, batches::replay_all

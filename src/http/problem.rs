@@ -38,6 +38,8 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -79,6 +81,7 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", vec![]),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", vec![]),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", vec![]),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body-timeout", vec![]),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", vec![]),
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", vec![]),
             ApiError::Batch { status, kind, errors, .. } => (*status, *kind, errors.clone()),

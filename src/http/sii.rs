@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::problem::{ApiError, Problem};
-use super::{json, read_body};
+use super::{json, read_body, secret_json};
 use crate::service::Service;
 use crate::worker::SiiLink;
 
@@ -36,7 +36,39 @@ pub async fn add_webhook(
     p.company(&rut, "admin")?;
     let b = read_body(&req, body).await?;
     let r: WebhookRequest = serde_json::from_slice(&b).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(json(StatusCode::CREATED, &svc.add_webhook(&rut, &r.url).await?))
+    Ok(secret_json(StatusCode::CREATED, &svc.add_webhook(&rut, &r.url, &p.key.id).await?))
+}
+
+/// Deletes a webhook: nothing more is sent to it and its pending deliveries are cancelled; its
+/// past deliveries stay listed.
+#[utoipa::path(delete, path = "/v1/companies/{rut}/webhooks/{id}", tag = "webhooks", params(("rut" = String, Path), ("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn delete_webhook(
+    p: Principal,
+    path: web::Path<(String, i64)>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
+    let (rut, id) = path.into_inner();
+    p.company(&rut, "admin")?;
+    svc.delete_webhook(&rut, id, &p.key.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new signing secret for a webhook (in this response only); the old one stops at once.
+#[utoipa::path(post, path = "/v1/companies/{rut}/webhooks/{id}/secret", tag = "webhooks", params(("rut" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn rotate_webhook_secret(
+    p: Principal,
+    path: web::Path<(String, i64)>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
+    let (rut, id) = path.into_inner();
+    p.company(&rut, "admin")?;
+    Ok(secret_json(StatusCode::OK, &svc.rotate_webhook_secret(&rut, id, &p.key.id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)),

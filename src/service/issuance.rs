@@ -340,7 +340,8 @@ fn row(
 ) -> (IssuedRow, serde_json::Value) {
     let tipo = issued.tipo.code() as i32;
     let folio = issued.folio as i64;
-    let mnt_total = rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or(i64::MAX);
+    // `check_ranges` keeps every total within 18 digits, well inside an i64.
+    let mnt_total = rust_decimal::prelude::ToPrimitive::to_i64(&issued.totals.mnt_total.trunc()).unwrap_or_default();
     let totals = serde_json::to_value(&issued.totals).unwrap_or_default();
     let info = DocumentInfo {
         company: w.rut.clone(),

@@ -8,8 +8,10 @@ use crate::store::{self, ApiKeyRecord, NewAudit};
 use crate::vault::Vault;
 
 impl Service {
-    /// Re-seals every certificate and CAF key under `new` (instances must restart with it).
+    /// Re-seals every certificate, CAF key and webhook secret and re-keys the audit chains under
+    /// `new` (instances must restart with it).
     pub async fn rotate_master_key(&self, new: &Vault) -> Result<(usize, usize)> {
+        let to = (store::AuditKey(new.audit_key()), new.check_value());
         let (old, new) = (self.vault.clone(), new.clone());
         let f: store::ResealFn = Box::new(move |aad, sealed| {
             let plain = old.open(sealed, aad.as_bytes()).map_err(|e| e.to_string())?;
@@ -17,7 +19,7 @@ impl Service {
         });
         let audit =
             NewAudit { scope: "*".into(), action: "master-key.rotate", subject: "*".into(), data: String::new() };
-        Ok(self.store.reseal(f, audit).await?)
+        Ok(self.store.reseal(f, (&to.0, &to.1), audit).await?)
     }
 
     pub async fn create_key(

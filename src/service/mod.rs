@@ -26,6 +26,7 @@ mod issuance;
 mod keys;
 mod signing;
 mod uploads;
+mod webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -207,6 +208,8 @@ pub struct Service {
     issuance: Arc<issuance::Issuance>,
     /// Tax quotes are cached by the hash of their normalised input.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// Which webhook receivers tenants may register.
+    pub webhook_policy: crate::netguard::TargetPolicy,
 }
 
 impl Service {
@@ -222,6 +225,7 @@ impl Service {
             certs: Mutex::new(HashMap::new()),
             companies: Mutex::new(HashMap::new()),
             cache: None,
+            webhook_policy: crate::netguard::TargetPolicy::default(),
         }
     }
 
@@ -435,18 +439,6 @@ impl Service {
         Ok(totals)
     }
 
-    pub async fn add_webhook(&self, rut: &str, url: &str) -> Result<serde_json::Value> {
-        self.company(rut).await?;
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
-            return Err(ServiceError::BadRequest("url must be an http(s) URL".into()));
-        }
-        let mut raw = [0u8; 32];
-        openssl::rand::rand_bytes(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let secret = crate::crypto::hex(&raw);
-        let id = self.store.add_webhook(rut, url, &secret, Utc::now()).await?;
-        Ok(serde_json::json!({"id": id, "url": url, "secret": secret}))
-    }
-
     /// Totals for a document without taking a folio.
     pub fn quote(&self, body: &[u8], emisor: Option<Rut>) -> Result<Totals> {
         let input = DocumentInput::from_json(body)?;
@@ -532,7 +524,24 @@ impl Service {
     }
 
     pub async fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
-        Ok(store::verify_audit(&self.store.audit_entries().await?))
+        let key = store::AuditKey(self.vault.audit_key());
+        Ok(store::verify_audit(&key, &self.store.audit_entries().await?))
+    }
+
+    /// The last entry of every audit chain (scope, seq, MAC), to anchor off-site.
+    pub async fn audit_heads(&self) -> Result<Vec<(String, i64, String)>> {
+        Ok(self.store.audit_heads().await?)
+    }
+
+    /// Checks the master key against the database (and records it on the first start), then
+    /// keys this store's audit entries with it.
+    pub async fn check_master_key(&self) -> std::result::Result<store::KeyCheckReport, store::KeyCheckError> {
+        let key = store::AuditKey(self.vault.audit_key());
+        let vault = self.vault.clone();
+        let probe = move |company: &str, sealed: &[u8]| vault.open(sealed, company.as_bytes()).is_ok();
+        let report = self.store.check_master_key(&self.vault.check_value(), &key, &probe).await?;
+        self.store.set_audit_key(key);
+        Ok(report)
     }
 }
 

@@ -119,10 +119,11 @@ impl Service {
     }
 
     pub async fn lease_delivery(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<DueDelivery>> {
-        Ok(self.store.lease_delivery(now, lease).await?.map(|d| DueDelivery {
+        let Some(d) = self.store.lease_delivery(now, lease).await? else { return Ok(None) };
+        Ok(Some(DueDelivery {
             id: d.id,
+            secret: self.open_webhook_secret(&d.url, &d.secret)?,
             url: d.url,
-            secret: d.secret,
             event: d.event,
             attempts: d.attempts,
         }))

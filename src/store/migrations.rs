@@ -30,8 +30,12 @@ macro_rules! migration {
 }
 
 // Files are `NNNN_name.sql`; a test checks that this list and the folders agree.
-pub const SQLITE: &[Migration] = &[migration!("sqlite", 1, "initial", "0001_initial.sql")];
-pub const POSTGRES: &[Migration] = &[migration!("postgres", 1, "initial", "0001_initial.sql")];
+pub const SQLITE: &[Migration] =
+    &[migration!("sqlite", 1, "initial", "0001_initial.sql"), migration!("sqlite", 2, "security", "0002_security.sql")];
+pub const POSTGRES: &[Migration] = &[
+    migration!("postgres", 1, "initial", "0001_initial.sql"),
+    migration!("postgres", 2, "security", "0002_security.sql"),
+];
 
 pub(super) const VERSION_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
      name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)";

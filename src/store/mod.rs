@@ -19,6 +19,7 @@ macro_rules! dispatch {
     };
 }
 
+mod audit;
 pub mod batches;
 mod issuance;
 pub mod migrations;
@@ -29,6 +30,8 @@ mod sql;
 mod sqlite;
 mod states;
 
+use audit::AuditKeySlot;
+pub use audit::{verify_audit, AuditKey, KeyCheckError, KeyCheckReport, Probe};
 pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;
@@ -155,12 +158,6 @@ pub struct NewAudit {
 }
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The hash that chains an entry to the previous one of its scope.
-pub fn audit_hash(prev: &str, scope: &str, seq: i64, action: &str, subject: &str, data: &str, at: &str) -> String {
-    let s = format!("{prev}|{scope}|{seq}|{action}|{subject}|{data}|{at}");
-    crate::crypto::sha256_hex(s.as_bytes())
-}
 
 pub fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -369,30 +366,4 @@ impl Store {
     pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {
         dispatch!(self, s => s.migrate(dry_run).await)
     }
-}
-
-/// Walks every chain; the first entry whose link or hash is wrong, if any.
-pub fn verify_audit(entries: &[AuditEntry]) -> Result<usize, String> {
-    let mut last: std::collections::HashMap<&str, (i64, &str)> = std::collections::HashMap::new();
-    for e in entries {
-        let (prev_seq, prev_hash) = last.get(e.scope.as_str()).copied().unwrap_or((0, GENESIS));
-        if e.seq != prev_seq + 1 {
-            return Err(format!("entry {} (scope {}, seq {}): expected seq {}", e.id, e.scope, e.seq, prev_seq + 1));
-        }
-        if e.prev_hash != prev_hash {
-            return Err(format!(
-                "entry {} (scope {}, seq {}): prev_hash does not match the previous entry",
-                e.id, e.scope, e.seq
-            ));
-        }
-        let h = audit_hash(&e.prev_hash, &e.scope, e.seq, &e.action, &e.subject, &e.data, &e.created_at);
-        if h != e.hash {
-            return Err(format!(
-                "entry {} (scope {}, seq {}, {}): its content does not match its hash",
-                e.id, e.scope, e.seq, e.action
-            ));
-        }
-        last.insert(e.scope.as_str(), (e.seq, e.hash.as_str()));
-    }
-    Ok(entries.len())
 }

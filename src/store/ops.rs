@@ -106,11 +106,14 @@ pub(super) fn audit_insert(
         None => (0, GENESIS.to_string()),
     };
     let at = ts(now);
+    let key = tx
+        .audit_key
+        .ok_or_else(|| StoreError::Db("no audit key: the store was opened without the master key".into()))?;
     // (seq, entry, prev_hash, hash) of each new link.
     let mut chain: Vec<Link> = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;
-        let h = audit_hash(&prev, scope, seq, e.action, &e.subject, &e.data, &at);
+        let h = super::audit::audit_mac(&key, &prev, scope, seq, e.action, &e.subject, &e.data, &at);
         chain.push((seq, e, std::mem::replace(&mut prev, h.clone()), h));
     }
     if tx.is_postgres() {
@@ -153,8 +156,15 @@ impl Store {
         self.query("SELECT 1", args![]).await.map(|_| ())
     }
 
-    /// Re-seals every certificate and CAF key in one transaction; (certificates, CAFs).
-    pub async fn reseal(&self, f: ResealFn, audit: NewAudit) -> Result<(usize, usize), StoreError> {
+    /// Re-seals every certificate, CAF key and webhook secret and re-keys the audit chains under a
+    /// new master key, in one transaction; (certificates, CAFs).
+    pub async fn reseal(
+        &self,
+        f: ResealFn,
+        to: (&AuditKey, &str),
+        audit: NewAudit,
+    ) -> Result<(usize, usize), StoreError> {
+        let old = self.audit_key().ok_or_else(|| StoreError::Db("no audit key".into()))?;
         let mut tx = Tx::begin(self).await?;
         // On PostgreSQL the rows are locked in the order issuance groups lock CAFs.
         let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
@@ -173,6 +183,18 @@ impl Store {
             let new = f(&company, &sealed).map_err(|e| StoreError::Db(format!("CAF {id}: {e}")))?;
             tx.exec("UPDATE cafs SET sealed = $1 WHERE id = $2", args![new, id]).await?;
         }
+        let hooks = tx.query(&format!("SELECT id, url, secret FROM webhooks ORDER BY id{lock}"), args![]).await?;
+        for r in &hooks {
+            let (id, url, secret) = (r.i64(0)?, r.text(1)?, r.text(2)?);
+            let sealed = crate::vault::unwrap_text(&secret)
+                .ok_or_else(|| StoreError::Db(format!("webhook {id}: its secret is not sealed")))?;
+            let new = f(&crate::vault::webhook_aad(&url), &sealed)
+                .map_err(|e| StoreError::Db(format!("webhook {id}: {e}")))?;
+            tx.exec("UPDATE webhooks SET secret = $1 WHERE id = $2", args![crate::vault::wrap_text(&new), id]).await?;
+        }
+        Store::rekey_audit(&mut tx, &old, to.0, to.1).await?;
+        // The rotation's own entry is the first under the new key.
+        tx.audit_key = Some(*to.0);
         append_audit(&mut tx, &audit, Utc::now()).await?;
         tx.commit().await?;
         Ok((certs.len(), cafs.len()))
@@ -415,6 +437,20 @@ impl Store {
         Ok(())
     }
 
+    /// The last entry of every chain: (scope, seq, MAC).
+    pub async fn audit_heads(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        self.query(
+            "SELECT a.scope, a.seq, a.hash FROM audit a
+             JOIN (SELECT scope, MAX(seq) AS seq FROM audit GROUP BY scope) h ON h.scope = a.scope AND h.seq = a.seq
+             ORDER BY a.scope",
+            args![],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.i64(1)?, r.text(2)?)))
+        .collect()
+    }
+
     pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.query(
             "SELECT id, scope, seq, action, subject, data, prev_hash, hash, created_at FROM audit ORDER BY scope, seq",
@@ -422,19 +458,7 @@ impl Store {
         )
         .await?
         .iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                id: r.i64(0)?,
-                scope: r.text(1)?,
-                seq: r.i64(2)?,
-                action: r.text(3)?,
-                subject: r.text(4)?,
-                data: r.text(5)?,
-                prev_hash: r.text(6)?,
-                hash: r.text(7)?,
-                created_at: r.text(8)?,
-            })
-        })
+        .map(super::audit::entry)
         .collect()
     }
 }

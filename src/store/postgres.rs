@@ -11,6 +11,7 @@ use super::*;
 #[derive(Clone)]
 pub struct PgStore {
     pub(super) pool: Pool,
+    pub(super) audit_key: AuditKeySlot,
 }
 
 impl PgStore {
@@ -19,7 +20,7 @@ impl PgStore {
         cfg.url = Some(url.to_string());
         cfg.pool = Some(deadpool_postgres::PoolConfig::new(size));
         let pool = cfg.create_pool(Some(Runtime::Tokio1), NoTls).map_err(|e| StoreError::Db(e.to_string()))?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, audit_key: AuditKeySlot::default() })
     }
 
     pub async fn migrate(&self, dry_run: bool) -> Result<MigrationReport, StoreError> {

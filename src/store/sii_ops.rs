@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::ops::append_audit;
 use super::sql::{args, placeholders, Arg, Tx, Vals};
 use super::*;
 
@@ -23,13 +24,18 @@ pub(super) async fn enqueue_events(
     events: &[String],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if events.is_empty() || tx.query("SELECT id FROM webhooks WHERE company = $1", args![company]).await?.is_empty() {
+    if events.is_empty()
+        || tx
+            .query("SELECT id FROM webhooks WHERE company = $1 AND deleted_at IS NULL", args![company])
+            .await?
+            .is_empty()
+    {
         return Ok(());
     }
     for e in events {
         tx.exec(
             "INSERT INTO deliveries (webhook_id, event, state, attempts, next_at, created_at)
-             SELECT id, $2, 'pending', 0, $3, $3 FROM webhooks WHERE company = $1",
+             SELECT id, $2, 'pending', 0, $3, $3 FROM webhooks WHERE company = $1 AND deleted_at IS NULL",
             args![company, e.as_str(), now],
         )
         .await?;
@@ -264,25 +270,102 @@ impl Store {
         tx.commit().await
     }
 
+    /// Registers a webhook (its secret already sealed) and audits it.
     pub async fn add_webhook(
         &self,
         company: &str,
         url: &str,
-        secret: &str,
+        sealed_secret: &str,
+        mut audit: NewAudit,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        self.query_opt(
-            "INSERT INTO webhooks (company, url, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            args![company, url, secret, now],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Db("no id for the new webhook".into()))?
-        .i64(0)
+        let mut tx = Tx::begin(self).await?;
+        let id = tx
+            .query_opt(
+                "INSERT INTO webhooks (company, url, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                args![company, url, sealed_secret, now],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Db("no id for the new webhook".into()))?
+            .i64(0)?;
+        audit.subject = id.to_string();
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Deletes a webhook: it is no longer listed nor sent to, its pending deliveries are
+    /// cancelled, and its past deliveries stay listed. False when there is no such webhook.
+    pub async fn delete_webhook(
+        &self,
+        company: &str,
+        id: i64,
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        let n = tx
+            .exec(
+                "UPDATE webhooks SET deleted_at = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
+                args![company, id, now],
+            )
+            .await?;
+        if n == 0 {
+            tx.rollback().await;
+            return Ok(false);
+        }
+        tx.exec("UPDATE deliveries SET state = 'cancelled' WHERE webhook_id = $1 AND state = 'pending'", args![id])
+            .await?;
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Replaces a webhook's sealed secret. False when there is no such webhook.
+    pub async fn set_webhook_secret(
+        &self,
+        company: &str,
+        id: i64,
+        sealed_secret: &str,
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        let n = tx
+            .exec(
+                "UPDATE webhooks SET secret = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
+                args![company, id, sealed_secret],
+            )
+            .await?;
+        if n == 0 {
+            tx.rollback().await;
+            return Ok(false);
+        }
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Seals the secrets stored in plain text by release 0.1.0; how many there were.
+    pub async fn seal_plain_webhook_secrets(
+        &self,
+        seal: &(dyn Fn(&str, &str) -> Result<String, String> + Send + Sync),
+    ) -> Result<usize, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        let rows =
+            tx.query("SELECT id, url, secret FROM webhooks WHERE secret NOT LIKE 'v1:%' ORDER BY id", args![]).await?;
+        for r in &rows {
+            let (id, url, secret) = (r.i64(0)?, r.text(1)?, r.text(2)?);
+            let sealed = seal(&url, &secret).map_err(|e| StoreError::Db(format!("webhook {id}: {e}")))?;
+            tx.exec("UPDATE webhooks SET secret = $1 WHERE id = $2", args![sealed, id]).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
     }
 
     pub async fn list_webhooks(&self, company: &str) -> Result<Vec<WebhookRow>, StoreError> {
         self.query(
-            "SELECT id, company, url, secret, created_at FROM webhooks WHERE company = $1 ORDER BY id",
+            "SELECT id, company, url, secret, created_at FROM webhooks WHERE company = $1 AND deleted_at IS NULL ORDER BY id",
             args![company],
         )
         .await?

@@ -358,6 +358,8 @@ pub(super) struct Tx {
     conn: Conn,
     /// PostgreSQL: `BEGIN` goes out with the first statement (one round trip saved).
     begun: bool,
+    /// What the audit entries written in this transaction are MACed with.
+    pub(super) audit_key: Option<super::AuditKey>,
 }
 
 impl Drop for Tx {
@@ -385,11 +387,11 @@ impl Tx {
                 let g = tokio::task::spawn_blocking(move || g.execute_batch("BEGIN IMMEDIATE").map(|_| g))
                     .await
                     .map_err(|e| StoreError::Db(e.to_string()))??;
-                Tx { conn: Conn::Sqlite(Some(g)), begun: true }
+                Tx { conn: Conn::Sqlite(Some(g)), begun: true, audit_key: s.audit_key.get() }
             }
             Store::Postgres(p) => {
                 let c = p.pool.get().await?;
-                Tx { conn: Conn::Postgres(Some(Box::new(c))), begun: false }
+                Tx { conn: Conn::Postgres(Some(Box::new(c))), begun: false, audit_key: p.audit_key.get() }
             }
         })
     }

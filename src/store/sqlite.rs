@@ -13,22 +13,25 @@ pub struct SqliteStore {
     /// An async mutex: a group's issuance holds the connection across its signing (see
     /// `issuance`), and everything else waits without tying up a thread.
     pub(super) conn: Arc<tokio::sync::Mutex<Connection>>,
+    pub(super) audit_key: AuditKeySlot,
 }
 
 impl SqliteStore {
     pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = std::path::Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+                crate::vault::private_dir(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
             }
         }
         let conn = Connection::open(path)?;
+        // Before the first write: SQLite gives the -wal and -shm files the database file's mode.
+        crate::vault::private_file(std::path::Path::new(path)).map_err(|e| StoreError::Db(format!("{path}: {e}")))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a document answered 201 survives a power cut, not only a process crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(SqliteStore { conn: Arc::new(tokio::sync::Mutex::new(conn)) })
+        Ok(SqliteStore { conn: Arc::new(tokio::sync::Mutex::new(conn)), audit_key: AuditKeySlot::default() })
     }
 
     /// The connection, for as long as the returned value lives.

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The request line's path.
+    pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
@@ -27,6 +29,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> Receiver {
+        Receiver::serve(fail_first, None).await
+    }
+
+    /// Answers every request to `/hook` with `302` to `/elsewhere` (and records every request).
+    pub async fn redirecting() -> Receiver {
+        Receiver::serve(0, Some("/elsewhere")).await
+    }
+
+    async fn serve(fail_first: usize, redirect: Option<&'static str>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -43,6 +54,7 @@ impl Receiver {
                         if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
                             return;
                         }
+                        let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
                         let mut headers = Vec::new();
                         loop {
                             let mut h = String::new();
@@ -64,12 +76,21 @@ impl Receiver {
                         }
                         let fail = r.fetch_add(1, Ordering::SeqCst) < fail_first;
                         if !fail {
-                            g.lock()
-                                .unwrap()
-                                .push(Received { headers, body: String::from_utf8_lossy(&body).to_string() });
+                            g.lock().unwrap().push(Received {
+                                path: path.clone(),
+                                headers,
+                                body: String::from_utf8_lossy(&body).to_string(),
+                            });
                         }
-                        let status = if fail { "500 Internal Server Error" } else { "200 OK" };
-                        let resp = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                        let resp = match redirect {
+                            Some(to) if path == "/hook" => {
+                                format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
+                            }
+                            _ => {
+                                let status = if fail { "500 Internal Server Error" } else { "200 OK" };
+                                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n")
+                            }
+                        };
                         if reader.get_mut().write_all(resp.as_bytes()).await.is_err() {
                             return;
                         }

@@ -122,6 +122,11 @@ pub fn env(db: &Db, data_dir: &Path) -> Vec<(String, String)> {
         ("RUST_LOG".into(), "warn".into()),
         // Suites that exercise the SII link turn it on and point it at a simulator.
         ("DTE_GATEWAY_SII_WORKERS".into(), "false".into()),
+        // Webhook receivers in the suites listen on loopback over plain HTTP.
+        ("DTE_GATEWAY_WEBHOOK_ALLOW_HTTP".into(), "true".into()),
+        ("DTE_GATEWAY_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()),
+        // A port of its own per instance: many run at once.
+        ("DTE_GATEWAY_METRICS_BIND".into(), "127.0.0.1:0".into()),
     ]
 }
 
@@ -139,6 +144,8 @@ pub fn cli_key(db: &Db, args: &[&str]) -> String {
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// The Prometheus endpoint (its own listener).
+    pub metrics: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -153,11 +160,15 @@ impl Server {
         let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
         let started = Instant::now();
         let mut base = None;
+        let mut metrics = None;
         let mut line = String::new();
         while started.elapsed() < Duration::from_secs(30) {
             line.clear();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 break;
+            }
+            if let Some(rest) = line.trim().strip_prefix("metrics on ") {
+                metrics = Some(rest.trim().to_string());
             }
             if let Some(rest) = line.trim().strip_prefix("listening on ") {
                 base = rest.split_whitespace().next().map(String::from);
@@ -167,11 +178,39 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         let base = base.expect("the server did not report its address");
-        Server { child: Some(child), base, _dir: dir }
+        Server { child: Some(child), base, metrics, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The Prometheus scrape URL.
+    pub fn metrics_url(&self) -> String {
+        self.metrics.clone().expect("the server did not report a metrics address")
+    }
+
+    /// Starts an instance that is expected to refuse to start; what it printed.
+    /// `unset` names variables of the suites' environment to leave out.
+    pub fn refused(db: &Db, extra: &[(&str, &str)], unset: &[&str]) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = bin();
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(env(db, dir.path()).into_iter().filter(|(k, _)| !unset.contains(&k.as_str())))
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start server");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(!status.success(), "the instance exited with success");
+                let out = child.wait_with_output().expect("output");
+                return format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the instance started instead of refusing");
     }
 
     pub fn pid(&self) -> Option<u32> {
