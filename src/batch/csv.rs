@@ -38,7 +38,15 @@ pub struct BatchDocument {
     /// The line of its first row.
     pub line: u64,
     pub document: Value,
+    /// Bytes of its rows so far (for the per-document cap).
+    pub bytes: usize,
 }
+
+/// Detalle lines a document may have (`Detalle maxOccurs` in the SII's schemas).
+const MAX_LINES_DTE: usize = 60;
+const MAX_LINES_BOLETA: usize = 1000;
+/// Bytes of rows one document may take (memory holds one document at a time).
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
 const REQUIRED: [&str; 5] = ["Documento", "RUTEmisor", "TipoDTE", "NmbItem", "PrcItem"];
 const ID_DOC: [&str; 7] = ["FchEmis", "IndTraslado", "TipoDespacho", "FmaPago", "FchVenc", "IndServicio", "TipoDTE"];
@@ -173,7 +181,7 @@ impl<R: Read> CsvDocuments<R> {
             }
             document["Referencia"] = Value::Array(vec![Value::Object(r)]);
         }
-        Ok(BatchDocument { key, company, reference: get("Referencia"), line, document })
+        Ok(BatchDocument { key, company, reference: get("Referencia"), line, document, bytes: 0 })
     }
 
     fn line_of(row: &HashMap<String, String>, line: u64) -> Result<Value, CsvError> {
@@ -194,6 +202,13 @@ impl<R: Read> CsvDocuments<R> {
             doc.document["Detalle"] = Value::Array(lines);
             doc
         })
+    }
+}
+
+fn max_lines(document: &Value) -> usize {
+    match document["Encabezado"]["IdDoc"]["TipoDTE"].as_u64() {
+        Some(39 | 41) => MAX_LINES_BOLETA,
+        _ => MAX_LINES_DTE,
     }
 }
 
@@ -225,12 +240,30 @@ impl<R: Read> Iterator for CsvDocuments<R> {
             let key = row.get("Documento").cloned().unwrap_or_default();
             let same = self.current.as_ref().is_some_and(|(d, _)| d.key == key);
             if same {
+                let bytes = self.record.as_slice().len();
+                let Some((doc, lines)) = self.current.as_mut() else { continue };
+                doc.bytes += bytes;
+                let max = max_lines(&doc.document);
+                if lines.len() >= max {
+                    self.done = true;
+                    self.current = None;
+                    return Some(Err(CsvError {
+                        line,
+                        message: format!(
+                            "document {key:?} has more than {max} Detalle lines, the most its type allows"
+                        ),
+                    }));
+                }
+                if doc.bytes > MAX_DOCUMENT_BYTES {
+                    self.done = true;
+                    self.current = None;
+                    return Some(Err(CsvError {
+                        line,
+                        message: format!("document {key:?} takes more than {MAX_DOCUMENT_BYTES} bytes of rows"),
+                    }));
+                }
                 match Self::line_of(&row, line) {
-                    Ok(l) => {
-                        if let Some((_, lines)) = self.current.as_mut() {
-                            lines.push(l);
-                        }
-                    }
+                    Ok(l) => lines.push(l),
                     Err(e) => return Some(Err(e)),
                 }
                 continue;
@@ -241,7 +274,16 @@ impl<R: Read> Iterator for CsvDocuments<R> {
                     message: format!("document {key:?} appears again after other documents: keep its rows together"),
                 }));
             }
-            let started = Self::start(&row, line).and_then(|d| Self::line_of(&row, line).map(|l| (d, vec![l])));
+            let bytes = self.record.as_slice().len();
+            if bytes > MAX_DOCUMENT_BYTES {
+                self.done = true;
+                return Some(Err(CsvError {
+                    line,
+                    message: format!("a row takes more than {MAX_DOCUMENT_BYTES} bytes"),
+                }));
+            }
+            let started = Self::start(&row, line)
+                .and_then(|d| Self::line_of(&row, line).map(|l| (BatchDocument { bytes, ..d }, vec![l])));
             let previous = self.finish();
             match started {
                 Ok(s) => self.current = Some(s),
@@ -348,5 +390,30 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 50_001);
+    }
+
+    #[test]
+    fn a_document_is_capped_at_its_types_lines_with_the_line_of_the_first_excess() {
+        let rows = |tipo: u16, n: usize| {
+            let mut t = String::from("Documento,RUTEmisor,TipoDTE,NmbItem,PrcItem\n");
+            for i in 0..n {
+                t.push_str(&format!("D1,76192083-9,{tipo},Item {i},100\n"));
+            }
+            t
+        };
+        assert_eq!(docs(rows(33, 60).as_bytes(), Encoding::Utf8).len(), 1);
+        let out = docs(rows(33, 61).as_bytes(), Encoding::Utf8);
+        let e = out.iter().find_map(|d| d.as_ref().err()).expect("an error");
+        // The header is line 1: the 61st row is line 62.
+        assert_eq!(e.line, 62, "{e}");
+        assert!(e.message.contains("more than 60 Detalle lines"), "{e}");
+        assert!(docs(rows(39, 1000).as_bytes(), Encoding::Utf8).iter().all(|d| d.is_ok()));
+        assert!(docs(rows(39, 1001).as_bytes(), Encoding::Utf8).iter().any(|d| d.is_err()));
+        let long = format!(
+            "Documento,RUTEmisor,TipoDTE,NmbItem,PrcItem\nD1,76192083-9,33,{},100\n",
+            "x".repeat(MAX_DOCUMENT_BYTES + 1)
+        );
+        let out = docs(long.as_bytes(), Encoding::Utf8);
+        assert!(out.iter().any(|d| d.as_ref().is_err_and(|e| e.line == 2 && e.message.contains("bytes"))), "{out:?}");
     }
 }

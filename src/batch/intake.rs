@@ -41,6 +41,10 @@ pub struct RawItem {
     pub document: Result<Value, String>,
 }
 
+/// One item of a JSON batch may not be larger than this (a 1 000-line boleta with the longest
+/// texts the schema allows fits well inside); memory holds one item at a time, so this bounds it.
+pub const MAX_ITEM_BYTES: u64 = 4 << 20;
+
 /// Structural errors stop being collected after this many: the file is refused anyway.
 pub const MAX_ERRORS: usize = 50;
 /// A JSON file inside a ZIP may not expand past this (a ZIP bomb stops here).
@@ -80,6 +84,26 @@ fn item_of(v: Value, source: String) -> RawItem {
 struct EachItem<'a> {
     each: &'a mut dyn FnMut(RawItem),
     prefix: &'a str,
+    /// Bytes read since the last item ended (shared with the [`Capped`] reader).
+    since: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+/// Counts what the JSON parser reads and fails the read once one item runs past
+/// [`MAX_ITEM_BYTES`], before the parser builds it in memory.
+struct Capped<R> {
+    inner: R,
+    since: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.since.get() > MAX_ITEM_BYTES {
+            return Err(std::io::Error::other(format!("an item is larger than {MAX_ITEM_BYTES} bytes")));
+        }
+        let n = self.inner.read(buf)?;
+        self.since.set(self.since.get() + n as u64);
+        Ok(n)
+    }
 }
 
 impl<'de> Visitor<'de> for EachItem<'_> {
@@ -93,6 +117,7 @@ impl<'de> Visitor<'de> for EachItem<'_> {
         let mut i = 0usize;
         while let Some(v) = seq.next_element::<Value>()? {
             (self.each)(item_of(v, format!("{}item {i}", self.prefix)));
+            self.since.set(0);
             i += 1;
         }
         Ok(())
@@ -102,9 +127,15 @@ impl<'de> Visitor<'de> for EachItem<'_> {
 /// Streams a JSON array; a syntax error names its line and column.
 fn json_array(input: impl Read, prefix: &str, each: &mut dyn FnMut(RawItem)) -> Result<(), FieldError> {
     use serde::Deserializer as _;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::new(input));
+    let since = std::rc::Rc::new(std::cell::Cell::new(0));
+    // Unbuffered under the cap: the count is of what the parser has asked for.
+    let capped = Capped { inner: BufReader::new(input), since: since.clone() };
+    let mut de = serde_json::Deserializer::from_reader(capped);
     let at = |e: &serde_json::Error| format!("{prefix}line {}, column {}", e.line(), e.column());
-    de.deserialize_seq(EachItem { each, prefix }).map_err(|e| structural(at(&e), "json", e.to_string()))?;
+    de.deserialize_seq(EachItem { each, prefix, since }).map_err(|e| {
+        let code = if e.is_io() { "too-large" } else { "json" };
+        structural(at(&e), code, e.to_string())
+    })?;
     de.end().map_err(|e| structural(at(&e), "json", e.to_string()))
 }
 

@@ -29,15 +29,25 @@ const REPORT_HEADER: [&str; 14] = [
 
 type Page = Vec<(BatchItemRow, Option<Vec<u8>>)>;
 
+/// A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a tab or carriage
+/// return before one) is prefixed with `'`, which shows the text as written (OWASP, "CSV
+/// Injection"). References and error texts come from the batch's uploader.
+fn spreadsheet_safe(s: String) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s,
+    }
+}
+
 fn report_row(r: &BatchItemRow) -> [String; 14] {
     let totals: serde_json::Value = r.totals.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
     let amount = |k: &str| totals.get(k).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default();
-    let opt = |v: Option<String>| v.unwrap_or_default();
+    let opt = |v: Option<String>| spreadsheet_safe(v.unwrap_or_default());
     [
         r.index.to_string(),
         opt(r.reference.clone()),
-        r.company.clone(),
-        r.source.clone(),
+        spreadsheet_safe(r.company.clone()),
+        spreadsheet_safe(r.source.clone()),
         opt(r.tipo.map(|t| t.to_string())),
         opt(r.folio.map(|f| f.to_string())),
         amount("MntNeto"),
@@ -93,5 +103,25 @@ impl Batches {
         drop(tx);
         let internal = |e: String| BatchError::Service(crate::service::ServiceError::Internal(e));
         writer.await.map_err(|e| internal(e.to_string()))?.map_err(|e| internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for (i, o) in [
+            ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("F-101", "F-101"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(i.to_string()), o);
+        }
     }
 }

@@ -126,6 +126,13 @@ impl Auth {
         e.0 += 1;
     }
 
+    fn cached(&self, hash: &str) -> Option<ApiKey> {
+        self.keys
+            .lock()
+            .ok()
+            .and_then(|c| c.get(hash).filter(|(_, at)| at.elapsed() < KEY_CACHE).map(|(k, _)| k.clone()))
+    }
+
     /// A key revoked here is refused here at once (other instances follow within their
     /// revocation poll): forget it so the next request reads it from the database.
     pub fn forget_key(&self, id: &str) {
@@ -170,13 +177,17 @@ impl Auth {
     }
 
     /// [`Auth::authenticate`] for a client at `ip`, counting its failures.
+    /// Over its allowance, an address is answered `429` without a database lookup, except for
+    /// keys this instance has recently seen good (clients sharing the address keep working).
     pub async fn authenticate_from(
         &self,
         presented: Option<&str>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<Principal, ApiError> {
-        if let Some(ip) = ip {
-            self.failures_allow(ip).map_err(ApiError::RateLimited)?;
+        if let Err(wait) = ip.map_or(Ok(()), |ip| self.failures_allow(ip)) {
+            if !presented.is_some_and(|k| self.cached(&sha256_hex(k.as_bytes())).is_some()) {
+                return Err(ApiError::RateLimited(wait));
+            }
         }
         let r = match presented {
             Some(k) => self.authenticate(k).await,
@@ -193,12 +204,7 @@ impl Auth {
         if self.revoked.read().map(|r| r.contains(&hash)).unwrap_or(true) {
             return Err(ApiError::Unauthorized);
         }
-        let cached = self
-            .keys
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&hash).filter(|(_, at)| at.elapsed() < KEY_CACHE).map(|(k, _)| k.clone()));
-        let key = match cached {
+        let key = match self.cached(&hash) {
             Some(k) => k,
             None => {
                 let k = self.svc.key_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
