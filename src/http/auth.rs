@@ -185,7 +185,7 @@ impl Auth {
         ip: Option<std::net::IpAddr>,
     ) -> Result<Principal, ApiError> {
         if let Err(wait) = ip.map_or(Ok(()), |ip| self.failures_allow(ip)) {
-            if !presented.is_some_and(|k| self.cached(&sha256_hex(k.as_bytes())).is_some()) {
+            if presented.is_none_or(|k| self.cached(&sha256_hex(k.as_bytes())).is_none()) {
                 return Err(ApiError::RateLimited(wait));
             }
         }
