@@ -221,6 +221,9 @@ enum MasterKeyCmd {
 enum AuditCmd {
     /// Walk every chain and name the first broken entry.
     Verify,
+    /// Check the chains written before keyed chains (SHA-256) and key them with the master key; only
+    /// for a database whose first start after the upgrade was interrupted.
+    KeyLegacy,
 }
 
 enum Failure {
@@ -486,6 +489,15 @@ async fn audit(config: &Option<PathBuf>) -> Result<(), Failure> {
     }
 }
 
+async fn audit_key_legacy(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let s = settings(config)?;
+    let svc = server::service_with(&s, false, false, true).await.map_err(start_err)?;
+    for (scope, seq, mac) in svc.audit_heads().await.map_err(svc_err)? {
+        println!("head {scope} {seq} {mac}");
+    }
+    Ok(())
+}
+
 async fn migrate(config: &Option<PathBuf>, dry_run: bool) -> Result<(), Failure> {
     let s = settings(config)?;
     let store = dte_gateway::store::Store::connect(&s.database(), 1).map_err(|e| Failure::Input(e.to_string()))?;
@@ -500,6 +512,12 @@ async fn migrate(config: &Option<PathBuf>, dry_run: bool) -> Result<(), Failure>
     }
     if r.applied.is_empty() {
         println!("up to date");
+    }
+    // The migration that brings the key check value is completed with the master key: the check
+    // value recorded and the chains written before keyed chains keyed (see `audit key-legacy`).
+    if !dry_run && r.applied.iter().any(|(v, _)| *v == dte_gateway::store::migrations::KEY_CHECK_VERSION) {
+        server::service_with(&s, false, false, true).await.map_err(start_err)?;
+        println!("recorded the master key's check value and keyed the audit chains");
     }
     Ok(())
 }
@@ -586,6 +604,7 @@ pub fn run() -> ExitCode {
         }
         Cmd::Keys { config, cmd } => runtime_block(keys(config, cmd)),
         Cmd::Audit { config, cmd: AuditCmd::Verify } => runtime_block(audit(config)),
+        Cmd::Audit { config, cmd: AuditCmd::KeyLegacy } => runtime_block(audit_key_legacy(config)),
         Cmd::Migrate { config, dry_run } => runtime_block(migrate(config, *dry_run)),
         Cmd::MasterKey { config, cmd: MasterKeyCmd::Rotate } => runtime_block(rotate_master_key(config)),
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),

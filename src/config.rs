@@ -330,6 +330,9 @@ impl Settings {
                 "with metrics_bind empty, /metrics shares the API port and needs metrics_token (16+ characters)".into(),
             );
         }
+        if self.auth_failures_per_minute == 0 {
+            e.push("auth_failures_per_minute must be at least 1".into());
+        }
         if self.body_read_timeout_ms == 0 || self.event_stream_max_seconds == 0 || self.event_stream_recheck_ms == 0 {
             e.push("body_read_timeout_ms, event_stream_max_seconds and event_stream_recheck_ms must be above 0".into());
         }

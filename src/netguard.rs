@@ -30,6 +30,7 @@ fn v4_internal(ip: Ipv4Addr) -> bool {
         || (o[0] == 100 && (o[1] & 0xC0) == 64)
         || (o[0] == 192 && o[1] == 0 && o[2] == 0)
         || (o[0] == 198 && (o[1] & 0xFE) == 18)
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast
         || o[0] >= 240
 }
 
@@ -46,7 +47,10 @@ fn v6_internal(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xFFC0) == 0xFEC0 // site-local (deprecated) fec0::/10
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 can reach any IPv4 address
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo tunnels to an address the prefix hides
+        || (s[0] == 0x2002 && v4_internal(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))) // 6to4 of an internal IPv4
         || (s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
+        || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) // IPv4-translated ::ffff:0:a.b.c.d
 }
 
 /// Loopback, private, link-local, multicast, unspecified or reserved: not a public receiver.
@@ -119,10 +123,15 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "2001:0:4136:e378::1",
+            "2002:7f00:1::1",
+            "2002:a00:1::1",
+            "::ffff:0:7f00:1",
+            "192.88.99.1",
         ] {
             assert!(is_internal(a.parse().unwrap()), "{a}");
         }
-        for a in ["200.10.20.30", "8.8.8.8", "2800:150::1", "::ffff:200.1.2.3"] {
+        for a in ["200.10.20.30", "8.8.8.8", "2800:150::1", "::ffff:200.1.2.3", "2002:c80a:141e::1"] {
             assert!(!is_internal(a.parse().unwrap()), "{a}");
         }
     }

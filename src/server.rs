@@ -139,15 +139,38 @@ pub fn trust_of(s: &Settings, demo: bool) -> Result<CafTrust, StartError> {
 /// The service on the configured store. `serve` may `create_key` (embedded store only, see
 /// [`master_key`]); other commands use the key that exists.
 pub async fn service(s: &Settings, demo: bool, create_key: bool) -> Result<Arc<Service>, StartError> {
+    service_with(s, demo, create_key, false).await
+}
+
+/// [`service`]; `key_legacy_audit` keys audit chains written before keyed chains even when this
+/// start did not upgrade the database (`dte-gateway audit key-legacy`).
+pub async fn service_with(
+    s: &Settings,
+    demo: bool,
+    create_key: bool,
+    key_legacy_audit: bool,
+) -> Result<Arc<Service>, StartError> {
     let vault = master_key(s, create_key)?;
     if s.database().starts_with("sqlite://") {
         crate::vault::private_dir(&s.data_dir)
             .map_err(|e| StartError::Other(format!("{}: {e}", s.data_dir.display())))?;
     }
-    let store = Store::open(&s.database(), s.database_pool).await?;
+    let (store, migrated) = Store::open_reporting(&s.database(), s.database_pool).await?;
+    // The start that brings the check value in is the one that keys the old chains.
+    let upgraded = migrated.applied.iter().any(|(version, _)| *version == crate::store::migrations::KEY_CHECK_VERSION);
     let trust = trust_of(s, demo)?;
     let mut svc = Service::new(store, vault, trust, chrono::Duration::seconds(s.key_rotation_grace_seconds));
-    let report = svc.check_master_key().await.map_err(|e| StartError::Other(e.to_string()))?;
+    let mut tries = 0;
+    let report = loop {
+        match svc.check_master_key(upgraded || key_legacy_audit).await {
+            // Another instance may be completing the upgrade it applied: give it a moment.
+            Err(crate::store::KeyCheckError::Missing) if tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => break other.map_err(|e| StartError::Other(e.to_string()))?,
+        }
+    };
     if report.created {
         tracing::info!("recorded the master key's check value in the database");
     }
@@ -337,6 +360,13 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
         // entry rewritten later no longer leads to an anchored MAC).
         let mut logged: HashMap<String, i64> = HashMap::new();
         loop {
+            // The master key was rotated under this instance: everything it would seal or audit
+            // from now on would be under a key the database no longer has. Stop, and be refused
+            // at the next start with the reason.
+            if let Ok(false) = audit.master_key_current().await {
+                tracing::error!("the database's master key check value changed (the master key was rotated): stopping");
+                std::process::exit(3);
+            }
             match audit.audit_heads().await {
                 Ok(heads) => {
                     for (scope, seq, mac) in heads {

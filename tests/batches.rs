@@ -123,7 +123,10 @@ async fn csv_batch_of_three_companies_goes_to_the_sii_with_progress_events() {
     }
     let progress: Vec<Value> = text
         .split("\n\n")
-        .filter_map(|ev| ev.strip_prefix("event: progress\ndata: "))
+        // Each event carries an id (items settled so far) for `Last-Event-ID`.
+        .filter_map(|ev| {
+            ev.strip_prefix("id: ").and_then(|e| e.split_once("\nevent: progress\ndata: ")).map(|(_, d)| d)
+        })
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     assert!(progress.len() >= 2, "several progress events: {text}");

@@ -146,6 +146,13 @@ async fn forged_chain_is_detected(db: Db) {
     }
     let (ok, out) = audit_verify(&g.db);
     assert!(!ok && out.contains("BROKEN"), "a recomputed chain passed: {out}");
+    // Nor is it laundered by removing the key check value so that the next start takes the
+    // forged chain for one from before keyed chains and keys it.
+    sql_rows(&g.db, "DELETE FROM vault_check").await;
+    let (ok, out) = audit_verify(&g.db);
+    assert!(!ok && out.contains("no master key check value"), "{out}");
+    let (ok, out) = audit_verify(&g.db);
+    assert!(!ok && out.contains("no master key check value"), "the first refusal changed something: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

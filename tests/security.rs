@@ -224,7 +224,12 @@ async fn a_revoked_keys_event_stream_is_closed_and_streams_end_after_their_lifet
     let g = Gateway::start(
         sqlite(),
         1,
-        &[("DTE_GATEWAY_EVENT_STREAM_RECHECK_MS", "300"), ("DTE_GATEWAY_EVENT_STREAM_MAX_SECONDS", "4")],
+        &[
+            ("DTE_GATEWAY_EVENT_STREAM_RECHECK_MS", "300"),
+            ("DTE_GATEWAY_EVENT_STREAM_MAX_SECONDS", "4"),
+            // The slowest revocation poll allowed: the revoking instance must not wait for it.
+            ("DTE_GATEWAY_REVOCATION_POLL_MS", "1000"),
+        ],
         3,
     )
     .await;

@@ -37,7 +37,12 @@ pub struct Auth {
     /// database lookup each, so a client that keeps failing is turned away before that.
     failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
     failures_per_minute: u32,
+    /// Keys seen valid in the last hour (by hash): they pass an address's failure limit, so the
+    /// clients behind a proxy or NAT that someone else abuses keep working.
+    known_good: Mutex<HashMap<String, Instant>>,
 }
+
+const KNOWN_GOOD: Duration = Duration::from_secs(3600);
 
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -99,6 +104,7 @@ impl Auth {
             burst,
             failures: Mutex::new(HashMap::new()),
             failures_per_minute,
+            known_good: Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,6 +130,10 @@ impl Auth {
             *e = (0, Instant::now());
         }
         e.0 += 1;
+    }
+
+    fn known(&self, hash: &str) -> bool {
+        self.known_good.lock().ok().is_some_and(|k| k.get(hash).is_some_and(|at| at.elapsed() < KNOWN_GOOD))
     }
 
     fn cached(&self, hash: &str) -> Option<ApiKey> {
@@ -185,7 +195,7 @@ impl Auth {
         ip: Option<std::net::IpAddr>,
     ) -> Result<Principal, ApiError> {
         if let Err(wait) = ip.map_or(Ok(()), |ip| self.failures_allow(ip)) {
-            if presented.is_none_or(|k| self.cached(&sha256_hex(k.as_bytes())).is_none()) {
+            if presented.is_none_or(|k| !self.known(&sha256_hex(k.as_bytes()))) {
                 return Err(ApiError::RateLimited(wait));
             }
         }
@@ -228,6 +238,12 @@ impl Auth {
             shared.map_err(|wait| ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64))?;
         } else {
             self.take_token(&key.id)?;
+        }
+        if let Ok(mut k) = self.known_good.lock() {
+            if k.len() > 100_000 {
+                k.retain(|_, at| at.elapsed() < KNOWN_GOOD);
+            }
+            k.insert(hash.clone(), Instant::now());
         }
         Ok(Principal { key, hash })
     }

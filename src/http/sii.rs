@@ -42,7 +42,7 @@ pub async fn add_webhook(
 /// Deletes a webhook: nothing more is sent to it and its pending deliveries are cancelled; its
 /// past deliveries stay listed.
 #[utoipa::path(delete, path = "/v1/companies/{rut}/webhooks/{id}", tag = "webhooks", params(("rut" = String, Path), ("id" = i64, Path)),
-    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn delete_webhook(
@@ -58,7 +58,7 @@ pub async fn delete_webhook(
 
 /// A new signing secret for a webhook (in this response only); the old one stops at once.
 #[utoipa::path(post, path = "/v1/companies/{rut}/webhooks/{id}/secret", tag = "webhooks", params(("rut" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn rotate_webhook_secret(

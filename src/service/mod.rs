@@ -528,6 +528,11 @@ impl Service {
         Ok(store::verify_audit(&key, &self.store.audit_entries().await?))
     }
 
+    /// Whether the database is still sealed with this instance's master key.
+    pub async fn master_key_current(&self) -> Result<bool> {
+        Ok(self.store.key_check_value().await?.is_none_or(|v| v == self.vault.check_value()))
+    }
+
     /// The last entry of every audit chain (scope, seq, MAC), to anchor off-site.
     pub async fn audit_heads(&self) -> Result<Vec<(String, i64, String)>> {
         Ok(self.store.audit_heads().await?)
@@ -535,11 +540,14 @@ impl Service {
 
     /// Checks the master key against the database (and records it on the first start), then
     /// keys this store's audit entries with it.
-    pub async fn check_master_key(&self) -> std::result::Result<store::KeyCheckReport, store::KeyCheckError> {
+    pub async fn check_master_key(
+        &self,
+        legacy: bool,
+    ) -> std::result::Result<store::KeyCheckReport, store::KeyCheckError> {
         let key = store::AuditKey(self.vault.audit_key());
         let vault = self.vault.clone();
         let probe = move |company: &str, sealed: &[u8]| vault.open(sealed, company.as_bytes()).is_ok();
-        let report = self.store.check_master_key(&self.vault.check_value(), &key, &probe).await?;
+        let report = self.store.check_master_key(&self.vault.check_value(), &key, &probe, legacy).await?;
         self.store.set_audit_key(key);
         Ok(report)
     }

@@ -163,8 +163,16 @@ pub enum KeyCheckError {
     Mismatch,
     #[error("the master key does not open this database's sealed {0}; start with the key it was sealed with")]
     CannotOpen(String),
-    #[error("the audit chain does not verify ({0}); run `dte-gateway audit verify` and restore the audit table")]
+    #[error(
+        "the audit chain written before this version does not verify ({0}); restore the audit table from a backup"
+    )]
     BrokenAudit(String),
+    #[error(
+        "the database has audit entries but no master key check value, and was not upgraded by this start: \
+         the check value was removed outside the gateway; restore the database from a backup, or, if its first \
+         start after the upgrade was interrupted, run `dte-gateway audit key-legacy`"
+    )]
+    Missing,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -204,11 +212,17 @@ impl Store {
     /// (a new database or one from before the check value) records it, after making sure the key
     /// opens what is already sealed and keying the audit chains. Instances starting together are
     /// serialised; the second one sees the first one's value.
+    ///
+    /// Unkeyed chains are keyed only by the start that upgraded the database (`legacy`: it applied
+    /// the migration that brought the check value) or on an operator's explicit request: otherwise
+    /// removing the check value and rewriting the chain the old way would have it keyed, and so
+    /// laundered, by the next start.
     pub async fn check_master_key(
         &self,
         check_value: &str,
         key: &AuditKey,
         probe: Probe<'_>,
+        legacy: bool,
     ) -> Result<KeyCheckReport, KeyCheckError> {
         let mut tx = Tx::begin(self).await?;
         if tx.is_postgres() {
@@ -237,6 +251,10 @@ impl Store {
         let entries = entries_in(&mut tx).await?;
         let mut report = KeyCheckReport { created: true, keyed_entries: 0 };
         if verify_audit(key, &entries).is_err() {
+            if !legacy {
+                tx.rollback().await;
+                return Err(KeyCheckError::Missing);
+            }
             if let Err(e) = walk(&entries, legacy_hash) {
                 tx.rollback().await;
                 return Err(KeyCheckError::BrokenAudit(e));
@@ -252,6 +270,14 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// The recorded check value, if any.
+    pub async fn key_check_value(&self) -> Result<Option<String>, StoreError> {
+        self.query_opt("SELECT check_value FROM vault_check WHERE id = 1", args![])
+            .await?
+            .map(|r| r.text(0))
+            .transpose()
     }
 
     /// Master-key rotation's part of the audit: every chain checked under the old key, then

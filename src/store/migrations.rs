@@ -37,6 +37,9 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 2, "security", "0002_security.sql"),
 ];
 
+/// The migration that brings the master key's check value (see `audit`).
+pub const KEY_CHECK_VERSION: i64 = 2;
+
 pub(super) const VERSION_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
      name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)";
 

@@ -335,6 +335,11 @@ pub enum Store {
 impl Store {
     /// Opens the database and brings its schema up to date (see [`migrations`]).
     pub async fn open(url: &str, pool: usize) -> Result<Store, StoreError> {
+        Ok(Store::open_reporting(url, pool).await?.0)
+    }
+
+    /// [`Store::open`], and what its migration run did.
+    pub async fn open_reporting(url: &str, pool: usize) -> Result<(Store, MigrationReport), StoreError> {
         let store = Store::connect(url, pool)?;
         let report = store.migrate(false).await?;
         if report.adopted {
@@ -343,7 +348,7 @@ impl Store {
         for (version, name) in &report.applied {
             tracing::info!(version, name, "migration applied");
         }
-        Ok(store)
+        Ok((store, report))
     }
 
     /// Opens the database without touching its schema (for `migrate --dry-run`).

@@ -393,7 +393,8 @@ impl Store {
             .query_opt(
                 &format!(
                     "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                     WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) ORDER BY d.id LIMIT 1{lock}"
+                     WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)
+                       AND w.deleted_at IS NULL ORDER BY d.id LIMIT 1{lock}"
                 ),
                 args![now],
             )
@@ -417,7 +418,8 @@ impl Store {
         next_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE deliveries SET state = $2, last_status = $3, attempts = attempts + 1, next_at = $4, lease_until = NULL WHERE id = $1",
+            "UPDATE deliveries SET state = $2, last_status = $3, attempts = attempts + 1, next_at = $4, lease_until = NULL
+             WHERE id = $1 AND state = 'pending'",
             args![id, state, status, next_at],
         )
         .await

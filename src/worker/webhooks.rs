@@ -56,6 +56,14 @@ pub fn client(policy: TargetPolicy) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// A receiver's URL as it may be logged: scheme, host and path (a query may carry a token).
+fn loggable(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or_default(), u.path()),
+        Err(_) => "(unparsable)".into(),
+    }
+}
+
 /// What the tenant sees of a failed attempt: coarse, so the deliveries list cannot be used to map
 /// a network. The detail goes to the log.
 fn outcome(e: &reqwest::Error) -> &'static str {
@@ -118,7 +126,7 @@ pub async fn deliver_one(
     // narrowed since the webhook was registered).
     let checked = policy.check_url(&d.url).map(|u| literal_ip(&u).is_none_or(|ip| policy.allows(ip)));
     if !matches!(checked, Ok(true)) {
-        tracing::warn!(delivery = d.id, url = %d.url, "webhook receiver not allowed by the target policy");
+        tracing::warn!(delivery = d.id, receiver = %loggable(&d.url), "webhook receiver not allowed by the target policy");
         svc.delivery_outcome(d.id, "failed", "address not allowed", Utc::now()).await?;
         return Ok(true);
     }
@@ -135,8 +143,9 @@ pub async fn deliver_one(
     let (ok, status) = match sent {
         Ok(r) => (r.status().is_success(), r.status().as_u16().to_string()),
         Err(e) => {
-            tracing::warn!(delivery = d.id, url = %d.url, error = %e, "webhook delivery failed");
-            (false, outcome(&e).to_string())
+            let coarse = outcome(&e);
+            tracing::warn!(delivery = d.id, receiver = %loggable(&d.url), error = %e.without_url(), "webhook delivery failed");
+            (false, coarse.to_string())
         }
     };
     let attempts = d.attempts + 1;

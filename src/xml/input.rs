@@ -132,7 +132,8 @@ fn declared_in_text(text: &str) -> Option<String> {
 }
 
 fn finish(text: String, encoding: String) -> Result<Decoded, XmlInputError> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    // Blank lines before the declaration (seen in CAF files) are dropped with it.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text).trim_start_matches(['\r', '\n', ' ', '\t']);
     let body = match (text.starts_with("<?xml"), text.find("?>")) {
         (true, Some(i)) => text[i + 2..].trim_start_matches(['\r', '\n', ' ', '\t']),
         _ => text,

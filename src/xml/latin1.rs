@@ -33,7 +33,8 @@ pub fn decode_cp1252(b: &[u8]) -> String {
 pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let head = &bytes[..bytes.len().min(200)];
     let head = decode(head);
-    let decl = head.strip_prefix('\u{FEFF}').unwrap_or(&head);
+    // Some CAF files carry blank lines before the declaration.
+    let decl = head.strip_prefix('\u{FEFF}').unwrap_or(&head).trim_start();
     if !decl.starts_with("<?xml") {
         return None;
     }
@@ -41,8 +42,8 @@ pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let decl = &decl[..end];
     let i = decl.find("encoding")?;
     let rest = decl[i + 8..].trim_start().strip_prefix('=')?.trim_start();
-    let q = rest.chars().next()?;
-    let rest = &rest[1..];
+    let q = rest.chars().next().filter(|q| matches!(q, '"' | '\''))?;
+    let rest = &rest[q.len_utf8()..];
     let j = rest.find(q)?;
     Some(rest[..j].to_ascii_lowercase())
 }
@@ -71,5 +72,12 @@ mod tests {
         );
         assert_eq!(declared_encoding(b"<?xml version=\"1.0\"?><a/>"), None);
         assert_eq!(declared_encoding(b"<a/>"), None);
+        // Not quoted, or quoted with a character of two bytes: no declared encoding, no panic.
+        assert_eq!(declared_encoding("<?xml version=\"1.0\" encoding=Ã…?><a/>".as_bytes()), None);
+        assert_eq!(declared_encoding(b"<?xml version='1.0' encoding=\xc3\x83x\xc3\x83?><a/>"), None);
+        assert_eq!(
+            declared_encoding(b"\r\n <?xml version='1.0' encoding='ISO-8859-1'?><a/>").as_deref(),
+            Some("iso-8859-1")
+        );
     }
 }
