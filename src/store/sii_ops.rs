@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::ops::append_audit;
-use super::sql::{args, placeholders, Arg, Tx, Vals};
+use super::sql::{args, placeholders, Arg, Stmt, Tx, Vals};
 use super::*;
 
 fn skip_locked(tx: &Tx) -> &'static str {
@@ -303,22 +303,15 @@ impl Store {
         audit: NewAudit,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = Tx::begin(self).await?;
-        let n = tx
-            .exec(
-                "UPDATE webhooks SET deleted_at = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
-                args![company, id, now],
-            )
-            .await?;
-        if n == 0 {
-            tx.rollback().await;
-            return Ok(false);
-        }
-        tx.exec("UPDATE deliveries SET state = 'cancelled' WHERE webhook_id = $1 AND state = 'pending'", args![id])
-            .await?;
-        append_audit(&mut tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let first = Stmt::new(
+            "UPDATE webhooks SET deleted_at = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
+            args![company, id, now],
+        );
+        let cancel = Stmt::new(
+            "UPDATE deliveries SET state = 'cancelled' WHERE webhook_id = $1 AND state = 'pending'",
+            args![id],
+        );
+        self.change_live_webhook(first, Some(cancel), audit, now).await
     }
 
     /// Replaces a webhook's sealed secret. False when there is no such webhook.
@@ -330,16 +323,29 @@ impl Store {
         audit: NewAudit,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let first = Stmt::new(
+            "UPDATE webhooks SET secret = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
+            args![company, id, sealed_secret],
+        );
+        self.change_live_webhook(first, None, audit, now).await
+    }
+
+    /// `first` on a webhook that is not deleted, then `then`, audited, in one transaction; false
+    /// (nothing written) when `first` found no such webhook.
+    async fn change_live_webhook(
+        &self,
+        first: Stmt,
+        then: Option<Stmt>,
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let n = tx
-            .exec(
-                "UPDATE webhooks SET secret = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
-                args![company, id, sealed_secret],
-            )
-            .await?;
-        if n == 0 {
+        if tx.exec(&first.sql, first.args).await? == 0 {
             tx.rollback().await;
             return Ok(false);
+        }
+        if let Some(t) = then {
+            tx.exec(&t.sql, t.args).await?;
         }
         append_audit(&mut tx, &audit, now).await?;
         tx.commit().await?;
