@@ -136,6 +136,8 @@ enum DteCmd {
         json: bool,
         file: PathBuf,
     },
+    /// The printed copy (PDF with the PDF417 timbre) of a signed DTE.
+    Pdf(crate::cli_pdf::PdfArgs),
 }
 
 #[derive(Args)]
@@ -610,6 +612,12 @@ pub fn run() -> ExitCode {
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
         Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => {
             envio(signer, rut_receptor, output, dtes)
+        }
+        Cmd::Dte { cmd: DteCmd::Pdf(args) } => {
+            return match crate::cli_pdf::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => report_failure(Failure::Input(e)),
+            };
         }
         Cmd::Dte { cmd: DteCmd::Verify { trust_test_authority, json, file } } => {
             let outcome = (|| -> Result<verify::Report, Failure> {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cli_batch;
+mod cli_pdf;
 
 fn main() -> std::process::ExitCode {
     cli::run()

@@ -40,6 +40,11 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
+    /// The failed checks, one line each.
+    pub fn failures(&self) -> Vec<String> {
+        self.lines().into_iter().filter(|l| l.starts_with("FAIL")).collect()
+    }
+
     /// One line per check, as the CLI prints it.
     pub fn lines(&self) -> Vec<String> {
         self.checks

@@ -38,6 +38,10 @@ pub struct Company {
     pub fch_resol: NaiveDate,
     #[serde(rename = "NroResol")]
     pub nro_resol: u32,
+    /// The SII office (unidad) the company answers to, printed under the document box, e.g.
+    /// "S.I.I. - SANTIAGO ORIENTE".
+    #[serde(rename = "OficinaSII", default, skip_serializing_if = "Option::is_none")]
+    pub oficina_sii: Option<String>,
 }
 
 impl Company {
@@ -69,6 +73,7 @@ impl Company {
         text::check(&mut p, "company.DirOrigen", &self.dir_origen, 1, 70);
         text::check(&mut p, "company.CmnaOrigen", &self.cmna_origen, 1, 20);
         text::check_opt(&mut p, "company.CiudadOrigen", &self.ciudad_origen, 20);
+        text::check_opt(&mut p, "company.OficinaSII", &self.oficina_sii, 60);
         if self.acteco.is_empty() || self.acteco.len() > 4 {
             p.push("company.Acteco", "count", "between 1 and 4 activity codes are required");
         }
