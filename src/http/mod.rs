@@ -10,6 +10,7 @@ mod companies;
 mod documents;
 mod keys;
 pub mod openapi;
+mod print;
 pub mod problem;
 mod sii;
 mod tools;
@@ -245,6 +246,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/documents", web::get().to(documents::list))
                 .route("/companies/{rut}/documents/{tipo}/{folio}", web::get().to(documents::get))
                 .route("/companies/{rut}/documents/{tipo}/{folio}/xml", web::get().to(documents::xml))
+                .route("/companies/{rut}/documents/{tipo}/{folio}/pdf", web::get().to(print::pdf))
+                .route("/companies/{rut}/logo", web::put().to(print::put_logo))
                 .route("/companies/{rut}/documents/{tipo}/{folio}/sii-status", web::post().to(sii::sii_status))
                 .route("/companies/{rut}/webhooks", web::post().to(sii::add_webhook))
                 .route("/companies/{rut}/webhooks", web::get().to(sii::list_webhooks))

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, companies, documents, keys, sii, tools};
+use super::{batches, companies, documents, keys, print, sii, tools};
 
 struct Security;
 
@@ -24,7 +24,7 @@ impl Modify for Security {
     info(title = "dte-gateway", description = "Chile's electronic tax documents: issue, sign, store and verify DTE."),
     paths(
         companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs,
-        documents::issue, documents::get, documents::xml, documents::list,
+        documents::issue, documents::get, documents::xml, documents::list, print::pdf, print::put_logo,
         keys::create, keys::revoke, keys::rotate,
         sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::delete_webhook, sii::rotate_webhook_secret, sii::sii_status,
         tools::quote, tools::verify,

@@ -94,6 +94,14 @@ impl ApiError {
                 S::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", vec![]),
                 S::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", vec![]),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", vec![]),
+                S::Print(p) => {
+                    use crate::print::PrintError as P;
+                    match p {
+                        P::NotCedible(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not-cedible", vec![]),
+                        P::BadLogo(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-logo", vec![]),
+                        _ => (StatusCode::INTERNAL_SERVER_ERROR, "print-failed", vec![]),
+                    }
+                }
                 S::Dte(d) => match d {
                     DteError::Invalid(errs) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-document", errs.clone()),
                     DteError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-input", vec![]),

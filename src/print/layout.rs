@@ -55,22 +55,61 @@ pub fn render(doc: &PrintDoc, opts: &Options) -> Result<Vec<u8>, PrintError> {
     let format = opts.format.unwrap_or(Format::Letter);
     let title = format!("{} N° {}", names::document_name(doc.tipo), doc.folio);
     let mut images: Vec<Raster> = Vec::new();
-    let symbol = timbre::encode(&doc.ted, if format == Format::Letter { 15 } else { 8 })?;
+    let (symbol, module) = timbre_for(&doc.ted, format)?;
     images.push(Raster::Bits { width: symbol.width as u32, height: symbol.height as u32, data: symbol.packed_rows() });
     let logo = opts.logo.clone().map(|l| {
         images.push(l);
         images.len() - 1
     });
     let pages = match format {
-        Format::Letter => letter(doc, opts, &symbol, logo),
+        Format::Letter => letter(doc, opts, &symbol, module, logo),
         Format::Thermal80 => {
             // One pass to measure the height, one to draw.
-            let tall = thermal(doc, opts, &symbol, logo, 100_000.0);
+            let tall = thermal(doc, opts, &symbol, module, logo, 100_000.0);
             let used = tall.1;
-            vec![thermal(doc, opts, &symbol, logo, used + 12.0).0]
+            vec![thermal(doc, opts, &symbol, module, logo, used + 12.0).0]
         }
     };
     Ok(finish(pages, &images, &title))
+}
+
+/// Module sizes tried, largest first, each a whole number of device dots: on letter 4, 3 and 2
+/// dots at 300 dpi; on 80 mm 2 dots at 203 dpi (the common thermal head).
+fn module_sizes(format: Format) -> &'static [f32] {
+    match format {
+        Format::Letter => &[4.0 * 72.0 / 300.0, 3.0 * 72.0 / 300.0, 2.0 * 72.0 / 300.0],
+        Format::Thermal80 => &[2.0 * 72.0 / 203.0],
+    }
+}
+
+/// Picks the columns and module size: on letter the largest module whose symbol fits the SII's box
+/// (2 × 5 cm to 4 × 9 cm), narrowest first; on 80 mm the widest symbol inside the printable 72 mm
+/// (at least 4.5 cm wide), which is also the shortest.
+fn timbre_for(ted: &[u8], format: Format) -> Result<(Symbol, f32), PrintError> {
+    let probe = timbre::encode(ted, 15)?;
+    let codewords = probe.codewords();
+    let mm = |modules: usize, module: f32| modules as f32 * module / PT_PER_MM;
+    for &module in module_sizes(format) {
+        let fits = |cols: usize| {
+            let (w, h) = timbre::modules_for(codewords, cols);
+            let (w, h) = (mm(w, module), mm(h, module));
+            match format {
+                Format::Letter => (50.0..=90.0).contains(&w) && (20.0..=40.0).contains(&h),
+                Format::Thermal80 => (45.0..=72.0).contains(&w) && h >= 20.0,
+            }
+        };
+        let pick = match format {
+            Format::Letter => (3..=30).find(|c| fits(*c)),
+            Format::Thermal80 => (3..=30).rev().find(|c| fits(*c)),
+        };
+        if let Some(cols) = pick {
+            let s = if cols == 15 { probe.clone() } else { timbre::encode(ted, cols as u32)? };
+            return Ok((s, module));
+        }
+    }
+    // Nothing fits the box (a TED far larger than the SII's): the smallest module, 15 columns.
+    let module = module_sizes(format).last().copied().unwrap_or(1.0);
+    Ok((probe, module))
 }
 
 fn resolution_caption(opts: &Options) -> String {
@@ -143,7 +182,6 @@ fn line_amounts(l: &super::model::Line) -> (String, String, String) {
     } else if let Some(r) = &l.surcharge {
         dr.push(format!("+{}", names::amount(r)));
     }
-    let _ = (&qty, &price);
     (qty, price, dr.join(" "))
 }
 
@@ -195,8 +233,6 @@ const M: f32 = 36.0;
 const BOX_W: f32 = 200.0;
 /// The timbre's left edge: more than the 2 cm the SII asks for.
 const TIMBRE_X: f32 = 22.0 * PT_PER_MM;
-/// Module size on letter: 3 dots at 300 dpi (integer device dots per module).
-const LETTER_MODULE: f32 = 3.0 * 72.0 / 300.0;
 
 struct Cols {
     code: (f32, f32),
@@ -239,30 +275,12 @@ fn timbre_size(symbol: &Symbol, module: f32) -> (f32, f32) {
     (symbol.width as f32 * module, symbol.height as f32 * module)
 }
 
-fn letter_module(symbol: &Symbol) -> f32 {
-    // The SII's box is 2 × 5 cm at least and 4 × 9 cm at most: grow by whole dots until it is
-    // big enough, never past the maximum.
-    let mut module = LETTER_MODULE;
-    for dots in 3..=6 {
-        let m = dots as f32 * 72.0 / 300.0;
-        let (w, h) = timbre_size(symbol, m);
-        if w > 90.0 * PT_PER_MM || h > 40.0 * PT_PER_MM {
-            break;
-        }
-        module = m;
-        if w >= 50.0 * PT_PER_MM && h >= 20.0 * PT_PER_MM {
-            break;
-        }
-    }
-    module
-}
-
-fn letter(doc: &PrintDoc, opts: &Options, symbol: &Symbol, logo: Option<usize>) -> Vec<Page> {
+fn letter(doc: &PrintDoc, opts: &Options, symbol: &Symbol, module: f32, logo: Option<usize>) -> Vec<Page> {
     let rows = detail_rows(doc);
-    let module = letter_module(symbol);
     let (tw, th) = timbre_size(symbol, module);
     let totals = total_rows(doc);
-    let footer_h = (th + 34.0).max(totals.len() as f32 * 14.0 + 16.0) + if opts.cedible { 96.0 } else { 0.0 };
+    let footer_h =
+        (th + 34.0).max(totals.len() as f32 * 14.0 + 16.0) + if opts.cedible { ACUSE_HEIGHT + 8.0 } else { 0.0 };
     let extras: Vec<String> = doc
         .globals
         .iter()
@@ -316,7 +334,7 @@ fn letter(doc: &PrintDoc, opts: &Options, symbol: &Symbol, logo: Option<usize>) 
                 }
                 y += 2.0;
             }
-            letter_footer(&mut page, doc, opts, symbol, module, (tw, th), &totals);
+            letter_footer(&mut page, doc, opts, (tw, th), &totals);
         }
         page.text_center(Font::Regular, 7.0, L_W / 2.0, L_H - M + 14.0, &format!("Página {} de {n}", p + 1));
         if opts.not_valid {
@@ -510,16 +528,7 @@ fn table_row(page: &mut Page, l: &super::model::Line, lines: &[String], y: f32) 
     y + lines.len() as f32 * ROW_LEAD + 3.0
 }
 
-#[allow(clippy::too_many_arguments)]
-fn letter_footer(
-    page: &mut Page,
-    doc: &PrintDoc,
-    opts: &Options,
-    _symbol: &Symbol,
-    module: f32,
-    (tw, th): (f32, f32),
-    totals: &[(String, String)],
-) {
+fn letter_footer(page: &mut Page, doc: &PrintDoc, opts: &Options, (tw, th): (f32, f32), totals: &[(String, String)]) {
     let bottom = L_H - M - 14.0;
     // Timbre at the bottom left, captions under it.
     let ty = bottom - th - 22.0;
@@ -527,7 +536,6 @@ fn letter_footer(
     let cx = TIMBRE_X + tw / 2.0;
     page.text_center(Font::Bold, 8.0, cx, ty + th + 10.0, "Timbre Electrónico SII");
     page.text_center(Font::Regular, 7.0, cx, ty + th + 19.0, &resolution_caption(opts));
-    let _ = module;
     // Totals at the bottom right.
     let tx = L_W - M - 190.0;
     let mut y = bottom - totals.len() as f32 * 14.0 - 6.0;
@@ -539,14 +547,16 @@ fn letter_footer(
         page.text_right(font, 9.0, tx + 184.0, y - 3.0, v);
     }
     if opts.cedible {
-        let top = ty.min(bottom - totals.len() as f32 * 14.0 - 12.0) - 96.0;
+        let top = ty.min(bottom - totals.len() as f32 * 14.0 - 12.0) - ACUSE_HEIGHT - 8.0;
         acuse_block(page, doc, M, top, L_W - 2.0 * M);
     }
 }
 
-/// The cedible copy's acuse de recibo block and legend.
+/// The cedible copy's legend and acuse de recibo block (`ACUSE_HEIGHT` tall).
 fn acuse_block(page: &mut Page, doc: &PrintDoc, x: f32, top: f32, w: f32) {
     let legend = names::cedible_legend(doc.tipo).unwrap_or("CEDIBLE");
+    page.text_right(Font::Bold, 13.0, x + w, top + 12.0, legend);
+    let top = top + 18.0;
     page.frame(x, top, w, 88.0, 0.7, BLACK);
     let mut y = top + 14.0;
     let half = w / 2.0;
@@ -561,19 +571,25 @@ fn acuse_block(page: &mut Page, doc: &PrintDoc, x: f32, top: f32, w: f32) {
     for (i, l) in fonts::wrap(Font::Regular, 6.5, names::ACUSE_DE_RECIBO, w - 12.0).iter().enumerate() {
         page.text(Font::Regular, 6.5, x + 6.0, y + 12.0 + i as f32 * 8.0, l);
     }
-    page.text_right(Font::Bold, 14.0, x + w - 8.0, top + 26.0, legend);
 }
+
+const ACUSE_HEIGHT: f32 = 106.0;
 
 // ---------------------------------------------------------------------------------------------
 // 80 mm thermal
 
 const T_W: f32 = 80.0 * PT_PER_MM;
 const T_M: f32 = 4.0 * PT_PER_MM;
-/// Module size on thermal paper: 2 dots at 203 dpi.
-const THERMAL_MODULE: f32 = 2.0 * 72.0 / 203.0;
 
 /// Draws the 80 mm copy on a page `height` tall; returns it and the height used.
-fn thermal(doc: &PrintDoc, opts: &Options, symbol: &Symbol, logo: Option<usize>, height: f32) -> (Page, f32) {
+fn thermal(
+    doc: &PrintDoc,
+    opts: &Options,
+    symbol: &Symbol,
+    module: f32,
+    logo: Option<usize>,
+    height: f32,
+) -> (Page, f32) {
     let mut p = Page::new(T_W, height);
     let w = T_W - 2.0 * T_M;
     let cx = T_W / 2.0;
@@ -630,7 +646,9 @@ fn thermal(doc: &PrintDoc, opts: &Options, symbol: &Symbol, logo: Option<usize>,
     };
     kv(&mut p, &mut y, "Fecha:", &names::date(&doc.fch_emis));
     if let Some(r) = &doc.receptor {
-        kv(&mut p, &mut y, "Cliente:", &r.name);
+        if !r.name.is_empty() {
+            kv(&mut p, &mut y, "Cliente:", &r.name);
+        }
         kv(&mut p, &mut y, "R.U.T.:", &names::rut(&r.rut));
     }
     y += 4.0;
@@ -671,7 +689,7 @@ fn thermal(doc: &PrintDoc, opts: &Options, symbol: &Symbol, logo: Option<usize>,
         }
     }
     // Timbre, centred, at least 4.5 cm wide.
-    let (tw, th) = timbre_size(symbol, THERMAL_MODULE);
+    let (tw, th) = timbre_size(symbol, module);
     y += 10.0;
     p.image(0, cx - tw / 2.0, y, tw, th);
     y += th + 10.0;
@@ -683,7 +701,7 @@ fn thermal(doc: &PrintDoc, opts: &Options, symbol: &Symbol, logo: Option<usize>,
     if opts.cedible {
         y += 8.0;
         acuse_block(&mut p, doc, T_M, y, w);
-        y += 88.0;
+        y += ACUSE_HEIGHT;
     }
     if opts.not_valid {
         p.watermark("NO VÁLIDO");

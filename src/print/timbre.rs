@@ -14,6 +14,12 @@ pub const ROW_HEIGHT: usize = 3;
 /// The SII's error-correction level.
 pub const EC_LEVEL: u32 = 5;
 
+/// A symbol's size for `cols` columns when `codewords` codewords (data and correction) must fit.
+pub fn modules_for(codewords: usize, cols: usize) -> (usize, usize) {
+    let rows = codewords.div_ceil(cols).max(3);
+    (17 * cols + 69, rows * ROW_HEIGHT)
+}
+
 /// A PDF417 symbol: `width` × `height` modules, row-major, true for a dark module. No quiet zone:
 /// the page leaves the white space around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +30,11 @@ pub struct Symbol {
 }
 
 impl Symbol {
+    /// Codewords the symbol holds (rows × data columns): what another column count must hold.
+    pub fn codewords(&self) -> usize {
+        (self.height / ROW_HEIGHT) * ((self.width - 69) / 17)
+    }
+
     /// Rows packed 1 bit a module, most significant bit first, dark = 0 (a PDF `DeviceGray`
     /// image with 1 bit per component: 0 is black).
     pub fn packed_rows(&self) -> Vec<u8> {
@@ -40,17 +51,17 @@ impl Symbol {
     }
 }
 
-/// Encodes `ted` (ISO-8859-1 bytes) with at most `max_cols` data columns: fewer columns make a
-/// narrower, taller symbol (the 80 mm layout), more a wider, shorter one (letter).
+/// Encodes `ted` (ISO-8859-1 bytes) in `cols` data columns (as many rows as it takes, at most
+/// 90): fewer columns make a narrower, taller symbol.
 ///
 /// A symbol holds at most 928 codewords, of which level 5 takes 64 for correction: about 1 030
 /// bytes of TED. The SII's TEDs (a 1024-bit FRMA, names cut at 40 characters) stay far below;
 /// a larger one (a test CAF signed by a 2048-bit authority) is encoded at the highest level that
 /// holds it rather than not at all.
-pub fn encode(ted: &[u8], max_cols: u32) -> Result<Symbol, PrintError> {
+pub fn encode(ted: &[u8], cols: u32) -> Result<Symbol, PrintError> {
     let mut last = None;
     for level in (2..=EC_LEVEL).rev() {
-        match encode_at(ted, max_cols, level) {
+        match encode_at(ted, cols, level) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -58,12 +69,12 @@ pub fn encode(ted: &[u8], max_cols: u32) -> Result<Symbol, PrintError> {
     Err(last.unwrap_or_else(|| PrintError::Barcode("no level holds the TED".into())))
 }
 
-fn encode_at(ted: &[u8], max_cols: u32, level: u32) -> Result<Symbol, PrintError> {
+fn encode_at(ted: &[u8], cols: u32, level: u32) -> Result<Symbol, PrintError> {
     let text = latin1::decode(ted);
     let mut p = PDF417::new();
     p.setCompaction(Compaction::BYTE);
     p.setEncoding(Some(CharacterSet::ISO8859_1));
-    p.setDimensions(max_cols, 1, 90, 3);
+    p.setDimensions(cols, cols, 90, 3);
     p.generateBarcodeLogic(&text, level).map_err(|e| PrintError::Barcode(e.to_string()))?;
     let m = p.getBarcodeMatrix().as_ref().ok_or_else(|| PrintError::Barcode("no symbol".into()))?;
     // The encoder keeps its rows last first (the ZXing layout): put them top to bottom.

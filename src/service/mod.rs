@@ -24,6 +24,7 @@ use crate::vault::Vault;
 mod edges;
 mod issuance;
 mod keys;
+mod print;
 mod signing;
 mod uploads;
 mod webhooks;
@@ -48,6 +49,8 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Print(#[from] crate::print::PrintError),
 }
 
 impl From<StoreError> for ServiceError {
@@ -175,6 +178,7 @@ pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
 use crate::crypto::sha256_hex;
 pub use edges::{ApiKey, Delivery, Webhook};
+pub use print::LogoInfo;
 pub use uploads::{DueDelivery, Upload, Verdict};
 
 /// Local wall-clock time to the second: the SII's timestamps carry no zone.

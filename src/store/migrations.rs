@@ -30,11 +30,15 @@ macro_rules! migration {
 }
 
 // Files are `NNNN_name.sql`; a test checks that this list and the folders agree.
-pub const SQLITE: &[Migration] =
-    &[migration!("sqlite", 1, "initial", "0001_initial.sql"), migration!("sqlite", 2, "security", "0002_security.sql")];
+pub const SQLITE: &[Migration] = &[
+    migration!("sqlite", 1, "initial", "0001_initial.sql"),
+    migration!("sqlite", 2, "security", "0002_security.sql"),
+    migration!("sqlite", 3, "company_logos", "0003_company_logos.sql"),
+];
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "initial", "0001_initial.sql"),
     migration!("postgres", 2, "security", "0002_security.sql"),
+    migration!("postgres", 3, "company_logos", "0003_company_logos.sql"),
 ];
 
 /// The migration that brings the master key's check value (see `audit`).

@@ -437,6 +437,34 @@ impl Store {
         Ok(())
     }
 
+    /// Sets (or replaces) a company's logo, audited.
+    pub async fn put_logo(
+        &self,
+        company: &str,
+        media_type: &str,
+        data: Vec<u8>,
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        tx.exec(
+            "INSERT INTO company_logos (company, media_type, data, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (company) DO UPDATE SET media_type = excluded.media_type, data = excluded.data, updated_at = excluded.updated_at",
+            args![company, media_type, data, now],
+        )
+        .await?;
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await
+    }
+
+    /// A company's logo: (media type, bytes).
+    pub async fn get_logo(&self, company: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.query_opt("SELECT media_type, data FROM company_logos WHERE company = $1", args![company])
+            .await?
+            .map(|r| Ok((r.text(0)?, r.bytes(1)?)))
+            .transpose()
+    }
+
     /// The last entry of every chain: (scope, seq, MAC).
     pub async fn audit_heads(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
         self.query(

@@ -1,0 +1,69 @@
+//! Printed copies of stored documents and the companies' logos.
+
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Result, Service, ServiceError};
+use crate::print::{self, canvas::Raster, Format, Options, PrintDoc};
+use crate::store::NewAudit;
+
+/// A company's logo as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LogoInfo {
+    pub media_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: usize,
+}
+
+fn size(r: &Raster) -> (u32, u32) {
+    match r {
+        Raster::Bits { width, height, .. }
+        | Raster::Samples { width, height, .. }
+        | Raster::Jpeg { width, height, .. } => (*width, *height),
+    }
+}
+
+impl Service {
+    /// Checks and stores a company's logo (PNG or JPEG).
+    pub async fn put_logo(&self, rut: &str, bytes: Vec<u8>, by: &str) -> Result<LogoInfo> {
+        self.company(rut).await?;
+        let raster = print::logo::decode(&bytes)?;
+        let media_type = if matches!(raster, Raster::Jpeg { .. }) { "image/jpeg" } else { "image/png" };
+        let (width, height) = size(&raster);
+        let info = LogoInfo { media_type: media_type.into(), width, height, bytes: bytes.len() };
+        let audit = NewAudit {
+            scope: rut.to_string(),
+            action: "company.logo",
+            subject: rut.to_string(),
+            data: serde_json::json!({"media_type": media_type, "bytes": bytes.len(), "by": by}).to_string(),
+        };
+        self.store.put_logo(rut, media_type, bytes, audit, Utc::now()).await?;
+        Ok(info)
+    }
+
+    /// The PDF of a stored document, rendered from its signed XML off the async executor.
+    pub async fn document_pdf(
+        &self,
+        rut: &str,
+        tipo: i32,
+        folio: i64,
+        format: Format,
+        cedible: bool,
+    ) -> Result<Vec<u8>> {
+        let company = self.company(rut).await?;
+        let xml = self.document_xml(rut, tipo, folio).await?;
+        let logo = self.store.get_logo(rut).await?.map(|(_, data)| data);
+        tokio::task::spawn_blocking(move || {
+            let logo = logo.map(|b| print::logo::decode(&b)).transpose()?;
+            let opts =
+                Options { format: Some(format), cedible, logo, ..Options::default() }.for_company(&company.company);
+            let doc = PrintDoc::from_xml(&xml, None)?;
+            print::render(&doc, &opts)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(ServiceError::from)
+    }
+}
