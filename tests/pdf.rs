@@ -449,3 +449,46 @@ async fn stored_documents_print_over_http_with_the_company_logo() {
     assert_eq!(listed.lines().skip(2).count(), 2, "the timbre and the logo: {listed}");
     assert_eq!(timbres(&file, 1).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batch_results_carry_each_documents_pdf_on_request() {
+    use common::gateway::{Gateway, RUT};
+    use reqwest::StatusCode;
+    use std::io::Read;
+    let g = Gateway::start(common::server::sqlite(), 1, &[], 10).await;
+    let (s, b) =
+        common::batch::submit(&g, &g.admin, common::batch::csv(&[RUT], 3, 2).into_bytes(), "text/csv", "").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    common::batch::wait_for(&g, &g.admin, &id, std::time::Duration::from_secs(60), |v| v["complete"] == true).await;
+    let zip_of = |query: &'static str| {
+        let (http, url, key) =
+            (g.http.clone(), g.url(&format!("/v1/batches/{id}/results.zip{query}")), g.admin.clone());
+        async move {
+            let r = http.get(url).bearer_auth(key).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap().to_vec())).unwrap()
+        }
+    };
+    let plain = zip_of("").await;
+    let names = |z: &zip::ZipArchive<std::io::Cursor<Vec<u8>>>| -> Vec<String> {
+        z.file_names().map(|n| n.unwrap().to_string()).collect()
+    };
+    assert!(!names(&plain).iter().any(|n| n.ends_with(".pdf")));
+    let mut with = zip_of("?pdf=true").await;
+    let mut pdfs: Vec<String> = names(&with).into_iter().filter(|n| n.ends_with(".pdf")).collect();
+    pdfs.sort();
+    assert_eq!(pdfs.len(), 3, "{pdfs:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for name in &pdfs {
+        let mut pdf = Vec::new();
+        with.by_name(name).unwrap().read_to_end(&mut pdf).unwrap();
+        let mut xml = Vec::new();
+        with.by_name(&name.replace(".pdf", ".xml")).unwrap().read_to_end(&mut xml).unwrap();
+        let (pf, xf) = (dir.path().join("d.pdf"), dir.path().join("d.xml"));
+        std::fs::write(&pf, &pdf).unwrap();
+        std::fs::write(&xf, &xml).unwrap();
+        qpdf_ok(&pf);
+        assert_eq!(timbres(&pf, 1)[0]["bytes"], hex(&ted_of(&xf)), "{name}");
+    }
+}

@@ -61,18 +61,28 @@ fn report_row(r: &BatchItemRow) -> [String; 14] {
     ]
 }
 
+/// Each company's print options, when the archive carries PDFs.
+type PrintOpts = std::collections::HashMap<String, crate::print::Options>;
+
 fn write_zip(
-    mut pages: tokio::sync::mpsc::Receiver<Page>,
+    mut pages: tokio::sync::mpsc::Receiver<(Page, Option<std::sync::Arc<PrintOpts>>)>,
 ) -> Result<std::fs::File, Box<dyn std::error::Error + Send + Sync>> {
     let mut zip = zip::ZipWriter::new(tempfile::tempfile()?);
     let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     let mut report = csv::Writer::from_writer(tempfile::tempfile()?);
     report.write_record(REPORT_HEADER)?;
-    while let Some(page) = pages.blocking_recv() {
+    while let Some((page, print)) = pages.blocking_recv() {
         for (row, xml) in page {
             if let (Some(xml), Some(tipo), Some(folio)) = (xml, row.tipo, row.folio) {
                 zip.start_file(format!("{}/T{tipo}F{folio}.xml", row.company), opts)?;
                 zip.write_all(&xml)?;
+                if let Some(o) = print.as_ref().and_then(|p| p.get(&row.company)) {
+                    let pdf = crate::print::PrintDoc::from_xml(&xml, None).and_then(|d| crate::print::render(&d, o))?;
+                    // PDFs compress little; storing them saves the time.
+                    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+                    zip.start_file(format!("{}/T{tipo}F{folio}.pdf", row.company), stored)?;
+                    zip.write_all(&pdf)?;
+                }
             }
             report.write_record(report_row(&row))?;
         }
@@ -87,16 +97,27 @@ fn write_zip(
 }
 
 impl Batches {
-    pub async fn results(&self, id: &str, caller: &Caller) -> Result<std::fs::File, BatchError> {
+    /// The results archive; with `pdf`, each document's letter PDF beside its XML.
+    pub async fn results(&self, id: &str, caller: &Caller, pdf: bool) -> Result<std::fs::File, BatchError> {
         self.get(id, caller).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Page>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<(Page, Option<std::sync::Arc<PrintOpts>>)>(2);
         let writer = tokio::task::spawn_blocking(move || write_zip(rx));
         let mut after = -1;
+        let mut print = PrintOpts::new();
         loop {
             let page = self.svc.store.batch_items(id, after, PAGE, false, true).await?;
             let Some(last) = page.last() else { break };
             after = last.0.index;
-            if tx.send(page).await.is_err() {
+            if pdf {
+                for (row, _) in &page {
+                    if row.folio.is_some() && !print.contains_key(&row.company) {
+                        let o = self.svc.print_options(&row.company, crate::print::Format::Letter, false).await?;
+                        print.insert(row.company.clone(), o);
+                    }
+                }
+            }
+            let opts = pdf.then(|| std::sync::Arc::new(print.clone()));
+            if tx.send((page, opts)).await.is_err() {
                 break;
             }
         }

@@ -317,17 +317,25 @@ impl Stream {
     }
 }
 
-/// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`) and `report.csv` (reference, type,
-/// folio, totals, state, SII state, error of every item).
-#[utoipa::path(get, path = "/v1/batches/{id}/results.zip", tag = "batches", params(("id" = String, Path)),
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResultsQuery {
+    /// Also each document's printed copy (letter), `{RUTEmisor}/T{TipoDTE}F{Folio}.pdf`.
+    pub pdf: Option<bool>,
+}
+
+/// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`), with `?pdf=true` its PDF beside it,
+/// and `report.csv` (reference, type, folio, totals, state, SII state, error of every item).
+#[utoipa::path(get, path = "/v1/batches/{id}/results.zip", tag = "batches", params(("id" = String, Path), ResultsQuery),
     responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn results(
     p: Principal,
     id: web::Path<String>,
+    q: web::Query<ResultsQuery>,
     batches: web::Data<Arc<Batches>>,
 ) -> Result<HttpResponse, ApiError> {
-    let file = batches.results(&id, &reader(&p)?).await?;
+    let file = batches.results(&id, &reader(&p)?, q.pdf.unwrap_or(false)).await?;
     let stream = futures_util::stream::unfold(Some(file), |file| async move {
         let mut f = file?;
         let read = tokio::task::spawn_blocking(move || {

@@ -43,6 +43,13 @@ impl Service {
         Ok(info)
     }
 
+    /// What a company's printed copies carry besides the XML: its SII office, resolution and logo.
+    pub async fn print_options(&self, rut: &str, format: Format, cedible: bool) -> Result<Options> {
+        let company = self.company(rut).await?;
+        let logo = self.store.get_logo(rut).await?.map(|(_, data)| print::logo::decode(&data)).transpose()?;
+        Ok(Options { format: Some(format), cedible, logo, ..Options::default() }.for_company(&company.company))
+    }
+
     /// The PDF of a stored document, rendered from its signed XML off the async executor.
     pub async fn document_pdf(
         &self,
@@ -52,13 +59,9 @@ impl Service {
         format: Format,
         cedible: bool,
     ) -> Result<Vec<u8>> {
-        let company = self.company(rut).await?;
+        let opts = self.print_options(rut, format, cedible).await?;
         let xml = self.document_xml(rut, tipo, folio).await?;
-        let logo = self.store.get_logo(rut).await?.map(|(_, data)| data);
         tokio::task::spawn_blocking(move || {
-            let logo = logo.map(|b| print::logo::decode(&b)).transpose()?;
-            let opts =
-                Options { format: Some(format), cedible, logo, ..Options::default() }.for_company(&company.company);
             let doc = PrintDoc::from_xml(&xml, None)?;
             print::render(&doc, &opts)
         })
