@@ -327,7 +327,7 @@ pub struct ResultsQuery {
 /// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`), with `?pdf=true` its PDF beside it,
 /// and `report.csv` (reference, type, folio, totals, state, SII state, error of every item).
 #[utoipa::path(get, path = "/v1/batches/{id}/results.zip", tag = "batches", params(("id" = String, Path), ResultsQuery),
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn results(
     p: Principal,
