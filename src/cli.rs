@@ -21,12 +21,21 @@ use std::sync::Arc;
 /// Files larger than this are refused before parsing.
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
 
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DTE_GATEWAY_COMMIT"), ")");
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  a check ran and found a problem (dte verify, audit verify, doctor, batch --watch with failures)
+  2  bad input or a refusal; the reason is on stderr
+  3  serve: the master key was rotated under the running instance (restart it with the new key)";
+
 #[derive(Parser)]
 #[command(
     name = "dte-gateway",
-    version,
+    version = VERSION,
     args_override_self = true,
-    about = "Chile's electronic tax documents (DTE): build, stamp, sign, validate, verify"
+    about = "Chile's electronic tax documents (DTE): build, stamp, sign, validate, verify",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +46,8 @@ struct Cli {
 enum Cmd {
     /// Run the HTTP service (embedded SQLite and an in-process cache unless configured otherwise).
     Serve {
+        /// The configuration file (default: $DTE_GATEWAY_CONFIG or ./dte-gateway.toml; the
+        /// environment's DTE_GATEWAY_* variables override it).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Overrides `bind` (`127.0.0.1:0` picks a free port).
@@ -49,8 +60,10 @@ enum Cmd {
     },
     /// An offline SII speaking the real wire formats, for tests and integrators.
     SiiSim {
+        /// The port to listen on (0: a free one, printed).
         #[arg(long, default_value_t = 8081)]
         port: u16,
+        /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
         /// Added to every answer, milliseconds.
@@ -62,6 +75,7 @@ enum Cmd {
         /// Share (0-1) of requests that hang for --hang-ms.
         #[arg(long, default_value_t = 0.0)]
         timeout_rate: f64,
+        /// How long a hanging request hangs, milliseconds.
         #[arg(long, default_value_t = 120_000)]
         hang_ms: u64,
         /// Share (0-1) of answers that are not XML.
@@ -82,6 +96,8 @@ enum Cmd {
     },
     /// API keys.
     Keys {
+        /// The configuration file (default: $DTE_GATEWAY_CONFIG or ./dte-gateway.toml; the
+        /// environment's DTE_GATEWAY_* variables override it).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
@@ -89,6 +105,8 @@ enum Cmd {
     },
     /// The audit chain.
     Audit {
+        /// The configuration file (default: $DTE_GATEWAY_CONFIG or ./dte-gateway.toml; the
+        /// environment's DTE_GATEWAY_* variables override it).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
@@ -96,6 +114,8 @@ enum Cmd {
     },
     /// The master key that seals certificates and CAF keys at rest.
     MasterKey {
+        /// The configuration file (default: $DTE_GATEWAY_CONFIG or ./dte-gateway.toml; the
+        /// environment's DTE_GATEWAY_* variables override it).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
@@ -103,6 +123,8 @@ enum Cmd {
     },
     /// Bring the database schema up to date (the service also does it at start).
     Migrate {
+        /// The configuration file (default: $DTE_GATEWAY_CONFIG or ./dte-gateway.toml; the
+        /// environment's DTE_GATEWAY_* variables override it).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Only list the migrations that would be applied.
@@ -121,6 +143,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: EnvioCmd,
     },
+    /// Check the deployment: configuration, database and migrations, master key, Redis, each
+    /// company's certificate and CAFs, the SII endpoints. One line per check; exit 1 if any fails.
+    Doctor {
+        /// The configuration file (default: $DTE_GATEWAY_CONFIG or ./dte-gateway.toml; the
+        /// environment's DTE_GATEWAY_* variables override it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// The CAF lifecycle: folios to annul at the SII, and when folios run out.
+    Caf(crate::cli_caf::CafArgs),
+    /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,11 +166,13 @@ enum DteCmd {
     Build(BuildArgs),
     /// Check schema, every signature, every TED and its CAF of a DTE, EnvioDTE or EnvioBOLETA.
     Verify {
+        /// PEM of a test CAF authority to trust besides the SII's (test documents).
         #[arg(long, value_name = "CERT.pem")]
         trust_test_authority: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The DTE, EnvioDTE or EnvioBOLETA file.
         file: PathBuf,
     },
     /// The printed copy (PDF with the PDF417 timbre) of a signed DTE.
@@ -142,10 +181,13 @@ enum DteCmd {
 
 #[derive(Args)]
 struct CertArgs {
+    /// The issuing company (Emisor fields, SII resolution).
     #[arg(long, value_name = "COMPANY.json")]
     company: PathBuf,
+    /// The signing certificate and key (PKCS#12).
     #[arg(long, value_name = "CERT.p12")]
     cert: PathBuf,
+    /// The PKCS#12 password.
     #[arg(long, value_name = "PASS")]
     cert_password: String,
     /// Signing time (default: now, local time), `YYYY-MM-DDTHH:MM:SS`.
@@ -155,19 +197,24 @@ struct CertArgs {
 
 #[derive(Args)]
 struct BuildArgs {
+    /// The document in the input format (JSON with the SII's element names).
     #[arg(long, value_name = "DOC.json")]
     input: PathBuf,
     #[command(flatten)]
     signer: CertArgs,
+    /// The CAF the folio belongs to, as the SII delivers it.
     #[arg(long, value_name = "CAF.xml")]
     caf: PathBuf,
+    /// The folio to use (within the CAF's range).
     #[arg(long)]
     folio: u64,
+    /// PEM of a test CAF authority to trust besides the SII's (test CAFs).
     #[arg(long, value_name = "CERT.pem")]
     trust_test_authority: Option<PathBuf>,
     /// Skip XSD validation (measurement only).
     #[arg(long, hide = true)]
     no_schema: bool,
+    /// Where to write the signed DTE (ISO-8859-1).
     #[arg(long, value_name = "OUT.xml")]
     output: PathBuf,
 }
@@ -181,8 +228,10 @@ enum EnvioCmd {
         /// 60803000-K (the SII) unless it is the copy for the buyer.
         #[arg(long, value_name = "RUT", default_value = "60803000-K")]
         rut_receptor: String,
+        /// Where to write the signed envelope.
         #[arg(long, value_name = "ENVIO.xml")]
         output: PathBuf,
+        /// The signed DTEs to pack, in order.
         #[arg(required = true, value_name = "DTE.xml")]
         dtes: Vec<PathBuf>,
     },
@@ -203,10 +252,15 @@ enum KeysCmd {
         admin: bool,
     },
     /// Revoke a key on every instance.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (as `keys create` printed it).
+        id: String,
+    },
     /// Issue a replacement key; the old one works for the grace period.
     Rotate {
+        /// The key's id.
         id: String,
+        /// How long the old key keeps working (default: key_rotation_grace_seconds).
         #[arg(long)]
         grace_seconds: Option<i64>,
     },
@@ -369,6 +423,12 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         println!("DEMO company 76192083-9 ready (TEST certificate and CAFs, never valid with the SII)");
         println!("DEMO API key (also in {}): {key}", s.data_dir.join("demo-api-key.txt").display());
     }
+    // Every series dashboards and alerts read exists from the first scrape.
+    dte_gateway::telemetry::register_known(&dte_gateway::telemetry::Known {
+        companies: svc.companies().await.map_err(svc_err)?,
+        routes: dte_gateway::http::openapi::routes(),
+    });
+    metrics::gauge!(dte_gateway::telemetry::CAF_WARNING_DAYS).set(s.caf_warning_days as f64);
     let shared = svc.cache.clone().filter(|c| c.mode() != "memory");
     let auth = Arc::new(Auth::new(
         svc.clone(),
@@ -612,6 +672,21 @@ pub fn run() -> ExitCode {
         Cmd::Dte { cmd: DteCmd::Build(a) } => build(a),
         Cmd::Envio { cmd: EnvioCmd::Build { signer, rut_receptor, output, dtes } } => {
             envio(signer, rut_receptor, output, dtes)
+        }
+        Cmd::Caf(args) => {
+            return match actix_web::rt::System::new().block_on(crate::cli_caf::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => report_failure(Failure::Input(e)),
+            };
+        }
+        Cmd::Doctor { config } => {
+            let ok = actix_web::rt::System::new().block_on(crate::cli_doctor::run(config));
+            return if ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        }
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "dte-gateway", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
         }
         Cmd::Dte { cmd: DteCmd::Pdf(args) } => {
             return match crate::cli_pdf::run(args) {

@@ -23,6 +23,7 @@ pub struct BatchArgs {
 enum BatchCmd {
     /// Upload a batch: .csv, .json (an array of items) or .zip (of JSON files).
     Submit {
+        /// The batch file: .csv, .json or .zip.
         file: PathBuf,
         /// Refuse the whole batch if any item is invalid.
         #[arg(long)]
@@ -37,18 +38,23 @@ enum BatchCmd {
     },
     /// The newest batches (all for a gateway admin key, else this key's).
     List {
+        /// How many batches, newest first.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
     /// A batch's counts and errors.
     Status {
+        /// The batch's id.
         id: String,
+        /// Follow it with a progress bar until it completes.
         #[arg(long)]
         watch: bool,
     },
     /// Download every signed XML and the report.
     Results {
+        /// The batch's id.
         id: String,
+        /// Where to write the archive.
         #[arg(short, long, value_name = "FILE.zip")]
         output: PathBuf,
     },
@@ -61,11 +67,13 @@ enum BatchCmd {
 
 #[derive(Subcommand)]
 enum DlqCmd {
+    /// Every dead letter with its reason and deliveries.
     List,
     /// Put dead letters back on the queue once their cause is mended.
     Replay {
         /// One dead letter's id; all of them with --all.
         id: Option<String>,
+        /// Every dead letter.
         #[arg(long)]
         all: bool,
     },

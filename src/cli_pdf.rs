@@ -34,6 +34,7 @@ pub struct PdfArgs {
     /// PEM of a test CAF authority to trust besides the SII's (test documents).
     #[arg(long, value_name = "CERT.pem")]
     trust_test_authority: Option<PathBuf>,
+    /// Where to write the PDF.
     #[arg(long, value_name = "OUT.pdf")]
     output: PathBuf,
 }

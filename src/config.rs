@@ -104,6 +104,9 @@ pub struct Settings {
     pub event_stream_recheck_ms: u64,
     /// Failed authentications per client address and minute before `429`.
     pub auth_failures_per_minute: u32,
+    /// Alert when a type's folios run out in fewer days than this at the last week's pace
+    /// (exported as `dte_caf_warning_days` for the alert rule).
+    pub caf_warning_days: u32,
 }
 
 impl Default for Settings {
@@ -163,6 +166,7 @@ impl Default for Settings {
             event_stream_max_seconds: 3600,
             event_stream_recheck_ms: 5_000,
             auth_failures_per_minute: 30,
+            caf_warning_days: 14,
         }
     }
 }
@@ -226,6 +230,7 @@ const ENV: &[&str] = &[
     "EVENT_STREAM_MAX_SECONDS",
     "EVENT_STREAM_RECHECK_MS",
     "AUTH_FAILURES_PER_MINUTE",
+    "CAF_WARNING_DAYS",
 ];
 
 impl Settings {
@@ -273,7 +278,8 @@ impl Settings {
                     | "body_read_timeout_ms"
                     | "event_stream_max_seconds"
                     | "event_stream_recheck_ms"
-                    | "auth_failures_per_minute" => {
+                    | "auth_failures_per_minute"
+                    | "caf_warning_days" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
                     "redis_cluster" | "sii_workers" | "webhook_allow_http" | "webhook_allow_private" => {

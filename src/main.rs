@@ -2,6 +2,8 @@
 
 mod cli;
 mod cli_batch;
+mod cli_caf;
+mod cli_doctor;
 mod cli_pdf;
 
 fn main() -> std::process::ExitCode {

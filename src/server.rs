@@ -40,6 +40,11 @@ pub enum StartError {
     Other(String),
 }
 
+/// The master key as configured (or the embedded store's key file), never creating one.
+pub fn master_key_for(s: &Settings) -> Result<Vault, StartError> {
+    master_key(s, false)
+}
+
 /// The master key: from the configuration; or, on the embedded SQLite store only, from the data
 /// folder, generated there by `serve` (`create`) the first time. A database several instances
 /// share needs the same explicit key on every one: a key file per instance would seal each
@@ -306,6 +311,14 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
         }
         if let Ok(c) = svc.certificate_info(&rut).await {
             metrics::gauge!(CERT_EXPIRY, "company" => rut.clone()).set(c.not_after.timestamp() as f64);
+        }
+    }
+    for rut in svc.companies().await? {
+        for f in svc.caf_forecast(&rut).await? {
+            // No issuance in the window: never at this pace.
+            let days = f.days_left.unwrap_or(f64::INFINITY);
+            metrics::gauge!(crate::telemetry::CAF_DAYS_LEFT, "company" => rut.clone(), "tipo" => f.tipo.to_string())
+                .set(days);
         }
     }
     for (state, n) in svc.document_states().await? {

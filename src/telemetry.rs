@@ -41,6 +41,8 @@ pub const BATCH_OLDEST_PENDING_SECONDS: &str = "dte_batch_oldest_pending_age_sec
 pub const BATCH_ITEMS: &str = "dte_batch_items_total";
 pub const AUDIT_CHAIN_LENGTH: &str = "dte_audit_chain_length";
 pub const AUTH_FAILURES: &str = "dte_auth_failures_total";
+pub const CAF_DAYS_LEFT: &str = "dte_caf_days_left";
+pub const CAF_WARNING_DAYS: &str = "dte_caf_warning_days";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -73,7 +75,104 @@ pub const ALL: &[&str] = &[
     BATCH_ITEMS,
     AUDIT_CHAIN_LENGTH,
     AUTH_FAILURES,
+    CAF_DAYS_LEFT,
+    CAF_WARNING_DAYS,
 ];
+
+/// Label values known before any traffic: every series an alert or a dashboard reads exists from
+/// the first scrape, at zero, so "no data" means a dead target, not an idle one.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub companies: Vec<String>,
+    /// (route pattern, method, the status it answers when it works)
+    pub routes: Vec<(String, String, u16)>,
+}
+
+/// Every operation the SII link counts (`sii::api`).
+pub const SII_OPERATIONS: [&str; 8] = [
+    "token",
+    "boleta_token",
+    "upload",
+    "boleta_upload",
+    "upload_status",
+    "boleta_upload_status",
+    "document_status",
+    "boleta_status",
+];
+const SII_OUTCOMES: [&str; 4] = ["ok", "refused", "failed", "error"];
+/// Upload verdicts the SII gives (accepted, with objections, rejected).
+const SII_ESTADOS: [&str; 9] = ["EPR", "RLV", "RPR", "RSC", "RFR", "RCT", "RCH", "RPT", "VOF"];
+const UPLOAD_OUTCOMES: [&str; 4] = ["received", "reauthenticate", "retry", "rejected"];
+const BATCH_OUTCOMES: [&str; 4] = ["issued", "failed", "retried", "dead"];
+const DOCUMENT_TYPES: [u16; 8] = [33, 34, 39, 41, 46, 52, 56, 61];
+
+/// Registers every metric with zero for its known label values (see [`Known`]); counting from
+/// zero changes nothing already counted. Gauges the background tasks fill in (folios, expiries)
+/// get their values there, and the SII circuits theirs when the link starts.
+pub fn register_known(k: &Known) {
+    use metrics::{counter, gauge, histogram};
+    for company in &k.companies {
+        register_company(company);
+    }
+    let _ = histogram!(ISSUANCE_SECONDS);
+    let _ = histogram!(ISSUANCE_GROUP_SIZE);
+    for stage in ["tax", "sign", "validate"] {
+        let _ = histogram!(ISSUANCE_STAGE_SECONDS, "stage" => stage);
+    }
+    for state in crate::domain::DocState::ALL {
+        gauge!(DOCUMENTS, "state" => state.as_str()).increment(0.0);
+    }
+    for op in SII_OPERATIONS {
+        for outcome in SII_OUTCOMES {
+            counter!(SII_REQUESTS, "operation" => op, "outcome" => outcome).increment(0);
+        }
+        let _ = histogram!(SII_REQUEST_SECONDS, "operation" => op);
+    }
+    for result in ["ok", "error"] {
+        counter!(SII_TOKENS, "result" => result).increment(0);
+    }
+    for outcome in UPLOAD_OUTCOMES {
+        counter!(SII_UPLOADS, "outcome" => outcome).increment(0);
+    }
+    for estado in SII_ESTADOS {
+        counter!(SII_VERDICTS, "estado" => estado).increment(0);
+    }
+    for layer in ["l1", "l2"] {
+        for result in ["hit", "miss"] {
+            counter!(CACHE_REQUESTS, "layer" => layer, "result" => result).increment(0);
+        }
+    }
+    gauge!(CACHE_DEGRADED).increment(0.0);
+    for (route, method, status) in &k.routes {
+        counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+            .increment(0);
+        let _ = histogram!(HTTP_SECONDS, "route" => route.clone());
+    }
+    for outcome in ["delivered", "failed"] {
+        counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for g in [
+        UNSENT_AGE,
+        REDIS_POOL_IN_USE,
+        REDIS_POOL_WAITING,
+        BATCH_QUEUE_DEPTH,
+        BATCH_DLQ_SIZE,
+        BATCH_OLDEST_PENDING_SECONDS,
+    ] {
+        gauge!(g).increment(0.0);
+    }
+    for outcome in BATCH_OUTCOMES {
+        counter!(BATCH_ITEMS, "outcome" => outcome).increment(0);
+    }
+    counter!(AUTH_FAILURES).increment(0);
+}
+
+/// A company's series, at zero (at start, and when a company is registered).
+pub fn register_company(rut: &str) {
+    for tipo in DOCUMENT_TYPES {
+        metrics::counter!(DOCUMENTS_ISSUED, "tipo" => tipo.to_string(), "company" => rut.to_string()).increment(0);
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {

@@ -141,3 +141,43 @@ print(json.dumps(out))
     let unit = std::fs::read_to_string(repo("deploy/systemd/dte-gateway.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/dte-gateway serve") && unit.contains("[Install]"));
 }
+
+/// A fresh instance (a company set up through another one; no request to this one yet) already
+/// exports every series the alert rules and the dashboard read: a rate over "no data" cannot be
+/// told from a dead target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_metric_the_rules_and_dashboards_read_exists_before_any_traffic() {
+    let sim = common::sim::SimProcess::start(&[]);
+    let link = [
+        ("DTE_GATEWAY_SII_WORKERS", "true"),
+        ("DTE_GATEWAY_SII_URL_CERTIFICACION", sim.base.as_str()),
+        ("DTE_GATEWAY_SII_BOLETA_API_URL_CERTIFICACION", sim.base.as_str()),
+        ("DTE_GATEWAY_SII_BOLETA_ENVIO_URL_CERTIFICACION", sim.base.as_str()),
+    ];
+    let g = common::gateway::Gateway::start(common::server::sqlite(), 1, &[], 10).await;
+    let server = common::server::Server::start(&g.db, &link);
+    let mut used = metric_names(&std::fs::read_to_string(repo("deploy/prometheus/alerts.yml")).unwrap());
+    used.extend(metric_names(&std::fs::read_to_string(repo("deploy/grafana/dte-gateway.json")).unwrap()));
+    // The background gauges are read at start; give them a moment.
+    let start = std::time::Instant::now();
+    loop {
+        let scrape = reqwest::get(server.metrics_url()).await.unwrap().text().await.unwrap();
+        let present = |name: &str| {
+            scrape.lines().any(|l| {
+                !l.starts_with('#')
+                    && [name.to_string(), format!("{name}_bucket"), format!("{name}_count")]
+                        .iter()
+                        .any(|n| l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} ")))
+            })
+        };
+        let missing: Vec<&String> = used.iter().filter(|n| !present(n)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "missing before any traffic: {missing:?}\n{scrape}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

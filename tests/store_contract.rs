@@ -51,6 +51,7 @@ async fn caf(store: &Store, desde: i64, hasta: i64) -> i64 {
         authority: "Test".into(),
         sealed: b"opaque".to_vec(),
         created_at: Utc::now(),
+        retired_at: None,
     };
     store.add_caf(rec, audit("caf.add", "T33")).await.expect("caf")
 }

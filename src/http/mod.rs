@@ -6,6 +6,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 
 pub mod auth;
 mod batches;
+mod cafs;
 mod companies;
 mod documents;
 mod keys;
@@ -101,13 +102,14 @@ async fn live() -> HttpResponse {
 
 /// Database reachable (else 503); cache `degraded` while Redis is down and memory stands in; the
 /// batch queue (`degraded` when its Redis does not answer: batches cannot be taken); the state of
-/// each SII circuit.
+/// each SII circuit; the master key still the database's (the cheap checks of `doctor`).
 async fn ready(
     svc: web::Data<Arc<Service>>,
     link: Option<web::Data<Arc<crate::worker::SiiLink>>>,
     batches: Option<web::Data<Arc<crate::batch::Batches>>>,
 ) -> HttpResponse {
     let db = svc.ping().await;
+    let key_ok = db.is_ok() && svc.master_key_current().await.unwrap_or(false);
     let queue = match &batches {
         Some(b) => {
             let depth = tokio::time::timeout(std::time::Duration::from_millis(500), b.queue_depth()).await;
@@ -135,8 +137,9 @@ async fn ready(
                 .collect()
         })
         .unwrap_or_default();
-    let degraded =
-        cache.as_ref().is_some_and(|c| c["degraded"] == true) || queue.as_ref().is_some_and(|q| q["ok"] == false);
+    let degraded = cache.as_ref().is_some_and(|c| c["degraded"] == true)
+        || queue.as_ref().is_some_and(|q| q["ok"] == false)
+        || (db.is_ok() && !key_ok);
     let status = match (&db, degraded) {
         (Err(_), _) => "unavailable",
         (Ok(()), true) => "degraded",
@@ -148,6 +151,7 @@ async fn ready(
         "cache": cache,
         "queue": queue,
         "sii": circuits,
+        "master_key": {"ok": key_ok},
     });
     let code = if status == "unavailable" {
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE
@@ -242,6 +246,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/certificate", web::get().to(companies::get_certificate))
                 .route("/companies/{rut}/cafs", web::post().to(companies::add_caf))
                 .route("/companies/{rut}/cafs", web::get().to(companies::list_cafs))
+                .route("/companies/{rut}/cafs/forecast", web::get().to(cafs::forecast))
+                .route("/companies/{rut}/cafs/unused", web::get().to(cafs::unused))
+                .route("/companies/{rut}/cafs/{id}/retire", web::post().to(cafs::retire))
                 .route("/companies/{rut}/documents", web::post().to(documents::issue))
                 .route("/companies/{rut}/documents", web::get().to(documents::list))
                 .route("/companies/{rut}/documents/{tipo}/{folio}", web::get().to(documents::get))

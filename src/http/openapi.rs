@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, companies, documents, keys, print, sii, tools};
+use super::{batches, cafs, companies, documents, keys, print, sii, tools};
 
 struct Security;
 
@@ -23,7 +23,7 @@ impl Modify for Security {
 #[openapi(
     info(title = "dte-gateway", description = "Chile's electronic tax documents: issue, sign, store and verify DTE."),
     paths(
-        companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs,
+        companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs, cafs::forecast, cafs::unused, cafs::retire,
         documents::issue, documents::get, documents::xml, documents::list, print::pdf, print::put_logo,
         keys::create, keys::revoke, keys::rotate,
         sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::delete_webhook, sii::rotate_webhook_secret, sii::sii_status,
@@ -34,6 +34,21 @@ impl Modify for Security {
     modifiers(&Security)
 )]
 pub struct ApiDoc;
+
+/// Every operation as the request metrics label it: (route pattern, method, its success status).
+pub fn routes() -> Vec<(String, String, u16)> {
+    let api = ApiDoc::openapi();
+    let mut out = Vec::new();
+    for (path, item) in api.paths.paths.iter() {
+        for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)] {
+            let Some(op) = op else { continue };
+            let ok =
+                op.responses.responses.keys().filter_map(|k| k.parse::<u16>().ok()).find(|s| (200..300).contains(s));
+            out.push((path.clone(), method.to_string(), ok.unwrap_or(200)));
+        }
+    }
+    out
+}
 
 pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())

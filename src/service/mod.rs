@@ -21,6 +21,7 @@ use crate::store::{
 };
 use crate::vault::Vault;
 
+mod cafs;
 mod edges;
 mod issuance;
 mod keys;
@@ -131,6 +132,8 @@ pub struct CafInfo {
     pub fecha_autorizacion: NaiveDate,
     pub expires_on: Option<NaiveDate>,
     pub expired: bool,
+    /// Retired by hand (`…/cafs/{id}/retire`).
+    pub retired: bool,
     pub authority: String,
 }
 
@@ -177,6 +180,7 @@ pub enum Issue {
 pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
 use crate::crypto::sha256_hex;
+pub use cafs::{CafForecast, UnusedRange};
 pub use edges::{ApiKey, Delivery, Webhook};
 pub use print::LogoInfo;
 pub use uploads::{DueDelivery, Upload, Verdict};
@@ -268,6 +272,7 @@ impl Service {
             data: rec.environment.as_str().into(),
         };
         self.store.create_company(rec.clone(), audit).await?;
+        crate::telemetry::register_company(&rec.rut);
         Ok(rec.into())
     }
 
@@ -406,6 +411,7 @@ impl Service {
             authority: format!("{:?}", caf.authority),
             sealed: self.vault.seal(xml, rut.as_bytes())?,
             created_at: Utc::now(),
+            retired_at: None,
         };
         let audit = NewAudit {
             scope: rut.into(),
@@ -568,6 +574,7 @@ fn caf_info(c: &CafRecord, today: NaiveDate) -> CafInfo {
         fecha_autorizacion: c.fa,
         expires_on: c.expires_on,
         expired: c.expires_on.is_some_and(|e| e < today),
+        retired: c.retired_at.is_some(),
         authority: c.authority.clone(),
     }
 }

@@ -120,7 +120,7 @@ impl Store {
                 .query(
                     &format!(
                         "SELECT {CAF_COLS} FROM cafs WHERE company = $1 AND tipo = $2 AND next_folio <= hasta
-                         AND (expires_on IS NULL OR expires_on >= $3) ORDER BY desde{lock}"
+                         AND (expires_on IS NULL OR expires_on >= $3) AND retired_at IS NULL ORDER BY desde{lock}"
                     ),
                     args![company, tipo, today],
                 )

@@ -34,11 +34,13 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "initial", "0001_initial.sql"),
     migration!("sqlite", 2, "security", "0002_security.sql"),
     migration!("sqlite", 3, "company_logos", "0003_company_logos.sql"),
+    migration!("sqlite", 4, "caf_retirement", "0004_caf_retirement.sql"),
 ];
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "initial", "0001_initial.sql"),
     migration!("postgres", 2, "security", "0002_security.sql"),
     migration!("postgres", 3, "company_logos", "0003_company_logos.sql"),
+    migration!("postgres", 4, "caf_retirement", "0004_caf_retirement.sql"),
 ];
 
 /// The migration that brings the master key's check value (see `audit`).

@@ -73,6 +73,8 @@ pub struct CafRecord {
     /// The CAF file, sealed by the vault (it holds the private key).
     pub sealed: Vec<u8>,
     pub created_at: DateTime<Utc>,
+    /// Retired by hand: no folio is taken from it any more.
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]

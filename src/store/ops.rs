@@ -9,7 +9,7 @@ use super::sql::{args, Arg, Stmt, Tx, Vals};
 use super::*;
 
 pub(super) const CAF_COLS: &str =
-    "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at";
+    "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at, retired_at";
 const DOC_COLS: &str = "id, company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, state, created_at";
 const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
 
@@ -27,6 +27,7 @@ pub(super) fn caf(r: &Vals) -> Result<CafRecord, StoreError> {
         authority: r.text(9)?,
         sealed: r.bytes(10)?,
         created_at: r.ts(11)?,
+        retired_at: r.opt(12, Vals::ts)?,
     })
 }
 
@@ -455,6 +456,44 @@ impl Store {
         .await?;
         append_audit(&mut tx, &audit, now).await?;
         tx.commit().await
+    }
+
+    /// Retires a CAF by hand: no folio is taken from it any more. False when there is no such CAF
+    /// or it was retired already.
+    pub async fn retire_caf(
+        &self,
+        company: &str,
+        id: i64,
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        // On PostgreSQL the row lock waits for an issuance group holding this CAF.
+        let n = tx
+            .exec(
+                "UPDATE cafs SET retired_at = $3 WHERE company = $1 AND id = $2 AND retired_at IS NULL",
+                args![company, id, now],
+            )
+            .await?;
+        if n == 0 {
+            tx.rollback().await;
+            return Ok(false);
+        }
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Documents issued by a company since `since`, per type.
+    pub async fn issued_since(&self, company: &str, since: DateTime<Utc>) -> Result<Vec<(i32, i64)>, StoreError> {
+        self.query(
+            "SELECT tipo, COUNT(*) FROM documents WHERE company = $1 AND created_at >= $2 GROUP BY tipo ORDER BY tipo",
+            args![company, since],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.i32(0)?, r.i64(1)?)))
+        .collect()
     }
 
     /// A company's logo: (media type, bytes).

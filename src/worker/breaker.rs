@@ -31,6 +31,7 @@ pub struct Breaker {
 impl Breaker {
     pub fn new(host: &str, threshold: u32, cooldown: Duration) -> Breaker {
         metrics::gauge!(crate::telemetry::SII_CIRCUIT_STATE, "host" => host.to_string()).set(0.0);
+        metrics::counter!(crate::telemetry::SII_CIRCUIT_OPENED, "host" => host.to_string()).increment(0);
         Breaker {
             host: host.into(),
             threshold: threshold.max(1),

@@ -48,6 +48,24 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
+/// This test process's own cluster: (pg_ctl command prefix, data folder), to stop it.
+static CLUSTER: OnceLock<(String, PathBuf)> = OnceLock::new();
+
+/// Stops this test process's PostgreSQL cluster (for tests of what happens when it is down; only
+/// in a test binary whose other tests do not need it afterwards).
+pub fn stop_postgres() {
+    if let Some((ctl, data)) = CLUSTER.get() {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{ctl} -D {} -m fast stop >/dev/null 2>&1", data.display()))
+            .status();
+    }
+}
+
+pub fn postgres_base_url() -> String {
+    postgres_base().to_string()
+}
+
 /// The base URL of a PostgreSQL server for tests, started once per test process when none is given.
 fn postgres_base() -> &'static str {
     static BASE: OnceLock<String> = OnceLock::new();
@@ -81,6 +99,7 @@ fn postgres_base() -> &'static str {
         assert_eq!(line.trim(), "started", "postgres did not start (log in {})", dir.display());
         // The watchdog lives as long as this process; a thread reaps it if it ends earlier.
         std::thread::spawn(move || child.wait());
+        let _ = CLUSTER.set((as_pg(&pg_bin("pg_ctl")), data.clone()));
         format!("postgres://postgres@127.0.0.1:{port}")
     })
 }
