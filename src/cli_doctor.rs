@@ -45,11 +45,7 @@ pub async fn run(config: &Option<PathBuf>) -> bool {
     let mut r = Report { failed: false };
     let s = match Settings::load(config.clone()) {
         Ok(s) => {
-            r.line(
-                Level::Ok,
-                "configuration",
-                format!("loaded (database {})", s.database().split('@').next_back().unwrap_or("")),
-            );
+            r.line(Level::Ok, "configuration", format!("loaded (database {})", shown(&s.database())));
             s
         }
         Err(e) => {
@@ -58,7 +54,17 @@ pub async fn run(config: &Option<PathBuf>) -> bool {
         }
     };
 
-    // The database, without touching its schema.
+    // The database, without touching its schema (nor creating an embedded one that is not there).
+    if let Some(path) = s.database().strip_prefix("sqlite://") {
+        if !std::path::Path::new(path).exists() {
+            r.line(
+                Level::Fail,
+                "database",
+                format!("{path} does not exist — check data_dir / database_url, or start the service once"),
+            );
+            return false;
+        }
+    }
     let store = match Store::connect(&s.database(), 2) {
         Ok(st) => st,
         Err(e) => {
@@ -112,16 +118,17 @@ pub async fn run(config: &Option<PathBuf>) -> bool {
         Err(_) => r.line(Level::Warn, "master key", "cannot read the check value (schema not up to date?)"),
     }
 
-    // Redis, when configured.
+    // Redis, when the cache or the batch queue uses it: every URL answers PING.
     if s.cache_mode != "memory" || s.queue_mode == "redis" {
-        match dte_gateway::cache::Cache::new(&s.cache()).await {
-            Ok(c) if c.check().await => r.line(Level::Ok, "redis", format!("{} answers", s.redis_urls.join(","))),
-            Ok(_) => r.line(
-                Level::Fail,
-                "redis",
-                format!("{} does not answer — the instances fall back to memory", s.redis_urls.join(",")),
-            ),
-            Err(e) => r.line(Level::Fail, "redis", format!("{e} — check redis_urls")),
+        for url in &s.redis_urls {
+            match ping_redis(url).await {
+                Ok(()) => r.line(Level::Ok, "redis", format!("{} answers", shown(url))),
+                Err(e) => r.line(
+                    Level::Fail,
+                    "redis",
+                    format!("{} does not answer ({e}) — the cache falls back to memory and batches stop", shown(url)),
+                ),
+            }
         }
     }
 
@@ -164,6 +171,32 @@ pub async fn run(config: &Option<PathBuf>) -> bool {
         }
     }
     !r.failed
+}
+
+/// A connection URL without its credentials or parameters.
+fn shown(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('?').next().unwrap_or(host);
+    if scheme.is_empty() {
+        host.to_string()
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+async fn ping_redis(url: &str) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut c = tokio::time::timeout(Duration::from_secs(3), client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.map_err(|e| e.to_string())?;
+    if pong == "PONG" {
+        Ok(())
+    } else {
+        Err(format!("answered {pong}"))
+    }
 }
 
 /// Checks every company; returns the SII environments they use.
@@ -213,7 +246,8 @@ async fn companies(svc: &Service, r: &mut Report) -> Vec<Environment> {
         tipos.sort_unstable();
         tipos.dedup();
         for tipo in tipos {
-            let usable: Vec<_> = cafs.iter().filter(|c| c.tipo == tipo && !c.expired && c.folios_left > 0).collect();
+            let usable: Vec<_> =
+                cafs.iter().filter(|c| c.tipo == tipo && !c.expired && !c.retired && c.folios_left > 0).collect();
             let left: i64 = usable.iter().map(|c| c.folios_left).sum();
             let check = format!("{rut} CAF T{tipo}");
             if left == 0 {

@@ -296,7 +296,7 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
         let mut left: HashMap<i32, i64> = HashMap::new();
         let mut expiry: HashMap<i32, chrono::NaiveDate> = HashMap::new();
         for c in svc.list_cafs(&rut).await? {
-            let usable = if c.expired { 0 } else { c.folios_left };
+            let usable = if c.expired || c.retired { 0 } else { c.folios_left };
             *left.entry(c.tipo).or_default() += usable;
             if let (Some(e), true) = (c.expires_on, usable > 0) {
                 expiry.entry(c.tipo).and_modify(|x| *x = (*x).min(e)).or_insert(e);
@@ -320,6 +320,10 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
             metrics::gauge!(crate::telemetry::CAF_DAYS_LEFT, "company" => rut.clone(), "tipo" => f.tipo.to_string())
                 .set(days);
         }
+    }
+    // A state no document is in any more reads zero, not its last count.
+    for state in crate::domain::DocState::ALL {
+        metrics::gauge!(DOCUMENTS, "state" => state.as_str()).set(0.0);
     }
     for (state, n) in svc.document_states().await? {
         metrics::gauge!(DOCUMENTS, "state" => state).set(n as f64);

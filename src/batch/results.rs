@@ -62,7 +62,7 @@ fn report_row(r: &BatchItemRow) -> [String; 14] {
 }
 
 /// Each company's print options, when the archive carries PDFs.
-type PrintOpts = std::collections::HashMap<String, crate::print::Options>;
+type PrintOpts = std::collections::HashMap<String, std::sync::Arc<crate::print::Options>>;
 
 fn write_zip(
     mut pages: tokio::sync::mpsc::Receiver<(Page, Option<std::sync::Arc<PrintOpts>>)>,
@@ -77,11 +77,19 @@ fn write_zip(
                 zip.start_file(format!("{}/T{tipo}F{folio}.xml", row.company), opts)?;
                 zip.write_all(&xml)?;
                 if let Some(o) = print.as_ref().and_then(|p| p.get(&row.company)) {
-                    let pdf = crate::print::PrintDoc::from_xml(&xml, None).and_then(|d| crate::print::render(&d, o))?;
-                    // PDFs compress little; storing them saves the time.
-                    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-                    zip.start_file(format!("{}/T{tipo}F{folio}.pdf", row.company), stored)?;
-                    zip.write_all(&pdf)?;
+                    match crate::print::PrintDoc::from_xml(&xml, None).and_then(|d| crate::print::render(&d, o)) {
+                        Ok(pdf) => {
+                            // PDFs compress little; storing them saves the time.
+                            let stored =
+                                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+                            zip.start_file(format!("{}/T{tipo}F{folio}.pdf", row.company), stored)?;
+                            zip.write_all(&pdf)?;
+                        }
+                        // One document that cannot be printed does not cost the archive.
+                        Err(e) => {
+                            tracing::warn!(company = %row.company, tipo, folio, error = %e, "no PDF in results.zip")
+                        }
+                    }
                 }
             }
             report.write_record(report_row(&row))?;
@@ -112,7 +120,7 @@ impl Batches {
                 for (row, _) in &page {
                     if row.folio.is_some() && !print.contains_key(&row.company) {
                         let o = self.svc.print_options(&row.company, crate::print::Format::Letter, false).await?;
-                        print.insert(row.company.clone(), o);
+                        print.insert(row.company.clone(), std::sync::Arc::new(o));
                     }
                 }
             }

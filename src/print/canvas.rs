@@ -152,7 +152,9 @@ pub fn finish(pages: Vec<Page>, images: &[Raster], title: &str) -> Vec<u8> {
                 x.finish();
             }
             Raster::Samples { width, height, channels, data } => {
-                let mut x = pdf.image_xobject(*id, data);
+                let packed = miniz_oxide::deflate::compress_to_vec_zlib(data, 6);
+                let mut x = pdf.image_xobject(*id, &packed);
+                x.filter(Filter::FlateDecode);
                 x.width(*width as i32).height(*height as i32).bits_per_component(8).interpolate(true);
                 if *channels == 3 {
                     x.color_space().device_rgb();

@@ -543,7 +543,10 @@ fn letter_footer(page: &mut Page, doc: &PrintDoc, opts: &Options, (tw, th): (f32
     for (label, v) in totals {
         y += 14.0;
         let font = if label == "TOTAL" { Font::Bold } else { Font::Regular };
-        page.text(font, 9.0, tx + 6.0, y - 3.0, label);
+        // A long tax name gives way to the amount.
+        let room = 184.0 - 6.0 - fonts::width(font, 9.0, v) - 8.0;
+        let label = fonts::wrap(font, 9.0, label, room).into_iter().next().unwrap_or_default();
+        page.text(font, 9.0, tx + 6.0, y - 3.0, &label);
         page.text_right(font, 9.0, tx + 184.0, y - 3.0, v);
     }
     if opts.cedible {
@@ -650,6 +653,22 @@ fn thermal(
             kv(&mut p, &mut y, "Cliente:", &r.name);
         }
         kv(&mut p, &mut y, "R.U.T.:", &names::rut(&r.rut));
+    }
+    // A guía travels with the goods: its transfer and transport data.
+    if let Some(t) = doc.ind_traslado.as_deref().and_then(names::traslado_name) {
+        kv(&mut p, &mut y, "Traslado:", t);
+    }
+    if let Some(t) = &doc.transport {
+        for (k, v) in [("Patente:", &t.patente), ("Transportista:", &t.rut_trans), ("Chofer:", &t.chofer)] {
+            if let Some(v) = v {
+                kv(&mut p, &mut y, k, v);
+            }
+        }
+        let dest =
+            [t.dir_dest.clone(), t.cmna_dest.clone(), t.ciudad_dest.clone()].into_iter().flatten().collect::<Vec<_>>();
+        if !dest.is_empty() {
+            kv(&mut p, &mut y, "Destino:", &dest.join(", "));
+        }
     }
     y += 4.0;
     p.rule(T_M, T_W - T_M, y, 0.5);

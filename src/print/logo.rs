@@ -66,7 +66,35 @@ fn png(bytes: &[u8]) -> Result<Raster, PrintError> {
             samples.push(((c as u32 * a + 255 * (255 - a)) / 255) as u8);
         }
     }
-    Ok(Raster::Samples { width: out.width, height: out.height, channels, data: samples })
+    Ok(shrink(out.width, out.height, channels, samples))
+}
+
+/// The most pixels a logo keeps: its box is 110 × 60 pt, so 600 × 330 is above 400 dpi. A larger
+/// image is averaged down by a whole factor (every PDF of the company carries it).
+const KEEP: (u32, u32) = (600, 330);
+
+fn shrink(width: u32, height: u32, channels: u8, data: Vec<u8>) -> Raster {
+    let k = width.div_ceil(KEEP.0).max(height.div_ceil(KEEP.1)).max(1);
+    if k == 1 {
+        return Raster::Samples { width, height, channels, data };
+    }
+    let (w, h, c) = (width / k, height / k, channels as usize);
+    let mut out = Vec::with_capacity((w * h) as usize * c);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let mut sum = 0u32;
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let i = (((y * k + dy) * width + x * k + dx) as usize) * c + ch;
+                        sum += data.get(i).copied().unwrap_or(255) as u32;
+                    }
+                }
+                out.push((sum / (k * k)) as u8);
+            }
+        }
+    }
+    Raster::Samples { width: w.max(1), height: h.max(1), channels, data: out }
 }
 
 /// Width, height and components from the first start-of-frame marker.
@@ -123,5 +151,9 @@ mod tests {
         assert!(matches!(decode(&bytes[..20]), Err(PrintError::BadLogo(_))));
         assert!(matches!(decode(&vec![0xFF; MAX_BYTES + 1]), Err(PrintError::BadLogo(_))));
         assert!(matches!(decode(&[0xFF, 0xD8, 0xFF]), Err(PrintError::BadLogo(_))));
+        // A large logo is averaged down to what its box can show.
+        let big = png_of(1800, 600, &vec![128; 1800 * 600 * 4]);
+        let Raster::Samples { width, height, data, .. } = decode(&big).unwrap() else { panic!("samples") };
+        assert_eq!((width, height, data.len()), (600, 200, 600 * 200 * 3));
     }
 }

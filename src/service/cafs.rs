@@ -23,7 +23,7 @@ pub struct CafForecast {
     /// Days until the folios run out at that rate (none when nothing was issued).
     pub days_left: Option<f64>,
     pub exhausted_on: Option<NaiveDate>,
-    /// The first usable CAF's expiry, when it comes before the folios run out.
+    /// The earliest expiry of a usable CAF with folios left (folios not used by then are lost).
     pub expires_first_on: Option<NaiveDate>,
 }
 
@@ -46,8 +46,9 @@ pub fn forecast(tipo: i32, cafs: &[CafInfo], issued: i64, today: NaiveDate) -> C
     let usable: Vec<&CafInfo> = cafs.iter().filter(|c| c.tipo == tipo && !c.expired && !c.retired).collect();
     let folios_left: i64 = usable.iter().map(|c| c.folios_left).sum();
     let per_day = issued as f64 / RATE_DAYS as f64;
-    let days_left = (per_day > 0.0).then(|| folios_left as f64 / per_day);
-    let exhausted_on = days_left.map(|d| today + Duration::days(d.floor() as i64));
+    // Out of folios is out today, whatever the pace; no pace means never at this pace.
+    let days_left = if folios_left == 0 { Some(0.0) } else { (per_day > 0.0).then(|| folios_left as f64 / per_day) };
+    let exhausted_on = days_left.and_then(|d| today.checked_add_days(chrono::Days::new(d.floor() as u64)));
     let expires_first_on = usable.iter().filter(|c| c.folios_left > 0).filter_map(|c| c.expires_on).min();
     CafForecast { tipo, folios_left, issued_last_7_days: issued, per_day, days_left, exhausted_on, expires_first_on }
 }
@@ -141,7 +142,9 @@ mod tests {
         assert_eq!((f.folios_left, f.per_day, f.days_left), (180, 2.0, Some(90.0)));
         assert_eq!(f.exhausted_on, NaiveDate::from_ymd_opt(2027, 2, 28));
         assert_eq!(f.expires_first_on, NaiveDate::from_ymd_opt(2026, 12, 1));
-        assert_eq!(forecast(39, &cafs, 0, today).days_left, None);
+        // Type 39's only CAF is retired: no folios, so out today.
+        assert_eq!(forecast(39, &cafs, 0, today).days_left, Some(0.0));
+        assert_eq!(forecast(39, &[caf(4, 39, 1, 50, 1, false, false)], 0, today).days_left, None);
         let u = unused("76192083-9", &cafs);
         assert_eq!(
             u.iter().map(|r| (r.tipo, r.desde, r.hasta, r.reason.as_str())).collect::<Vec<_>>(),

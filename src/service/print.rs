@@ -46,7 +46,14 @@ impl Service {
     /// What a company's printed copies carry besides the XML: its SII office, resolution and logo.
     pub async fn print_options(&self, rut: &str, format: Format, cedible: bool) -> Result<Options> {
         let company = self.company(rut).await?;
-        let logo = self.store.get_logo(rut).await?.map(|(_, data)| print::logo::decode(&data)).transpose()?;
+        let logo = match self.store.get_logo(rut).await? {
+            Some((_, data)) => Some(
+                tokio::task::spawn_blocking(move || print::logo::decode(&data))
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))??,
+            ),
+            None => None,
+        };
         Ok(Options { format: Some(format), cedible, logo, ..Options::default() }.for_company(&company.company))
     }
 

@@ -459,7 +459,8 @@ impl Store {
     }
 
     /// Retires a CAF by hand: no folio is taken from it any more. False when there is no such CAF
-    /// or it was retired already.
+    /// or it was retired already. (On PostgreSQL the row lock waits for an issuance group that
+    /// holds the CAF.)
     pub async fn retire_caf(
         &self,
         company: &str,
@@ -467,17 +468,29 @@ impl Store {
         audit: NewAudit,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let first = Stmt::new(
+            "UPDATE cafs SET retired_at = $3 WHERE company = $1 AND id = $2 AND retired_at IS NULL",
+            args![company, id, now],
+        );
+        self.change_audited(first, None, audit, now).await
+    }
+
+    /// `first`, then `then`, audited, in one transaction; false (nothing written) when `first`
+    /// changed no row.
+    pub(super) async fn change_audited(
+        &self,
+        first: Stmt,
+        then: Option<Stmt>,
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        // On PostgreSQL the row lock waits for an issuance group holding this CAF.
-        let n = tx
-            .exec(
-                "UPDATE cafs SET retired_at = $3 WHERE company = $1 AND id = $2 AND retired_at IS NULL",
-                args![company, id, now],
-            )
-            .await?;
-        if n == 0 {
+        if tx.exec(&first.sql, first.args).await? == 0 {
             tx.rollback().await;
             return Ok(false);
+        }
+        if let Some(t) = then {
+            tx.exec(&t.sql, t.args).await?;
         }
         append_audit(&mut tx, &audit, now).await?;
         tx.commit().await?;

@@ -311,7 +311,7 @@ impl Store {
             "UPDATE deliveries SET state = 'cancelled' WHERE webhook_id = $1 AND state = 'pending'",
             args![id],
         );
-        self.change_live_webhook(first, Some(cancel), audit, now).await
+        self.change_audited(first, Some(cancel), audit, now).await
     }
 
     /// Replaces a webhook's sealed secret. False when there is no such webhook.
@@ -327,29 +327,7 @@ impl Store {
             "UPDATE webhooks SET secret = $3 WHERE company = $1 AND id = $2 AND deleted_at IS NULL",
             args![company, id, sealed_secret],
         );
-        self.change_live_webhook(first, None, audit, now).await
-    }
-
-    /// `first` on a webhook that is not deleted, then `then`, audited, in one transaction; false
-    /// (nothing written) when `first` found no such webhook.
-    async fn change_live_webhook(
-        &self,
-        first: Stmt,
-        then: Option<Stmt>,
-        audit: NewAudit,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = Tx::begin(self).await?;
-        if tx.exec(&first.sql, first.args).await? == 0 {
-            tx.rollback().await;
-            return Ok(false);
-        }
-        if let Some(t) = then {
-            tx.exec(&t.sql, t.args).await?;
-        }
-        append_audit(&mut tx, &audit, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.change_audited(first, None, audit, now).await
     }
 
     /// Seals the secrets stored in plain text by release 0.1.0; how many there were.
