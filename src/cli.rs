@@ -1,5 +1,5 @@
-//! Command line: `serve`, `dte build`, `dte verify`, `envio build`, `batch`, `keys`, `audit`. Exit codes: 0 success, 1 a verification
-//! failed, 2 bad input (nothing is written).
+//! Command line: `serve`, `dte build|verify|pdf`, `envio build`, `batch`, `keys`, `audit`, `caf`,
+//! `doctor`, `migrate`, `completions`. Exit codes are in `EXIT_CODES` (shown by `--help`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -439,6 +439,12 @@ async fn stored_documents_print_over_http_with_the_company_logo() {
         (b["media_type"].as_str(), b["width"].as_u64(), b["height"].as_u64()),
         (Some("image/png"), Some(300), Some(120))
     );
+    let (s, c) = g.send("GET", &format!("/v1/companies/{RUT}"), &reader, None).await;
+    assert_eq!(
+        (s, c["logo"]["width"].as_u64(), c["OficinaSII"].as_str()),
+        (StatusCode::OK, Some(300), Some("S.I.I. - SANTIAGO CENTRO")),
+        "{c}"
+    );
     let (_, _, first) = get(format!("{base}/pdf"), reader.clone()).await;
     let (_, _, second) = get(format!("{base}/pdf"), reader.clone()).await;
     assert_eq!(first, second, "the same document and options give the same bytes");

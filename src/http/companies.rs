@@ -19,12 +19,16 @@ pub struct CompanyView {
     #[serde(flatten)]
     pub company: CompanyBody,
     pub created_at: DateTime<Utc>,
+    /// The logo printed on the company's documents (`PUT …/logo`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<crate::service::LogoInfo>,
 }
 
 fn view(rec: crate::service::CompanyInfo) -> CompanyView {
     CompanyView {
         company: CompanyBody { company: rec.company, environment: rec.environment },
         created_at: rec.created_at,
+        logo: None,
     }
 }
 
@@ -64,7 +68,9 @@ pub async fn create(
     security(("api_key" = [])))]
 pub async fn get(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
-    Ok(json(StatusCode::OK, &view(svc.company(&rut).await?)))
+    let mut v = view(svc.company(&rut).await?);
+    v.logo = svc.logo_info(&rut).await?;
+    Ok(json(StatusCode::OK, &v))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -14,6 +14,19 @@ fn bad() -> PrintError {
     PrintError::BadLogo(MAX_BYTES)
 }
 
+/// The logo's size in pixels as uploaded (before any averaging down).
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), PrintError> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        let info = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().map_err(|_| bad())?;
+        let i = info.info();
+        return Ok((i.width, i.height));
+    }
+    match jpeg(bytes)? {
+        Raster::Jpeg { width, height, .. } => Ok((width, height)),
+        _ => Err(bad()),
+    }
+}
+
 /// Reads and checks a logo.
 pub fn decode(bytes: &[u8]) -> Result<Raster, PrintError> {
     if bytes.len() > MAX_BYTES {

@@ -17,21 +17,13 @@ pub struct LogoInfo {
     pub bytes: usize,
 }
 
-fn size(r: &Raster) -> (u32, u32) {
-    match r {
-        Raster::Bits { width, height, .. }
-        | Raster::Samples { width, height, .. }
-        | Raster::Jpeg { width, height, .. } => (*width, *height),
-    }
-}
-
 impl Service {
     /// Checks and stores a company's logo (PNG or JPEG).
     pub async fn put_logo(&self, rut: &str, bytes: Vec<u8>, by: &str) -> Result<LogoInfo> {
         self.company(rut).await?;
         let raster = print::logo::decode(&bytes)?;
         let media_type = if matches!(raster, Raster::Jpeg { .. }) { "image/jpeg" } else { "image/png" };
-        let (width, height) = size(&raster);
+        let (width, height) = print::logo::dimensions(&bytes)?;
         let info = LogoInfo { media_type: media_type.into(), width, height, bytes: bytes.len() };
         let audit = NewAudit {
             scope: rut.to_string(),
@@ -41,6 +33,16 @@ impl Service {
         };
         self.store.put_logo(rut, media_type, bytes, audit, Utc::now()).await?;
         Ok(info)
+    }
+
+    /// The company's logo as stored, if any.
+    pub async fn logo_info(&self, rut: &str) -> Result<Option<LogoInfo>> {
+        let Some((media_type, data)) = self.store.get_logo(rut).await? else { return Ok(None) };
+        let bytes = data.len();
+        let (width, height) = tokio::task::spawn_blocking(move || print::logo::dimensions(&data))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        Ok(Some(LogoInfo { media_type, width, height, bytes }))
     }
 
     /// What a company's printed copies carry besides the XML: its SII office, resolution and logo.
