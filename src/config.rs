@@ -107,6 +107,8 @@ pub struct Settings {
     /// Alert when a type's folios run out in fewer days than this at the last week's pace
     /// (exported as `dte_caf_warning_days` for the alert rule).
     pub caf_warning_days: u32,
+    /// Export traces over OTLP/HTTP to this collector (e.g. `http://127.0.0.1:4318`); off when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Settings {
@@ -167,6 +169,7 @@ impl Default for Settings {
             event_stream_recheck_ms: 5_000,
             auth_failures_per_minute: 30,
             caf_warning_days: 14,
+            otlp_endpoint: None,
         }
     }
 }
@@ -231,6 +234,7 @@ const ENV: &[&str] = &[
     "EVENT_STREAM_RECHECK_MS",
     "AUTH_FAILURES_PER_MINUTE",
     "CAF_WARNING_DAYS",
+    "OTLP_ENDPOINT",
 ];
 
 impl Settings {
@@ -462,6 +466,7 @@ impl Settings {
             dir: self.log_dir.clone(),
             rotation: self.log_rotation.clone(),
             keep: self.log_keep,
+            otlp_endpoint: self.otlp_endpoint.clone().filter(|e| !e.is_empty()),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod folio;
 pub mod http;
 pub mod netguard;
+pub mod otel;
 pub mod print;
 pub mod queue;
 pub mod server;

@@ -186,10 +186,19 @@ pub struct LogConfig {
     pub rotation: String,
     /// Files kept.
     pub keep: usize,
+    /// Export the spans over OTLP/HTTP here (see `otel`).
+    pub otlp_endpoint: Option<String>,
 }
 
-/// Installs the log subscriber; keep the guards alive for the life of the process (they flush).
-pub fn init_logs(cfg: &LogConfig) -> Result<Vec<WorkerGuard>, String> {
+/// What keeps the logs and traces flowing: drop it last (it flushes).
+pub struct LogGuards {
+    _files: Vec<WorkerGuard>,
+    _otel: Option<crate::otel::Exporting>,
+}
+
+/// Installs the log subscriber (and the trace exporter when configured); keep the guards alive
+/// for the life of the process (they flush).
+pub fn init_logs(cfg: &LogConfig) -> Result<LogGuards, String> {
     let filter = || {
         EnvFilter::try_from_default_env()
             .or_else(|_| EnvFilter::try_new(&cfg.level))
@@ -239,8 +248,23 @@ pub fn init_logs(cfg: &LogConfig) -> Result<Vec<WorkerGuard>, String> {
             )
         }
     };
-    tracing_subscriber::registry().with(console).with(file).try_init().map_err(|e| e.to_string())?;
-    Ok(guards)
+    let (otel, exporting) = match &cfg.otlp_endpoint {
+        Some(endpoint) => {
+            let instance = format!("{}-{}", hostname(), std::process::id());
+            let (layer, exporting) = crate::otel::layer(endpoint, &instance)?;
+            // The gateway's own spans at info, whatever the log level: the traces are their own
+            // record.
+            let targets = tracing_subscriber::filter::Targets::new().with_target("dte_gateway", tracing::Level::INFO);
+            (Some(layer.with_filter(targets)), Some(exporting))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(console).with(file).with(otel).try_init().map_err(|e| e.to_string())?;
+    Ok(LogGuards { _files: guards, _otel: exporting })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into())
 }
 
 /// The process-wide Prometheus recorder (installed once).

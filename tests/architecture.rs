@@ -11,6 +11,7 @@ const LOWER: &[&str] = &[
     "error",
     "crypto",
     "netguard",
+    "otel",
     "domain",
     "cert",
     "xml",

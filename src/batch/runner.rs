@@ -67,7 +67,7 @@ impl Batches {
         let mut batches = std::collections::BTreeSet::new();
         let mut pending = Vec::new();
         for item in &backlog {
-            let msg = message(&item.batch, item.idx, None);
+            let msg = message(&item.batch, item.idx, None, None);
             if item.state == DEAD {
                 self.queue.bury(&msg, item.error.as_deref().unwrap_or(""), item.attempts as u64).await?;
             } else {
@@ -204,7 +204,8 @@ impl Batches {
         }
         let key = format!("batch:{batch}");
         let results = futures_util::future::join_all(work.iter().map(|(m, r, company, payload)| {
-            let span = tracing::info_span!("batch_item", request_id = r.r.as_deref().unwrap_or(""), batch = %r.b, index = r.i, delivery = m.deliveries);
+            let span = tracing::info_span!("batch_item", request_id = r.r.as_deref().unwrap_or(""), batch = %r.b, index = r.i, delivery = m.deliveries, trace_id = tracing::field::Empty);
+            crate::otel::adopt(&span, r.t.as_deref());
             let body = payload.as_deref().unwrap_or_default();
             let (key, idx) = (&key, r.i.to_string());
             async move {

@@ -75,10 +75,14 @@ pub(super) struct ItemRef {
     pub i: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r: Option<String>,
+    /// The submitting request's W3C trace context: the item's issuance joins its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<String>,
 }
 
-pub(super) fn message(batch: &str, idx: i64, request_id: Option<&str>) -> Vec<u8> {
-    serde_json::to_vec(&ItemRef { b: batch.into(), i: idx, r: request_id.map(String::from) }).unwrap_or_default()
+pub(super) fn message(batch: &str, idx: i64, request_id: Option<&str>, traceparent: Option<&str>) -> Vec<u8> {
+    let r = ItemRef { b: batch.into(), i: idx, r: request_id.map(String::from), t: traceparent.map(String::from) };
+    serde_json::to_vec(&r).unwrap_or_default()
 }
 
 /// One item of a batch as the API shows it.
@@ -324,9 +328,12 @@ impl Batches {
                 // The items are stored: if the queue fails now, the recovery loop queues them later,
                 // and the client must not send the batch again.
                 let mut queued = true;
+                let trace = crate::otel::traceparent();
                 for chunk in pending.chunks(5000) {
-                    let msgs: Vec<Vec<u8>> =
-                        chunk.iter().map(|idx| message(&id, *idx, caller.request_id.as_deref())).collect();
+                    let msgs: Vec<Vec<u8>> = chunk
+                        .iter()
+                        .map(|idx| message(&id, *idx, caller.request_id.as_deref(), trace.as_deref()))
+                        .collect();
                     if let Err(e) = self.queue.push_many(&msgs).await {
                         tracing::warn!(batch = %id, error = %e, "batch stored; it will be queued when the queue is back");
                         queued = false;

@@ -335,7 +335,10 @@ pub async fn serve(
             actix_web::HttpMessage::extensions_mut(&req).insert(RequestId(id.clone()));
             let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
             let method = req.method().to_string();
-            let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+            let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route, trace_id = tracing::field::Empty);
+            // A caller's W3C trace context makes this request part of its trace.
+            let parent = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(String::from);
+            crate::otel::adopt(&span, parent.as_deref());
             let started = std::time::Instant::now();
             let fut = span.in_scope(|| srv.call(req));
             async move {

@@ -38,6 +38,8 @@ pub(crate) struct Work {
     pub now: NaiveDateTime,
     pub rut: String,
     pub key_id: Option<String>,
+    /// The caller's trace context (see `otel`).
+    pub trace: Option<String>,
 }
 
 struct Pending {
@@ -370,6 +372,7 @@ fn row(
         xml: issued.xml,
         ted: issued.ted,
         api_key_id: w.key_id.clone(),
+        trace: w.trace.clone(),
     };
     let audit = NewAudit {
         scope: w.rut.clone(),

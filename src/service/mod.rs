@@ -498,6 +498,8 @@ impl Service {
             now,
             rut: rut.to_string(),
             key_id: key_id.map(String::from),
+            // Taken here, in the caller's span: the group that issues it runs in a task of its own.
+            trace: crate::otel::traceparent(),
         };
         self.issuance.submit(work, idem).await
     }

@@ -129,6 +129,11 @@ impl Service {
         }))
     }
 
+    /// The trace an upload continues: its first traced document's.
+    pub async fn upload_trace(&self, upload: i64) -> Result<Option<String>> {
+        Ok(self.store.upload_trace(upload).await?)
+    }
+
     /// After a delivery attempt: `done`, `pending` again at `next`, or `failed` for good.
     pub async fn delivery_outcome(&self, id: i64, state: &str, status: &str, next: DateTime<Utc>) -> Result<()> {
         Ok(self.store.delivery_outcome(id, state, status, next).await?)

@@ -3,6 +3,7 @@
 //! same outcomes as the SOAP services. The SII sometimes answers a status with 200 and an empty or
 //! non-JSON body, or 404 while processing: both mean "ask again later".
 
+use crate::otel::Traced;
 use std::time::Duration;
 
 use super::client::{DteState, SiiError, Upload, UploadState, USER_AGENT};
@@ -71,6 +72,7 @@ impl BoletaClient {
             self.http
                 .get(self.url("boleta.electronica.semilla"))
                 .header("accept", "application/xml")
+                .traced()
                 .send()
                 .await
                 .map_err(transport)?,
@@ -84,6 +86,7 @@ impl BoletaClient {
                 .post(self.url("boleta.electronica.token"))
                 .header("content-type", "application/xml")
                 .body(signed)
+                .traced()
                 .send()
                 .await
                 .map_err(transport)?,
@@ -110,6 +113,7 @@ impl BoletaClient {
             .header("cookie", format!("TOKEN={token}"))
             .header("accept", "application/json")
             .multipart(form)
+            .traced()
             .send()
             .await
             .map_err(transport)?;
@@ -139,6 +143,7 @@ impl BoletaClient {
             .get(self.url(&format!("boleta.electronica.envio/{}-{}-{track_id}", company.number(), company.dv())))
             .header("cookie", format!("TOKEN={token}"))
             .header("accept", "application/json")
+            .traced()
             .send()
             .await
             .map_err(transport)?;
@@ -191,7 +196,7 @@ impl BoletaClient {
             )))
             .header("cookie", format!("TOKEN={token}"))
             .header("accept", "application/json")
-            .send()
+            .traced().send()
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();

@@ -2,6 +2,7 @@
 //! QueryEstDte, each answer mapped to what the caller should do — retry, re-authenticate, or a
 //! final accept / reject (NOTES §1–§4).
 
+use crate::otel::Traced;
 use std::time::Duration;
 
 use super::soap::{self, Respuesta, SoapError};
@@ -131,7 +132,7 @@ impl SiiClient {
         if let Some(t) = token {
             req = req.header("cookie", format!("TOKEN={t}"));
         }
-        let resp = req.body(body).send().await.map_err(|e| SiiError::Transport(e.to_string()))?;
+        let resp = req.body(body).traced().send().await.map_err(|e| SiiError::Transport(e.to_string()))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| SiiError::Transport(e.to_string()))?;
         if !status.is_success() && !bytes.starts_with(b"<?xml") {
@@ -179,6 +180,7 @@ impl SiiClient {
             .post(format!("{}/cgi_dte/UPL/DTEUpload", self.endpoints.base))
             .header("cookie", format!("TOKEN={token}"))
             .multipart(form)
+            .traced()
             .send()
             .await
             .map_err(|e| SiiError::Transport(e.to_string()))?;

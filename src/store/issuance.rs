@@ -195,10 +195,10 @@ impl FolioLock {
             // Columns as arrays: one statement text whatever the group's size.
             let col = |f: &dyn Fn(&NewDocument) -> Option<String>| Arg::Texts(docs.iter().map(|r| f(&r.doc)).collect());
             Stmt::new(
-                "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
-                 SELECT $1, $2, f, ca, fe, rr, m, t, x, te, 'issued', k, $3
-                 FROM UNNEST($4::bigint[], $5::bigint[], $6::date[], $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::text[], $12::text[])
-                   AS u(f, ca, fe, rr, m, t, x, te, k)
+                "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, trace, created_at)
+                 SELECT $1, $2, f, ca, fe, rr, m, t, x, te, 'issued', k, tr, $3
+                 FROM UNNEST($4::bigint[], $5::bigint[], $6::date[], $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::text[], $12::text[], $13::text[])
+                   AS u(f, ca, fe, rr, m, t, x, te, k, tr)
                  RETURNING id, folio",
                 vec![
                     Arg::from(company),
@@ -213,6 +213,7 @@ impl FolioLock {
                     Arg::Blobs(docs.iter().map(|r| r.doc.xml.clone()).collect()),
                     col(&|d| Some(d.ted.clone())),
                     col(&|d| d.api_key_id.clone()),
+                    col(&|d| d.trace.clone()),
                 ],
             )
         } else {
@@ -221,7 +222,7 @@ impl FolioLock {
             for r in &docs {
                 let d = &r.doc;
                 let b = a.len() + 1;
-                values.push(format!("($1, $2, {}, 'issued', ${}, $3)", placeholders(b, 8), b + 8));
+                values.push(format!("($1, $2, {}, 'issued', ${}, ${}, $3)", placeholders(b, 8), b + 8, b + 9));
                 a.extend(args![
                     d.folio,
                     d.caf_id,
@@ -231,12 +232,13 @@ impl FolioLock {
                     d.totals.to_string(),
                     d.xml.clone(),
                     d.ted.as_str(),
-                    d.api_key_id.clone()
+                    d.api_key_id.clone(),
+                    d.trace.clone()
                 ]);
             }
             Stmt::new(
                 format!(
-                    "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, created_at)
+                    "INSERT INTO documents (company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, xml, ted, state, api_key_id, trace, created_at)
                      VALUES {} RETURNING id, folio",
                     values.join(", ")
                 ),

@@ -35,12 +35,14 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 2, "security", "0002_security.sql"),
     migration!("sqlite", 3, "company_logos", "0003_company_logos.sql"),
     migration!("sqlite", 4, "caf_retirement", "0004_caf_retirement.sql"),
+    migration!("sqlite", 5, "document_traces", "0005_document_traces.sql"),
 ];
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "initial", "0001_initial.sql"),
     migration!("postgres", 2, "security", "0002_security.sql"),
     migration!("postgres", 3, "company_logos", "0003_company_logos.sql"),
     migration!("postgres", 4, "caf_retirement", "0004_caf_retirement.sql"),
+    migration!("postgres", 5, "document_traces", "0005_document_traces.sql"),
 ];
 
 /// The migration that brings the master key's check value (see `audit`).

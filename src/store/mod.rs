@@ -90,6 +90,8 @@ pub struct NewDocument {
     pub xml: Vec<u8>,
     pub ted: String,
     pub api_key_id: Option<String>,
+    /// The W3C trace context it was issued in (when traces are exported).
+    pub trace: Option<String>,
 }
 
 impl NewDocument {

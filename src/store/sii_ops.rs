@@ -330,6 +330,17 @@ impl Store {
         self.change_audited(first, None, audit, now).await
     }
 
+    /// The trace context of an upload's first traced document (see `otel`).
+    pub async fn upload_trace(&self, upload: i64) -> Result<Option<String>, StoreError> {
+        self.query_opt(
+            "SELECT trace FROM documents WHERE upload_id = $1 AND trace IS NOT NULL ORDER BY id LIMIT 1",
+            args![upload],
+        )
+        .await?
+        .map(|r| r.text(0))
+        .transpose()
+    }
+
     /// Seals the secrets stored in plain text by release 0.1.0; how many there were.
     pub async fn seal_plain_webhook_secrets(
         &self,

@@ -138,7 +138,12 @@ impl SiiLink {
         }
         let lease = chrono_d(self.cfg.lease);
         if let Some(u) = store.lease_upload(&[UploadStatus::New, UploadStatus::Pending], Utc::now(), lease).await? {
-            self.send(u).await?;
+            // The upload continues the trace its documents were issued in, on whichever instance.
+            let span =
+                tracing::info_span!("upload", upload = u.id, company = %u.company, trace_id = tracing::field::Empty);
+            let parent = store.upload_trace(u.id).await.ok().flatten();
+            crate::otel::adopt(&span, parent.as_deref());
+            tracing::Instrument::instrument(self.send(u), span).await?;
             busy = true;
         }
         if let Some(u) = store.lease_upload(&[UploadStatus::Sent], Utc::now(), lease).await? {

@@ -14,6 +14,7 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
 use crate::netguard::{literal_ip, TargetPolicy};
+use crate::otel::Traced;
 
 pub const MAX_ATTEMPTS: i64 = 8;
 
@@ -138,6 +139,7 @@ pub async fn deliver_one(
         .header("x-dte-delivery", d.id.to_string())
         .body(d.event.clone())
         .timeout(Duration::from_secs(10))
+        .traced()
         .send()
         .await;
     let (ok, status) = match sent {

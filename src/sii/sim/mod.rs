@@ -66,6 +66,8 @@ pub struct Counters {
     pub faults: u64,
     /// `RUT/TIPO/FOLIO` → how many accepted envelopes carried it.
     pub accepted: HashMap<String, u32>,
+    /// The W3C `traceparent` of every upload that carried one, in order.
+    pub upload_traceparents: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +482,11 @@ pub(crate) async fn receive(
 async fn upload(req: HttpRequest, form: actix_multipart::Multipart, sim: web::Data<Arc<Sim>>) -> HttpResponse {
     if let Some(f) = sim.faults().await {
         return f;
+    }
+    if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        if let Ok(mut c) = sim.counters.lock() {
+            c.upload_traceparents.push(tp.to_string());
+        }
     }
     let (r, v) = receive(&req, form, &sim).await;
     match v {
