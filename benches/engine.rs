@@ -1,6 +1,10 @@
 //! Issuance throughput: JSON in → stamped, signed, schema-validated DTE out (5-line factura 33),
 //! against the raw RSA-2048/SHA-1 signature rate that bounds it. Run: `cargo bench --bench engine`.
 
+#[path = "shared/factura.rs"]
+mod factura;
+use factura::repo;
+
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -12,10 +16,6 @@ use dte_gateway::engine::Issuer;
 
 const WINDOW: Duration = Duration::from_secs(3);
 
-fn repo(p: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).expect("test material")
-}
-
 struct Fixture {
     company: Company,
     cert: Certificate,
@@ -26,19 +26,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let input = serde_json::json!({
-        "Encabezado": {
-            "IdDoc": {"TipoDTE": 33, "FchEmis": "2026-11-20"},
-            "Receptor": {"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú & Cía. Limitada", "GiroRecep": "Comercio", "DirRecep": "Los Aromos 45", "CmnaRecep": "Ñuñoa"}
-        },
-        "Detalle": [
-            {"NmbItem": "Desarrollo de software", "QtyItem": 1, "PrcItem": 850000},
-            {"NmbItem": "Soporte mensual", "QtyItem": 3, "PrcItem": 120000, "DescuentoPct": 10},
-            {"NmbItem": "Resma papel carta", "QtyItem": 12.5, "PrcItem": 3990.5},
-            {"NmbItem": "Tóner impresora", "QtyItem": 2, "PrcItem": 45990},
-            {"NmbItem": "Curso de capacitación", "QtyItem": 1, "PrcItem": 150000, "IndExe": 1}
-        ]
-    });
+    let input = factura::five_lines();
     Fixture {
         company: Company::from_json(&repo("examples/company.json")).expect("company"),
         cert: Certificate::from_pkcs12(&repo("certs/test-company.p12"), "test1234").expect("cert"),

@@ -1,6 +1,10 @@
 //! Printed documents: PDFs per second on one core for a 5-line factura 33, letter and 80 mm, from
 //! its signed XML (parse, PDF417 timbre, layout, PDF), and their size. Run: `cargo bench --bench pdf`.
 
+#[path = "shared/factura.rs"]
+mod factura;
+use factura::repo;
+
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -13,25 +17,9 @@ use dte_gateway::print::{self, Format, Options, PrintDoc};
 
 const WINDOW: Duration = Duration::from_secs(3);
 
-fn repo(p: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).expect("test material")
-}
-
 /// The signed XML of a 5-line factura, made by the engine.
 fn signed_factura(company: &Company) -> Vec<u8> {
-    let input = serde_json::json!({
-        "Encabezado": {
-            "IdDoc": {"TipoDTE": 33, "FchEmis": "2026-11-20"},
-            "Receptor": {"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú & Cía. Limitada", "GiroRecep": "Comercio", "DirRecep": "Los Aromos 45", "CmnaRecep": "Ñuñoa"}
-        },
-        "Detalle": [
-            {"NmbItem": "Desarrollo de software", "QtyItem": 1, "PrcItem": 850000},
-            {"NmbItem": "Soporte mensual", "QtyItem": 3, "PrcItem": 120000, "DescuentoPct": 10},
-            {"NmbItem": "Resma papel carta", "QtyItem": 12.5, "PrcItem": 3990.5},
-            {"NmbItem": "Tóner impresora", "QtyItem": 2, "PrcItem": 45990},
-            {"NmbItem": "Curso de capacitación", "QtyItem": 1, "PrcItem": 150000, "IndExe": 1}
-        ]
-    });
+    let input = factura::five_lines();
     let cert = Certificate::from_pkcs12(&repo("certs/test-company.p12"), "test1234").expect("cert");
     let trust = CafTrust::with_test_authority(&repo("certs/test-authority.pem")).expect("authority");
     let caf = Caf::load(&repo("certs/cafs/caf-76192083-9-T33.xml"), &trust).expect("caf");

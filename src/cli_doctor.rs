@@ -246,8 +246,7 @@ async fn companies(svc: &Service, r: &mut Report) -> Vec<Environment> {
         tipos.sort_unstable();
         tipos.dedup();
         for tipo in tipos {
-            let usable: Vec<_> =
-                cafs.iter().filter(|c| c.tipo == tipo && !c.expired && !c.retired && c.folios_left > 0).collect();
+            let usable: Vec<_> = cafs.iter().filter(|c| c.tipo == tipo && c.usable() && c.folios_left > 0).collect();
             let left: i64 = usable.iter().map(|c| c.folios_left).sum();
             let check = format!("{rut} CAF T{tipo}");
             if left == 0 {

@@ -21,6 +21,20 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hash(MessageDigest::sha256(), b).map(|d| hex(&d)).unwrap_or_default()
 }
 
+/// HMAC-SHA256 under `key` of `chunks` fed in order (empty only if OpenSSL fails, which it does
+/// not for HMAC).
+pub fn hmac_sha256(key: &[u8], chunks: &[&[u8]]) -> Vec<u8> {
+    (|| {
+        let k = PKey::hmac(key)?;
+        let mut s = openssl::sign::Signer::new(MessageDigest::sha256(), &k)?;
+        for c in chunks {
+            s.update(c)?;
+        }
+        s.sign_to_vec()
+    })()
+    .unwrap_or_default()
+}
+
 /// Base64 as the SII writes it: line breaks and spaces anywhere are ignored.
 pub fn b64(s: &str) -> Result<Vec<u8>, String> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();

@@ -295,8 +295,9 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
     for rut in svc.companies().await? {
         let mut left: HashMap<i32, i64> = HashMap::new();
         let mut expiry: HashMap<i32, chrono::NaiveDate> = HashMap::new();
-        for c in svc.list_cafs(&rut).await? {
-            let usable = if c.expired || c.retired { 0 } else { c.folios_left };
+        let cafs = svc.list_cafs(&rut).await?;
+        for c in &cafs {
+            let usable = if c.usable() { c.folios_left } else { 0 };
             *left.entry(c.tipo).or_default() += usable;
             if let (Some(e), true) = (c.expires_on, usable > 0) {
                 expiry.entry(c.tipo).and_modify(|x| *x = (*x).min(e)).or_insert(e);
@@ -312,9 +313,7 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
         if let Ok(c) = svc.certificate_info(&rut).await {
             metrics::gauge!(CERT_EXPIRY, "company" => rut.clone()).set(c.not_after.timestamp() as f64);
         }
-    }
-    for rut in svc.companies().await? {
-        for f in svc.caf_forecast(&rut).await? {
+        for f in svc.caf_forecast_of(&rut, &cafs).await? {
             // No issuance in the window: never at this pace.
             let days = f.days_left.unwrap_or(f64::INFINITY);
             metrics::gauge!(crate::telemetry::CAF_DAYS_LEFT, "company" => rut.clone(), "tipo" => f.tipo.to_string())

@@ -104,7 +104,6 @@ const SII_OUTCOMES: [&str; 4] = ["ok", "refused", "failed", "error"];
 const SII_ESTADOS: [&str; 9] = ["EPR", "RLV", "RPR", "RSC", "RFR", "RCT", "RCH", "RPT", "VOF"];
 const UPLOAD_OUTCOMES: [&str; 4] = ["received", "reauthenticate", "retry", "rejected"];
 const BATCH_OUTCOMES: [&str; 4] = ["issued", "failed", "retried", "dead"];
-const DOCUMENT_TYPES: [u16; 8] = [33, 34, 39, 41, 46, 52, 56, 61];
 
 /// Registers every metric with zero for its known label values (see [`Known`]); counting from
 /// zero changes nothing already counted. Gauges the background tasks fill in (folios, expiries)
@@ -169,8 +168,9 @@ pub fn register_known(k: &Known) {
 
 /// A company's series, at zero (at start, and when a company is registered).
 pub fn register_company(rut: &str) {
-    for tipo in DOCUMENT_TYPES {
-        metrics::counter!(DOCUMENTS_ISSUED, "tipo" => tipo.to_string(), "company" => rut.to_string()).increment(0);
+    for tipo in crate::domain::TipoDte::ALL {
+        metrics::counter!(DOCUMENTS_ISSUED, "tipo" => tipo.code().to_string(), "company" => rut.to_string())
+            .increment(0);
     }
 }
 

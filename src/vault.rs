@@ -71,14 +71,9 @@ impl Vault {
     /// nothing derived is ever stored, and no derived key tells the master key.
     pub fn derive(&self, label: &str) -> [u8; 32] {
         let mut out = [0u8; 32];
-        let mac = (|| {
-            let k = openssl::pkey::PKey::hmac(&self.key)?;
-            let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
-            s.update(label.as_bytes())?;
-            s.sign_to_vec()
-        })()
-        .unwrap_or_default();
-        out.copy_from_slice(&mac[..32.min(mac.len())]);
+        let mac = crate::crypto::hmac_sha256(&self.key, &[label.as_bytes()]);
+        let n = mac.len().min(32);
+        out[..n].copy_from_slice(&mac[..n]);
         out
     }
 

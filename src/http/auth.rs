@@ -214,8 +214,8 @@ impl Auth {
         if self.revoked.read().map(|r| r.contains(&hash)).unwrap_or(true) {
             return Err(ApiError::Unauthorized);
         }
-        let key = match self.cached(&hash) {
-            Some(k) => k,
+        let (key, looked_up) = match self.cached(&hash) {
+            Some(k) => (k, false),
             None => {
                 let k = self.svc.key_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
                 if let Ok(mut c) = self.keys.lock() {
@@ -224,7 +224,7 @@ impl Auth {
                     }
                     c.insert(hash.clone(), (k.clone(), Instant::now()));
                 }
-                k
+                (k, true)
             }
         };
         let now = Utc::now();
@@ -239,11 +239,15 @@ impl Auth {
         } else {
             self.take_token(&key.id)?;
         }
-        if let Ok(mut k) = self.known_good.lock() {
-            if k.len() > 100_000 {
-                k.retain(|_, at| at.elapsed() < KNOWN_GOOD);
+        // Recorded when the key is read from the database (at least every `KEY_CACHE` while it is
+        // in use), not on every request: the hot path takes no extra lock.
+        if looked_up {
+            if let Ok(mut k) = self.known_good.lock() {
+                if k.len() > 100_000 {
+                    k.retain(|_, at| at.elapsed() < KNOWN_GOOD);
+                }
+                k.insert(hash.clone(), Instant::now());
             }
-            k.insert(hash.clone(), Instant::now());
         }
         Ok(Principal { key, hash })
     }

@@ -290,8 +290,11 @@ fn letter(doc: &PrintDoc, opts: &Options, symbol: &Symbol, module: f32, logo: Op
     let extra_lines: Vec<Vec<String>> =
         extras.iter().map(|e| fonts::wrap(Font::Regular, 8.5, e, L_W - 2.0 * M - 8.0)).collect();
 
+    // The first page's header, drawn once: how much it takes decides the plan.
+    let mut first = Page::new(L_W, L_H);
+    let first_top = letter_header(&mut first, doc, opts, logo);
+    let mut first = Some(first);
     // Plan: which rows go on which page, then whether the footer fits after them.
-    let first_top = first_page_body_top(doc, opts, logo);
     let next_top = M + 40.0;
     let bottom = L_H - M - 14.0;
     let mut pages: Vec<Vec<usize>> = vec![Vec::new()];
@@ -315,9 +318,14 @@ fn letter(doc: &PrintDoc, opts: &Options, symbol: &Symbol, module: f32, logo: Op
     let n = pages.len();
     let mut out = Vec::with_capacity(n);
     for (p, page_rows) in pages.iter().enumerate() {
-        let mut page = Page::new(L_W, L_H);
-        let mut y =
-            if p == 0 { letter_header(&mut page, doc, opts, logo) } else { letter_continuation(&mut page, doc) };
+        let (mut page, mut y) = match first.take() {
+            Some(page) => (page, first_top),
+            None => {
+                let mut page = Page::new(L_W, L_H);
+                let y = letter_continuation(&mut page, doc);
+                (page, y)
+            }
+        };
         if !page_rows.is_empty() || p == 0 {
             y = table_header(&mut page, y);
             for &i in page_rows {
@@ -343,12 +351,6 @@ fn letter(doc: &PrintDoc, opts: &Options, symbol: &Symbol, module: f32, logo: Op
         out.push(page);
     }
     out
-}
-
-/// The body's top on the first page (what the header takes), without drawing.
-fn first_page_body_top(doc: &PrintDoc, opts: &Options, logo: Option<usize>) -> f32 {
-    let mut scratch = Page::new(L_W, L_H);
-    letter_header(&mut scratch, doc, opts, logo)
 }
 
 fn letter_header(page: &mut Page, doc: &PrintDoc, opts: &Options, logo: Option<usize>) -> f32 {

@@ -43,7 +43,7 @@ pub struct UnusedRange {
 
 /// The forecast of one type from its CAFs and the count issued in the window (pure).
 pub fn forecast(tipo: i32, cafs: &[CafInfo], issued: i64, today: NaiveDate) -> CafForecast {
-    let usable: Vec<&CafInfo> = cafs.iter().filter(|c| c.tipo == tipo && !c.expired && !c.retired).collect();
+    let usable: Vec<&CafInfo> = cafs.iter().filter(|c| c.tipo == tipo && c.usable()).collect();
     let folios_left: i64 = usable.iter().map(|c| c.folios_left).sum();
     let per_day = issued as f64 / RATE_DAYS as f64;
     // Out of folios is out today, whatever the pace; no pace means never at this pace.
@@ -56,7 +56,7 @@ pub fn forecast(tipo: i32, cafs: &[CafInfo], issued: i64, today: NaiveDate) -> C
 /// The never-used folios of expired or retired CAFs (pure).
 pub fn unused(company: &str, cafs: &[CafInfo]) -> Vec<UnusedRange> {
     cafs.iter()
-        .filter(|c| (c.expired || c.retired) && c.next_folio <= c.hasta)
+        .filter(|c| !c.usable() && c.next_folio <= c.hasta)
         .map(|c| UnusedRange {
             company: company.to_string(),
             tipo: c.tipo,
@@ -73,6 +73,11 @@ impl Service {
     /// Every type with a CAF: folios left, the pace of the last week and when they run out.
     pub async fn caf_forecast(&self, rut: &str) -> Result<Vec<CafForecast>> {
         let cafs = self.list_cafs(rut).await?;
+        self.caf_forecast_of(rut, &cafs).await
+    }
+
+    /// [`Service::caf_forecast`] over CAFs already read (see `list_cafs`).
+    pub async fn caf_forecast_of(&self, rut: &str, cafs: &[CafInfo]) -> Result<Vec<CafForecast>> {
         let issued = self.store.issued_since(rut, Utc::now() - Duration::days(RATE_DAYS)).await?;
         let today = Local::now().date_naive();
         let mut tipos: Vec<i32> = cafs.iter().map(|c| c.tipo).collect();
@@ -80,7 +85,7 @@ impl Service {
         tipos.dedup();
         Ok(tipos
             .into_iter()
-            .map(|t| forecast(t, &cafs, issued.iter().find(|(k, _)| *k == t).map_or(0, |(_, n)| *n), today))
+            .map(|t| forecast(t, cafs, issued.iter().find(|(k, _)| *k == t).map_or(0, |(_, n)| *n), today))
             .collect())
     }
 

@@ -565,6 +565,13 @@ impl Service {
     }
 }
 
+impl CafInfo {
+    /// Folios may still be taken from it: not expired and not retired.
+    pub fn usable(&self) -> bool {
+        !self.expired && !self.retired
+    }
+}
+
 fn caf_info(c: &CafRecord, today: NaiveDate) -> CafInfo {
     CafInfo {
         id: c.id,

@@ -13,9 +13,6 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 
 use super::sql::{args, Tx, Vals};
 use super::{AuditEntry, Store, StoreError, GENESIS};
@@ -41,18 +38,10 @@ impl AuditKeySlot {
 }
 
 fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
-    let mac = (|| {
-        let k = PKey::hmac(key)?;
-        let mut s = Signer::new(MessageDigest::sha256(), &k)?;
-        for p in parts {
-            // Length-prefixed: no choice of field contents makes two entries encode alike.
-            s.update(&(p.len() as u64).to_be_bytes())?;
-            s.update(p)?;
-        }
-        s.sign_to_vec()
-    })()
-    .unwrap_or_default();
-    crate::crypto::hex(&mac)
+    // Length-prefixed: no choice of field contents makes two entries encode alike.
+    let lengths: Vec<[u8; 8]> = parts.iter().map(|p| (p.len() as u64).to_be_bytes()).collect();
+    let chunks: Vec<&[u8]> = parts.iter().zip(&lengths).flat_map(|(p, l)| [l.as_slice(), p]).collect();
+    crate::crypto::hex(&crate::crypto::hmac_sha256(key, &chunks))
 }
 
 /// The MAC that chains an entry to the previous one of its scope.
@@ -118,7 +107,7 @@ pub fn verify_audit(key: &AuditKey, entries: &[AuditEntry]) -> Result<usize, Str
     walk(entries, |e| audit_mac(key, &e.prev_hash, &e.scope, e.seq, &e.action, &e.subject, &e.data, &e.created_at))
 }
 
-pub(super) fn entry(r: &Vals) -> Result<AuditEntry, StoreError> {
+fn entry(r: &Vals) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
         id: r.i64(0)?,
         scope: r.text(1)?,
@@ -132,10 +121,11 @@ pub(super) fn entry(r: &Vals) -> Result<AuditEntry, StoreError> {
     })
 }
 
-const ENTRY_COLS: &str = "id, scope, seq, action, subject, data, prev_hash, hash, created_at";
+const ENTRIES: &str =
+    "SELECT id, scope, seq, action, subject, data, prev_hash, hash, created_at FROM audit ORDER BY scope, seq";
 
 async fn entries_in(tx: &mut Tx) -> Result<Vec<AuditEntry>, StoreError> {
-    tx.query(&format!("SELECT {ENTRY_COLS} FROM audit ORDER BY scope, seq"), args![]).await?.iter().map(entry).collect()
+    tx.query(ENTRIES, args![]).await?.iter().map(entry).collect()
 }
 
 /// Rewrites every chain's links with `key` (the entries themselves are untouched).
@@ -192,6 +182,11 @@ pub struct KeyCheckReport {
 }
 
 impl Store {
+    /// Every audit entry, chain by chain (scope, seq).
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.query(ENTRIES, args![]).await?.iter().map(entry).collect()
+    }
+
     /// The key audit entries are MACed with from now on; set once, at start.
     pub fn set_audit_key(&self, key: AuditKey) {
         let slot = match self {

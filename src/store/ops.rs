@@ -530,15 +530,4 @@ impl Store {
         .map(|r| Ok((r.text(0)?, r.i64(1)?, r.text(2)?)))
         .collect()
     }
-
-    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        self.query(
-            "SELECT id, scope, seq, action, subject, data, prev_hash, hash, created_at FROM audit ORDER BY scope, seq",
-            args![],
-        )
-        .await?
-        .iter()
-        .map(super::audit::entry)
-        .collect()
-    }
 }

@@ -9,9 +9,6 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use chrono::Utc;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 
 use crate::netguard::{literal_ip, TargetPolicy};
 use crate::otel::Traced;
@@ -92,14 +89,8 @@ fn outcome(e: &reqwest::Error) -> &'static str {
 
 /// `v1=` hex HMAC-SHA256 of `{timestamp}.{body}` under `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let sig = (|| {
-        let key = PKey::hmac(secret.as_bytes())?;
-        let mut s = Signer::new(MessageDigest::sha256(), &key)?;
-        s.update(format!("{timestamp}.{body}").as_bytes())?;
-        s.sign_to_vec()
-    })()
-    .unwrap_or_default();
-    format!("v1={}", crate::crypto::hex(&sig))
+    let signed = format!("{timestamp}.{body}");
+    format!("v1={}", crate::crypto::hex(&crate::crypto::hmac_sha256(secret.as_bytes(), &[signed.as_bytes()])))
 }
 
 pub async fn run(svc: Arc<crate::service::Service>, http: reqwest::Client, interval: Duration) {
