@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod exchange;
 pub mod folio;
 pub mod http;
 pub mod netguard;

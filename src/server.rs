@@ -25,10 +25,10 @@ use crate::vault::Vault;
 use crate::worker::SiiLink;
 
 /// TEST-ONLY material for `--demo`, clearly labelled and never valid with the SII.
-const DEMO_P12: &[u8] = include_bytes!("../certs/test-company.p12");
-const DEMO_AUTHORITY_KEY: &[u8] = include_bytes!("../certs/test-authority.key");
-const DEMO_AUTHORITY_CERT: &[u8] = include_bytes!("../certs/test-authority.pem");
-const DEMO_COMPANY: &[u8] = include_bytes!("../examples/company.json");
+pub(crate) const DEMO_P12: &[u8] = include_bytes!("../certs/test-company.p12");
+pub(crate) const DEMO_AUTHORITY_KEY: &[u8] = include_bytes!("../certs/test-authority.key");
+pub(crate) const DEMO_AUTHORITY_CERT: &[u8] = include_bytes!("../certs/test-authority.pem");
+pub(crate) const DEMO_COMPANY: &[u8] = include_bytes!("../examples/company.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

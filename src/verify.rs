@@ -34,7 +34,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn add(&mut self, status: Status, check: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn add(&mut self, status: Status, check: impl Into<String>, detail: impl Into<String>) {
         self.checks.push(Check { status, check: check.into(), detail: detail.into() });
     }
     pub fn passed(&self) -> bool {
@@ -131,7 +131,7 @@ pub fn verify(bytes: &[u8], trust: &CafTrust) -> Result<Report, Unreadable> {
     Ok(r)
 }
 
-fn check_schema(r: &mut Report, kind: Schema, doc: &Document) {
+pub(crate) fn check_schema(r: &mut Report, kind: Schema, doc: &Document) {
     match schema::validate(kind, doc) {
         Ok(()) => r.add(Status::Pass, format!("schema {}", kind.file()), ""),
         Err(e) => r.add(Status::Fail, format!("schema {}", kind.file()), e.join("; ")),
@@ -140,7 +140,7 @@ fn check_schema(r: &mut Report, kind: Schema, doc: &Document) {
 
 /// A stand-alone DTE: issuers sign them without a namespace and some append vendor elements after
 /// the Signature. Both are named as warnings and the SII content is validated without them.
-fn standalone_schema(r: &mut Report, kind: Schema, root: &Node, text: &str) {
+pub(crate) fn standalone_schema(r: &mut Report, kind: Schema, root: &Node, text: &str) {
     let mut text = text.to_string();
     if lx::ns_of(root).is_empty() {
         r.add(
@@ -174,7 +174,7 @@ fn standalone_schema(r: &mut Report, kind: Schema, root: &Node, text: &str) {
     check_schema(r, kind, &doc);
 }
 
-fn sig_check(r: &mut Report, what: &str, s: &dsig::SigReport) {
+pub(crate) fn sig_check(r: &mut Report, what: &str, s: &dsig::SigReport) {
     for w in &s.warnings {
         r.add(Status::Warn, what, w.clone());
     }
@@ -185,7 +185,7 @@ fn sig_check(r: &mut Report, what: &str, s: &dsig::SigReport) {
     }
 }
 
-fn caratula_check(r: &mut Report, set: &Node, dtes: &[Node]) {
+pub(crate) fn caratula_check(r: &mut Report, set: &Node, dtes: &[Node]) {
     let Some(car) = child(set, "Caratula") else {
         return r.add(Status::Fail, "caratula", "no Caratula");
     };
@@ -221,7 +221,7 @@ fn text_of(n: &Node, p: &[&str]) -> String {
 }
 
 /// Signature and TED of one DTE, given as its own document.
-fn dte_checks(r: &mut Report, doc: &Document, trust: &CafTrust, standalone: bool) {
+pub(crate) fn dte_checks(r: &mut Report, doc: &Document, trust: &CafTrust, standalone: bool) {
     let Some(root) = doc.get_root_element() else { return };
     let Some(documento) = child(&root, "Documento") else {
         return r.add(Status::Fail, "DTE", "no Documento");

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod boleta;
 pub mod client;
 pub mod envelope;
+pub mod rcv;
 pub mod sim;
 pub mod soap;
 pub mod tokens;

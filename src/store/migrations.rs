@@ -36,6 +36,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 3, "company_logos", "0003_company_logos.sql"),
     migration!("sqlite", 4, "caf_retirement", "0004_caf_retirement.sql"),
     migration!("sqlite", 5, "document_traces", "0005_document_traces.sql"),
+    migration!("sqlite", 6, "received", "0006_received.sql"),
 ];
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "initial", "0001_initial.sql"),
@@ -43,6 +44,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 3, "company_logos", "0003_company_logos.sql"),
     migration!("postgres", 4, "caf_retirement", "0004_caf_retirement.sql"),
     migration!("postgres", 5, "document_traces", "0005_document_traces.sql"),
+    migration!("postgres", 6, "received", "0006_received.sql"),
 ];
 
 /// The migration that brings the master key's check value (see `audit`).

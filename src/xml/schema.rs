@@ -22,6 +22,9 @@ const FILES: &[(&str, &[u8])] = schema_files!(
     "EnvioBOLETA_v11.xsd",
     "SiiTypes_v10.xsd",
     "xmldsignature_v10.xsd",
+    "RespuestaEnvioDTE_v10.xsd",
+    "EnvioRecibos_v10.xsd",
+    "Recibos_v10.xsd",
 );
 const BOLETA_WRAPPER: &[u8] = include_bytes!("BoletaDTE.xsd");
 
@@ -33,6 +36,10 @@ pub enum Schema {
     BoletaDte,
     EnvioDte,
     EnvioBoleta,
+    /// A receiver's answer: RecepcionEnvio or ResultadoDTE.
+    RespuestaDte,
+    /// Receipts of goods (Ley 19.983).
+    EnvioRecibos,
 }
 
 impl Schema {
@@ -42,6 +49,8 @@ impl Schema {
             Schema::BoletaDte => "BoletaDTE.xsd",
             Schema::EnvioDte => "EnvioDTE_v10.xsd",
             Schema::EnvioBoleta => "EnvioBOLETA_v11.xsd",
+            Schema::RespuestaDte => "RespuestaEnvioDTE_v10.xsd",
+            Schema::EnvioRecibos => "EnvioRecibos_v10.xsd",
         }
     }
 }

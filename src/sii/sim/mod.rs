@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod boleta;
+pub mod rcv;
+pub mod supplier;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
@@ -68,6 +70,8 @@ pub struct Counters {
     pub accepted: HashMap<String, u32>,
     /// The W3C `traceparent` of every upload that carried one, in order.
     pub upload_traceparents: Vec<String>,
+    /// RCV web service calls by operation.
+    pub rcv_calls: HashMap<String, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +91,7 @@ pub(crate) struct Sim {
     pub(crate) counters: Mutex<Counters>,
     pub(crate) next: AtomicU64,
     rng: Mutex<u64>,
+    pub(crate) rcv: Mutex<rcv::RcvState>,
 }
 
 impl Sim {
@@ -125,6 +130,15 @@ impl Sim {
             return Some(HttpResponse::Ok().content_type("text/html").body("<html><body>Servicio no disponible"));
         }
         None
+    }
+
+    /// The RUT of the certificate holder a valid token was given to.
+    pub(crate) fn token_holder(&self, token: &str) -> Result<String, &'static str> {
+        let tokens = self.tokens.lock().map_err(|_| "003")?;
+        match tokens.get(token) {
+            Some((rut, exp)) if *exp > Instant::now() => Ok(rut.clone()),
+            _ => Err("003"),
+        }
     }
 
     pub(crate) fn token_ok(&self, token: &str) -> Result<(), &'static str> {
@@ -468,6 +482,9 @@ pub(crate) async fn receive(
                 ok += 1;
                 let key = format!("{rut}/{tipo}/{folio}");
                 sim.count(|c| *c.accepted.entry(key).or_default() += 1);
+                if let Ok(f) = folio.parse() {
+                    rcv::received(sim, rut, tipo.parse().unwrap_or(0), f, crate::service::now_local());
+                }
             }
         }
         let n = dtes.len() as u32;
@@ -524,6 +541,7 @@ pub async fn serve(cfg: SimConfig, bind: &str, on_bound: impl FnOnce(std::net::S
         counters: Mutex::new(Counters::default()),
         next: AtomicU64::new(1),
         rng: Mutex::new(seed),
+        rcv: Mutex::new(rcv::RcvState::default()),
     }));
     let server = HttpServer::new(move || {
         App::new()
@@ -532,6 +550,8 @@ pub async fn serve(cfg: SimConfig, bind: &str, on_bound: impl FnOnce(std::net::S
             .route("/DTEWS/{service}", web::post().to(soap_service))
             .route("/cgi_dte/UPL/DTEUpload", web::post().to(upload))
             .configure(boleta::routes)
+            .configure(rcv::routes)
+            .route("/sim/supplier-mail", web::post().to(supplier::mail))
             .route("/sim/counters", web::get().to(counters))
             .route("/sim/expire-tokens", web::post().to(expire_tokens))
     })
