@@ -153,6 +153,8 @@ enum Cmd {
     },
     /// The CAF lifecycle: folios to annul at the SII, and when folios run out.
     Caf(crate::cli_caf::CafArgs),
+    /// Suppliers' documents received: the inbox, one document, and the RCV decision.
+    Received(crate::cli_received::ReceivedArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
     Completions {
         /// The shell.
@@ -447,7 +449,8 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         );
     }
     let link = if s.sii_workers && !demo_offline { Some(server::sii_link(&svc, &s).map_err(start_err)?) } else { None };
-    server::background(svc.clone(), auth.clone(), link.clone(), &s);
+    let exchange = server::exchange(&svc, &s, link.as_ref()).map_err(start_err)?;
+    server::background(svc.clone(), auth.clone(), link.clone(), Some(exchange.clone()), &s);
     let batches = server::batches(&svc, &s, link.is_some()).await.map_err(start_err)?;
     batches.start().await;
     let backend = svc.backend();
@@ -467,7 +470,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         metrics_bind: s.metrics_bind.clone(),
         metrics_token: s.metrics_token.clone(),
     };
-    dte_gateway::http::serve(svc, auth, link, batches, listen, |addr, metrics| {
+    dte_gateway::http::serve(svc, auth, link, Some(exchange), batches, listen, |addr, metrics| {
         use std::io::Write;
         if let Some(m) = metrics {
             println!("metrics on http://{m}/metrics");
@@ -675,6 +678,12 @@ pub fn run() -> ExitCode {
         }
         Cmd::Caf(args) => {
             return match actix_web::rt::System::new().block_on(crate::cli_caf::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => report_failure(Failure::Input(e)),
+            };
+        }
+        Cmd::Received(args) => {
+            return match actix_web::rt::System::new().block_on(crate::cli_received::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => report_failure(Failure::Input(e)),
             };

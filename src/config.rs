@@ -109,6 +109,18 @@ pub struct Settings {
     pub caf_warning_days: u32,
     /// Export traces over OTLP/HTTP to this collector (e.g. `http://127.0.0.1:4318`); off when unset.
     pub otlp_endpoint: Option<String>,
+    /// The SII's RCV web service (acceptance and claims of received DTEs) per environment.
+    pub sii_rcv_url_certificacion: String,
+    pub sii_rcv_url_produccion: String,
+    /// Poll exchange mailboxes, send answers to suppliers and follow the RCV in this instance.
+    pub exchange_workers: bool,
+    /// Pause between the exchange worker's rounds, milliseconds.
+    pub exchange_interval_ms: u64,
+    /// `received.deadline_near` fires (and the alert counts a document) this many days before the
+    /// 8-day window of a received document closes.
+    pub received_deadline_warning_days: u32,
+    /// How often an undecided received document's RCV state is asked again, seconds.
+    pub rcv_recheck_seconds: u64,
 }
 
 impl Default for Settings {
@@ -170,6 +182,12 @@ impl Default for Settings {
             auth_failures_per_minute: 30,
             caf_warning_days: 14,
             otlp_endpoint: None,
+            sii_rcv_url_certificacion: crate::sii::rcv::default_url(crate::domain::Environment::Certificacion).into(),
+            sii_rcv_url_produccion: crate::sii::rcv::default_url(crate::domain::Environment::Produccion).into(),
+            exchange_workers: true,
+            exchange_interval_ms: 1_000,
+            received_deadline_warning_days: 2,
+            rcv_recheck_seconds: 3_600,
         }
     }
 }
@@ -235,6 +253,12 @@ const ENV: &[&str] = &[
     "AUTH_FAILURES_PER_MINUTE",
     "CAF_WARNING_DAYS",
     "OTLP_ENDPOINT",
+    "SII_RCV_URL_CERTIFICACION",
+    "SII_RCV_URL_PRODUCCION",
+    "EXCHANGE_WORKERS",
+    "EXCHANGE_INTERVAL_MS",
+    "RECEIVED_DEADLINE_WARNING_DAYS",
+    "RCV_RECHECK_SECONDS",
 ];
 
 impl Settings {
@@ -283,10 +307,13 @@ impl Settings {
                     | "event_stream_max_seconds"
                     | "event_stream_recheck_ms"
                     | "auth_failures_per_minute"
-                    | "caf_warning_days" => {
+                    | "caf_warning_days"
+                    | "exchange_interval_ms"
+                    | "received_deadline_warning_days"
+                    | "rcv_recheck_seconds" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
-                    "redis_cluster" | "sii_workers" | "webhook_allow_http" | "webhook_allow_private" => {
+                    "redis_cluster" | "sii_workers" | "webhook_allow_http" | "webhook_allow_private" | "exchange_workers" => {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
@@ -386,7 +413,12 @@ impl Settings {
             e.push("redis_urls must be redis://host:port".into());
         }
         for (n, u) in
-            [("sii_url_certificacion", &self.sii_url_certificacion), ("sii_url_produccion", &self.sii_url_produccion)]
+            [
+                ("sii_url_certificacion", &self.sii_url_certificacion),
+                ("sii_url_produccion", &self.sii_url_produccion),
+                ("sii_rcv_url_certificacion", &self.sii_rcv_url_certificacion),
+                ("sii_rcv_url_produccion", &self.sii_rcv_url_produccion),
+            ]
         {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 e.push(format!("{n} must be an http(s) URL"));
@@ -433,6 +465,16 @@ impl Settings {
             mode: self.cache_mode.clone(),
             redis_urls: self.redis_urls.clone(),
             cluster: self.redis_cluster,
+            ..Default::default()
+        }
+    }
+
+    pub fn exchange(&self) -> crate::worker::exchange::ExchangeConfig {
+        use std::time::Duration;
+        crate::worker::exchange::ExchangeConfig {
+            interval: Duration::from_millis(self.exchange_interval_ms.max(50)),
+            deadline_warning: chrono::Duration::days(self.received_deadline_warning_days as i64),
+            rcv_recheck: chrono::Duration::seconds(self.rcv_recheck_seconds.max(1) as i64),
             ..Default::default()
         }
     }

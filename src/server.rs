@@ -229,6 +229,27 @@ pub fn sii_link(svc: &Arc<Service>, s: &Settings) -> Result<Arc<SiiLink>, StartE
     ))
 }
 
+/// The receiving side of this instance: RCV clients per environment, sharing the SII link's
+/// tokens (without a link, intake and the inbox work and RCV decisions answer 503).
+pub fn exchange(
+    svc: &Arc<Service>,
+    s: &Settings,
+    link: Option<&Arc<SiiLink>>,
+) -> Result<Arc<crate::worker::exchange::Exchange>, StartError> {
+    let timeout = Duration::from_millis(s.sii_timeout_ms);
+    let mut auth = HashMap::new();
+    let mut rcv = HashMap::new();
+    for (env, url) in
+        [(Environment::Certificacion, &s.sii_rcv_url_certificacion), (Environment::Produccion, &s.sii_rcv_url_produccion)]
+    {
+        if let Some(c) = link.and_then(|l| l.soap_client(env)) {
+            auth.insert(env, c);
+        }
+        rcv.insert(env, crate::sii::rcv::RcvClient::new(url, timeout).map_err(|e| StartError::Other(e.to_string()))?);
+    }
+    Ok(crate::worker::exchange::Exchange::new(svc.clone(), link.map(|l| l.tokens.clone()), auth, rcv, s.exchange()))
+}
+
 /// The batch queue of this instance and the batch service on it.
 pub async fn batches(svc: &Arc<Service>, s: &Settings, tracks_sii: bool) -> Result<Arc<Batches>, StartError> {
     let cfg = s.batches();
@@ -290,7 +311,7 @@ pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> 
 
 /// The gauges read from the database: folios left and expiry per company and type, certificate
 /// expiry, documents per state.
-pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
+pub async fn refresh_gauges(svc: &Service, warning: chrono::Duration) -> Result<(), ServiceError> {
     use crate::telemetry::{CAF_EXPIRY, CERT_EXPIRY, DOCUMENTS, FOLIOS_LEFT};
     for rut in svc.companies().await? {
         let mut left: HashMap<i32, i64> = HashMap::new();
@@ -327,6 +348,14 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
     for (state, n) in svc.document_states().await? {
         metrics::gauge!(DOCUMENTS, "state" => state).set(n as f64);
     }
+    let (received, near) = svc.received_counts(warning).await?;
+    for state in crate::service::RECEIVED_STATES {
+        metrics::gauge!(crate::telemetry::RECEIVED_DOCUMENTS, "state" => state).set(0.0);
+    }
+    for (state, n) in received {
+        metrics::gauge!(crate::telemetry::RECEIVED_DOCUMENTS, "state" => state).set(n as f64);
+    }
+    metrics::gauge!(crate::telemetry::RECEIVED_DEADLINE_NEAR).set(near as f64);
     let age = svc.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     metrics::gauge!(crate::telemetry::UNSENT_AGE).set(age.max(0.0));
     if let Some((in_use, waiting)) = svc.cache.as_ref().and_then(|c| c.pool_status()) {
@@ -337,7 +366,16 @@ pub async fn refresh_gauges(svc: &Service) -> Result<(), ServiceError> {
 }
 
 /// Revocation list reload and clean-up, the SII link and webhooks, for the life of the server.
-pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>, s: &Settings) {
+pub fn background(
+    svc: Arc<Service>,
+    auth: Arc<Auth>,
+    link: Option<Arc<SiiLink>>,
+    exchange: Option<Arc<crate::worker::exchange::Exchange>>,
+    s: &Settings,
+) {
+    if let Some(x) = exchange.filter(|_| s.exchange_workers) {
+        actix_web::rt::spawn(x.run());
+    }
     if let Some(link) = link {
         actix_web::rt::spawn(link.run());
         let hooks = svc.clone();
@@ -361,9 +399,10 @@ pub fn background(svc: Arc<Service>, auth: Arc<Auth>, link: Option<Arc<SiiLink>>
         }
     });
     let gauges = svc.clone();
+    let warning = chrono::Duration::days(s.received_deadline_warning_days as i64);
     actix_web::rt::spawn(async move {
         loop {
-            if let Err(e) = refresh_gauges(&gauges).await {
+            if let Err(e) = refresh_gauges(&gauges, warning).await {
                 tracing::warn!(error = %e, "could not refresh the gauges");
             }
             // Slow-moving values: the alerts built on them look at minutes, not seconds.

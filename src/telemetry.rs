@@ -43,6 +43,13 @@ pub const AUDIT_CHAIN_LENGTH: &str = "dte_audit_chain_length";
 pub const AUTH_FAILURES: &str = "dte_auth_failures_total";
 pub const CAF_DAYS_LEFT: &str = "dte_caf_days_left";
 pub const CAF_WARNING_DAYS: &str = "dte_caf_warning_days";
+pub const RECEIVED_DOCUMENTS: &str = "dte_received_documents";
+pub const RECEIVED_DEADLINE_NEAR: &str = "dte_received_deadline_near";
+pub const RECEIVED_TAKEN: &str = "dte_received_taken_total";
+pub const RECEIVED_DECISIONS: &str = "dte_received_decisions_total";
+pub const MAILBOX_POLLS: &str = "dte_mailbox_polls_total";
+pub const RCV_CALLS: &str = "dte_rcv_calls_total";
+pub const EXCHANGE_MAILS: &str = "dte_exchange_mails_total";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -77,6 +84,13 @@ pub const ALL: &[&str] = &[
     AUTH_FAILURES,
     CAF_DAYS_LEFT,
     CAF_WARNING_DAYS,
+    RECEIVED_DOCUMENTS,
+    RECEIVED_DEADLINE_NEAR,
+    RECEIVED_TAKEN,
+    RECEIVED_DECISIONS,
+    MAILBOX_POLLS,
+    RCV_CALLS,
+    EXCHANGE_MAILS,
 ];
 
 /// Label values known before any traffic: every series an alert or a dashboard reads exists from
@@ -89,7 +103,7 @@ pub struct Known {
 }
 
 /// Every operation the SII link counts (`sii::api`).
-pub const SII_OPERATIONS: [&str; 8] = [
+pub const SII_OPERATIONS: [&str; 12] = [
     "token",
     "boleta_token",
     "upload",
@@ -98,7 +112,13 @@ pub const SII_OPERATIONS: [&str; 8] = [
     "boleta_upload_status",
     "document_status",
     "boleta_status",
+    "ingresarAceptacionReclamoDoc",
+    "listarEventosHistDoc",
+    "consultarDocDteCedible",
+    "consultarFechaRecepcionSii",
 ];
+/// What an RCV call came to (`worker::exchange`).
+pub const RCV_OUTCOMES: [&str; 7] = ["ok", "already", "past_deadline", "refused", "retry", "token_refused", "failed"];
 const SII_OUTCOMES: [&str; 4] = ["ok", "refused", "failed", "error"];
 /// Upload verdicts the SII gives (accepted, with objections, rejected).
 const SII_ESTADOS: [&str; 9] = ["EPR", "RLV", "RPR", "RSC", "RFR", "RCT", "RCH", "RPT", "VOF"];
@@ -164,6 +184,27 @@ pub fn register_known(k: &Known) {
         counter!(BATCH_ITEMS, "outcome" => outcome).increment(0);
     }
     counter!(AUTH_FAILURES).increment(0);
+    for state in crate::service::RECEIVED_STATES {
+        gauge!(RECEIVED_DOCUMENTS, "state" => state).increment(0.0);
+    }
+    gauge!(RECEIVED_DEADLINE_NEAR).increment(0.0);
+    for source in ["mailbox", "upload"] {
+        counter!(RECEIVED_TAKEN, "source" => source).increment(0);
+    }
+    for a in crate::exchange::rcv::Accion::ALL {
+        counter!(RECEIVED_DECISIONS, "decision" => a.code()).increment(0);
+    }
+    for outcome in ["ok", "failed"] {
+        counter!(MAILBOX_POLLS, "outcome" => outcome).increment(0);
+    }
+    for op in &SII_OPERATIONS[8..] {
+        for outcome in RCV_OUTCOMES {
+            counter!(RCV_CALLS, "operation" => *op, "outcome" => outcome).increment(0);
+        }
+    }
+    for outcome in ["sent", "retry", "failed"] {
+        counter!(EXCHANGE_MAILS, "outcome" => outcome).increment(0);
+    }
 }
 
 /// A company's series, at zero (at start, and when a company is registered).

@@ -115,7 +115,13 @@ pub fn webhook_aad(url: &str) -> String {
     format!("webhook:{url}")
 }
 
+/// What a mailbox password is sealed to: its company and which server it opens.
+pub fn mailbox_aad(company: &str, slot: &str) -> String {
+    format!("mailbox:{slot}:{company}")
+}
+
 /// A folder only its owner can enter (0700), created when missing.
+
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);

@@ -12,7 +12,7 @@ CREATE TABLE received_messages (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL 
 CREATE INDEX received_messages_digest ON received_messages(company, digest);
 CREATE TABLE received_envelopes (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut),
   message_id BIGINT NOT NULL REFERENCES received_messages(id), filename TEXT NOT NULL, envio_id TEXT NOT NULL,
-  digest TEXT NOT NULL, rut_emisor TEXT, rut_receptor TEXT, contact TEXT, estado INT NOT NULL, glosa TEXT NOT NULL,
+  cod_envio BIGINT NOT NULL, digest TEXT NOT NULL, rut_emisor TEXT, rut_receptor TEXT, contact TEXT, estado INT NOT NULL, glosa TEXT NOT NULL,
   checks TEXT NOT NULL, xml BYTEA NOT NULL, created_at TIMESTAMPTZ NOT NULL);
 CREATE INDEX received_envelopes_digest ON received_envelopes(company, digest);
 CREATE TABLE received_documents (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL REFERENCES companies(rut),
@@ -20,7 +20,7 @@ CREATE TABLE received_documents (id BIGSERIAL PRIMARY KEY, company TEXT NOT NULL
   folio BIGINT NOT NULL, fch_emis DATE NOT NULL, rut_recep TEXT NOT NULL, mnt_total BIGINT NOT NULL,
   rzn_soc TEXT NOT NULL, xml BYTEA NOT NULL, estado INT NOT NULL, glosa TEXT NOT NULL, checks TEXT NOT NULL,
   state TEXT NOT NULL, sii_reception TIMESTAMPTZ, deadline TIMESTAMPTZ, next_rcv_at TIMESTAMPTZ, decision TEXT,
-  decided_at TIMESTAMPTZ, reason TEXT, deadline_notified BOOLEAN NOT NULL DEFAULT FALSE, created_at TIMESTAMPTZ NOT NULL,
+  decided_at TIMESTAMPTZ, reason TEXT, deadline_notified BIGINT NOT NULL DEFAULT 0, created_at TIMESTAMPTZ NOT NULL,
   UNIQUE (company, rut_emisor, tipo, folio));
 CREATE INDEX received_documents_state ON received_documents(state, deadline);
 CREATE TABLE received_events (id BIGSERIAL PRIMARY KEY, document_id BIGINT NOT NULL REFERENCES received_documents(id),

@@ -12,7 +12,7 @@ CREATE TABLE received_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, company TE
 CREATE INDEX received_messages_digest ON received_messages(company, digest);
 CREATE TABLE received_envelopes (id INTEGER PRIMARY KEY AUTOINCREMENT, company TEXT NOT NULL REFERENCES companies(rut),
   message_id INTEGER NOT NULL REFERENCES received_messages(id), filename TEXT NOT NULL, envio_id TEXT NOT NULL,
-  digest TEXT NOT NULL, rut_emisor TEXT, rut_receptor TEXT, contact TEXT, estado INTEGER NOT NULL, glosa TEXT NOT NULL,
+  cod_envio INTEGER NOT NULL, digest TEXT NOT NULL, rut_emisor TEXT, rut_receptor TEXT, contact TEXT, estado INTEGER NOT NULL, glosa TEXT NOT NULL,
   checks TEXT NOT NULL, xml BLOB NOT NULL, created_at TEXT NOT NULL);
 CREATE INDEX received_envelopes_digest ON received_envelopes(company, digest);
 CREATE TABLE received_documents (id INTEGER PRIMARY KEY AUTOINCREMENT, company TEXT NOT NULL REFERENCES companies(rut),

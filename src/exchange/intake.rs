@@ -82,6 +82,8 @@ pub struct ReceivedDte {
     pub fch_emis: NaiveDate,
     pub rut_emisor: String,
     pub rzn_soc: String,
+    /// The issuer's `CorreoEmisor`: where answers go when the mail's sender is unknown.
+    pub correo_emisor: Option<String>,
     pub rut_recep: String,
     pub mnt_total: i64,
     /// The DTE as a stand-alone ISO-8859-1 document, as the SII verifies it.
@@ -314,6 +316,7 @@ fn standalone(own: &str, company: Rut, trust: &CafTrust) -> ReceivedDte {
                 fch_emis: NaiveDate::default(),
                 rut_emisor: String::new(),
                 rzn_soc: String::new(),
+                correo_emisor: None,
                 rut_recep: String::new(),
                 mnt_total: 0,
                 xml: Vec::new(),
@@ -372,6 +375,7 @@ fn standalone(own: &str, company: Rut, trust: &CafTrust) -> ReceivedDte {
         fch_emis: fch_emis.unwrap_or_default(),
         rut_emisor,
         rzn_soc: enc(&["Emisor", "RznSoc"]),
+        correo_emisor: Some(enc(&["Emisor", "CorreoEmisor"])).filter(|c| c.contains('@')),
         rut_recep,
         mnt_total: mnt_total.unwrap_or(0),
         xml,

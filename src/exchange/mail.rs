@@ -77,8 +77,14 @@ pub fn with_xml(
 ) -> Result<lettre::Message, MailError> {
     let mbox = |s: &str| s.parse::<Mailbox>().map_err(|e| MailError::Address(s.to_string(), e.to_string()));
     let xml_type = ContentType::parse("application/xml").map_err(|e| MailError::Build(e.to_string()))?;
+    let sender = mbox(from)?;
+    // The receiver takes each message once by its Message-ID: every message carries its own.
+    let mut r = [0u8; 16];
+    openssl::rand::rand_bytes(&mut r).map_err(|e| MailError::Build(e.to_string()))?;
+    let id = format!("<{}@{}>", crate::crypto::hex(&r), sender.email.domain());
     lettre::Message::builder()
-        .from(mbox(from)?)
+        .message_id(Some(id))
+        .from(sender)
         .to(mbox(to)?)
         .subject(subject)
         .multipart(

@@ -13,6 +13,7 @@ mod keys;
 pub mod openapi;
 mod print;
 pub mod problem;
+mod received;
 mod sii;
 mod tools;
 
@@ -261,6 +262,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/webhooks/deliveries", web::get().to(sii::deliveries))
                 .route("/companies/{rut}/webhooks/{id}", web::delete().to(sii::delete_webhook))
                 .route("/companies/{rut}/webhooks/{id}/secret", web::post().to(sii::rotate_webhook_secret))
+                .route("/companies/{rut}/mailbox", web::put().to(received::put_mailbox))
+                .route("/companies/{rut}/mailbox", web::get().to(received::get_mailbox))
+                .route("/companies/{rut}/mailbox/poll", web::post().to(received::poll_mailbox))
+                .route("/companies/{rut}/received", web::post().to(received::take_file))
+                .route("/companies/{rut}/received", web::get().to(received::list))
+                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}", web::get().to(received::get))
+                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/xml", web::get().to(received::xml))
+                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/pdf", web::get().to(received::pdf))
+                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/responses", web::get().to(received::responses))
+                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/decision", web::post().to(received::decide))
+                .route("/companies/{rut}/responses/{id}/xml", web::get().to(received::response_xml))
                 .route("/batches", web::post().to(batches::submit))
                 .route("/batches", web::get().to(batches::list))
                 .route("/batches/{id}", web::get().to(batches::status))
@@ -303,6 +315,7 @@ pub async fn serve(
     svc: Arc<Service>,
     auth: Arc<Auth>,
     link: Option<Arc<crate::worker::SiiLink>>,
+    exchange: Option<Arc<crate::worker::exchange::Exchange>>,
     batches: Arc<crate::batch::Batches>,
     listen: Listen,
     on_bound: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
@@ -317,6 +330,7 @@ pub async fn serve(
     let batch_limit = web::Data::new(batches::BatchLimit(batch_limit));
     let bind = bind.as_str();
     let link_data = link.map(web::Data::new);
+    let exchange_data = exchange.map(web::Data::new);
     let svc_data = web::Data::new(svc);
     let auth_data = web::Data::new(auth);
     let limit = web::Data::new(BodyLimit(body_limit));
@@ -324,6 +338,9 @@ pub async fn serve(
         let mut app = App::new();
         if let Some(l) = &link_data {
             app = app.app_data(l.clone());
+        }
+        if let Some(x) = &exchange_data {
+            app = app.app_data(x.clone());
         }
         if let Some(t) = &token {
             app = app.app_data(t.clone()).route("/metrics", web::get().to(metrics_with_token));

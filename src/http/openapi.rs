@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, cafs, companies, documents, keys, print, sii, tools};
+use super::{batches, cafs, companies, documents, keys, print, received, sii, tools};
 
 struct Security;
 
@@ -29,7 +29,9 @@ impl Modify for Security {
         sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::delete_webhook, sii::rotate_webhook_secret, sii::sii_status,
         tools::quote, tools::verify,
         batches::submit, batches::list, batches::status, batches::items, batches::events, batches::results,
-        batches::dead_letters, batches::replay, batches::replay_all
+        batches::dead_letters, batches::replay, batches::replay_all,
+        received::put_mailbox, received::get_mailbox, received::poll_mailbox, received::take_file, received::list, received::get, received::xml,
+        received::pdf, received::responses, received::response_xml, received::decide
     ),
     modifiers(&Security)
 )]

@@ -94,6 +94,9 @@ impl ApiError {
                 S::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", vec![]),
                 S::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", vec![]),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", vec![]),
+                S::Rcv { .. } => (StatusCode::CONFLICT, "rcv-refused", vec![]),
+                S::PastDeadline(_) => (StatusCode::CONFLICT, "deadline-passed", vec![]),
+                S::SiiUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sii-unavailable", vec![]),
                 S::Print(p) => {
                     use crate::print::PrintError as P;
                     match p {

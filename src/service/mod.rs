@@ -26,6 +26,7 @@ mod edges;
 mod issuance;
 mod keys;
 mod print;
+mod received;
 mod signing;
 mod uploads;
 mod webhooks;
@@ -52,6 +53,15 @@ pub enum ServiceError {
     Internal(String),
     #[error(transparent)]
     Print(#[from] crate::print::PrintError),
+    /// The SII's RCV refused the action (its `codResp` and description).
+    #[error("the SII's RCV refused it: {code} {detail}")]
+    Rcv { code: i32, detail: String },
+    /// The 8-day window of Ley 19.983 closed.
+    #[error("{0}")]
+    PastDeadline(String),
+    /// The SII did not answer (or answered "try later") after the retries.
+    #[error("the SII is unavailable: {0}")]
+    SiiUnavailable(String),
 }
 
 impl From<StoreError> for ServiceError {
@@ -183,6 +193,10 @@ use crate::crypto::sha256_hex;
 pub use cafs::{CafForecast, UnusedRange};
 pub use edges::{ApiKey, Delivery, Webhook};
 pub use print::LogoInfo;
+pub use received::{
+    by_law_event, deadline_event, local_to_utc, utc_to_local, DecisionBody, IntakeReport, MailboxAccess, MailboxBody,
+    MailboxInfo, ReceivedInfo, ReceivedPage, ReceivedQuery, ResponseInfo, RECEIVED_STATES,
+};
 pub use uploads::{DueDelivery, Upload, Verdict};
 
 /// Local wall-clock time to the second: the SII's timestamps carry no zone.

@@ -168,7 +168,7 @@ impl RcvClient {
         let r = self.send(token, op, emisor, tipo, folio, accion).await;
         let outcome = match &r {
             Ok(_) => "ok",
-            Err(RcvError::TokenRefused(_)) => "token_refused",
+            Err(RcvError::TokenRefused(_)) => "refused",
             Err(e) if e.retryable() => "failed",
             Err(_) => "error",
         };

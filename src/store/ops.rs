@@ -193,6 +193,24 @@ impl Store {
                 .map_err(|e| StoreError::Db(format!("webhook {id}: {e}")))?;
             tx.exec("UPDATE webhooks SET secret = $1 WHERE id = $2", args![crate::vault::wrap_text(&new), id]).await?;
         }
+        let boxes = tx
+            .query(&format!("SELECT company, password, smtp_password FROM mailboxes ORDER BY company{lock}"), args![])
+            .await?;
+        for r in &boxes {
+            let company = r.text(0)?;
+            let again = |slot: &str, v: Option<String>| -> Result<Option<String>, StoreError> {
+                let Some(v) = v else { return Ok(None) };
+                let sealed = crate::vault::unwrap_text(&v)
+                    .ok_or_else(|| StoreError::Db(format!("mailbox of {company}: its {slot} is not sealed")))?;
+                let new = f(&crate::vault::mailbox_aad(&company, slot), &sealed)
+                    .map_err(|e| StoreError::Db(format!("mailbox of {company}: {e}")))?;
+                Ok(Some(crate::vault::wrap_text(&new)))
+            };
+            let imap = again("imap", Some(r.text(1)?))?;
+            let smtp = again("smtp", r.opt(2, Vals::text)?)?;
+            tx.exec("UPDATE mailboxes SET password = $1, smtp_password = $2 WHERE company = $3", args![imap, smtp, company.as_str()])
+                .await?;
+        }
         Store::rekey_audit(&mut tx, &old, to.0, to.1).await?;
         // The rotation's own entry is the first under the new key.
         tx.audit_key = Some(*to.0);

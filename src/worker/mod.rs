@@ -4,6 +4,7 @@
 //! work is picked up when its lease ends.
 
 pub mod breaker;
+pub mod exchange;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -79,6 +80,11 @@ impl SiiLink {
         let breakers =
             clients.iter().map(|(k, c)| (*k, Arc::new(Breaker::new(c.host(), breaker.0, breaker.1)))).collect();
         Arc::new(SiiLink { svc, tokens, clients, breakers, cfg })
+    }
+
+    /// The SOAP client of an environment (seed and token for the other SII services).
+    pub fn soap_client(&self, env: Environment) -> Option<SiiApi> {
+        self.clients.get(&(env, false)).cloned()
     }
 
     /// Back to `pending`, tried again after the backoff its attempts have earned.

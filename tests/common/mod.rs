@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod gateway;
 pub mod hooks;
+pub mod mail;
 pub mod redis;
 pub mod server;
 pub mod sim;

@@ -29,8 +29,9 @@ pub(crate) struct RcvDoc {
 #[derive(Default)]
 pub(crate) struct RcvState {
     docs: HashMap<String, RcvDoc>,
-    /// Calls left to answer −1.
+    /// Calls left to answer −1, and the operation they are for (any when `None`).
     internal_errors: u32,
+    faulty: Option<String>,
 }
 
 fn key(emisor: &str, tipo: u16, folio: i64) -> String {
@@ -99,8 +100,10 @@ async fn service(req: HttpRequest, body: web::Bytes, sim: web::Data<Arc<Sim>>) -
         .rcv
         .lock()
         .map(|mut s| {
-            let hit = s.internal_errors > 0;
-            s.internal_errors = s.internal_errors.saturating_sub(1);
+            let hit = s.internal_errors > 0 && s.faulty.as_deref().is_none_or(|o| o == name);
+            if hit {
+                s.internal_errors -= 1;
+            }
             hit
         })
         .unwrap_or(false);
@@ -175,11 +178,14 @@ async fn set_document(body: web::Json<DocBody>, sim: web::Data<Arc<Sim>>) -> Htt
 #[derive(Deserialize)]
 struct FaultBody {
     internal_errors: u32,
+    /// Only calls of this operation fail.
+    operation: Option<String>,
 }
 
 async fn set_faults(body: web::Json<FaultBody>, sim: web::Data<Arc<Sim>>) -> HttpResponse {
     if let Ok(mut s) = sim.rcv.lock() {
         s.internal_errors = body.internal_errors;
+        s.faulty = body.operation.clone();
     }
     HttpResponse::NoContent().finish()
 }

@@ -65,7 +65,7 @@ pub fn envelope(m: &SupplierMail) -> Result<Vec<u8>, String> {
     let caf_xml = crate::demo::make_caf(
         DEMO_AUTHORITY_KEY,
         rut,
-        &company.rzn_soc,
+        "EMPRESA DE PRUEBA SPA",
         TipoDte::Factura.code(),
         m.first_folio,
         m.first_folio + n - 1,
