@@ -89,7 +89,8 @@ pub async fn run(a: &ReceivedArgs) -> Result<(), String> {
     let rut = |c: &str| dte_gateway::service::parse_rut(c).map(|r| r.to_string()).map_err(|e| e.to_string());
     match &a.cmd {
         ReceivedCmd::List { company, state, emisor } => {
-            let q = ReceivedQuery { state: state.clone(), emisor: emisor.clone(), limit: Some(500), ..Default::default() };
+            let q =
+                ReceivedQuery { state: state.clone(), emisor: emisor.clone(), limit: Some(500), ..Default::default() };
             let page = svc.list_received(&rut(company)?, q).await.map_err(|e| e.to_string())?;
             if page.items.is_empty() {
                 println!("no received documents");

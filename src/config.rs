@@ -313,7 +313,11 @@ impl Settings {
                     | "rcv_recheck_seconds" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
-                    "redis_cluster" | "sii_workers" | "webhook_allow_http" | "webhook_allow_private" | "exchange_workers" => {
+                    "redis_cluster"
+                    | "sii_workers"
+                    | "webhook_allow_http"
+                    | "webhook_allow_private"
+                    | "exchange_workers" => {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
@@ -412,14 +416,12 @@ impl Settings {
         if self.redis_urls.iter().any(|u| !u.starts_with("redis://")) {
             e.push("redis_urls must be redis://host:port".into());
         }
-        for (n, u) in
-            [
-                ("sii_url_certificacion", &self.sii_url_certificacion),
-                ("sii_url_produccion", &self.sii_url_produccion),
-                ("sii_rcv_url_certificacion", &self.sii_rcv_url_certificacion),
-                ("sii_rcv_url_produccion", &self.sii_rcv_url_produccion),
-            ]
-        {
+        for (n, u) in [
+            ("sii_url_certificacion", &self.sii_url_certificacion),
+            ("sii_url_produccion", &self.sii_url_produccion),
+            ("sii_rcv_url_certificacion", &self.sii_rcv_url_certificacion),
+            ("sii_rcv_url_produccion", &self.sii_rcv_url_produccion),
+        ] {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 e.push(format!("{n} must be an http(s) URL"));
             }

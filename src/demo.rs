@@ -12,6 +12,12 @@ use openssl::sign::Signer;
 
 use crate::domain::Rut;
 
+/// TEST-ONLY material for `--demo` and the simulated supplier, never valid with the SII.
+pub const DEMO_P12: &[u8] = include_bytes!("../certs/test-company.p12");
+pub const DEMO_AUTHORITY_KEY: &[u8] = include_bytes!("../certs/test-authority.key");
+pub const DEMO_AUTHORITY_CERT: &[u8] = include_bytes!("../certs/test-authority.pem");
+pub const DEMO_COMPANY: &[u8] = include_bytes!("../examples/company.json");
+
 /// A CAF shaped like the SII's (512-bit key, e=3, IDK 100), its FRMA made with `authority_key_pem`.
 pub fn make_caf(
     authority_key_pem: &[u8],

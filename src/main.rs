@@ -3,9 +3,9 @@
 mod cli;
 mod cli_batch;
 mod cli_caf;
-mod cli_received;
 mod cli_doctor;
 mod cli_pdf;
+mod cli_received;
 
 fn main() -> std::process::ExitCode {
     cli::run()

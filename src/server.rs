@@ -24,11 +24,7 @@ use crate::store::Store;
 use crate::vault::Vault;
 use crate::worker::SiiLink;
 
-/// TEST-ONLY material for `--demo`, clearly labelled and never valid with the SII.
-pub(crate) const DEMO_P12: &[u8] = include_bytes!("../certs/test-company.p12");
-pub(crate) const DEMO_AUTHORITY_KEY: &[u8] = include_bytes!("../certs/test-authority.key");
-pub(crate) const DEMO_AUTHORITY_CERT: &[u8] = include_bytes!("../certs/test-authority.pem");
-pub(crate) const DEMO_COMPANY: &[u8] = include_bytes!("../examples/company.json");
+use crate::demo::{DEMO_AUTHORITY_CERT, DEMO_AUTHORITY_KEY, DEMO_COMPANY, DEMO_P12};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -239,9 +235,10 @@ pub fn exchange(
     let timeout = Duration::from_millis(s.sii_timeout_ms);
     let mut auth = HashMap::new();
     let mut rcv = HashMap::new();
-    for (env, url) in
-        [(Environment::Certificacion, &s.sii_rcv_url_certificacion), (Environment::Produccion, &s.sii_rcv_url_produccion)]
-    {
+    for (env, url) in [
+        (Environment::Certificacion, &s.sii_rcv_url_certificacion),
+        (Environment::Produccion, &s.sii_rcv_url_produccion),
+    ] {
         if let Some(c) = link.and_then(|l| l.soap_client(env)) {
             auth.insert(env, c);
         }
@@ -355,7 +352,10 @@ pub async fn refresh_gauges(svc: &Service, warning: chrono::Duration) -> Result<
     for (state, n) in received {
         metrics::gauge!(crate::telemetry::RECEIVED_DOCUMENTS, "state" => state).set(n as f64);
     }
-    metrics::gauge!(crate::telemetry::RECEIVED_DEADLINE_NEAR).set(near as f64);
+    for rut in svc.companies().await? {
+        let n = near.iter().find(|(c, _)| *c == rut).map(|(_, n)| *n).unwrap_or(0);
+        metrics::gauge!(crate::telemetry::RECEIVED_DEADLINE_NEAR, "company" => rut).set(n as f64);
+    }
     let age = svc.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     metrics::gauge!(crate::telemetry::UNSENT_AGE).set(age.max(0.0));
     if let Some((in_use, waiting)) = svc.cache.as_ref().and_then(|c| c.pool_status()) {

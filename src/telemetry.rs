@@ -184,18 +184,14 @@ pub fn register_known(k: &Known) {
         counter!(BATCH_ITEMS, "outcome" => outcome).increment(0);
     }
     counter!(AUTH_FAILURES).increment(0);
-    for state in crate::service::RECEIVED_STATES {
+    for state in crate::exchange::rcv::RECEIVED_STATES {
         gauge!(RECEIVED_DOCUMENTS, "state" => state).increment(0.0);
     }
-    gauge!(RECEIVED_DEADLINE_NEAR).increment(0.0);
     for source in ["mailbox", "upload"] {
         counter!(RECEIVED_TAKEN, "source" => source).increment(0);
     }
     for a in crate::exchange::rcv::Accion::ALL {
         counter!(RECEIVED_DECISIONS, "decision" => a.code()).increment(0);
-    }
-    for outcome in ["ok", "failed"] {
-        counter!(MAILBOX_POLLS, "outcome" => outcome).increment(0);
     }
     for op in &SII_OPERATIONS[8..] {
         for outcome in RCV_OUTCOMES {
@@ -209,6 +205,10 @@ pub fn register_known(k: &Known) {
 
 /// A company's series, at zero (at start, and when a company is registered).
 pub fn register_company(rut: &str) {
+    metrics::gauge!(RECEIVED_DEADLINE_NEAR, "company" => rut.to_string()).increment(0.0);
+    for outcome in ["ok", "failed"] {
+        metrics::counter!(MAILBOX_POLLS, "company" => rut.to_string(), "outcome" => outcome).increment(0);
+    }
     for tipo in crate::domain::TipoDte::ALL {
         metrics::counter!(DOCUMENTS_ISSUED, "tipo" => tipo.code().to_string(), "company" => rut.to_string())
             .increment(0);

@@ -121,7 +121,6 @@ pub fn mailbox_aad(company: &str, slot: &str) -> String {
 }
 
 /// A folder only its owner can enter (0700), created when missing.
-
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);

@@ -22,6 +22,7 @@ const LOWER: &[&str] = &[
     "engine",
     "sii",
     "telemetry",
+    "exchange",
 ];
 const HIGHER: &[&str] = &["service", "store", "http", "batch", "worker", "server", "config", "queue"];
 

@@ -75,6 +75,8 @@ fn rules_and_dashboards_use_only_exported_metrics() {
         "DteIssuanceLatencyHigh",
         "DteHttp5xxRatioHigh",
         "DteRedisFallbackActive",
+        "DteReceivedDeadlineNear",
+        "DteMailboxPollFailing",
     ] {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert} missing");
     }

@@ -42,7 +42,8 @@ async fn start(db: Db, servers: usize, sim: &SimProcess) -> Gateway {
 }
 
 async fn supplier_envelope(sim: &SimProcess, body: Value) -> Vec<u8> {
-    let r = reqwest::Client::new().post(format!("{}/sim/supplier-mail", sim.base)).json(&body).send().await.expect("sim");
+    let r =
+        reqwest::Client::new().post(format!("{}/sim/supplier-mail", sim.base)).json(&body).send().await.expect("sim");
     let status = r.status();
     let bytes = r.bytes().await.expect("envelope").to_vec();
     assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&bytes));
@@ -126,8 +127,17 @@ async fn a_mailed_envelope_is_taken_once_by_two_instances_and_answered_to_the_su
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 3, "{list}");
     for d in items {
-        assert_eq!((d["rut_emisor"].as_str(), d["tipo"].as_i64(), d["state"].as_str()), (Some(SUPPLIER), Some(33), Some("received")), "{d}");
-        assert!(d["verification"].as_array().is_some_and(|v| v.iter().all(|l| !l.as_str().unwrap_or("").starts_with("FAIL"))), "{d}");
+        assert_eq!(
+            (d["rut_emisor"].as_str(), d["tipo"].as_i64(), d["state"].as_str()),
+            (Some(SUPPLIER), Some(33), Some("received")),
+            "{d}"
+        );
+        assert!(
+            d["verification"]
+                .as_array()
+                .is_some_and(|v| v.iter().all(|l| !l.as_str().unwrap_or("").starts_with("FAIL"))),
+            "{d}"
+        );
     }
 
     // One RecepcionEnvio reaches the supplier's mailbox, valid and signed.
@@ -155,7 +165,13 @@ async fn a_mailed_envelope_is_taken_once_by_two_instances_and_answered_to_the_su
         b["last_poll_at"].as_str().map(String::from)
     })
     .await;
-    let r = g.http.post(g.servers[1].url(&format!("/v1/companies/{BUYER}/mailbox/poll"))).bearer_auth(&key).send().await.expect("poll");
+    let r = g
+        .http
+        .post(g.servers[1].url(&format!("/v1/companies/{BUYER}/mailbox/poll")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("poll");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     wait_for("a third poll", Duration::from_secs(30), async || {
         let (_, b) = g.send("GET", &format!("/v1/companies/{BUYER}/mailbox"), &key, None).await;
@@ -166,7 +182,8 @@ async fn a_mailed_envelope_is_taken_once_by_two_instances_and_answered_to_the_su
     let (_, b) = g.send("GET", &format!("/v1/companies/{BUYER}/received"), &key, None).await;
     assert_eq!(b["items"].as_array().map(Vec::len), Some(3), "{b}");
     assert_eq!(messages(&mail.maildir("supplier@example.test")).len(), 1, "answered once");
-    let (s, b) = g.send("GET", &format!("/v1/companies/{BUYER}/received/{SUPPLIER}/33/101/responses"), &key, None).await;
+    let (s, b) =
+        g.send("GET", &format!("/v1/companies/{BUYER}/received/{SUPPLIER}/33/101/responses"), &key, None).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!((b[0]["kind"].as_str(), b[0]["state"].as_str()), (Some("RecepcionEnvio"), Some("sent")), "{b}");
 }
@@ -178,7 +195,10 @@ async fn company(g: &Gateway, rut: &str) -> String {
 
 fn code_of(report: &Value) -> (i64, Vec<i64>) {
     let e = &report["envelopes"][0];
-    (e["estado"].as_i64().unwrap_or(-1), e["dtes"].as_array().map(|d| d.iter().filter_map(|x| x["estado"].as_i64()).collect()).unwrap_or_default())
+    (
+        e["estado"].as_i64().unwrap_or(-1),
+        e["dtes"].as_array().map(|d| d.iter().filter_map(|x| x["estado"].as_i64()).collect()).unwrap_or_default(),
+    )
 }
 
 #[tokio::test]
@@ -188,7 +208,14 @@ async fn files_of_other_implementations_are_taken_and_bad_ones_get_the_sii_codes
 
     // The SII's own sample: its DTE inherits the envelope's namespace, which a strict verifier rejects.
     let sample_key = company(&g, "77777777-7").await;
-    let (s, b) = take(&g, &sample_key, "77777777-7", "F60T33.xml", std::fs::read(repo("tests/data/F60T33-ejemplo-oficial-SII.xml")).unwrap()).await;
+    let (s, b) = take(
+        &g,
+        &sample_key,
+        "77777777-7",
+        "F60T33.xml",
+        std::fs::read(repo("tests/data/F60T33-ejemplo-oficial-SII.xml")).unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(code_of(&b), (0, vec![0]), "{b}");
     let (_, d) = g.send("GET", "/v1/companies/77777777-7/received/97975000-5/33/60", &sample_key, None).await;
@@ -208,7 +235,8 @@ async fn files_of_other_implementations_are_taken_and_bad_ones_get_the_sii_codes
         let (s, b) = take(&g, &key, receptor, file, bytes).await;
         assert_eq!(s, StatusCode::CREATED, "{file}: {b}");
         assert_eq!(code_of(&b), (0, vec![0]), "{file}: {b}");
-        let (s, d) = g.send("GET", &format!("/v1/companies/{receptor}/received/{emisor}/{tipo}/{folio}"), &key, None).await;
+        let (s, d) =
+            g.send("GET", &format!("/v1/companies/{receptor}/received/{emisor}/{tipo}/{folio}"), &key, None).await;
         assert_eq!(s, StatusCode::OK, "{file}: {d}");
         assert_eq!(d["rcv"].as_bool(), Some(tipo == 33), "{d}");
     }
@@ -217,13 +245,18 @@ async fn files_of_other_implementations_are_taken_and_bad_ones_get_the_sii_codes
     let mut c: Value = serde_json::from_slice(&std::fs::read(repo("examples/company.json")).unwrap()).unwrap();
     c["RUTEmisor"] = json!("60910000-1");
     let issuer: dte_gateway::domain::Company = serde_json::from_value(c).unwrap();
-    let cert = dte_gateway::cert::Certificate::from_pkcs12(&std::fs::read(repo("certs/test-company.p12")).unwrap(), "test1234").unwrap();
+    let cert = dte_gateway::cert::Certificate::from_pkcs12(
+        &std::fs::read(repo("certs/test-company.p12")).unwrap(),
+        "test1234",
+    )
+    .unwrap();
     // Its sender re-declared it as ISO-8859-1, as the SII wants it (the bytes are the same).
     let raw = std::fs::read(repo("tests/data/real-dte/DTE--60910000-1--33--2336600.xml")).unwrap();
     let at = raw.windows(12).position(|w| w == b"windows-1252").unwrap();
     let dte = [&raw[..at], b"ISO-8859-1", &raw[at + 12..]].concat();
     let now = chrono::Local::now().naive_local();
-    let envelope = dte_gateway::sii::envelope::build(&issuer, &cert, BUYER.parse().unwrap(), &[dte], now).expect("envelope");
+    let envelope =
+        dte_gateway::sii::envelope::build(&issuer, &cert, BUYER.parse().unwrap(), &[dte], now).expect("envelope");
     let (s, b) = take(&g, &buyer_key, BUYER, "EnvioDTE-60910000.xml", envelope).await;
     // Its DTE was taken in bare above by this same company: the envelope is fine, the DTE repeated.
     assert_eq!(s, StatusCode::CREATED, "{b}");
@@ -246,7 +279,10 @@ async fn files_of_other_implementations_are_taken_and_bad_ones_get_the_sii_codes
     let tampered = supplier_envelope(&sim, json!({"receptor": BUYER, "dtes": 3, "first_folio": 10, "tamper": 2})).await;
     let (_, b) = take(&g, &buyer_key, BUYER, "tampered.xml", tampered).await;
     assert_eq!(code_of(&b), (0, vec![0, 1, 0]), "{b}");
-    let broken = String::from_utf8_lossy(&supplier_envelope(&sim, json!({"receptor": BUYER, "dtes": 1, "first_folio": 20})).await).into_owned();
+    let broken = String::from_utf8_lossy(
+        &supplier_envelope(&sim, json!({"receptor": BUYER, "dtes": 1, "first_folio": 20})).await,
+    )
+    .into_owned();
     let at = broken.rfind("<SignatureValue>").unwrap() + "<SignatureValue>".len();
     let flipped = if &broken[at..at + 1] == "A" { "B" } else { "A" };
     let broken = format!("{}{flipped}{}", &broken[..at], &broken[at + 1..]);
@@ -259,9 +295,16 @@ async fn files_of_other_implementations_are_taken_and_bad_ones_get_the_sii_codes
     assert_eq!(code_of(&b).0, 91, "{b}");
 
     // Each envelope got its RecepcionEnvio (kept for download: no address, no SMTP); it validates and verifies.
-    let (_, r) = g.send("GET", &format!("/v1/companies/{BUYER}/received/{SUPPLIER}/33/10/responses"), &buyer_key, None).await;
+    let (_, r) =
+        g.send("GET", &format!("/v1/companies/{BUYER}/received/{SUPPLIER}/33/10/responses"), &buyer_key, None).await;
     let id = r[0]["id"].as_i64().expect("an answer");
-    let x = g.http.get(g.servers[0].url(&format!("/v1/companies/{BUYER}/responses/{id}/xml"))).bearer_auth(&buyer_key).send().await.unwrap();
+    let x = g
+        .http
+        .get(g.servers[0].url(&format!("/v1/companies/{BUYER}/responses/{id}/xml")))
+        .bearer_auth(&buyer_key)
+        .send()
+        .await
+        .unwrap();
     let xml = x.bytes().await.unwrap();
     let text = String::from_utf8_lossy(&xml);
     assert!(text.contains("<EstadoRecepDTE>1</EstadoRecepDTE>"), "{text}");
@@ -280,9 +323,18 @@ fn sim_post(sim: &SimProcess, path: &str, body: Value) -> impl std::future::Futu
 }
 
 #[tokio::test]
-async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
+async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers_on_sqlite() {
+    decisions(server::sqlite()).await;
+}
+
+#[tokio::test]
+async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers_on_postgres() {
+    decisions(server::postgres()).await;
+}
+
+async fn decisions(db: Db) {
     let sim = SimProcess::start(&[]);
-    let g = start(server::sqlite(), 1, &sim).await;
+    let g = start(db, 1, &sim).await;
     let key = g.add_company(BUYER, 10).await;
     let rx = Receiver::start(0).await;
     let (s, b) = g.send("POST", &format!("/v1/companies/{BUYER}/webhooks"), &key, Some(json!({"url": rx.url}))).await;
@@ -290,9 +342,21 @@ async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
 
     // Folios 1-6 reach the SII now; 7 reached it 9 days ago, 8 seven days ago.
     let envelope = supplier_envelope(&sim, json!({"receptor": BUYER, "dtes": 8, "first_folio": 1})).await;
-    let ago = |days: i64| (chrono::Local::now().naive_local() - chrono::Duration::days(days)).format("%Y-%m-%dT%H:%M:%S").to_string();
-    sim_post(&sim, "/sim/rcv/documents", json!({"rut_emisor": SUPPLIER, "tipo": 33, "folio": 7, "received_at": ago(9)})).await;
-    sim_post(&sim, "/sim/rcv/documents", json!({"rut_emisor": SUPPLIER, "tipo": 33, "folio": 8, "received_at": ago(7)})).await;
+    let ago = |days: i64| {
+        (chrono::Local::now().naive_local() - chrono::Duration::days(days)).format("%Y-%m-%dT%H:%M:%S").to_string()
+    };
+    sim_post(
+        &sim,
+        "/sim/rcv/documents",
+        json!({"rut_emisor": SUPPLIER, "tipo": 33, "folio": 7, "received_at": ago(9)}),
+    )
+    .await;
+    sim_post(
+        &sim,
+        "/sim/rcv/documents",
+        json!({"rut_emisor": SUPPLIER, "tipo": 33, "folio": 8, "received_at": ago(7)}),
+    )
+    .await;
     let (s, b) = take(&g, &key, BUYER, "envio.xml", envelope).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
 
@@ -321,7 +385,11 @@ async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
     // A claim with an Idempotency-Key, replayed.
     let claim = json!({"accion": "RCD", "reason": "mercadería no corresponde a la orden de compra"});
     let req = |k: &str| {
-        g.http.post(g.servers[0].url(&format!("{}/decision", doc(2)))).bearer_auth(&key).header("idempotency-key", k).json(&claim)
+        g.http
+            .post(g.servers[0].url(&format!("{}/decision", doc(2))))
+            .bearer_auth(&key)
+            .header("idempotency-key", k)
+            .json(&claim)
     };
     let first = req("claim-2").send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
@@ -337,7 +405,10 @@ async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
     assert_eq!((s, d["state"].as_str()), (StatusCode::OK, Some("claimed")), "{d}");
     let after = sim.counters().await;
     let n = |c: &Value, k: &str| c[k].as_u64().unwrap_or(0);
-    assert!(n(&after, "tokens") > n(&before, "tokens") && n(&after, "token_refusals") > n(&before, "token_refusals"), "{after}");
+    assert!(
+        n(&after, "tokens") > n(&before, "tokens") && n(&after, "token_refusals") > n(&before, "token_refusals"),
+        "{after}"
+    );
     sim_post(&sim, "/sim/rcv/faults", json!({"internal_errors": 1, "operation": "ingresarAceptacionReclamoDoc"})).await;
     let calls = |c: &Value| c["rcv_calls"]["ingresarAceptacionReclamoDoc"].as_u64().unwrap_or(0);
     let n = calls(&sim.counters().await);
@@ -354,11 +425,17 @@ async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
     let (gr, kr) = (&g, &key);
     let answers = |f: i64| async move {
         let (g, key) = (gr, kr);
-        let (_, r) = g.send("GET", &format!("{}/responses", doc(f)), &key, None).await;
+        let (_, r) = g.send("GET", &format!("{}/responses", doc(f)), key, None).await;
         let mut out = Vec::new();
         for a in r.as_array().cloned().unwrap_or_default() {
             let id = a["id"].as_i64().unwrap();
-            let x = g.http.get(g.servers[0].url(&format!("/v1/companies/{BUYER}/responses/{id}/xml"))).bearer_auth(&key).send().await.unwrap();
+            let x = g
+                .http
+                .get(g.servers[0].url(&format!("/v1/companies/{BUYER}/responses/{id}/xml")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
             out.push((a["kind"].as_str().unwrap().to_string(), x.bytes().await.unwrap().to_vec()));
         }
         out
@@ -368,8 +445,18 @@ async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
     assert_eq!(kinds, ["RecepcionEnvio", "ResultadoDTE", "EnvioRecibos"], "ACD once, ERM once");
     check_answer(&one[1].1, "RespuestaEnvioDTE_v10.xsd", "Resultado", None);
     assert!(String::from_utf8_lossy(&one[1].1).contains("<EstadoDTE>0</EstadoDTE>"));
-    check_answer(&one[2].1, "EnvioRecibos_v10.xsd", "SetRecibos", Some("/*[local-name()='EnvioRecibos']/*[local-name()='Signature']"));
-    check_answer(&one[2].1, "EnvioRecibos_v10.xsd", "DocumentoRecibo", Some("//*[local-name()='Recibo']/*[local-name()='Signature']"));
+    check_answer(
+        &one[2].1,
+        "EnvioRecibos_v10.xsd",
+        "SetRecibos",
+        Some("/*[local-name()='EnvioRecibos']/*[local-name()='Signature']"),
+    );
+    check_answer(
+        &one[2].1,
+        "EnvioRecibos_v10.xsd",
+        "DocumentoRecibo",
+        Some("//*[local-name()='Recibo']/*[local-name()='Signature']"),
+    );
     let two = answers(2).await;
     let claim_xml = String::from_utf8_lossy(&two[1].1).into_owned();
     assert!(claim_xml.contains("<EstadoDTE>2</EstadoDTE>") && claim_xml.contains("Ley 19.983"), "{claim_xml}");
@@ -378,14 +465,32 @@ async fn decisions_go_to_the_simulated_rcv_with_its_rules_and_answers() {
     // Webhooks: one per received document, per decision, the deadline near (folio 8) and the
     // acceptance by law (folio 7).
     let events = wait_for("the webhooks", Duration::from_secs(30), async || {
-        let got: Vec<Value> = rx.got.lock().unwrap().iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
+        let got: Vec<Value> =
+            rx.got.lock().unwrap().iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
         let count = |t: &str| got.iter().filter(|e| e["type"] == t).count();
-        (count("received.new") == 8 && count("received.deadline_near") >= 1 && count("received.decided") >= 6).then_some(got)
+        (count("received.new") == 8 && count("received.deadline_near") >= 1 && count("received.decided") >= 6)
+            .then_some(got)
     })
     .await;
-    let near: Vec<i64> = events.iter().filter(|e| e["type"] == "received.deadline_near").filter_map(|e| e["folio"].as_i64()).collect();
+    let near: Vec<i64> =
+        events.iter().filter(|e| e["type"] == "received.deadline_near").filter_map(|e| e["folio"].as_i64()).collect();
     assert_eq!(near, [8], "{events:?}");
-    assert!(events.iter().any(|e| e["type"] == "received.decided" && e["folio"] == 7 && e["decision"] == "LEY"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["type"] == "received.decided" && e["folio"] == 7 && e["decision"] == "LEY"),
+        "{events:?}"
+    );
     let (_, d) = g.send("GET", &doc(7), &key, None).await;
     assert_eq!(d["state"].as_str(), Some("accepted_by_law"), "{d}");
+
+    // The same inbox from the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::bin()
+        .args(["received", "list", "--company", BUYER, "--state", "claimed"])
+        .envs(server::env(&g.db, dir.path()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.lines().count(), 3, "folios 2, 3, 4: {text}");
+    assert!(text.lines().all(|l| l.starts_with(SUPPLIER) && l.contains("\tclaimed")), "{text}");
 }

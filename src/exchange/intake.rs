@@ -167,7 +167,7 @@ pub fn read(bytes: &[u8], company: Rut, trust: &CafTrust) -> ReceivedEnvelope {
     };
     match root.get_name().as_str() {
         "EnvioDTE" => envelope(&doc, &root, company, trust),
-        "DTE" => bare(&decoded.text, &doc, &root, company, trust),
+        "DTE" => bare(&decoded.text, &root, company, trust),
         other => ReceivedEnvelope::unreadable(format!("the root element {other} is not EnvioDTE or DTE")),
     }
 }
@@ -276,7 +276,7 @@ fn is_sig_pass(c: &verify::Check) -> bool {
     c.check.starts_with("signature DTE") && c.status == Status::Pass
 }
 
-fn bare(textual: &str, _doc: &Document, _root: &Node, company: Rut, trust: &CafTrust) -> ReceivedEnvelope {
+fn bare(textual: &str, root: &Node, company: Rut, trust: &CafTrust) -> ReceivedEnvelope {
     let d = standalone(textual, company, trust);
     let mut report = Report { kind: "DTE".into(), ..Default::default() };
     report.add(
@@ -284,11 +284,7 @@ fn bare(textual: &str, _doc: &Document, _root: &Node, company: Rut, trust: &CafT
         "envelope",
         "a DTE outside an EnvioDTE: taken in as an envelope of one, with no envelope signature",
     );
-    let digest = input::parse_text(textual)
-        .ok()
-        .and_then(|doc| doc.get_root_element())
-        .map(|r| own_digest(&r))
-        .unwrap_or_default();
+    let digest = own_digest(root);
     ReceivedEnvelope {
         envio_id: d.id.clone(),
         digest,

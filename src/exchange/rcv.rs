@@ -5,6 +5,10 @@
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 
+/// The states of a received document: undecided, then by the decision taken (or by law).
+pub const RECEIVED_STATES: [&str; 6] =
+    ["received", "accepted", "goods_received", "claimed", "rejected", "accepted_by_law"];
+
 /// Document types the RCV registers acceptance and claims for.
 pub const RCV_TYPES: [u16; 3] = [33, 34, 43];
 

@@ -270,8 +270,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}", web::get().to(received::get))
                 .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/xml", web::get().to(received::xml))
                 .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/pdf", web::get().to(received::pdf))
-                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/responses", web::get().to(received::responses))
-                .route("/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/decision", web::post().to(received::decide))
+                .route(
+                    "/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/responses",
+                    web::get().to(received::responses),
+                )
+                .route(
+                    "/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/decision",
+                    web::post().to(received::decide),
+                )
                 .route("/companies/{rut}/responses/{id}/xml", web::get().to(received::response_xml))
                 .route("/batches", web::post().to(batches::submit))
                 .route("/batches", web::get().to(batches::list))

@@ -23,7 +23,8 @@ use crate::worker::exchange::Exchange;
     request_body = MailboxBody,
     responses((status = 200, body = MailboxInfo), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn put_mailbox(
     p: Principal,
@@ -41,9 +42,14 @@ pub async fn put_mailbox(
 /// The mailbox's settings (no passwords) and its last poll.
 #[utoipa::path(get, path = "/v1/companies/{rut}/mailbox", tag = "received", params(("rut" = String, Path)),
     responses((status = 200, body = MailboxInfo), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get_mailbox(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn get_mailbox(
+    p: Principal,
+    rut: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     Ok(json(StatusCode::OK, &svc.mailbox(&rut).await?))
 }
@@ -51,9 +57,14 @@ pub async fn get_mailbox(p: Principal, rut: web::Path<String>, svc: web::Data<Ar
 /// Polls the mailbox as soon as a worker is free, instead of at its interval.
 #[utoipa::path(post, path = "/v1/companies/{rut}/mailbox/poll", tag = "received", params(("rut" = String, Path)),
     responses((status = 202, description = "a poll is due"), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn poll_mailbox(p: Principal, rut: web::Path<String>, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+pub async fn poll_mailbox(
+    p: Principal,
+    rut: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "issue")?;
     svc.poll_mailbox_now(&rut).await?;
     Ok(HttpResponse::Accepted().finish())
@@ -72,7 +83,8 @@ pub struct FileQuery {
     request_body(content = Vec<u8>, content_type = "application/xml"),
     responses((status = 201, body = IntakeReport), (status = 200, body = IntakeReport, description = "the same file was taken before"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn take_file(
     p: Principal,
@@ -106,7 +118,8 @@ pub struct InboxQuery {
 #[utoipa::path(get, path = "/v1/companies/{rut}/received", tag = "received", params(("rut" = String, Path), InboxQuery),
     responses((status = 200, body = ReceivedPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn list(
     p: Principal,
@@ -117,8 +130,8 @@ pub async fn list(
     p.company(&rut, "read")?;
     let q = q.into_inner();
     let query = ReceivedQuery {
-        state: q.state,
-        emisor: q.emisor,
+        state: q.state.filter(|v| !v.is_empty()),
+        emisor: q.emisor.filter(|v| !v.is_empty()),
         deadline_before: q.deadline_before,
         before: q.before,
         limit: q.limit,
@@ -132,7 +145,8 @@ type DocPath = web::Path<(String, String, i32, i64)>;
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = ReceivedInfo), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn get(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
     let (rut, emisor, tipo, folio) = path.into_inner();
@@ -144,7 +158,8 @@ pub async fn get(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> R
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/xml", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, content_type = "application/xml", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn xml(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
     let (rut, emisor, tipo, folio) = path.into_inner();
@@ -165,7 +180,8 @@ pub struct PdfQuery {
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path), PdfQuery),
     responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn pdf(
     p: Principal,
@@ -185,7 +201,8 @@ pub async fn pdf(
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/responses", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = Vec<ResponseInfo>), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn responses(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
     let (rut, emisor, tipo, folio) = path.into_inner();
@@ -197,7 +214,8 @@ pub async fn responses(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>
 #[utoipa::path(get, path = "/v1/companies/{rut}/responses/{id}/xml", tag = "received",
     params(("rut" = String, Path), ("id" = i64, Path)),
     responses((status = 200, content_type = "application/xml", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn response_xml(
     p: Principal,

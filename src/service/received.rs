@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 use super::{now_local, parse_rut, Result, Service, ServiceError};
 use crate::domain::Rut;
 use crate::exchange::intake::{self, DteCode, EnvelopeCode, ReceivedEnvelope};
+use crate::exchange::mail;
 use crate::exchange::rcv::{self, Accion};
 use crate::exchange::respuesta::{self, DteRef, EstadoDte, RecepcionDte, RecepcionEnvio, Responder, ResultadoDte};
-use crate::exchange::mail;
 use crate::store::{
     EventRow, MailboxRow, NewAudit, NewEnvelope, NewMessage, NewReceived, NewResponse, ReceivedFilter, ReceivedRow,
     ResponseRow,
@@ -207,8 +207,7 @@ pub struct ReceivedQuery {
     pub limit: Option<i64>,
 }
 
-pub const RECEIVED_STATES: [&str; 6] =
-    ["received", "accepted", "goods_received", "claimed", "rejected", "accepted_by_law"];
+pub use crate::exchange::rcv::RECEIVED_STATES;
 
 /// Types the answers' schema can name (`DTEType` of SiiTypes_v10.xsd): others get no RecepcionDTE
 /// or ResultadoDTE line (their decision is the RCV's only).
@@ -292,7 +291,13 @@ impl Service {
         let scheme = |u: &str, allowed: &[&str], f: &str| -> Result<()> {
             let s = u.split_once("://").map(|x| x.0).unwrap_or("");
             if !allowed.contains(&s) || u.split_once("://").is_none_or(|x| x.1.trim_matches('/').is_empty()) {
-                return Err(field(f, format!("use {}", allowed.iter().map(|a| format!("{a}://host[:port]")).collect::<Vec<_>>().join(" or "))));
+                return Err(field(
+                    f,
+                    format!(
+                        "use {}",
+                        allowed.iter().map(|a| format!("{a}://host[:port]")).collect::<Vec<_>>().join(" or ")
+                    ),
+                ));
             }
             Ok(())
         };
@@ -309,7 +314,9 @@ impl Service {
         if b.username.trim().is_empty() || b.password.is_empty() || b.folder.trim().is_empty() {
             return Err(field("username", "username, password and folder are required".into()));
         }
-        let seal = |slot: &str, v: &str| -> Result<String> { Ok(wrap_text(&self.vault.seal(v.as_bytes(), mailbox_aad(rut, slot).as_bytes())?)) };
+        let seal = |slot: &str, v: &str| -> Result<String> {
+            Ok(wrap_text(&self.vault.seal(v.as_bytes(), mailbox_aad(rut, slot).as_bytes())?))
+        };
         let row = MailboxRow {
             company: rut.to_string(),
             imap_url: b.imap_url.trim_end_matches('/').to_string(),
@@ -338,7 +345,7 @@ impl Service {
     }
 
     /// Received documents by state, and undecided ones whose deadline is within `within`.
-    pub async fn received_counts(&self, within: chrono::Duration) -> Result<(Vec<(String, i64)>, i64)> {
+    pub async fn received_counts(&self, within: chrono::Duration) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
         Ok(self.store.received_counts(Utc::now(), within).await?)
     }
 
@@ -468,10 +475,13 @@ impl Service {
         let trust = self.trust.clone();
         let files = incoming.xml.clone();
         let read: Vec<(String, Vec<u8>, ReceivedEnvelope)> = tokio::task::spawn_blocking(move || {
-            files.into_iter().map(|(name, bytes)| {
-                let e = intake::read(&bytes, me, &trust);
-                (name, bytes, e)
-            }).collect()
+            files
+                .into_iter()
+                .map(|(name, bytes)| {
+                    let e = intake::read(&bytes, me, &trust);
+                    (name, bytes, e)
+                })
+                .collect()
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -505,7 +515,11 @@ impl Service {
                             .iter()
                             .filter(|d| d.code == DteCode::Ok)
                             .map(|d| NewReceived {
-                                rut_emisor: d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()),
+                                rut_emisor: d
+                                    .rut_emisor
+                                    .parse::<Rut>()
+                                    .map(|r| r.to_string())
+                                    .unwrap_or(d.rut_emisor.clone()),
                                 tipo: d.tipo as i32,
                                 folio: d.folio,
                                 fch_emis: d.fch_emis,
@@ -531,11 +545,15 @@ impl Service {
             let (answer, note) = match (&cert, envelopes.is_empty()) {
                 (_, true) => (None, Some("no XML attachment: recorded and skipped".to_string())),
                 (None, false) => (None, Some("the company has no certificate: no answer was signed".to_string())),
-                (Some(cert), false) => match self.recepcion(rut, &company.company, cert, &envelopes, &read, now_l).await {
-                    Ok(Some(xml)) => (Some(NewResponse { kind: "RecepcionEnvio".into(), xml, to_address: to.clone() }), None),
-                    Ok(None) => (None, Some("the sender is unknown: no answer".to_string())),
-                    Err(e) => (None, Some(format!("the answer could not be built: {e}"))),
-                },
+                (Some(cert), false) => {
+                    match self.recepcion(rut, &company.company, cert, &envelopes, &read, now_l).await {
+                        Ok(Some(xml)) => {
+                            (Some(NewResponse { kind: "RecepcionEnvio".into(), xml, to_address: to.clone() }), None)
+                        }
+                        Ok(None) => (None, Some("the sender is unknown: no answer".to_string())),
+                        Err(e) => (None, Some(format!("the answer could not be built: {e}"))),
+                    }
+                }
             };
             let outcome = if envelopes.is_empty() {
                 "no-dte"
@@ -586,11 +604,20 @@ impl Service {
             let r = self.store.record_intake(msg, envelopes, answer, |d, _| received_event(rut, d, now), now).await;
             match r {
                 Ok(Some(_)) => {
-                    let n: usize = report.envelopes.iter().map(|e| e.dtes.iter().filter(|d| d.estado == 0).count()).sum();
-                    metrics::counter!(crate::telemetry::RECEIVED_TAKEN, "source" => source.to_string()).increment(n as u64);
+                    let n: usize =
+                        report.envelopes.iter().map(|e| e.dtes.iter().filter(|d| d.estado == 0).count()).sum();
+                    metrics::counter!(crate::telemetry::RECEIVED_TAKEN, "source" => source.to_string())
+                        .increment(n as u64);
                     return Ok(report);
                 }
-                Ok(None) => return Ok(IntakeReport { taken: false, envelopes: vec![], note: Some("taken before".into()), ..report }),
+                Ok(None) => {
+                    return Ok(IntakeReport {
+                        taken: false,
+                        envelopes: vec![],
+                        note: Some("taken before".into()),
+                        ..report
+                    })
+                }
                 // Another instance took one of these DTEs between the check and the write.
                 Err(crate::store::StoreError::Conflict(_)) if attempt == 0 => continue,
                 Err(e) => return Err(e.into()),
@@ -601,12 +628,19 @@ impl Service {
 
     /// Repeated envelopes (code 90) and DTEs received before or twice in this message (code 4).
     async fn mark_repeated(&self, rut: &str, read: &mut [(String, Vec<u8>, ReceivedEnvelope)]) -> Result<()> {
-        let digests: Vec<String> = read.iter().filter(|(_, _, e)| e.code == EnvelopeCode::Ok).map(|(_, _, e)| e.digest.clone()).collect();
+        let digests: Vec<String> =
+            read.iter().filter(|(_, _, e)| e.code == EnvelopeCode::Ok).map(|(_, _, e)| e.digest.clone()).collect();
         let keys: Vec<(String, i32, i64)> = read
             .iter()
             .flat_map(|(_, _, e)| &e.dtes)
             .filter(|d| d.code == DteCode::Ok)
-            .map(|d| (d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()), d.tipo as i32, d.folio))
+            .map(|d| {
+                (
+                    d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()),
+                    d.tipo as i32,
+                    d.folio,
+                )
+            })
             .collect();
         let (seen_env, seen) = self.store.received_before(rut, &digests, &keys).await?;
         let mut here = std::collections::HashSet::new();
@@ -617,7 +651,11 @@ impl Service {
             }
             let envelope_ok = e.code == EnvelopeCode::Ok;
             for d in e.dtes.iter_mut().filter(|d| d.code == DteCode::Ok) {
-                let k = (d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()), d.tipo as i32, d.folio);
+                let k = (
+                    d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()),
+                    d.tipo as i32,
+                    d.folio,
+                );
                 if !envelope_ok || seen.contains(&k) || !here.insert(k) {
                     d.code = DteCode::Repeated;
                     d.glosa = DteCode::Repeated.glosa().to_string();
@@ -638,7 +676,9 @@ impl Service {
         read: &[(String, Vec<u8>, ReceivedEnvelope)],
         now: NaiveDateTime,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(recibe) = read.iter().find_map(|(_, _, e)| e.rut_emisor.as_deref().and_then(|r| r.parse::<Rut>().ok())) else {
+        let Some(recibe) =
+            read.iter().find_map(|(_, _, e)| e.rut_emisor.as_deref().and_then(|r| r.parse::<Rut>().ok()))
+        else {
             return Ok(None);
         };
         let responder = Responder {
@@ -682,7 +722,11 @@ impl Service {
                     .collect(),
             })
             .collect();
-        let id = code_of(&[rut, "recepcion", &envelopes.iter().map(|e| e.cod_envio.to_string()).collect::<Vec<_>>().join(",")]);
+        let id = code_of(&[
+            rut,
+            "recepcion",
+            &envelopes.iter().map(|e| e.cod_envio.to_string()).collect::<Vec<_>>().join(","),
+        ]);
         let cert = cert.clone();
         let xml = tokio::task::spawn_blocking(move || respuesta::recepcion_envio(&responder, &cert, id, &envios))
             .await
@@ -700,7 +744,13 @@ impl Service {
             xml_url: format!("/v1/companies/{rut}/received/{}/{}/{}/xml", r.rut_emisor, r.tipo, r.folio),
             events: events
                 .into_iter()
-                .map(|e| ReceivedEvent { code: e.code, description: e.description, responsible: e.responsible, at: e.at, source: e.source })
+                .map(|e| ReceivedEvent {
+                    code: e.code,
+                    description: e.description,
+                    responsible: e.responsible,
+                    at: e.at,
+                    source: e.source,
+                })
                 .collect(),
             rut_emisor: r.rut_emisor,
             rzn_soc: r.rzn_soc,
@@ -766,7 +816,14 @@ impl Service {
     }
 
     /// The printed copy of a received document (letter or 80 mm), from the supplier's signed XML.
-    pub async fn received_pdf(&self, rut: &str, emisor: &str, tipo: i32, folio: i64, format: crate::print::Format) -> Result<Vec<u8>> {
+    pub async fn received_pdf(
+        &self,
+        rut: &str,
+        emisor: &str,
+        tipo: i32,
+        folio: i64,
+        format: crate::print::Format,
+    ) -> Result<Vec<u8>> {
         let xml = self.received_xml(rut, emisor, tipo, folio).await?;
         let opts = crate::print::Options { format: Some(format), ..Default::default() };
         tokio::task::spawn_blocking(move || {
@@ -778,7 +835,13 @@ impl Service {
         .map_err(ServiceError::from)
     }
 
-    pub async fn received_responses(&self, rut: &str, emisor: &str, tipo: i32, folio: i64) -> Result<Vec<ResponseInfo>> {
+    pub async fn received_responses(
+        &self,
+        rut: &str,
+        emisor: &str,
+        tipo: i32,
+        folio: i64,
+    ) -> Result<Vec<ResponseInfo>> {
         let r = self.received_row(rut, emisor, tipo, folio).await?;
         Ok(self.store.list_responses(rut, Some(r.id)).await?.into_iter().map(ResponseInfo::from).collect())
     }
@@ -786,6 +849,69 @@ impl Service {
     pub async fn response_xml(&self, rut: &str, id: i64) -> Result<(String, Vec<u8>)> {
         self.company(rut).await?;
         self.store.response_xml(rut, id).await?.ok_or_else(|| ServiceError::NotFound(format!("answer {id}")))
+    }
+
+    /// One answer due for mailing, leased to this instance, with its XML.
+    pub async fn lease_response(&self, lease: chrono::Duration) -> Result<Option<(ResponseRow, Vec<u8>)>> {
+        Ok(self.store.lease_response(Utc::now(), lease).await?)
+    }
+
+    /// After an SMTP attempt: `sent` (with the message id), `pending` again at `next`, or `failed`.
+    pub async fn response_outcome(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        message_id: Option<&str>,
+        next: DateTime<Utc>,
+    ) -> Result<()> {
+        Ok(self.store.response_outcome(id, state, error, message_id, next, Utc::now()).await?)
+    }
+
+    /// RCV documents due for a look at the SII (reception date unknown, or undecided).
+    pub async fn rcv_due(&self, limit: i64) -> Result<Vec<ReceivedRow>> {
+        Ok(self.store.reception_due(Utc::now(), limit).await?)
+    }
+
+    /// The SII's reception date, read in its local time: the 8-day deadline follows from it.
+    pub async fn set_reception(&self, id: i64, reception: NaiveDateTime) -> Result<()> {
+        let window = Some((local_to_utc(reception), local_to_utc(rcv::deadline(reception))));
+        Ok(self.store.set_reception(id, window, Some(Utc::now())).await?)
+    }
+
+    /// When to look at a received document in the RCV again (`None`: never).
+    pub async fn rcv_next(&self, id: i64, next: Option<DateTime<Utc>>) -> Result<()> {
+        Ok(self.store.set_reception(id, None, next).await?)
+    }
+
+    /// Events of the RCV's history (the SII's local times); a decision taken on the SII's site
+    /// becomes this document's.
+    pub async fn rcv_events(&self, r: &ReceivedRow, events: &[rcv::Evento]) -> Result<()> {
+        let rows: Vec<EventRow> = events
+            .iter()
+            .map(|e| EventRow {
+                code: e.code.clone(),
+                description: e.description.clone(),
+                responsible: e.responsible.clone(),
+                at: local_to_utc(e.at),
+                source: "rcv".into(),
+            })
+            .collect();
+        self.store.add_received_events(r.id, &rows).await?;
+        if let Some(last) = events.iter().filter_map(|e| Accion::parse(&e.code)).next_back() {
+            if r.state == "received" {
+                self.store.set_received_state(r.id, last.state(), last.code()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Warnings for deadlines within `warning`, then acceptance by law after them: `(near, expired)`.
+    pub async fn received_deadlines(&self, warning: chrono::Duration) -> Result<(usize, usize)> {
+        let now = Utc::now();
+        let near = self.store.deadlines_near(now, warning, |r| deadline_event(r, now)).await?;
+        let expired = self.store.expire_deadlines(now, |r| by_law_event(r, now)).await?;
+        Ok((near, expired))
     }
 
     /// Checks a decision before it goes to the RCV: the document is undecided-able and the body
@@ -805,12 +931,7 @@ impl Service {
 
     /// Records a decision the RCV took (or, for types outside the RCV, the gateway's own): the
     /// answers for the supplier are built, signed and queued, the event and webhook written.
-    pub async fn record_decision(
-        &self,
-        r: &ReceivedRow,
-        b: &DecisionBody,
-        responsible: Option<String>,
-    ) -> Result<()> {
+    pub async fn record_decision(&self, r: &ReceivedRow, b: &DecisionBody, responsible: Option<String>) -> Result<()> {
         let now = Utc::now();
         let now_l = now_local();
         let state = b.accion.state();
@@ -838,27 +959,35 @@ impl Service {
             let recinto = b.recinto.clone().unwrap_or_else(|| "Oficina central".into());
             let cod_envio = r.cod_envio;
             let id = code_of(&[&r.company, accion.code(), &r.id.to_string()]);
-            let built = tokio::task::spawn_blocking(move || -> std::result::Result<Vec<(String, Vec<u8>)>, crate::error::DteError> {
-                let mut out = Vec::new();
-                if accion != Accion::Erm {
-                    // A claim is a rejection under Ley 19.983, and the SII's format asks the glosa to
-                    // say so; a partial lack of goods accepts the rest.
-                    let (estado, glosa) = match accion {
-                        Accion::Acd => (EstadoDte::Aceptado, "ACEPTADO OK".to_string()),
-                        Accion::Rfp => (
-                            EstadoDte::AceptadoConDiscrepancia,
-                            format!("ACEPTADO CON DISCREPANCIAS, Ley 19.983 ({}): {reason}", accion.description()),
-                        ),
-                        _ => (EstadoDte::Rechazado, format!("RECHAZADO conforme a la Ley 19.983 ({}): {reason}", accion.description())),
-                    };
-                    let item = ResultadoDte { dte: dte.clone(), cod_envio, estado, glosa };
-                    out.push(("ResultadoDTE".into(), respuesta::resultado_dte(&responder, &cert, id, &[item])?));
-                }
-                if accion == Accion::Erm {
-                    out.push(("EnvioRecibos".into(), respuesta::envio_recibos(&responder, &cert, &[(dte, recinto)])?));
-                }
-                Ok(out)
-            })
+            let built = tokio::task::spawn_blocking(
+                move || -> std::result::Result<Vec<(String, Vec<u8>)>, crate::error::DteError> {
+                    let mut out = Vec::new();
+                    if accion != Accion::Erm {
+                        // A claim is a rejection under Ley 19.983, and the SII's format asks the glosa to
+                        // say so; a partial lack of goods accepts the rest.
+                        let (estado, glosa) = match accion {
+                            Accion::Acd => (EstadoDte::Aceptado, "ACEPTADO OK".to_string()),
+                            Accion::Rfp => (
+                                EstadoDte::AceptadoConDiscrepancia,
+                                format!("ACEPTADO CON DISCREPANCIAS, Ley 19.983 ({}): {reason}", accion.description()),
+                            ),
+                            _ => (
+                                EstadoDte::Rechazado,
+                                format!("RECHAZADO conforme a la Ley 19.983 ({}): {reason}", accion.description()),
+                            ),
+                        };
+                        let item = ResultadoDte { dte: dte.clone(), cod_envio, estado, glosa };
+                        out.push(("ResultadoDTE".into(), respuesta::resultado_dte(&responder, &cert, id, &[item])?));
+                    }
+                    if accion == Accion::Erm {
+                        out.push((
+                            "EnvioRecibos".into(),
+                            respuesta::envio_recibos(&responder, &cert, &[(dte, recinto)])?,
+                        ));
+                    }
+                    Ok(out)
+                },
+            )
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
             for (kind, xml) in built {

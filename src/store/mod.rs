@@ -22,10 +22,10 @@ macro_rules! dispatch {
 mod audit;
 pub mod batches;
 mod issuance;
-mod received;
 pub mod migrations;
 mod ops;
 mod postgres;
+mod received;
 mod sii_ops;
 mod sql;
 mod sqlite;
@@ -36,7 +36,9 @@ pub use audit::{verify_audit, AuditKey, KeyCheckError, KeyCheckReport, Probe};
 pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;
-pub use received::{EventRow, MailboxRow, NewEnvelope, NewMessage, NewReceived, NewResponse, ReceivedFilter, ReceivedRow, ResponseRow};
+pub use received::{
+    EventRow, MailboxRow, NewEnvelope, NewMessage, NewReceived, NewResponse, ReceivedFilter, ReceivedRow, ResponseRow,
+};
 pub use sqlite::SqliteStore;
 
 pub use crate::domain::{DocState, Environment, UploadStatus};

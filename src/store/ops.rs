@@ -208,8 +208,11 @@ impl Store {
             };
             let imap = again("imap", Some(r.text(1)?))?;
             let smtp = again("smtp", r.opt(2, Vals::text)?)?;
-            tx.exec("UPDATE mailboxes SET password = $1, smtp_password = $2 WHERE company = $3", args![imap, smtp, company.as_str()])
-                .await?;
+            tx.exec(
+                "UPDATE mailboxes SET password = $1, smtp_password = $2 WHERE company = $3",
+                args![imap, smtp, company.as_str()],
+            )
+            .await?;
         }
         Store::rekey_audit(&mut tx, &old, to.0, to.1).await?;
         // The rotation's own entry is the first under the new key.

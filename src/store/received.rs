@@ -337,7 +337,10 @@ impl Store {
 
     pub async fn message_taken(&self, company: &str, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
-            .query_opt("SELECT 1 FROM received_messages WHERE company = $1 AND message_id = $2", args![company, message_id])
+            .query_opt(
+                "SELECT 1 FROM received_messages WHERE company = $1 AND message_id = $2",
+                args![company, message_id],
+            )
             .await?
             .is_some())
     }
@@ -519,7 +522,10 @@ impl Store {
     }
 
     pub async fn received_xml(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query_opt("SELECT xml FROM received_documents WHERE id = $1", args![id]).await?.map(|r| r.bytes(0)).transpose()
+        self.query_opt("SELECT xml FROM received_documents WHERE id = $1", args![id])
+            .await?
+            .map(|r| r.bytes(0))
+            .transpose()
     }
 
     pub async fn received_events(&self, id: i64) -> Result<Vec<EventRow>, StoreError> {
@@ -649,8 +655,11 @@ impl Store {
             .map(received)
             .collect::<Result<Vec<_>, _>>()?;
         for r in &rows {
-            tx.exec("UPDATE received_documents SET state = 'accepted_by_law', decided_at = $2 WHERE id = $1", args![r.id, now])
-                .await?;
+            tx.exec(
+                "UPDATE received_documents SET state = 'accepted_by_law', decided_at = $2 WHERE id = $1",
+                args![r.id, now],
+            )
+            .await?;
             tx.exec(
                 "INSERT INTO received_events (document_id, code, description, responsible, at, source) VALUES ($1, 'LEY', $2, NULL, $3, 'gateway')
                  ON CONFLICT (document_id, code, at) DO NOTHING",
@@ -695,12 +704,12 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// For the gauges: received documents by state, and undecided ones due within `within`.
+    /// For the gauges: received documents by state, and per company the undecided ones due within `within`.
     pub async fn received_counts(
         &self,
         now: DateTime<Utc>,
         within: chrono::Duration,
-    ) -> Result<(Vec<(String, i64)>, i64), StoreError> {
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
         let by_state = self
             .query("SELECT state, COUNT(*) FROM received_documents GROUP BY state", args![])
             .await?
@@ -708,23 +717,30 @@ impl Store {
             .map(|r| Ok((r.text(0)?, r.i64(1)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let near = self
-            .query_opt(
-                "SELECT COUNT(*) FROM received_documents WHERE state = 'received' AND deadline <= $1",
+            .query(
+                "SELECT company, COUNT(*) FROM received_documents WHERE state = 'received' AND deadline <= $1 GROUP BY company",
                 args![now + within],
             )
             .await?
-            .map(|r| r.i64(0))
-            .transpose()?
-            .unwrap_or(0);
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((by_state, near))
     }
 
     /// A request's remembered answer under an idempotency key: `(request hash, answer)`.
-    pub async fn idem_lookup(&self, key_id: &str, idem_key: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
-        self.query_opt("SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2", args![key_id, idem_key])
-            .await?
-            .map(|r| Ok((r.text(0)?, r.opt(1, Vals::text)?)))
-            .transpose()
+    pub async fn idem_lookup(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.query_opt(
+            "SELECT request_hash, response FROM idempotency WHERE key_id = $1 AND idem_key = $2",
+            args![key_id, idem_key],
+        )
+        .await?
+        .map(|r| Ok((r.text(0)?, r.opt(1, Vals::text)?)))
+        .transpose()
     }
 
     pub async fn idem_remember(

@@ -12,9 +12,7 @@ use futures_util::StreamExt;
 
 use crate::domain::{Environment, Rut};
 use crate::exchange::rcv::{self, Registered};
-use crate::service::{
-    by_law_event, deadline_event, local_to_utc, DecisionBody, MailboxAccess, ReceivedInfo, Service, ServiceError,
-};
+use crate::service::{DecisionBody, MailboxAccess, ReceivedInfo, Service, ServiceError};
 use crate::sii::api::SiiApi;
 use crate::sii::rcv::{RcvAnswer, RcvClient, RcvError};
 use crate::sii::tokens::Tokens;
@@ -144,11 +142,16 @@ impl Exchange {
         }
         let mut responsible = self.svc.certificate(company).await.ok().and_then(|c| c.holder).map(|r| r.to_string());
         if rcv::in_rcv(tipo as u16) {
-            let em: Rut = row.rut_emisor.parse().map_err(|e: crate::domain::rut::RutError| ServiceError::Internal(e.to_string()))?;
+            let em: Rut = row
+                .rut_emisor
+                .parse()
+                .map_err(|e: crate::domain::rut::RutError| ServiceError::Internal(e.to_string()))?;
             let accion = body.accion;
             let op = "ingresarAceptacionReclamoDoc";
             let a = self
-                .rcv_call(company, op, move |c, t| Box::pin(async move { c.ingresar(&t, em, tipo as u16, folio, accion).await }))
+                .rcv_call(company, op, move |c, t| {
+                    Box::pin(async move { c.ingresar(&t, em, tipo as u16, folio, accion).await })
+                })
                 .await?;
             match rcv::registered(a.cod, &a.desc) {
                 Registered::Done { already } => {
@@ -219,14 +222,14 @@ impl Exchange {
                 if n > 0 {
                     tracing::info!(company = m.company, messages = n, "mailbox polled");
                 }
-                metrics::counter!(MAILBOX_POLLS, "outcome" => "ok").increment(1);
+                metrics::counter!(MAILBOX_POLLS, "company" => m.company.clone(), "outcome" => "ok").increment(1);
                 None
             }
             Ok(Err(e)) => Some(e),
             Err(_) => Some(format!("no answer within {} s", self.cfg.imap_timeout.as_secs())),
         };
         if let Some(e) = &error {
-            metrics::counter!(MAILBOX_POLLS, "outcome" => "failed").increment(1);
+            metrics::counter!(MAILBOX_POLLS, "company" => m.company.clone(), "outcome" => "failed").increment(1);
             tracing::warn!(company = m.company, error = e, "mailbox poll failed");
         }
         self.svc.mailbox_polled(&m.company, error.as_deref(), every).await?;
@@ -240,7 +243,9 @@ impl Exchange {
             Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| "bad imap port")?),
             None => (rest.to_string(), if tls { 993 } else { 143 }),
         };
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect {host}:{port}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connect {host}:{port}: {e}"))?;
         if tls {
             let connector = tokio_native_tls::native_tls::TlsConnector::new().map_err(|e| e.to_string())?;
             let stream = tokio_native_tls::TlsConnector::from(connector)
@@ -267,8 +272,12 @@ impl Exchange {
         // A new UIDVALIDITY renumbers the folder: read it all again (taken messages are skipped by
         // their Message-ID).
         let from = if m.uid_validity == Some(validity) { m.last_uid + 1 } else { 1 };
-        let mut uids: Vec<u32> =
-            session.uid_search(format!("UID {from}:*")).await.map_err(|e| format!("IMAP search: {e}"))?.into_iter().collect();
+        let mut uids: Vec<u32> = session
+            .uid_search(format!("UID {from}:*"))
+            .await
+            .map_err(|e| format!("IMAP search: {e}"))?
+            .into_iter()
+            .collect();
         uids.retain(|u| *u as i64 >= from);
         uids.sort_unstable();
         tracing::debug!(company = m.company, ?uids, "IMAP new messages");
@@ -276,8 +285,10 @@ impl Exchange {
         let mut last = if from > 1 { from - 1 } else { 0 };
         for uid in uids {
             let raw = {
-                let mut fetches =
-                    session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])").await.map_err(|e| format!("IMAP fetch: {e}"))?;
+                let mut fetches = session
+                    .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                    .await
+                    .map_err(|e| format!("IMAP fetch: {e}"))?;
                 let mut raw = None;
                 while let Some(f) = fetches.next().await {
                     let f = f.map_err(|e| format!("IMAP fetch: {e}"))?;
@@ -288,7 +299,8 @@ impl Exchange {
                 raw
             };
             if let Some(raw) = raw {
-                let report = self.svc.take_message(&m.company, raw).await.map_err(|e| format!("message UID {uid}: {e}"))?;
+                let report =
+                    self.svc.take_message(&m.company, raw).await.map_err(|e| format!("message UID {uid}: {e}"))?;
                 if report.taken {
                     taken += 1;
                 }
@@ -305,7 +317,7 @@ impl Exchange {
 
     /// Mails one due answer; true when there was one.
     pub async fn send_one(&self) -> Result<bool, ServiceError> {
-        let Some((r, xml)) = self.svc.store.lease_response(Utc::now(), self.cfg.lease).await? else { return Ok(false) };
+        let Some((r, xml)) = self.svc.lease_response(self.cfg.lease).await? else { return Ok(false) };
         let now = Utc::now();
         let outcome = self.mail(&r.company, r.to_address.as_deref().unwrap_or(""), &r.kind, r.id, xml).await;
         let (state, error, id, next) = match outcome {
@@ -321,7 +333,7 @@ impl Exchange {
         if let Some(e) = &error {
             tracing::warn!(company = r.company, answer = r.id, error = e, state, "answer not sent");
         }
-        self.svc.store.response_outcome(r.id, state, error.as_deref(), id.as_deref(), next, now).await?;
+        self.svc.response_outcome(r.id, state, error.as_deref(), id.as_deref(), next).await?;
         Ok(true)
     }
 
@@ -368,7 +380,7 @@ impl Exchange {
     /// Reception dates and event histories of RCV documents due for a look; true when any was.
     pub async fn rcv_round(&self) -> Result<bool, ServiceError> {
         let now = Utc::now();
-        let due = self.svc.store.reception_due(now, 20).await?;
+        let due = self.svc.rcv_due(20).await?;
         for r in &due {
             let Ok(em) = r.rut_emisor.parse::<Rut>() else { continue };
             let (tipo, folio) = (r.tipo as u16, r.folio);
@@ -378,65 +390,55 @@ impl Exchange {
                     .rcv_call(&r.company, op, move |c, t| {
                         Box::pin(async move {
                             let a = c.fecha_recepcion(&t, em, tipo, folio).await?;
-                            Ok(RcvAnswer { text: a.map(rcv::format_sii_datetime).unwrap_or_default(), ..Default::default() })
+                            Ok(RcvAnswer {
+                                text: a.map(rcv::format_sii_datetime).unwrap_or_default(),
+                                ..Default::default()
+                            })
                         })
                     })
                     .await;
                 match got.map(|a| rcv::parse_sii_datetime(&a.text)) {
                     Ok(Some(at)) => {
                         count(op, "ok");
-                        let deadline = rcv::deadline(at);
-                        self.svc.store.set_reception(r.id, Some((local_to_utc(at), local_to_utc(deadline))), Some(now)).await?;
+                        self.svc.set_reception(r.id, at).await?;
                     }
                     // Not at the SII yet: the window has not started.
                     Ok(None) => {
                         count(op, "refused");
-                        self.svc.store.set_reception(r.id, None, Some(now + self.cfg.rcv_recheck.min(chrono::Duration::minutes(10)))).await?;
+                        let next = now + self.cfg.rcv_recheck.min(chrono::Duration::minutes(10));
+                        self.svc.rcv_next(r.id, Some(next)).await?;
                     }
                     Err(e) => {
                         tracing::warn!(company = r.company, folio, error = %e, "no reception date from the SII");
-                        self.svc.store.set_reception(r.id, None, Some(now + chrono::Duration::minutes(5))).await?;
+                        self.svc.rcv_next(r.id, Some(now + chrono::Duration::minutes(5))).await?;
                     }
                 }
                 continue;
             }
             let op = "listarEventosHistDoc";
-            let got = self.rcv_call(&r.company, op, move |c, t| Box::pin(async move { c.eventos(&t, em, tipo, folio).await })).await;
-            let next = if r.state == "received" && r.deadline.is_some_and(|d| d > now) { Some(now + self.cfg.rcv_recheck) } else { None };
+            let got = self
+                .rcv_call(&r.company, op, move |c, t| Box::pin(async move { c.eventos(&t, em, tipo, folio).await }))
+                .await;
+            let next = if r.state == "received" && r.deadline.is_some_and(|d| d > now) {
+                Some(now + self.cfg.rcv_recheck)
+            } else {
+                None
+            };
             match got {
                 Ok(a) => {
                     count(op, "ok");
-                    let events: Vec<crate::store::EventRow> = a
-                        .events
-                        .iter()
-                        .map(|e| crate::store::EventRow {
-                            code: e.code.clone(),
-                            description: e.description.clone(),
-                            responsible: e.responsible.clone(),
-                            at: local_to_utc(e.at),
-                            source: "rcv".into(),
-                        })
-                        .collect();
-                    self.svc.store.add_received_events(r.id, &events).await?;
-                    // A decision taken elsewhere (the SII's portal) is this document's too.
-                    if let Some(last) = a.events.iter().filter_map(|e| rcv::Accion::parse(&e.code)).next_back() {
-                        if r.state == "received" {
-                            self.svc.store.set_received_state(r.id, last.state(), last.code()).await?;
-                        }
-                    }
+                    self.svc.rcv_events(r, &a.events).await?;
                 }
                 Err(e) => tracing::warn!(company = r.company, folio, error = %e, "no RCV events from the SII"),
             }
-            self.svc.store.set_reception(r.id, None, next).await?;
+            self.svc.rcv_next(r.id, next).await?;
         }
         Ok(!due.is_empty())
     }
 
     /// Warnings for deadlines within reach, acceptance by law after them.
     pub async fn deadlines(&self) -> Result<(), ServiceError> {
-        let now = Utc::now();
-        let near = self.svc.store.deadlines_near(now, self.cfg.deadline_warning, |r| deadline_event(r, now)).await?;
-        let expired = self.svc.store.expire_deadlines(now, |r| by_law_event(r, now)).await?;
+        let (near, expired) = self.svc.received_deadlines(self.cfg.deadline_warning).await?;
         if near + expired > 0 {
             tracing::info!(near, expired, "received documents' deadlines");
         }

@@ -49,7 +49,11 @@ fn unique_dir() -> io::Result<PathBuf> {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let d = std::env::temp_dir().join(format!(
-        "mailtest-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos));
+        "mailtest-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        nanos
+    ));
     fs::create_dir(&d)?;
     // dovecot's auth process (uid dovecot) and imap process (uid mail) must traverse it
     fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;
@@ -59,7 +63,7 @@ fn unique_dir() -> io::Result<PathBuf> {
 fn dovecot_conf(d: &Path, port: u16) -> String {
     let d = d.display();
     format!(
-r#"protocols = imap
+        r#"protocols = imap
 listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
@@ -90,14 +94,19 @@ service imap-login {{
     port = 0
   }}
 }}
-"#)
+"#
+    )
 }
 
 fn kill_group(child: &mut Child, sig: &str) {
     // children were started with process_group(0): pgid == pid, so "-pid" hits
     // dovecot's whole tree (master, auth, imap, log, ...), not just the master.
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg("--").arg(format!("-{}", child.id()))
-        .stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg("--")
+        .arg(format!("-{}", child.id()))
+        .stderr(Stdio::null())
+        .status();
     let _ = child.wait();
 }
 
@@ -112,9 +121,11 @@ impl MailServers {
             }
         }
         fs::write(dir.join("users"), pw)?;
-        let st = Command::new("chown").args(["-R", &format!("{MAIL_USER}:{MAIL_USER}")])
-            .arg(dir.join("mail")).status()?;
-        if !st.success() { return Err(io::Error::other("chown failed")); }
+        let st =
+            Command::new("chown").args(["-R", &format!("{MAIL_USER}:{MAIL_USER}")]).arg(dir.join("mail")).status()?;
+        if !st.success() {
+            return Err(io::Error::other("chown failed"));
+        }
 
         // dovecot: pick a free port; retry if someone grabbed it in between
         let mut last_err = None;
@@ -122,7 +133,10 @@ impl MailServers {
             let port = free_port()?;
             let conf = dir.join("dovecot.conf");
             fs::write(&conf, dovecot_conf(&dir, port))?;
-            let mut child = Command::new("dovecot").arg("-F").arg("-c").arg(&conf)
+            let mut child = Command::new("dovecot")
+                .arg("-F")
+                .arg("-c")
+                .arg(&conf)
                 .stdin(Stdio::null())
                 .stdout(fs::File::create(dir.join("dovecot.stdout"))?)
                 .stderr(fs::File::create(dir.join("dovecot.stderr"))?)
@@ -130,25 +144,33 @@ impl MailServers {
                 .spawn()?;
             match wait_for_port(port, &mut child, Duration::from_secs(10)) {
                 Ok(()) => {
-                    let smtp = Self::start_smtp(&dir).map_err(|e| { kill_group(&mut child, "TERM"); e })?;
+                    let smtp = Self::start_smtp(&dir).inspect_err(|_| kill_group(&mut child, "TERM"))?;
                     let (smtp, smtp_port) = smtp;
                     return Ok(MailServers { dir, imap_port: port, smtp_port, dovecot: child, smtp });
                 }
-                Err(e) => { kill_group(&mut child, "KILL"); last_err = Some(e); }
+                Err(e) => {
+                    kill_group(&mut child, "KILL");
+                    last_err = Some(e);
+                }
             }
         }
-        Err(last_err.unwrap())
+        Err(last_err.unwrap_or_else(|| io::Error::other("dovecot did not start")))
     }
 
     fn start_smtp(dir: &Path) -> io::Result<(Child, u16)> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/smtp_maildir.py");
         let python = std::env::var("MAILTEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let mut child = Command::new(python).arg(script)
+        let mut child = Command::new(python)
+            .arg(script)
             .args(["--port", "0", "--auth"])
-            .arg("--root").arg(dir.join("mail"))
-            .arg("--users").arg(dir.join("users"))
-            .arg("--fail-file").arg(dir.join("smtp.fail"))
-            .stdin(Stdio::null()).stdout(Stdio::piped())
+            .arg("--root")
+            .arg(dir.join("mail"))
+            .arg("--users")
+            .arg(dir.join("users"))
+            .arg("--fail-file")
+            .arg(dir.join("smtp.fail"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(fs::File::create(dir.join("smtp.log"))?)
             .process_group(0)
             .spawn()?;
@@ -163,7 +185,9 @@ impl MailServers {
         }
     }
 
-    pub fn maildir(&self, user: &str) -> PathBuf { self.dir.join("mail").join(user).join("Maildir") }
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.dir.join("mail").join(user).join("Maildir")
+    }
 
     /// Drop a raw RFC 5322 message into the user's Maildir/new (tmp + rename).
     pub fn drop_message(&self, user: &str, name: &str, raw: &[u8]) -> io::Result<()> {
@@ -175,10 +199,15 @@ impl MailServers {
     /// Some("451 4.3.0 busy") -> every MAIL FROM gets that reply; None -> normal.
     pub fn set_smtp_failure(&self, reply: Option<&str>) -> io::Result<()> {
         let f = self.dir.join("smtp.fail");
-        match reply { Some(r) => fs::write(f, r), None => fs::remove_file(f).or(Ok(())) }
+        match reply {
+            Some(r) => fs::write(f, r),
+            None => fs::remove_file(f).or(Ok(())),
+        }
     }
 
-    pub fn dovecot_log(&self) -> String { fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default() }
+    pub fn dovecot_log(&self) -> String {
+        fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for MailServers {

@@ -151,6 +151,12 @@ impl Sim {
     }
 }
 
+/// The SII's clock: local time to the second.
+pub(crate) fn now() -> chrono::NaiveDateTime {
+    let n = chrono::Local::now().naive_local();
+    chrono::Timelike::with_nanosecond(&n, 0).unwrap_or(n)
+}
+
 fn xml(body: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/xml; charset=utf-8").body(body)
 }
@@ -483,7 +489,7 @@ pub(crate) async fn receive(
                 let key = format!("{rut}/{tipo}/{folio}");
                 sim.count(|c| *c.accepted.entry(key).or_default() += 1);
                 if let Ok(f) = folio.parse() {
-                    rcv::received(sim, rut, tipo.parse().unwrap_or(0), f, crate::service::now_local());
+                    rcv::received(sim, rut, tipo.parse().unwrap_or(0), f, now());
                 }
             }
         }

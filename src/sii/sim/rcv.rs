@@ -38,9 +38,7 @@ fn key(emisor: &str, tipo: u16, folio: i64) -> String {
     format!("{emisor}/{tipo}/{folio}")
 }
 
-fn now() -> NaiveDateTime {
-    crate::service::now_local()
-}
+use super::now;
 
 /// Registers a document as received by the SII at `at` (the uploads the simulator accepts are
 /// registered too).

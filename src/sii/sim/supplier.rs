@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 
 use crate::caf::{Caf, CafTrust};
 use crate::cert::Certificate;
+use crate::demo::{DEMO_AUTHORITY_CERT, DEMO_AUTHORITY_KEY, DEMO_COMPANY, DEMO_P12};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::engine::Issuer;
-use crate::server::{DEMO_AUTHORITY_CERT, DEMO_AUTHORITY_KEY, DEMO_COMPANY, DEMO_P12};
 use crate::xml::dsig::{self, SignedInfoScope};
 use crate::xml::libxml::{self as lx};
 use crate::xml::{input, latin1, NS_DSIG};
@@ -162,7 +162,7 @@ pub(crate) async fn mail(
 ) -> actix_web::HttpResponse {
     use actix_web::HttpResponse;
     let Ok(receptor) = body.receptor.parse::<Rut>() else { return HttpResponse::BadRequest().body("receptor") };
-    let now = crate::service::now_local();
+    let now = super::now();
     let m = SupplierMail { receptor, dtes: body.dtes, first_folio: body.first_folio, tamper: body.tamper, now };
     let bytes = match envelope(&m) {
         Ok(b) => b,
