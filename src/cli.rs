@@ -155,6 +155,8 @@ enum Cmd {
     Caf(crate::cli_caf::CafArgs),
     /// Suppliers' documents received: the inbox, one document, and the RCV decision.
     Received(crate::cli_received::ReceivedArgs),
+    /// The buyers' exchange addresses: import the SII's list of authorised taxpayers.
+    Directory(crate::cli_directory::DirectoryArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
     Completions {
         /// The shell.
@@ -678,6 +680,12 @@ pub fn run() -> ExitCode {
         }
         Cmd::Caf(args) => {
             return match actix_web::rt::System::new().block_on(crate::cli_caf::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => report_failure(Failure::Input(e)),
+            };
+        }
+        Cmd::Directory(args) => {
+            return match actix_web::rt::System::new().block_on(crate::cli_directory::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => report_failure(Failure::Input(e)),
             };

@@ -121,6 +121,12 @@ pub struct Settings {
     pub received_deadline_warning_days: u32,
     /// How often an undecided received document's RCV state is asked again, seconds.
     pub rcv_recheck_seconds: u64,
+    /// Follow the RCV's history of issued 33/34/43 (buyers' acceptances and claims).
+    pub rcv_track_issued: bool,
+    /// Tries of a mail to a supplier or a buyer before it fails, and the first retry's delay
+    /// (doubling per try, at most an hour).
+    pub exchange_mail_attempts: i64,
+    pub exchange_mail_backoff_ms: u64,
 }
 
 impl Default for Settings {
@@ -188,6 +194,9 @@ impl Default for Settings {
             exchange_interval_ms: 1_000,
             received_deadline_warning_days: 2,
             rcv_recheck_seconds: 3_600,
+            rcv_track_issued: true,
+            exchange_mail_attempts: 8,
+            exchange_mail_backoff_ms: 30_000,
         }
     }
 }
@@ -259,6 +268,9 @@ const ENV: &[&str] = &[
     "EXCHANGE_INTERVAL_MS",
     "RECEIVED_DEADLINE_WARNING_DAYS",
     "RCV_RECHECK_SECONDS",
+    "RCV_TRACK_ISSUED",
+    "EXCHANGE_MAIL_ATTEMPTS",
+    "EXCHANGE_MAIL_BACKOFF_MS",
 ];
 
 impl Settings {
@@ -310,14 +322,17 @@ impl Settings {
                     | "caf_warning_days"
                     | "exchange_interval_ms"
                     | "received_deadline_warning_days"
-                    | "rcv_recheck_seconds" => {
+                    | "rcv_recheck_seconds"
+                    | "exchange_mail_attempts"
+                    | "exchange_mail_backoff_ms" => {
                         v.parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{var} must be a whole number"))
                     }
                     "redis_cluster"
                     | "sii_workers"
                     | "webhook_allow_http"
                     | "webhook_allow_private"
-                    | "exchange_workers" => {
+                    | "exchange_workers"
+                    | "rcv_track_issued" => {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
@@ -477,6 +492,9 @@ impl Settings {
             interval: Duration::from_millis(self.exchange_interval_ms.max(50)),
             deadline_warning: chrono::Duration::days(self.received_deadline_warning_days as i64),
             rcv_recheck: chrono::Duration::seconds(self.rcv_recheck_seconds.max(1) as i64),
+            track_issued: self.rcv_track_issued,
+            mail_tries: self.exchange_mail_attempts.max(1),
+            mail_backoff: chrono::Duration::milliseconds(self.exchange_mail_backoff_ms.max(1) as i64),
             ..Default::default()
         }
     }

@@ -50,6 +50,9 @@ pub const RECEIVED_DECISIONS: &str = "dte_received_decisions_total";
 pub const MAILBOX_POLLS: &str = "dte_mailbox_polls_total";
 pub const RCV_CALLS: &str = "dte_rcv_calls_total";
 pub const EXCHANGE_MAILS: &str = "dte_exchange_mails_total";
+pub const BUYER_DELIVERIES: &str = "dte_buyer_deliveries_total";
+pub const BUYER_ANSWERS: &str = "dte_buyer_answers_total";
+pub const ISSUED_CLAIMS: &str = "dte_issued_claims_total";
 
 /// Every metric the service exports (alert rules and dashboards may use only these).
 pub const ALL: &[&str] = &[
@@ -91,6 +94,9 @@ pub const ALL: &[&str] = &[
     MAILBOX_POLLS,
     RCV_CALLS,
     EXCHANGE_MAILS,
+    BUYER_DELIVERIES,
+    BUYER_ANSWERS,
+    ISSUED_CLAIMS,
 ];
 
 /// Label values known before any traffic: every series an alert or a dashboard reads exists from
@@ -200,12 +206,17 @@ pub fn register_known(k: &Known) {
     }
     for outcome in ["sent", "retry", "failed"] {
         counter!(EXCHANGE_MAILS, "outcome" => outcome).increment(0);
+        counter!(BUYER_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for state in ["buyer_received", "buyer_accepted", "buyer_rejected", "goods_received"] {
+        counter!(BUYER_ANSWERS, "state" => state).increment(0);
     }
 }
 
 /// A company's series, at zero (at start, and when a company is registered).
 pub fn register_company(rut: &str) {
     metrics::gauge!(RECEIVED_DEADLINE_NEAR, "company" => rut.to_string()).increment(0.0);
+    metrics::counter!(ISSUED_CLAIMS, "company" => rut.to_string()).increment(0);
     for outcome in ["ok", "failed"] {
         metrics::counter!(MAILBOX_POLLS, "company" => rut.to_string(), "outcome" => outcome).increment(0);
     }

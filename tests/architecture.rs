@@ -211,9 +211,19 @@ fn edges_go_through_the_service() {
     files(&src.join("http"), &mut all);
     files(&src.join("worker"), &mut all);
     all.extend(
-        ["server.rs", "cli.rs", "cli_batch.rs", "cli_pdf.rs", "cli_doctor.rs", "cli_caf.rs", "main.rs"]
-            .iter()
-            .map(|f| src.join(f)),
+        [
+            "server.rs",
+            "cli.rs",
+            "cli_batch.rs",
+            "cli_pdf.rs",
+            "cli_doctor.rs",
+            "cli_caf.rs",
+            "cli_received.rs",
+            "cli_directory.rs",
+            "main.rs",
+        ]
+        .iter()
+        .map(|f| src.join(f)),
     );
     let mut wrong = Vec::new();
     for f in all {

@@ -70,7 +70,8 @@ async fn upgraded_instance_serves_and_issues(db: Db, key: &str) {
             && dry.contains("would apply 0003_company_logos")
             && dry.contains("would apply 0004_caf_retirement")
             && dry.contains("would apply 0005_document_traces")
-            && dry.contains("would apply 0006_received"),
+            && dry.contains("would apply 0006_received")
+            && dry.contains("would apply 0007_delivery"),
         "{dry}"
     );
     assert_eq!(old_xml(&db), before, "a dry run changes nothing");
@@ -112,7 +113,7 @@ async fn upgraded_instance_serves_and_issues(db: Db, key: &str) {
     drop(server);
     let again = migrate(&db, &[]);
     assert!(
-        again.contains("schema version 6") && again.contains("up to date") && !again.contains("adopted"),
+        again.contains("schema version 7") && again.contains("up to date") && !again.contains("adopted"),
         "{again}"
     );
     // The old release's unkeyed audit chain was checked and keyed at the first start: it verifies
@@ -166,7 +167,7 @@ async fn two_instances_migrating_one_empty_postgres_both_start() {
         assert_eq!(r.status(), 200);
     }
     let rows = block_on(pg_query(url, "SELECT version FROM schema_migrations ORDER BY version"));
-    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6, 7]);
     assert!(migrate(&db, &["--dry-run"]).contains("up to date"));
 }
 
@@ -181,7 +182,8 @@ async fn a_new_sqlite_database_is_created_at_the_newest_version() {
             && out.contains("applied 0004_caf_retirement")
             && out.contains("applied 0005_document_traces")
             && out.contains("applied 0006_received")
-            && out.contains("schema version 6"),
+            && out.contains("applied 0007_delivery")
+            && out.contains("schema version 7"),
         "{out}"
     );
     assert!(migrate(&db, &["--dry-run"]).contains("up to date"));

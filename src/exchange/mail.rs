@@ -66,7 +66,7 @@ pub enum MailError {
     Build(String),
 }
 
-/// A message with one XML attachment (an answer to a supplier or a DTE for a buyer).
+/// A message with one XML attachment (an answer to a supplier).
 pub fn with_xml(
     from: &str,
     to: &str,
@@ -75,23 +75,34 @@ pub fn with_xml(
     filename: &str,
     xml: Vec<u8>,
 ) -> Result<lettre::Message, MailError> {
+    with_files(from, to, subject, body, vec![(filename.to_string(), "application/xml", xml)])
+}
+
+/// A message with files attached: `(name, media type, bytes)` (a buyer's EnvioDTE and its PDFs).
+pub fn with_files(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    files: Vec<(String, &str, Vec<u8>)>,
+) -> Result<lettre::Message, MailError> {
     let mbox = |s: &str| s.parse::<Mailbox>().map_err(|e| MailError::Address(s.to_string(), e.to_string()));
-    let xml_type = ContentType::parse("application/xml").map_err(|e| MailError::Build(e.to_string()))?;
     let sender = mbox(from)?;
     // The receiver takes each message once by its Message-ID: every message carries its own.
     let mut r = [0u8; 16];
     openssl::rand::rand_bytes(&mut r).map_err(|e| MailError::Build(e.to_string()))?;
     let id = format!("<{}@{}>", crate::crypto::hex(&r), sender.email.domain());
+    let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body.to_string()));
+    for (name, media, bytes) in files {
+        let ct = ContentType::parse(media).map_err(|e| MailError::Build(e.to_string()))?;
+        parts = parts.singlepart(Attachment::new(name).body(bytes, ct));
+    }
     lettre::Message::builder()
         .message_id(Some(id))
         .from(sender)
         .to(mbox(to)?)
         .subject(subject)
-        .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain(body.to_string()))
-                .singlepart(Attachment::new(filename.to_string()).body(xml, xml_type)),
-        )
+        .multipart(parts)
         .map_err(|e| MailError::Build(e.to_string()))
 }
 

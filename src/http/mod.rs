@@ -8,6 +8,7 @@ pub mod auth;
 mod batches;
 mod cafs;
 mod companies;
+mod delivery;
 mod documents;
 mod keys;
 pub mod openapi;
@@ -279,6 +280,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(received::decide),
                 )
                 .route("/companies/{rut}/responses/{id}/xml", web::get().to(received::response_xml))
+                .route("/directory", web::put().to(delivery::import_directory))
+                .route("/companies/{rut}/buyers", web::get().to(delivery::list_buyers))
+                .route("/companies/{rut}/buyers/{buyer}", web::put().to(delivery::put_buyer))
+                .route("/companies/{rut}/documents/{tipo}/{folio}/exchange", web::get().to(delivery::exchange))
+                .route("/companies/{rut}/documents/{tipo}/{folio}/deliver", web::post().to(delivery::deliver))
+                .route("/companies/{rut}/documents/{tipo}/{folio}/cedible", web::get().to(delivery::cedible))
                 .route("/batches", web::post().to(batches::submit))
                 .route("/batches", web::get().to(batches::list))
                 .route("/batches/{id}", web::get().to(batches::status))

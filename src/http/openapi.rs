@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, cafs, companies, documents, keys, print, received, sii, tools};
+use super::{batches, cafs, companies, delivery, documents, keys, print, received, sii, tools};
 
 struct Security;
 
@@ -31,7 +31,9 @@ impl Modify for Security {
         batches::submit, batches::list, batches::status, batches::items, batches::events, batches::results,
         batches::dead_letters, batches::replay, batches::replay_all,
         received::put_mailbox, received::get_mailbox, received::poll_mailbox, received::take_file, received::list, received::get, received::xml,
-        received::pdf, received::responses, received::response_xml, received::decide
+        received::pdf, received::responses, received::response_xml, received::decide,
+        delivery::import_directory, delivery::put_buyer, delivery::list_buyers, delivery::exchange, delivery::deliver,
+        delivery::cedible
     ),
     modifiers(&Security)
 )]

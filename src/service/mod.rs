@@ -22,6 +22,7 @@ use crate::store::{
 use crate::vault::Vault;
 
 mod cafs;
+mod delivery;
 mod edges;
 mod issuance;
 mod keys;
@@ -191,6 +192,9 @@ pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
 use crate::crypto::sha256_hex;
 pub use cafs::{CafForecast, UnusedRange};
+pub use delivery::{
+    delivered_event, BuyerAddress, BuyerAddressBody, DeliveryInfo, DirectoryImport, DocumentEvent, DocumentExchangeInfo,
+};
 pub use edges::{ApiKey, Delivery, Webhook};
 pub use print::LogoInfo;
 pub use received::{

@@ -232,6 +232,12 @@ fn code_of(parts: &[&str]) -> i64 {
     (n % 9_000_000_000 + 1_000_000_000) as i64
 }
 
+/// The root element's name of an XML file, if it is one.
+fn root_name(bytes: &[u8]) -> Option<String> {
+    let (doc, _) = crate::xml::input::parse(bytes).ok()?;
+    doc.get_root_element().map(|r| r.get_name())
+}
+
 fn checks_json(r: &crate::verify::Report) -> String {
     serde_json::to_string(&r.lines()).unwrap_or_else(|_| "[]".into())
 }
@@ -474,17 +480,27 @@ impl Service {
         }
         let trust = self.trust.clone();
         let files = incoming.xml.clone();
-        let read: Vec<(String, Vec<u8>, ReceivedEnvelope)> = tokio::task::spawn_blocking(move || {
-            files
-                .into_iter()
-                .map(|(name, bytes)| {
-                    let e = intake::read(&bytes, me, &trust);
-                    (name, bytes, e)
-                })
-                .collect()
+        // Buyers' answers about this company's own documents come to the same mailbox.
+        type Read = (Vec<(String, Vec<u8>, ReceivedEnvelope)>, Vec<Vec<u8>>);
+        let (read, answers): Read = tokio::task::spawn_blocking(move || {
+            let mut read = Vec::new();
+            let mut answers = Vec::new();
+            for (name, bytes) in files {
+                match root_name(&bytes).as_deref() {
+                    Some("RespuestaDTE") | Some("EnvioRecibos") => answers.push(bytes),
+                    _ => {
+                        let e = intake::read(&bytes, me, &trust);
+                        read.push((name, bytes, e));
+                    }
+                }
+            }
+            (read, answers)
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if !answers.is_empty() && read.is_empty() {
+            return self.take_answers(rut, source, incoming, raw, answers).await;
+        }
         let cert = self.certificate(rut).await.ok();
         for attempt in 0..2 {
             let mut read = read.clone();
@@ -624,6 +640,43 @@ impl Service {
             }
         }
         Err(ServiceError::Conflict("the message's DTEs were being received by another instance".into()))
+    }
+
+    /// A message that carries only buyers' answers: applied to the company's documents, recorded.
+    async fn take_answers(
+        &self,
+        rut: &str,
+        source: &str,
+        incoming: mail::Incoming,
+        raw: Vec<u8>,
+        answers: Vec<Vec<u8>>,
+    ) -> Result<IntakeReport> {
+        let msg = NewMessage {
+            company: rut.to_string(),
+            message_id: incoming.message_id.clone(),
+            digest: incoming.digest.clone(),
+            source: source.to_string(),
+            sender: incoming.from.clone(),
+            subject: incoming.subject.clone(),
+            raw,
+            outcome: "answer".into(),
+            note: None,
+        };
+        let taken = self.store.record_intake(msg, vec![], None, |_, _| String::new(), Utc::now()).await?.is_some();
+        let mut notes = Vec::new();
+        if taken {
+            for a in answers {
+                let r = self.take_buyer_answer(rut, a).await?;
+                notes.push(r.note.unwrap_or_else(|| format!("{} answers applied", r.applied)));
+            }
+        }
+        Ok(IntakeReport {
+            message_id: incoming.message_id,
+            taken,
+            envelopes: vec![],
+            answer_to: None,
+            note: Some(if taken { notes.join("; ") } else { "taken before".into() }),
+        })
     }
 
     /// Repeated envelopes (code 90) and DTEs received before or twice in this message (code 4).

@@ -37,6 +37,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 4, "caf_retirement", "0004_caf_retirement.sql"),
     migration!("sqlite", 5, "document_traces", "0005_document_traces.sql"),
     migration!("sqlite", 6, "received", "0006_received.sql"),
+    migration!("sqlite", 7, "delivery", "0007_delivery.sql"),
 ];
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "initial", "0001_initial.sql"),
@@ -45,6 +46,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 4, "caf_retirement", "0004_caf_retirement.sql"),
     migration!("postgres", 5, "document_traces", "0005_document_traces.sql"),
     migration!("postgres", 6, "received", "0006_received.sql"),
+    migration!("postgres", 7, "delivery", "0007_delivery.sql"),
 ];
 
 /// The migration that brings the master key's check value (see `audit`).

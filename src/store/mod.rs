@@ -21,6 +21,7 @@ macro_rules! dispatch {
 
 mod audit;
 pub mod batches;
+mod delivery;
 mod issuance;
 pub mod migrations;
 mod ops;
@@ -33,6 +34,7 @@ mod states;
 
 use audit::AuditKeySlot;
 pub use audit::{verify_audit, AuditKey, KeyCheckError, KeyCheckReport, Probe};
+pub use delivery::{DeliveryOut, DeliveryRecord, DocumentExchange, DELIVERED_TYPES};
 pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;

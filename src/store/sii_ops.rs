@@ -244,6 +244,7 @@ impl Store {
             .await?;
             events.push(state_event(&company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now));
         }
+        super::delivery::mark_deliverable(&mut tx, "upload_id = $1", args![id], now).await?;
         enqueue_events(&mut tx, &company, &events, now).await?;
         tx.commit().await
     }
@@ -264,6 +265,13 @@ impl Store {
             )
             .await?;
         if n > 0 {
+            super::delivery::mark_deliverable(
+                &mut tx,
+                "company = $1 AND tipo = $2 AND folio = $3",
+                args![company, v.tipo, v.folio],
+                now,
+            )
+            .await?;
             let event = state_event(company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now);
             enqueue_events(&mut tx, company, &[event], now).await?;
         }

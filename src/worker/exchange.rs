@@ -18,6 +18,8 @@ use crate::sii::rcv::{RcvAnswer, RcvClient, RcvError};
 use crate::sii::tokens::Tokens;
 use crate::telemetry::{EXCHANGE_MAILS, MAILBOX_POLLS, RCV_CALLS};
 
+mod delivery;
+
 #[derive(Debug, Clone)]
 pub struct ExchangeConfig {
     pub interval: Duration,
@@ -32,6 +34,8 @@ pub struct ExchangeConfig {
     pub mail_tries: i64,
     pub mail_backoff: chrono::Duration,
     pub imap_timeout: Duration,
+    /// Follow the RCV's history of issued 33/34/43 until their window closes.
+    pub track_issued: bool,
 }
 
 impl Default for ExchangeConfig {
@@ -46,6 +50,7 @@ impl Default for ExchangeConfig {
             mail_tries: 8,
             mail_backoff: chrono::Duration::seconds(30),
             imap_timeout: Duration::from_secs(60),
+            track_issued: true,
         }
     }
 }
@@ -193,10 +198,20 @@ impl Exchange {
                 Ok(b) => busy |= b,
                 Err(e) => tracing::warn!(error = %e, "answer round failed"),
             }
+            match self.deliver_one().await {
+                Ok(b) => busy |= b,
+                Err(e) => tracing::warn!(error = %e, "delivery round failed"),
+            }
             if self.tokens.is_some() {
                 match self.rcv_round().await {
                     Ok(b) => busy |= b,
                     Err(e) => tracing::warn!(error = %e, "RCV round failed"),
+                }
+                if self.cfg.track_issued {
+                    match self.issued_rcv_round().await {
+                        Ok(b) => busy |= b,
+                        Err(e) => tracing::warn!(error = %e, "issued documents' RCV round failed"),
+                    }
                 }
             }
             if last_deadlines.elapsed() >= self.cfg.interval.max(Duration::from_secs(5)) {
@@ -339,6 +354,27 @@ impl Exchange {
 
     /// `Err((why, permanent))`.
     async fn mail(&self, company: &str, to: &str, kind: &str, id: i64, xml: Vec<u8>) -> Result<String, (String, bool)> {
+        let company_name = self.svc.company(company).await.map(|c| c.company.rzn_soc).unwrap_or_default();
+        self.send_mail(
+            company,
+            to,
+            &format!("{kind} de {company_name} ({company})"),
+            &format!("Respuesta de intercambio {kind} (Formato Mensaje de Respuesta a DTE del SII), adjunta en XML."),
+            vec![(format!("{kind}-{id}.xml"), "application/xml", xml)],
+        )
+        .await
+    }
+
+    /// Sends a message from the company's mailbox through its SMTP server: the Message-ID, or
+    /// `(why, permanent)`.
+    async fn send_mail(
+        &self,
+        company: &str,
+        to: &str,
+        subject: &str,
+        body: &str,
+        files: Vec<(String, &str, Vec<u8>)>,
+    ) -> Result<String, (String, bool)> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::transport::smtp::client::{Tls, TlsParameters};
         use lettre::AsyncTransport;
@@ -351,16 +387,8 @@ impl Exchange {
             Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| ("bad smtp port".to_string(), true))?),
             None => (rest.to_string(), if implicit { 465 } else { 587 }),
         };
-        let company_name = self.svc.company(company).await.map(|c| c.company.rzn_soc).unwrap_or_default();
-        let msg = crate::exchange::mail::with_xml(
-            &m.from_address,
-            to,
-            &format!("{kind} de {company_name} ({company})"),
-            &format!("Respuesta de intercambio {kind} (Formato Mensaje de Respuesta a DTE del SII), adjunta en XML."),
-            &format!("{kind}-{id}.xml"),
-            xml,
-        )
-        .map_err(|e| (e.to_string(), true))?;
+        let msg = crate::exchange::mail::with_files(&m.from_address, to, subject, body, files)
+            .map_err(|e| (e.to_string(), true))?;
         let message_id = msg.headers().get_raw("Message-ID").unwrap_or_default().to_string();
         let params = TlsParameters::new(host.clone()).map_err(|e| (e.to_string(), true))?;
         let tls = if implicit { Tls::Wrapper(params) } else { Tls::Opportunistic(params) };

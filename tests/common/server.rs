@@ -141,6 +141,8 @@ pub fn env(db: &Db, data_dir: &Path) -> Vec<(String, String)> {
         ("RUST_LOG".into(), "warn".into()),
         // Suites that exercise the SII link turn it on and point it at a simulator.
         ("DTE_GATEWAY_SII_WORKERS".into(), "false".into()),
+        // Suites that follow issued documents in the RCV turn it on.
+        ("DTE_GATEWAY_RCV_TRACK_ISSUED".into(), "false".into()),
         // Webhook receivers in the suites listen on loopback over plain HTTP.
         ("DTE_GATEWAY_WEBHOOK_ALLOW_HTTP".into(), "true".into()),
         ("DTE_GATEWAY_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()),

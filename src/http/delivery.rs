@@ -1,0 +1,147 @@
+//! Delivering issued documents to buyers: the buyer directory, a company's own buyer addresses, a
+//! document's delivery and answers, resends and cedibility.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::auth::Principal;
+use super::problem::{ApiError, Problem};
+use super::{json, read_body};
+use crate::service::{BuyerAddress, BuyerAddressBody, DirectoryImport, DocumentExchangeInfo, Service, ServiceError};
+use crate::worker::exchange::Exchange;
+
+/// The largest directory file taken (the SII's list is about 150 MB).
+const DIRECTORY_LIMIT: u64 = 1 << 30;
+
+/// Imports the SII's list of authorised taxpayers with their exchange address (the CSV the SII
+/// publishes: `RUT;RAZON SOCIAL;NUMERO RESOLUCION;FECHA RESOLUCION;MAIL INTERCAMBIO;URL`,
+/// ISO-8859-1). Rows are added or replaced; the body is spooled to disk, never held in memory.
+#[utoipa::path(put, path = "/v1/directory", tag = "delivery",
+    request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses((status = 200, body = DirectoryImport), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn import_directory(
+    p: Principal,
+    req: HttpRequest,
+    mut body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
+    p.global_admin()?;
+    let within = super::body_timeout(&req, 10);
+    let mut file = tempfile::tempfile().map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let mut size = 0u64;
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+            size += chunk.len() as u64;
+            if size > DIRECTORY_LIMIT {
+                return Err(ApiError::TooLarge(DIRECTORY_LIMIT as usize));
+            }
+            file.write_all(&chunk).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(within, read).await.map_err(|_| ApiError::BodyTimeout(within.as_secs()))??;
+    use std::io::Seek;
+    file.rewind().map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(json(StatusCode::OK, &svc.import_directory(std::io::BufReader::new(file)).await?))
+}
+
+/// The company's own exchange address for a buyer (used before the SII's list).
+#[utoipa::path(put, path = "/v1/companies/{rut}/buyers/{buyer}", tag = "delivery",
+    params(("rut" = String, Path), ("buyer" = String, Path)), request_body = BuyerAddressBody,
+    responses((status = 200, body = BuyerAddress), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn put_buyer(
+    p: Principal,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
+    let (rut, buyer) = path.into_inner();
+    p.company(&rut, "admin")?;
+    let b = read_body(&req, body).await?;
+    let b: BuyerAddressBody = serde_json::from_slice(&b).map_err(|e| ApiError::BadRequest(format!("buyer: {e}")))?;
+    Ok(json(StatusCode::OK, &svc.put_buyer_address(&rut, &buyer, b).await?))
+}
+
+/// The company's own buyer addresses.
+#[utoipa::path(get, path = "/v1/companies/{rut}/buyers", tag = "delivery", params(("rut" = String, Path)),
+    responses((status = 200, body = Vec<BuyerAddress>), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_buyers(
+    p: Principal,
+    rut: web::Path<String>,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "read")?;
+    Ok(json(StatusCode::OK, &svc.buyer_addresses(&rut).await?))
+}
+
+type DocPath = web::Path<(String, i32, i64)>;
+
+/// A document's life with its buyer: its delivery, the buyer's answers and the RCV's events.
+#[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/exchange", tag = "delivery",
+    params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
+    responses((status = 200, body = DocumentExchangeInfo), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn exchange(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    let (rut, tipo, folio) = path.into_inner();
+    p.company(&rut, "read")?;
+    Ok(json(StatusCode::OK, &svc.document_exchange(&rut, tipo, folio).await?))
+}
+
+/// Sends the document to its buyer again (a new delivery, due now).
+#[utoipa::path(post, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/deliver", tag = "delivery",
+    params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
+    responses((status = 202, body = DocumentExchangeInfo), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "not accepted by the SII, or a type that does not go to buyers"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn deliver(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> Result<HttpResponse, ApiError> {
+    let (rut, tipo, folio) = path.into_inner();
+    p.company(&rut, "issue")?;
+    Ok(json(StatusCode::ACCEPTED, &svc.resend_to_buyer(&rut, tipo, folio).await?))
+}
+
+/// Whether the document can be assigned to a factoring company, as the SII's RCV says
+/// (`consultarDocDteCedible`, codes 20-25).
+#[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/cedible", tag = "delivery",
+    params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
+    responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn cedible(
+    p: Principal,
+    path: DocPath,
+    exchange: Option<web::Data<Arc<Exchange>>>,
+) -> Result<HttpResponse, ApiError> {
+    let (rut, tipo, folio) = path.into_inner();
+    p.company(&rut, "read")?;
+    let x = exchange.ok_or_else(|| ApiError::Unavailable("the SII link is off in this instance".into()))?;
+    let a = x.cedible(&rut, tipo, folio).await?;
+    let cedible = matches!(a.cod, 22 | 23 | 25);
+    let body = serde_json::json!({
+        "cedible": cedible,
+        "code": a.cod,
+        "description": if a.desc.is_empty() { crate::exchange::rcv::cod_resp_description(a.cod).to_string() } else { a.desc },
+    });
+    Ok(json(StatusCode::OK, &body))
+}
