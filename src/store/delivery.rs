@@ -4,12 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sii_ops::enqueue_events;
-use super::sql::{args, Arg, Tx, Vals};
+use super::sii_ops::{enqueue_events, DELIVERED_TYPES};
+use super::sql::{args, Tx, Vals};
 use super::*;
-
-/// Types that go to their buyers (never boletas).
-pub const DELIVERED_TYPES: [i32; 10] = [33, 34, 43, 46, 52, 56, 61, 110, 111, 112];
 
 /// A delivery leased for sending, with its documents `(id, tipo, folio, xml)`.
 #[derive(Debug, Clone)]
@@ -42,39 +39,6 @@ pub struct DocumentExchange {
     pub buyer_state: Option<String>,
     pub deliveries: Vec<DeliveryRecord>,
     pub events: Vec<EventRow>,
-}
-
-/// After a verdict, in its transaction: the documents `filter` selects (with `a` as `$1`…) that the
-/// SII accepted become due for their buyers (when their company has an SMTP server to send from)
-/// and, for 33, 34 and 43, for the RCV's watch.
-pub(super) async fn mark_deliverable(
-    tx: &mut Tx,
-    filter: &str,
-    a: Vec<Arg>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let types = DELIVERED_TYPES.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
-    tx.exec(
-        &format!(
-            "UPDATE documents SET delivery_state = 'due' WHERE {filter} AND delivery_state IS NULL
-             AND state IN ('accepted', 'accepted_with_objections') AND tipo IN ({types})
-             AND EXISTS (SELECT 1 FROM mailboxes m WHERE m.company = documents.company AND m.smtp_url IS NOT NULL)"
-        ),
-        a.clone(),
-    )
-    .await?;
-    let n = a.len() + 1;
-    let mut with_now = a;
-    with_now.push(Arg::from(now));
-    tx.exec(
-        &format!(
-            "UPDATE documents SET rcv_next_at = ${n} WHERE {filter} AND rcv_next_at IS NULL
-             AND state IN ('accepted', 'accepted_with_objections') AND tipo IN (33, 34, 43)"
-        ),
-        with_now,
-    )
-    .await?;
-    Ok(())
 }
 
 fn delivery_record(r: &Vals) -> Result<DeliveryRecord, StoreError> {

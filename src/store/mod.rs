@@ -34,13 +34,14 @@ mod states;
 
 use audit::AuditKeySlot;
 pub use audit::{verify_audit, AuditKey, KeyCheckError, KeyCheckReport, Probe};
-pub use delivery::{DeliveryOut, DeliveryRecord, DocumentExchange, DELIVERED_TYPES};
+pub use delivery::{DeliveryOut, DeliveryRecord, DocumentExchange};
 pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
 pub use postgres::PgStore;
 pub use received::{
     EventRow, MailboxRow, NewEnvelope, NewMessage, NewReceived, NewResponse, ReceivedFilter, ReceivedRow, ResponseRow,
 };
+pub use sii_ops::DELIVERED_TYPES;
 pub use sqlite::SqliteStore;
 
 pub use crate::domain::{DocState, Environment, UploadStatus};

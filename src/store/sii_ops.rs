@@ -9,6 +9,42 @@ use super::ops::append_audit;
 use super::sql::{args, placeholders, Arg, Stmt, Tx, Vals};
 use super::*;
 
+/// Types that go to their buyers (never boletas).
+pub const DELIVERED_TYPES: [i32; 10] = [33, 34, 43, 46, 52, 56, 61, 110, 111, 112];
+
+/// After a verdict, in its transaction: the documents `filter` selects (with `a` as `$1`…) that the
+/// SII accepted become due for their buyers (when their company has an SMTP server to send from)
+/// and, for 33, 34 and 43, for the RCV's watch.
+pub(super) async fn mark_deliverable(
+    tx: &mut Tx,
+    filter: &str,
+    a: Vec<Arg>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let types = DELIVERED_TYPES.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+    tx.exec(
+        &format!(
+            "UPDATE documents SET delivery_state = 'due' WHERE {filter} AND delivery_state IS NULL
+             AND state IN ('accepted', 'accepted_with_objections') AND tipo IN ({types})
+             AND EXISTS (SELECT 1 FROM mailboxes m WHERE m.company = documents.company AND m.smtp_url IS NOT NULL)"
+        ),
+        a.clone(),
+    )
+    .await?;
+    let n = a.len() + 1;
+    let mut with_now = a;
+    with_now.push(Arg::from(now));
+    tx.exec(
+        &format!(
+            "UPDATE documents SET rcv_next_at = ${n} WHERE {filter} AND rcv_next_at IS NULL
+             AND state IN ('accepted', 'accepted_with_objections') AND tipo IN (33, 34, 43)"
+        ),
+        with_now,
+    )
+    .await?;
+    Ok(())
+}
+
 fn skip_locked(tx: &Tx) -> &'static str {
     if tx.is_postgres() {
         " FOR UPDATE SKIP LOCKED"
@@ -244,7 +280,7 @@ impl Store {
             .await?;
             events.push(state_event(&company, v.tipo, v.folio, v.state.as_str(), &v.estado, &v.glosa, now));
         }
-        super::delivery::mark_deliverable(&mut tx, "upload_id = $1", args![id], now).await?;
+        mark_deliverable(&mut tx, "upload_id = $1", args![id], now).await?;
         enqueue_events(&mut tx, &company, &events, now).await?;
         tx.commit().await
     }
@@ -265,7 +301,7 @@ impl Store {
             )
             .await?;
         if n > 0 {
-            super::delivery::mark_deliverable(
+            mark_deliverable(
                 &mut tx,
                 "company = $1 AND tipo = $2 AND folio = $3",
                 args![company, v.tipo, v.folio],
