@@ -77,6 +77,8 @@ fn rules_and_dashboards_use_only_exported_metrics() {
         "DteRedisFallbackActive",
         "DteReceivedDeadlineNear",
         "DteMailboxPollFailing",
+        "DteIssuedDocumentClaimed",
+        "DteBuyerDeliveriesFailing",
     ] {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert} missing");
     }
