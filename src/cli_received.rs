@@ -108,7 +108,7 @@ pub async fn run(a: &ReceivedArgs) -> Result<(), String> {
             let link = server::sii_link(&svc, &s).map_err(|e| e.to_string())?;
             let x = server::exchange(&svc, &s, Some(&link)).map_err(|e| e.to_string())?;
             let body = DecisionBody { accion, reason: reason.clone(), recinto: recinto.clone() };
-            let d = x.decide(&rut(company)?, emisor, *tipo, *folio, body).await.map_err(|e| e.to_string())?;
+            let d = x.decide(&rut(company)?, emisor, *tipo, *folio, body, "cli").await.map_err(|e| e.to_string())?;
             println!("{}", line(&d));
         }
     }

@@ -127,6 +127,9 @@ pub struct Settings {
     /// (doubling per try, at most an hour).
     pub exchange_mail_attempts: i64,
     pub exchange_mail_backoff_ms: u64,
+    /// Exchange mailboxes (IMAP, SMTP) on loopback, private or link-local addresses (on-premise
+    /// mail servers); plain `imap://` and `smtp://` without STARTTLS only there.
+    pub mailbox_allow_private: bool,
 }
 
 impl Default for Settings {
@@ -197,6 +200,7 @@ impl Default for Settings {
             rcv_track_issued: true,
             exchange_mail_attempts: 8,
             exchange_mail_backoff_ms: 30_000,
+            mailbox_allow_private: false,
         }
     }
 }
@@ -271,6 +275,7 @@ const ENV: &[&str] = &[
     "RCV_TRACK_ISSUED",
     "EXCHANGE_MAIL_ATTEMPTS",
     "EXCHANGE_MAIL_BACKOFF_MS",
+    "MAILBOX_ALLOW_PRIVATE",
 ];
 
 impl Settings {
@@ -332,7 +337,8 @@ impl Settings {
                     | "webhook_allow_http"
                     | "webhook_allow_private"
                     | "exchange_workers"
-                    | "rcv_track_issued" => {
+                    | "rcv_track_issued"
+                    | "mailbox_allow_private" => {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
@@ -493,8 +499,10 @@ impl Settings {
             deadline_warning: chrono::Duration::days(self.received_deadline_warning_days as i64),
             rcv_recheck: chrono::Duration::seconds(self.rcv_recheck_seconds.max(1) as i64),
             track_issued: self.rcv_track_issued,
-            mail_tries: self.exchange_mail_attempts.max(1),
-            mail_backoff: chrono::Duration::milliseconds(self.exchange_mail_backoff_ms.max(1) as i64),
+            mail_tries: self.exchange_mail_attempts.clamp(1, 100),
+            // Doubled up to 7 times: an hour at most keeps the arithmetic far from overflowing.
+            mail_backoff: chrono::Duration::milliseconds(self.exchange_mail_backoff_ms.clamp(1, 3_600_000) as i64),
+            mail_policy: crate::netguard::TargetPolicy { allow_http: false, allow_private: self.mailbox_allow_private },
             ..Default::default()
         }
     }

@@ -81,6 +81,23 @@ pub fn event_description(code: &str) -> &'static str {
     }
 }
 
+/// The RCV's transition rules (spec v1.2) for `accion` on a document whose events are `done`:
+/// the `codResp` the SII gives (0 allowed, 7 registered before, 6/11/12/13 refused).
+pub fn transition(done: &[String], accion: Accion) -> i32 {
+    let has = |c: &str| done.iter().any(|e| e == c);
+    let claimed = ["RCD", "RFP", "RFT"].iter().any(|c| has(c));
+    match accion {
+        Accion::Acd if has("ACD") => 7,
+        Accion::Acd if claimed => 12,
+        Accion::Erm if has("ERM") => 7,
+        Accion::Erm if claimed => 6,
+        a if a.is_claim() && has(a.code()) => 7,
+        a if a.is_claim() && has("ACD") => 11,
+        a if a.is_claim() && has("ERM") => 13,
+        _ => 0,
+    }
+}
+
 /// `codResp` of the service, as the spec v1.2 lists them.
 pub fn cod_resp_description(code: i32) -> &'static str {
     match code {

@@ -80,8 +80,9 @@ pub struct ResultadoDte {
     pub glosa: String,
 }
 
+/// At most `n` characters that ISO-8859-1 can carry (others become `?`), without control characters.
 fn cut(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
+    s.chars().filter(|c| !c.is_control()).map(|c| if c as u32 > 0xFF { '?' } else { c }).take(n).collect()
 }
 
 fn dte_fields(o: &mut XmlOut, d: &DteRef, tipo_tag: &str) {

@@ -268,7 +268,7 @@ pub async fn decide(
         }
     }
     let x = exchange.ok_or_else(|| ApiError::Unavailable("the receiving side is off in this instance".into()))?;
-    let info = x.decide(&rut, &emisor, tipo, folio, d).await?;
+    let info = x.decide(&rut, &emisor, tipo, folio, d, p.id()).await?;
     let text = serde_json::to_string(&info).map_err(|e| ServiceError::Internal(e.to_string()))?;
     if let Some(k) = &idem {
         svc.remember_answer(p.id(), &scope, k, &b, &text).await?;

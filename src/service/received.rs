@@ -209,6 +209,9 @@ pub struct ReceivedQuery {
 
 pub use crate::exchange::rcv::RECEIVED_STATES;
 
+/// XML files read from one message.
+const MAX_FILES: usize = 20;
+
 /// Types the answers' schema can name (`DTEType` of SiiTypes_v10.xsd): others get no RecepcionDTE
 /// or ResultadoDTE line (their decision is the RCV's only).
 fn answerable(tipo: u16) -> bool {
@@ -446,12 +449,53 @@ impl Service {
 
     /// Takes in a raw mail message from the company's mailbox.
     pub async fn take_message(&self, rut: &str, raw: Vec<u8>) -> Result<IntakeReport> {
-        let incoming = mail::read(&raw).unwrap_or_else(|| mail::Incoming {
+        let mut incoming = mail::read(&raw).unwrap_or_else(|| mail::Incoming {
             digest: crate::crypto::sha256_hex(&raw),
             message_id: format!("sha256:{}", crate::crypto::sha256_hex(&raw)),
             ..Default::default()
         });
-        self.take_in(rut, "mailbox", incoming, raw).await
+        // A mail's own id cannot pass for an upload's; texts lose what no database stores (NUL).
+        let clean = |s: &str| s.replace('\0', "").chars().take(500).collect::<String>();
+        incoming.message_id = format!("mail:{}", clean(&incoming.message_id));
+        incoming.from = incoming.from.as_deref().map(clean);
+        incoming.reply_to = incoming.reply_to.as_deref().map(clean);
+        incoming.subject = incoming.subject.as_deref().map(clean);
+        for (name, _) in incoming.xml.iter_mut() {
+            *name = clean(name);
+        }
+        // At most MAX_FILES XML files of a message are read; the rest is noted.
+        let extra = incoming.xml.len().saturating_sub(MAX_FILES);
+        incoming.xml.truncate(MAX_FILES);
+        let mut r = self.take_in(rut, "mailbox", incoming, raw).await?;
+        if extra > 0 {
+            r.note = Some(format!("{extra} more XML attachments were not read (at most {MAX_FILES} a message)"));
+        }
+        Ok(r)
+    }
+
+    /// A message that could not be taken in (a repeatable failure): recorded with why, so the
+    /// mailbox moves past it and an operator can see it.
+    pub async fn record_failed_message(&self, rut: &str, raw: Vec<u8>, why: &str) -> Result<()> {
+        let incoming = mail::read(&raw).unwrap_or_default();
+        let digest = crate::crypto::sha256_hex(&raw);
+        let id = if incoming.message_id.is_empty() {
+            format!("sha256:{digest}")
+        } else {
+            incoming.message_id.replace('\0', "")
+        };
+        let msg = NewMessage {
+            company: rut.to_string(),
+            message_id: format!("mail:{id}"),
+            digest,
+            source: "mailbox".into(),
+            sender: None,
+            subject: None,
+            raw,
+            outcome: "error".into(),
+            note: Some(why.chars().take(500).collect()),
+        };
+        self.store.record_intake(msg, vec![], None, |_, _| String::new(), Utc::now()).await?;
+        Ok(())
     }
 
     /// Takes in a file uploaded by an ERP that fetches its mail itself.
@@ -501,15 +545,32 @@ impl Service {
         if !answers.is_empty() && read.is_empty() {
             return self.take_answers(rut, source, incoming, raw, answers).await;
         }
-        let cert = self.certificate(rut).await.ok();
+        let cert = match self.certificate(rut).await {
+            Ok(c) => Some(c),
+            Err(ServiceError::NoCertificate) => None,
+            Err(e) => return Err(e),
+        };
+        // Answers applied first: if anything fails, the message is not taken and comes again.
+        let mut answer_notes = Vec::new();
+        for a in answers {
+            let r = self.take_buyer_answer(rut, a).await?;
+            answer_notes.push(r.note.unwrap_or_else(|| format!("{} answers applied", r.applied)));
+        }
+        // Where answers go: the supplier's exchange address the gateway knows (the company's own
+        // list, the SII's list of authorised taxpayers), else the mail's Reply-To or From (the
+        // exchange mailbox it came from), else the DTE's CorreoEmisor (often a sales contact).
+        let emisor = read.iter().find_map(|(_, _, e)| e.rut_emisor.as_deref().and_then(|r| r.parse::<Rut>().ok()));
+        let known = match emisor {
+            Some(e) => self.store.buyer_address(rut, &e.to_string()).await?.map(|(a, _)| a),
+            None => None,
+        };
+        let to = known
+            .or(incoming.reply_to.clone())
+            .or(incoming.from.clone())
+            .or_else(|| read.iter().flat_map(|(_, _, e)| &e.dtes).find_map(|d| d.correo_emisor.clone()));
         for attempt in 0..2 {
             let mut read = read.clone();
             self.mark_repeated(rut, &mut read).await?;
-            let to = incoming
-                .reply_to
-                .clone()
-                .or(incoming.from.clone())
-                .or_else(|| read.iter().flat_map(|(_, _, e)| &e.dtes).find_map(|d| d.correo_emisor.clone()));
             let now_l = now_local();
             let now = Utc::now();
             let envelopes: Vec<NewEnvelope> = read
@@ -521,7 +582,7 @@ impl Service {
                     digest: e.digest.clone(),
                     rut_emisor: e.rut_emisor.clone(),
                     rut_receptor: e.rut_receptor.clone(),
-                    contact: e.dtes.iter().find_map(|d| d.correo_emisor.clone()),
+                    contact: to.clone(),
                     estado: e.code.code(),
                     glosa: e.glosa.clone(),
                     checks: checks_json(&e.report),
@@ -570,6 +631,11 @@ impl Service {
                         Err(e) => (None, Some(format!("the answer could not be built: {e}"))),
                     }
                 }
+            };
+            let note = match (note, answer_notes.is_empty()) {
+                (n, true) => n,
+                (None, false) => Some(answer_notes.join("; ")),
+                (Some(n), false) => Some(format!("{n}; {}", answer_notes.join("; "))),
             };
             let outcome = if envelopes.is_empty() {
                 "no-dte"
@@ -662,14 +728,14 @@ impl Service {
             outcome: "answer".into(),
             note: None,
         };
-        let taken = self.store.record_intake(msg, vec![], None, |_, _| String::new(), Utc::now()).await?.is_some();
+        // Applied first (applying twice changes nothing), then the message is taken.
         let mut notes = Vec::new();
-        if taken {
-            for a in answers {
-                let r = self.take_buyer_answer(rut, a).await?;
-                notes.push(r.note.unwrap_or_else(|| format!("{} answers applied", r.applied)));
-            }
+        for a in answers {
+            let r = self.take_buyer_answer(rut, a).await?;
+            notes.push(r.note.unwrap_or_else(|| format!("{} answers applied", r.applied)));
         }
+        let msg = NewMessage { note: Some(notes.join("; ")), ..msg };
+        let taken = self.store.record_intake(msg, vec![], None, |_, _| String::new(), Utc::now()).await?.is_some();
         Ok(IntakeReport {
             message_id: incoming.message_id,
             taken,
@@ -709,7 +775,7 @@ impl Service {
                     d.tipo as i32,
                     d.folio,
                 );
-                if !envelope_ok || seen.contains(&k) || !here.insert(k) {
+                if envelope_ok && (seen.contains(&k) || !here.insert(k)) {
                     d.code = DteCode::Repeated;
                     d.glosa = DteCode::Repeated.glosa().to_string();
                 }
@@ -923,7 +989,8 @@ impl Service {
 
     /// RCV documents due for a look at the SII (reception date unknown, or undecided).
     pub async fn rcv_due(&self, limit: i64) -> Result<Vec<ReceivedRow>> {
-        Ok(self.store.reception_due(Utc::now(), limit).await?)
+        // Held for five minutes: one instance asks the SII for each; the answer sets the next look.
+        Ok(self.store.reception_due(Utc::now(), limit, chrono::Duration::minutes(5)).await?)
     }
 
     /// The SII's reception date, read in its local time: the 8-day deadline follows from it.
@@ -953,7 +1020,10 @@ impl Service {
         self.store.add_received_events(r.id, &rows).await?;
         if let Some(last) = events.iter().filter_map(|e| Accion::parse(&e.code)).next_back() {
             if r.state == "received" {
-                self.store.set_received_state(r.id, last.state(), last.code()).await?;
+                let mut after = r.clone();
+                after.state = last.state().into();
+                let hook = decided_event(&after, last.code(), Utc::now());
+                self.store.set_received_state(r, last.state(), last.code(), hook).await?;
             }
         }
         Ok(())
@@ -969,9 +1039,27 @@ impl Service {
 
     /// Checks a decision before it goes to the RCV: the document is undecided-able and the body
     /// complete.
-    pub fn check_decision(&self, r: &ReceivedRow, b: &DecisionBody) -> Result<()> {
+    pub async fn check_decision(&self, r: &ReceivedRow, b: &DecisionBody) -> Result<()> {
         if b.accion.is_claim() && b.reason.as_deref().is_none_or(|s| s.trim().is_empty()) {
             return Err(ServiceError::BadRequest("reason: a claim needs its reason".into()));
+        }
+        // The answers travel in ISO-8859-1 with the schema's lengths.
+        for (field, v, max) in [("reason", &b.reason, 200usize), ("recinto", &b.recinto, 80)] {
+            if let Some(v) = v {
+                if v.chars().count() > max || v.chars().any(|c| c as u32 > 0xFF || c.is_control()) {
+                    return Err(ServiceError::BadRequest(format!(
+                        "{field}: at most {max} characters of ISO-8859-1, without control characters"
+                    )));
+                }
+            }
+        }
+        // Types outside the RCV follow its rules here (a claim after an acceptance is refused…).
+        if !rcv::in_rcv(r.tipo as u16) {
+            let done: Vec<String> = self.store.received_events(r.id).await?.into_iter().map(|e| e.code).collect();
+            let code = rcv::transition(&done, b.accion);
+            if !matches!(code, 0 | 7) {
+                return Err(ServiceError::Rcv { code, detail: rcv::cod_resp_description(code).into() });
+            }
         }
         if r.state == "accepted_by_law" {
             return Err(ServiceError::Conflict(format!(
@@ -984,10 +1072,10 @@ impl Service {
 
     /// Records a decision the RCV took (or, for types outside the RCV, the gateway's own): the
     /// answers for the supplier are built, signed and queued, the event and webhook written.
-    pub async fn record_decision(&self, r: &ReceivedRow, b: &DecisionBody, responsible: Option<String>) -> Result<()> {
-        let now = Utc::now();
+    /// The answers a decision sends to the supplier, built and signed before the decision goes to
+    /// the SII: nothing the SII registers can then fail to be recorded here.
+    pub async fn prepare_answers(&self, r: &ReceivedRow, b: &DecisionBody) -> Result<Vec<NewResponse>> {
         let now_l = now_local();
-        let state = b.accion.state();
         let mut answers = Vec::new();
         if answerable(r.tipo as u16) {
             let cert = self.certificate(&r.company).await?;
@@ -1047,6 +1135,21 @@ impl Service {
                 answers.push(NewResponse { kind, xml, to_address: r.sender.clone() });
             }
         }
+        Ok(answers)
+    }
+
+    /// Records a decision the RCV took (or, for types outside the RCV, the gateway's own) with its
+    /// answers, event, webhook and audit entry; false when the same decision was recorded already.
+    pub async fn record_decision(
+        &self,
+        r: &ReceivedRow,
+        b: &DecisionBody,
+        responsible: Option<String>,
+        answers: Vec<NewResponse>,
+        by: &str,
+    ) -> Result<bool> {
+        let now = Utc::now();
+        let state = b.accion.state();
         let event = EventRow {
             code: b.accion.code().into(),
             description: b.accion.description().into(),
@@ -1057,8 +1160,19 @@ impl Service {
         let mut after = r.clone();
         after.state = state.into();
         let hook = decided_event(&after, b.accion.code(), now);
-        self.store.record_decision(r, b.accion.code(), state, b.reason.as_deref(), event, answers, hook, now).await?;
-        metrics::counter!(crate::telemetry::RECEIVED_DECISIONS, "decision" => b.accion.code()).increment(1);
-        Ok(())
+        let audit = NewAudit {
+            scope: r.company.clone(),
+            action: "received.decide",
+            subject: format!("{}/{}/{}", r.rut_emisor, r.tipo, r.folio),
+            data: format!("{} by {by}", b.accion.code()),
+        };
+        let changed = self
+            .store
+            .record_decision(r, b.accion.code(), state, b.reason.as_deref(), event, answers, hook, audit, now)
+            .await?;
+        if changed {
+            metrics::counter!(crate::telemetry::RECEIVED_DECISIONS, "decision" => b.accion.code()).increment(1);
+        }
+        Ok(changed)
     }
 }

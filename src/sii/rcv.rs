@@ -111,8 +111,11 @@ pub fn parse(bytes: &[u8], op: &str) -> Result<RcvAnswer, RcvError> {
     if first.get_name() != format!("{op}Response") {
         return Err(malformed(format!("expected {op}Response, got {}", first.get_name())));
     }
+    // Only the reception date comes back as a bare string (empty when the SII has not received
+    // the document); every other answer must carry its codResp, or it confirms nothing.
+    let bare = op == "consultarFechaRecepcionSii";
     let Some(ret) = lx::child(&first, "return") else {
-        return Ok(RcvAnswer::default());
+        return if bare { Ok(RcvAnswer::default()) } else { Err(malformed(format!("{op}: no return"))) };
     };
     let t = |n: &libxml::tree::Node, f: &str| lx::child_text(n, f).map(|s| s.trim().to_string()).unwrap_or_default();
     let events = ret
@@ -130,6 +133,9 @@ pub fn parse(bytes: &[u8], op: &str) -> Result<RcvAnswer, RcvError> {
         })
         .collect();
     let cod = t(&ret, "codResp");
+    if cod.is_empty() && !bare {
+        return Err(malformed(format!("{op}: no codResp")));
+    }
     Ok(RcvAnswer {
         cod: if cod.is_empty() { 0 } else { cod.parse().map_err(|_| malformed(format!("codResp {cod:?}")))? },
         desc: t(&ret, "descResp"),

@@ -574,14 +574,23 @@ impl Store {
         event: EventRow,
         answers: Vec<NewResponse>,
         hook: String,
+        audit: NewAudit,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        tx.exec(
-            "UPDATE received_documents SET state = $2, decision = $3, decided_at = $4, reason = $5 WHERE id = $1",
-            args![row.id, state, accion, now, reason],
-        )
-        .await?;
+        // Two instances deciding the same thing at once record it once.
+        let changed = tx
+            .query_opt(
+                "UPDATE received_documents SET state = $2, decision = $3, decided_at = $4, reason = $5
+                 WHERE id = $1 AND state <> 'accepted_by_law' AND (decision IS NULL OR decision <> $3) RETURNING id",
+                args![row.id, state, accion, now, reason],
+            )
+            .await?;
+        if changed.is_none() {
+            tx.rollback().await;
+            return Ok(false);
+        }
+        append_audit(&mut tx, &audit, now).await?;
         tx.exec(
             "INSERT INTO received_events (document_id, code, description, responsible, at, source) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (document_id, code, at) DO NOTHING",
@@ -592,22 +601,37 @@ impl Store {
             insert_response(&mut tx, &row.company, a, Some(row.envelope_id), Some(row.id), now).await?;
         }
         enqueue_events(&mut tx, &row.company, &[hook], now).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// RCV documents whose reception date at the SII is not known yet and due for asking.
-    pub async fn reception_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReceivedRow>, StoreError> {
-        self.query(
-            &format!(
-                "SELECT {RECEIVED_COLS} FROM {RECEIVED_FROM} WHERE d.sii_reception IS NULL AND d.next_rcv_at IS NOT NULL
-                 AND d.next_rcv_at <= $1 ORDER BY d.next_rcv_at LIMIT $2"
-            ),
-            args![now, limit],
-        )
-        .await?
-        .iter()
-        .map(received)
-        .collect()
+    /// RCV documents due for a look at the SII (reception date, then history), held for `hold`
+    /// so that one instance asks for each.
+    pub async fn reception_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        hold: chrono::Duration,
+    ) -> Result<Vec<ReceivedRow>, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        let l = if tx.is_postgres() { " FOR UPDATE OF d SKIP LOCKED" } else { "" };
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {RECEIVED_COLS} FROM {RECEIVED_FROM} WHERE d.next_rcv_at IS NOT NULL AND d.next_rcv_at <= $1
+                     ORDER BY d.next_rcv_at LIMIT $2{l}"
+                ),
+                args![now, limit],
+            )
+            .await?
+            .iter()
+            .map(received)
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in &rows {
+            tx.exec("UPDATE received_documents SET next_rcv_at = $2 WHERE id = $1", args![r.id, now + hold]).await?;
+        }
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// The SII's reception date (and so the deadline), or when to ask again.
@@ -627,13 +651,25 @@ impl Store {
     }
 
     /// A decision taken outside the gateway (the SII's portal), seen in the RCV's history.
-    pub async fn set_received_state(&self, id: i64, state: &str, decision: &str) -> Result<(), StoreError> {
-        self.exec(
-            "UPDATE received_documents SET state = $2, decision = $3, decided_at = COALESCE(decided_at, $4) WHERE id = $1 AND state = 'received'",
-            args![id, state, decision, Utc::now()],
-        )
-        .await
-        .map(|_| ())
+    pub async fn set_received_state(
+        &self,
+        r: &ReceivedRow,
+        state: &str,
+        decision: &str,
+        hook: String,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = Tx::begin(self).await?;
+        let n = tx
+            .exec(
+                "UPDATE received_documents SET state = $2, decision = $3, decided_at = COALESCE(decided_at, $4) WHERE id = $1 AND state = 'received'",
+                args![r.id, state, decision, now],
+            )
+            .await?;
+        if n > 0 {
+            enqueue_events(&mut tx, &r.company, &[hook], now).await?;
+        }
+        tx.commit().await
     }
 
     /// Undecided documents whose deadline passed become accepted by law (Ley 19.983 art. 3);
@@ -647,7 +683,9 @@ impl Store {
         let l = if tx.is_postgres() { " FOR UPDATE OF d SKIP LOCKED" } else { "" };
         let rows = tx
             .query(
-                &format!("SELECT {RECEIVED_COLS} FROM {RECEIVED_FROM} WHERE d.state = 'received' AND d.deadline < $1 LIMIT 200{l}"),
+                &format!(
+                    "SELECT {RECEIVED_COLS} FROM {RECEIVED_FROM} WHERE d.state = 'received' AND d.deadline < $1 AND d.next_rcv_at IS NULL LIMIT 200{l}"
+                ),
                 args![now],
             )
             .await?

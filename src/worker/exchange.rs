@@ -20,6 +20,9 @@ use crate::telemetry::{EXCHANGE_MAILS, MAILBOX_POLLS, RCV_CALLS};
 
 mod delivery;
 
+/// The largest message read from a mailbox.
+const MAX_MESSAGE: usize = 25 << 20;
+
 #[derive(Debug, Clone)]
 pub struct ExchangeConfig {
     pub interval: Duration,
@@ -36,6 +39,8 @@ pub struct ExchangeConfig {
     pub imap_timeout: Duration,
     /// Follow the RCV's history of issued 33/34/43 until their window closes.
     pub track_issued: bool,
+    /// Which mail servers tenants' mailboxes may point at.
+    pub mail_policy: crate::netguard::TargetPolicy,
 }
 
 impl Default for ExchangeConfig {
@@ -51,6 +56,7 @@ impl Default for ExchangeConfig {
             mail_backoff: chrono::Duration::seconds(30),
             imap_timeout: Duration::from_secs(60),
             track_issued: true,
+            mail_policy: crate::netguard::TargetPolicy::default(),
         }
     }
 }
@@ -139,12 +145,14 @@ impl Exchange {
         tipo: i32,
         folio: i64,
         body: DecisionBody,
+        by: &str,
     ) -> Result<ReceivedInfo, ServiceError> {
         let row = self.svc.received_row(company, emisor, tipo, folio).await?;
-        self.svc.check_decision(&row, &body)?;
+        self.svc.check_decision(&row, &body).await?;
         if row.decision.as_deref() == Some(body.accion.code()) {
             return self.svc.get_received(company, emisor, tipo, folio).await;
         }
+        let answers = self.svc.prepare_answers(&row, &body).await?;
         let mut responsible = self.svc.certificate(company).await.ok().and_then(|c| c.holder).map(|r| r.to_string());
         if rcv::in_rcv(tipo as u16) {
             let em: Rut = row
@@ -181,7 +189,7 @@ impl Exchange {
         } else {
             responsible = responsible.or(Some(company.to_string()));
         }
-        self.svc.record_decision(&row, &body, responsible).await?;
+        self.svc.record_decision(&row, &body, responsible, answers, by).await?;
         self.svc.get_received(company, emisor, tipo, folio).await
     }
 
@@ -258,9 +266,10 @@ impl Exchange {
             Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| "bad imap port")?),
             None => (rest.to_string(), if tls { 993 } else { 143 }),
         };
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("connect {host}:{port}: {e}"))?;
+        let (tcp, internal) = self.connect(&host, port).await?;
+        if !tls && !internal {
+            return Err("imap:// would send the password in clear to a public server: use imaps://".into());
+        }
         if tls {
             let connector = tokio_native_tls::native_tls::TlsConnector::new().map_err(|e| e.to_string())?;
             let stream = tokio_native_tls::TlsConnector::from(connector)
@@ -273,6 +282,26 @@ impl Exchange {
         }
     }
 
+    /// A TCP connection to the first address of `host` the mail policy allows (tenants choose
+    /// these hosts: an internal address only where the gateway allows private targets), and
+    /// whether that address is internal.
+    async fn connect(&self, host: &str, port: u16) -> Result<(tokio::net::TcpStream, bool), String> {
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host((host, port)).await.map_err(|e| format!("resolve {host}: {e}"))?.collect();
+        let allowed: Vec<std::net::SocketAddr> =
+            addrs.iter().copied().filter(|a| self.cfg.mail_policy.allows(a.ip())).collect();
+        let Some(first) = allowed.first() else {
+            return Err(format!(
+                "{host} has no address this gateway may connect to (internal addresses are not allowed)"
+            ));
+        };
+        let tcp = tokio::time::timeout(Duration::from_secs(15), tokio::net::TcpStream::connect(*first))
+            .await
+            .map_err(|_| format!("connect {host}:{port}: timed out"))?
+            .map_err(|e| format!("connect {host}:{port}: {e}"))?;
+        Ok((tcp, crate::netguard::is_internal(first.ip())))
+    }
+
     async fn poll_on<S>(&self, stream: S, m: &MailboxAccess) -> Result<usize, String>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
@@ -281,43 +310,78 @@ impl Exchange {
         let mut client = async_imap::Client::new(stream);
         client.read_response().await.map_err(|e| format!("IMAP greeting: {e}"))?;
         let mut session = client.login(&m.username, &m.password).await.map_err(|(e, _)| format!("IMAP login: {e}"))?;
-        let mailbox = session.select(&m.folder).await.map_err(|e| format!("IMAP select {}: {e}", m.folder))?;
+        // EXAMINE: the gateway reads the mailbox and never changes it (not even \\Seen).
+        let mailbox = session.examine(&m.folder).await.map_err(|e| format!("IMAP examine {}: {e}", m.folder))?;
         let validity = mailbox.uid_validity.unwrap_or(0) as i64;
-        tracing::debug!(company = m.company, exists = mailbox.exists, validity, "IMAP folder selected");
-        // A new UIDVALIDITY renumbers the folder: read it all again (taken messages are skipped by
-        // their Message-ID).
-        let from = if m.uid_validity == Some(validity) { m.last_uid + 1 } else { 1 };
-        let mut uids: Vec<u32> = session
-            .uid_search(format!("UID {from}:*"))
-            .await
-            .map_err(|e| format!("IMAP search: {e}"))?
-            .into_iter()
-            .collect();
+        tracing::debug!(company = m.company, exists = mailbox.exists, validity, "IMAP folder opened");
+        // A new mailbox, or a new UIDVALIDITY (the folder renumbered), is read from the messages
+        // of the last 8 days: older ones are past their RCV window (taken ones are skipped by their
+        // Message-ID).
+        let known = m.uid_validity == Some(validity);
+        let from = if known { m.last_uid + 1 } else { 1 };
+        let since = (Utc::now() - chrono::Duration::days(8)).format("%d-%b-%Y");
+        let query = if known { format!("UID {from}:*") } else { format!("SINCE {since}") };
+        let mut uids: Vec<u32> =
+            session.uid_search(query).await.map_err(|e| format!("IMAP search: {e}"))?.into_iter().collect();
         uids.retain(|u| *u as i64 >= from);
         uids.sort_unstable();
         tracing::debug!(company = m.company, ?uids, "IMAP new messages");
         let mut taken = 0;
         let mut last = if from > 1 { from - 1 } else { 0 };
         for uid in uids {
-            let raw = {
+            let size = {
                 let mut fetches = session
-                    .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                    .uid_fetch(uid.to_string(), "(UID RFC822.SIZE)")
                     .await
                     .map_err(|e| format!("IMAP fetch: {e}"))?;
-                let mut raw = None;
+                let mut size = None;
                 while let Some(f) = fetches.next().await {
                     let f = f.map_err(|e| format!("IMAP fetch: {e}"))?;
-                    if let Some(b) = f.body() {
-                        raw = Some(b.to_vec());
+                    if f.uid == Some(uid) {
+                        size = f.size;
                     }
                 }
-                raw
+                size
             };
-            if let Some(raw) = raw {
-                let report =
-                    self.svc.take_message(&m.company, raw).await.map_err(|e| format!("message UID {uid}: {e}"))?;
-                if report.taken {
-                    taken += 1;
+            if size.is_some_and(|s| s as usize > MAX_MESSAGE) {
+                let why = format!(
+                    "a message of {} bytes: over the {} MiB limit, not read",
+                    size.unwrap_or(0),
+                    MAX_MESSAGE >> 20
+                );
+                self.svc
+                    .record_failed_message(&m.company, format!("UID {uid}").into_bytes(), &why)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            } else {
+                let raw = {
+                    let mut fetches = session
+                        .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                        .await
+                        .map_err(|e| format!("IMAP fetch: {e}"))?;
+                    let mut raw = None;
+                    while let Some(f) = fetches.next().await {
+                        let f = f.map_err(|e| format!("IMAP fetch: {e}"))?;
+                        if f.uid == Some(uid) {
+                            raw = f.body().map(<[u8]>::to_vec);
+                        }
+                    }
+                    raw
+                };
+                // No body: stop here and read it again next time.
+                let Some(raw) = raw else { break };
+                match self.svc.take_message(&m.company, raw.clone()).await {
+                    Ok(report) if report.taken => taken += 1,
+                    Ok(_) => {}
+                    // A message that cannot be taken is recorded with why, so the mailbox moves on
+                    // (if even that fails, the database is down: the poll ends and is tried again).
+                    Err(e) => {
+                        tracing::warn!(company = m.company, uid, error = %e, "a message could not be taken in");
+                        self.svc
+                            .record_failed_message(&m.company, raw, &e.to_string())
+                            .await
+                            .map_err(|e| format!("message UID {uid}: {e}"))?;
+                    }
                 }
             }
             last = uid as i64;
@@ -390,9 +454,27 @@ impl Exchange {
         let msg = crate::exchange::mail::with_files(&m.from_address, to, subject, body, files)
             .map_err(|e| (e.to_string(), true))?;
         let message_id = msg.headers().get_raw("Message-ID").unwrap_or_default().to_string();
+        // Resolved and checked here, then reached by address (the certificate still names the host).
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| (format!("resolve {host}: {e}"), false))?
+            .collect();
+        let Some(addr) = addrs.iter().find(|a| self.cfg.mail_policy.allows(a.ip())) else {
+            return Err((
+                format!("{host} has no address this gateway may connect to (internal addresses are not allowed)"),
+                true,
+            ));
+        };
         let params = TlsParameters::new(host.clone()).map_err(|e| (e.to_string(), true))?;
-        let tls = if implicit { Tls::Wrapper(params) } else { Tls::Opportunistic(params) };
-        let mut b = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
+        // A public server must encrypt (the password and the documents cross the internet).
+        let tls = if implicit {
+            Tls::Wrapper(params)
+        } else if crate::netguard::is_internal(addr.ip()) {
+            Tls::Opportunistic(params)
+        } else {
+            Tls::Required(params)
+        };
+        let mut b = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(addr.ip().to_string())
             .port(port)
             .tls(tls)
             .timeout(Some(Duration::from_secs(30)));
@@ -447,10 +529,13 @@ impl Exchange {
             let got = self
                 .rcv_call(&r.company, op, move |c, t| Box::pin(async move { c.eventos(&t, em, tipo, folio).await }))
                 .await;
-            let next = if r.state == "received" && r.deadline.is_some_and(|d| d > now) {
-                Some(now + self.cfg.rcv_recheck)
-            } else {
-                None
+            // Read again until the deadline, and once just after it: then the document may be
+            // accepted by law.
+            let next = match r.deadline {
+                Some(d) if r.state == "received" && d > now => {
+                    Some((now + self.cfg.rcv_recheck).min(d + chrono::Duration::seconds(1)))
+                }
+                _ => None,
             };
             match got {
                 Ok(a) => {

@@ -146,6 +146,8 @@ pub fn env(db: &Db, data_dir: &Path) -> Vec<(String, String)> {
         // Webhook receivers in the suites listen on loopback over plain HTTP.
         ("DTE_GATEWAY_WEBHOOK_ALLOW_HTTP".into(), "true".into()),
         ("DTE_GATEWAY_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()),
+        // So do the suites' mail servers.
+        ("DTE_GATEWAY_MAILBOX_ALLOW_PRIVATE".into(), "true".into()),
         // The suites fail authentication on purpose far more than an attacker is allowed to.
         ("DTE_GATEWAY_AUTH_FAILURES_PER_MINUTE".into(), "1000000".into()),
         // A port of its own per instance: many run at once.

@@ -54,18 +54,8 @@ fn answer(cod: i32) -> RcvAnswer {
 
 /// The spec's transition rules for `accion` on a document with `events`.
 fn decide(events: &[Evento], accion: Accion) -> i32 {
-    let has = |c: &str| events.iter().any(|e| e.code == c);
-    let claimed = ["RCD", "RFP", "RFT"].iter().any(|c| has(c));
-    match accion {
-        Accion::Acd if has("ACD") => 7,
-        Accion::Acd if claimed => 12,
-        Accion::Erm if has("ERM") => 7,
-        Accion::Erm if claimed => 6,
-        a if a.is_claim() && has(a.code()) => 7,
-        a if a.is_claim() && has("ACD") => 11,
-        a if a.is_claim() && has("ERM") => 13,
-        _ => 0,
-    }
+    let done: Vec<String> = events.iter().map(|e| e.code.clone()).collect();
+    rcv::transition(&done, accion)
 }
 
 async fn service(req: HttpRequest, body: web::Bytes, sim: web::Data<Arc<Sim>>) -> HttpResponse {
