@@ -15,5 +15,6 @@ ALTER TABLE documents ADD COLUMN buyer_state TEXT;
 ALTER TABLE documents ADD COLUMN rcv_next_at TEXT;
 CREATE INDEX documents_delivery_due ON documents(delivery_state, company, rut_recep);
 CREATE INDEX documents_rcv_due ON documents(rcv_next_at);
+CREATE INDEX documents_delivery ON documents(delivery_id);
 CREATE TABLE document_events (id INTEGER PRIMARY KEY AUTOINCREMENT, document_id INTEGER NOT NULL REFERENCES documents(id), code TEXT NOT NULL,
   description TEXT NOT NULL, responsible TEXT, at TEXT NOT NULL, source TEXT NOT NULL, UNIQUE (document_id, code, at));

@@ -1,7 +1,6 @@
 //! Delivering issued documents to buyers: the buyer directory, a company's own buyer addresses, a
 //! document's delivery and answers, resends and cedibility.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -34,7 +33,18 @@ pub async fn import_directory(
 ) -> Result<HttpResponse, ApiError> {
     p.global_admin()?;
     let within = super::body_timeout(&req, 10);
-    let mut file = tempfile::tempfile().map_err(|e| ServiceError::Internal(e.to_string()))?;
+    // Spooled to a temporary file by a blocking thread, read back as a stream.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, Write};
+        let mut f = tempfile::tempfile()?;
+        while let Some(chunk) = rx.blocking_recv() {
+            f.write_all(&chunk)?;
+        }
+        f.flush()?;
+        f.rewind()?;
+        Ok(f)
+    });
     let mut size = 0u64;
     let read = async {
         while let Some(chunk) = body.next().await {
@@ -43,13 +53,19 @@ pub async fn import_directory(
             if size > DIRECTORY_LIMIT {
                 return Err(ApiError::TooLarge(DIRECTORY_LIMIT as usize));
             }
-            file.write_all(&chunk).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
         }
-        Ok(())
+        Ok::<(), ApiError>(())
     };
-    tokio::time::timeout(within, read).await.map_err(|_| ApiError::BodyTimeout(within.as_secs()))??;
-    use std::io::Seek;
-    file.rewind().map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let read = tokio::time::timeout(within, read).await;
+    drop(tx);
+    let file = writer
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    read.map_err(|_| ApiError::BodyTimeout(within.as_secs()))??;
     Ok(json(StatusCode::OK, &svc.import_directory(std::io::BufReader::new(file)).await?))
 }
 
@@ -136,12 +152,5 @@ pub async fn cedible(
     let (rut, tipo, folio) = path.into_inner();
     p.company(&rut, "read")?;
     let x = exchange.ok_or_else(|| ApiError::Unavailable("the SII link is off in this instance".into()))?;
-    let a = x.cedible(&rut, tipo, folio).await?;
-    let cedible = matches!(a.cod, 22 | 23 | 25);
-    let body = serde_json::json!({
-        "cedible": cedible,
-        "code": a.cod,
-        "description": if a.desc.is_empty() { crate::exchange::rcv::cod_resp_description(a.cod).to_string() } else { a.desc },
-    });
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(StatusCode::OK, &x.cedible(&rut, tipo, folio).await?))
 }

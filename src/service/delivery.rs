@@ -128,7 +128,7 @@ impl Service {
                 let field = |i: usize| rec.get(i).map(|f| latin1_to_string(f).trim().to_string()).unwrap_or_default();
                 let (rut, name, email) = (field(0), field(1), field(4).to_lowercase());
                 match rut.to_uppercase().parse::<Rut>() {
-                    Ok(r) if email.contains('@') => slice.push((r.to_string(), name, email)),
+                    Ok(r) if email.parse::<lettre::Address>().is_ok() => slice.push((r.to_string(), name, email)),
                     _ => skipped += 1,
                 }
                 if slice.len() == 1000 {
@@ -289,11 +289,12 @@ impl Service {
         let now = Utc::now();
         let mut applied = 0;
         for l in lines {
+            // Stamped with the buyer's signing time: the same answer mailed twice is one event.
             let event = EventRow {
                 code: l.code.clone(),
                 description: l.description.clone(),
-                responsible: Some(l.buyer.clone()),
-                at: now,
+                responsible: l.signer.clone().or(Some(l.buyer.clone())),
+                at: l.at.map(super::local_to_utc).unwrap_or(now),
                 source: "buyer".into(),
             };
             let hook = serde_json::json!({
@@ -304,6 +305,7 @@ impl Service {
                 "buyer": l.buyer,
                 "state": l.state,
                 "answer": l.code,
+                "signer": l.signer,
                 "detail": l.description,
                 "at": crate::store::ts(now),
             })
@@ -318,7 +320,7 @@ impl Service {
 
     /// Issued documents due for a look at their RCV history.
     pub async fn issued_rcv_due(&self, limit: i64) -> Result<Vec<(i64, String, i32, i64, DateTime<Utc>)>> {
-        Ok(self.store.issued_rcv_due(Utc::now(), limit).await?)
+        Ok(self.store.issued_rcv_due(Utc::now(), limit, chrono::Duration::minutes(5)).await?)
     }
 
     /// The RCV's history of an issued document; each new event gets a `document.rcv_event`
@@ -377,9 +379,16 @@ struct AnswerLine {
     state: &'static str,
     code: String,
     description: String,
+    /// When the buyer signed it (the SII's local time).
+    at: Option<chrono::NaiveDateTime>,
+    /// The RUT of the certificate that signed it.
+    signer: Option<String>,
 }
 
 /// Reads a buyer's answer addressed to `me`: schema, signatures, and its lines about `me`'s DTEs.
+/// Only what a signature covers counts, the Carátula must name `me` as the one it answers and the
+/// buyer as the one answering, and each line must be that buyer's. The signing certificate's chain
+/// is not checked against the accredited authorities: its holder is reported as the signer.
 fn read_answer(xml: &[u8], me: Rut) -> std::result::Result<Vec<AnswerLine>, String> {
     let (doc, _) = input::parse(xml).map_err(|e| e.to_string())?;
     let root = doc.get_root_element().ok_or("empty answer")?;
@@ -389,57 +398,99 @@ fn read_answer(xml: &[u8], me: Rut) -> std::result::Result<Vec<AnswerLine>, Stri
         other => return Err(format!("{other} is not an answer")),
     };
     schema::validate(kind, &doc).map_err(|e| format!("schema {}: {}", kind.file(), e.join("; ")))?;
+    let t = |n: &libxml::tree::Node, f: &str| child_text(n, f).map(|s| s.trim().to_string()).unwrap_or_default();
+    let rut = |s: String| s.parse::<Rut>().ok();
+    // The element each signature covers (by its ID), with the signer's RUT.
     let mut sigs = Vec::new();
     lx::descendants(&root, "Signature", &mut sigs);
+    let mut signed: Vec<(String, Option<String>)> = Vec::new();
     for s in &sigs {
         let r = dsig::verify(&doc, s);
         if !r.ok() {
             return Err(format!("a signature does not verify: {}", r.errors.join("; ")));
         }
+        let signer = lx::path(s, &["KeyInfo", "X509Data", "X509Certificate"])
+            .and_then(|c| crate::crypto::b64(&c.get_content()).ok())
+            .and_then(|der| crate::cert::holder_rut(&der))
+            .map(|r| r.to_string());
+        signed.push((r.reference.trim_start_matches('#').to_string(), signer));
     }
-    let t = |n: &libxml::tree::Node, f: &str| child_text(n, f).map(|s| s.trim().to_string()).unwrap_or_default();
-    let mine = |n: &libxml::tree::Node| t(n, "RUTEmisor").parse::<Rut>().ok() == Some(me);
+    let covering = |n: &libxml::tree::Node| -> Option<Option<String>> {
+        let mut cur = Some(n.clone());
+        while let Some(c) = cur {
+            if let Some(id) = c.get_attribute("ID") {
+                if let Some((_, signer)) = signed.iter().find(|(r, _)| *r == id) {
+                    return Some(signer.clone());
+                }
+            }
+            cur = c.get_parent();
+        }
+        None
+    };
+    let mut cars = Vec::new();
+    lx::descendants(&root, "Caratula", &mut cars);
+    let car = cars.first().ok_or("no Caratula")?;
+    let (responde, recibe) = (rut(t(car, "RutResponde")), rut(t(car, "RutRecibe")));
+    if recibe != Some(me) {
+        return Err(format!("the answer is for {}, not this company", t(car, "RutRecibe")));
+    }
+    let responde = responde.ok_or("no RutResponde")?;
+    let ts =
+        |n: &libxml::tree::Node, f: &str| chrono::NaiveDateTime::parse_from_str(&t(n, f), "%Y-%m-%dT%H:%M:%S").ok();
+    let signed_at = ts(car, "TmstFirmaResp").or_else(|| ts(car, "TmstFirmaEnv"));
+    // Lines about this company's DTEs, from the buyer that answers, under a signature.
+    let mine = |n: &libxml::tree::Node| rut(t(n, "RUTEmisor")) == Some(me) && rut(t(n, "RUTRecep")) == Some(responde);
     let mut out = Vec::new();
     let mut nodes = Vec::new();
     lx::descendants(&root, "RecepcionDTE", &mut nodes);
     for n in nodes.iter().filter(|n| mine(n)) {
-        let ok = t(n, "EstadoRecepDTE") == "0";
+        let Some(signer) = covering(n) else { continue };
+        let estado = t(n, "EstadoRecepDTE");
+        // 4 ("DTE repetido") is what a buyer answers to a document sent again: not a refusal.
+        if estado == "4" {
+            continue;
+        }
         out.push(AnswerLine {
-            buyer: t(n, "RUTRecep"),
+            buyer: responde.to_string(),
             tipo: t(n, "TipoDTE").parse().unwrap_or(0),
             folio: t(n, "Folio").parse().unwrap_or(0),
-            state: if ok { "buyer_received" } else { "buyer_rejected" },
-            code: format!("RecepcionDTE {}", t(n, "EstadoRecepDTE")),
+            state: if estado == "0" { "buyer_received" } else { "buyer_refused" },
+            code: format!("RecepcionDTE {estado}"),
             description: t(n, "RecepDTEGlosa"),
+            at: signed_at,
+            signer,
         });
     }
     let mut nodes = Vec::new();
     lx::descendants(&root, "ResultadoDTE", &mut nodes);
     for n in nodes.iter().filter(|n| mine(n)) {
+        let Some(signer) = covering(n) else { continue };
         let estado = t(n, "EstadoDTE");
         out.push(AnswerLine {
-            buyer: t(n, "RUTRecep"),
+            buyer: responde.to_string(),
             tipo: t(n, "TipoDTE").parse().unwrap_or(0),
             folio: t(n, "Folio").parse().unwrap_or(0),
             state: if estado == "2" { "buyer_rejected" } else { "buyer_accepted" },
             code: format!("ResultadoDTE {estado}"),
             description: t(n, "EstadoDTEGlosa"),
+            at: signed_at,
+            signer,
         });
     }
     let mut nodes = Vec::new();
     lx::descendants(&root, "DocumentoRecibo", &mut nodes);
     for n in nodes.iter().filter(|n| mine(n)) {
+        let Some(signer) = covering(n) else { continue };
         out.push(AnswerLine {
-            buyer: t(n, "RUTRecep"),
+            buyer: responde.to_string(),
             tipo: t(n, "TipoDoc").parse().unwrap_or(0),
             folio: t(n, "Folio").parse().unwrap_or(0),
             state: "goods_received",
             code: "Recibo".into(),
             description: format!("Recibo de mercaderías en {}", t(n, "Recinto")),
+            at: ts(n, "TmstFirmaRecibo").or(signed_at),
+            signer,
         });
-    }
-    for l in &mut out {
-        l.buyer = l.buyer.parse::<Rut>().map(|r| r.to_string()).unwrap_or_default();
     }
     Ok(out)
 }

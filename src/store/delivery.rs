@@ -144,6 +144,9 @@ impl Store {
             return Ok(None);
         };
         let (company, buyer) = (row.text(0)?, row.text(1)?);
+        // A group is the buyer's due documents, 50 at most (a mail of reasonable size); documents
+        // to the generic RUT of foreign buyers each go alone (they are different buyers).
+        let cap = if buyer == "55555555-5" { 1 } else { 50 };
         let id = tx
             .query_opt(
                 "INSERT INTO buyer_deliveries (company, buyer, state, attempts, next_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3) RETURNING id",
@@ -152,12 +155,20 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Db("no id for the delivery".into()))?
             .i64(0)?;
-        tx.exec(
-            "UPDATE documents SET delivery_state = 'queued', delivery_id = $3 WHERE id IN
-               (SELECT id FROM documents WHERE company = $1 AND rut_recep = $2 AND delivery_state = 'due' ORDER BY id LIMIT 2000)",
-            args![company.as_str(), buyer.as_str(), id],
-        )
-        .await?;
+        let n = tx
+            .exec(
+                &format!(
+                    "UPDATE documents SET delivery_state = 'queued', delivery_id = $3 WHERE delivery_state = 'due' AND id IN
+                       (SELECT id FROM documents WHERE company = $1 AND rut_recep = $2 AND delivery_state = 'due' ORDER BY id LIMIT $4{l})"
+                ),
+                args![company.as_str(), buyer.as_str(), id, cap],
+            )
+            .await?;
+        if n == 0 {
+            // Another instance took them between the look and the update.
+            tx.rollback().await;
+            return Ok(None);
+        }
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -190,6 +201,13 @@ impl Store {
             .iter()
             .map(|r| Ok((r.i64(0)?, r.i32(1)?, r.i64(2)?, r.bytes(3)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        if documents.is_empty() {
+            // Its documents were sent again in a newer delivery: nothing is left to send.
+            tx.exec("UPDATE buyer_deliveries SET state = 'cancelled', lease_until = NULL WHERE id = $1", args![id])
+                .await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
         tx.commit().await?;
         Ok(Some(DeliveryOut { id, company: row.text(1)?, buyer: row.text(2)?, attempts: row.i64(3)?, documents }))
     }
@@ -298,14 +316,16 @@ impl Store {
             return Ok(false);
         };
         let id = doc.i64(0)?;
+        // A reception result never replaces a commercial one, and a receipt of goods does not
+        // undo a rejection.
         let rank = |s: &str| match s {
-            "buyer_received" => 1,
+            "buyer_received" | "buyer_refused" => 1,
             "buyer_accepted" | "buyer_rejected" => 2,
             "goods_received" => 3,
             _ => 0,
         };
         let current = doc.opt(1, Vals::text)?.unwrap_or_default();
-        if rank(state) >= rank(&current) {
+        if rank(state) >= rank(&current) && !(current == "buyer_rejected" && state == "goods_received") {
             tx.exec("UPDATE documents SET buyer_state = $2 WHERE id = $1", args![id, state]).await?;
         }
         let new = tx
@@ -323,20 +343,32 @@ impl Store {
     }
 
     /// Issued 33/34/43 due for a look at their RCV history: `(id, company, tipo, folio, created_at)`.
+    /// …held for `hold`, so that one instance asks the SII for each.
     pub async fn issued_rcv_due(
         &self,
         now: DateTime<Utc>,
         limit: i64,
+        hold: chrono::Duration,
     ) -> Result<Vec<(i64, String, i32, i64, DateTime<Utc>)>, StoreError> {
-        self.query(
-            "SELECT id, company, tipo, folio, created_at FROM documents WHERE rcv_next_at IS NOT NULL AND rcv_next_at <= $1
-             ORDER BY rcv_next_at LIMIT $2",
-            args![now, limit],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok((r.i64(0)?, r.text(1)?, r.i32(2)?, r.i64(3)?, r.ts(4)?)))
-        .collect()
+        let mut tx = Tx::begin(self).await?;
+        let l = lock(&tx);
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT id, company, tipo, folio, created_at FROM documents WHERE rcv_next_at IS NOT NULL AND rcv_next_at <= $1
+                     ORDER BY rcv_next_at LIMIT $2{l}"
+                ),
+                args![now, limit],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.i64(0)?, r.text(1)?, r.i32(2)?, r.i64(3)?, r.ts(4)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for r in &rows {
+            tx.exec("UPDATE documents SET rcv_next_at = $2 WHERE id = $1", args![r.0, now + hold]).await?;
+        }
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// The RCV's events of an issued document; the new ones get a webhook each. Returns the new.
@@ -422,15 +454,5 @@ impl Store {
             deliveries,
             events,
         }))
-    }
-
-    /// For the gauges: deliveries failed for good in the last day.
-    pub async fn failed_deliveries_since(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        Ok(self
-            .query_opt("SELECT COUNT(*) FROM buyer_deliveries WHERE state = 'failed' AND next_at >= $1", args![since])
-            .await?
-            .map(|r| r.i64(0))
-            .transpose()?
-            .unwrap_or(0))
     }
 }

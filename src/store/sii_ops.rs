@@ -25,7 +25,7 @@ pub(super) async fn mark_deliverable(
     tx.exec(
         &format!(
             "UPDATE documents SET delivery_state = 'due' WHERE {filter} AND delivery_state IS NULL
-             AND state IN ('accepted', 'accepted_with_objections') AND tipo IN ({types})
+             AND state IN ('accepted', 'accepted_with_objections') AND tipo IN ({types}) AND rut_recep <> company
              AND EXISTS (SELECT 1 FROM mailboxes m WHERE m.company = documents.company AND m.smtp_url IS NOT NULL)"
         ),
         a.clone(),

@@ -7,7 +7,6 @@ use chrono::Utc;
 use super::{count, Exchange};
 use crate::domain::Rut;
 use crate::service::ServiceError;
-use crate::sii::rcv::RcvAnswer;
 use crate::telemetry::BUYER_DELIVERIES;
 
 impl Exchange {
@@ -16,17 +15,22 @@ impl Exchange {
         let claimed = self.svc.claim_buyer_delivery().await?.is_some();
         let Some(d) = self.svc.lease_buyer_delivery(self.cfg.lease).await? else { return Ok(claimed) };
         let now = Utc::now();
-        let outcome = match self.svc.buyer_address_for(&d).await? {
-            None => Err(("no address".to_string(), true, None)),
-            Some(to) => match self.svc.buyer_package(&d).await {
-                Err(e) => Err((format!("the EnvioDTE could not be built: {e}"), true, Some(to))),
+        // A failure of the gateway itself (the database, a worker thread) is tried again; one of
+        // the documents or the company's material is final.
+        let transient = |e: &ServiceError| matches!(e, ServiceError::Internal(_) | ServiceError::SiiUnavailable(_));
+        let address = self.svc.buyer_address_for(&d).await;
+        let outcome = match address {
+            Err(e) => Err((e.to_string(), !transient(&e), None)),
+            Ok(None) => Err(("no address".to_string(), true, None)),
+            Ok(Some(to)) => match self.svc.buyer_package(&d).await {
+                Err(e) => Err((format!("the EnvioDTE could not be built: {e}"), !transient(&e), Some(to))),
                 Ok((envelope, pdfs)) => {
-                    let company = self.svc.company(&d.company).await?;
+                    let company = self.svc.company(&d.company).await.map(|c| c.company.rzn_soc).unwrap_or_default();
                     let folios =
                         d.documents.iter().map(|(_, t, f, _)| format!("T{t}F{f}")).collect::<Vec<_>>().join(", ");
                     let mut files = vec![(format!("EnvioDTE-{}-{}.xml", d.company, d.id), "application/xml", envelope)];
                     files.extend(pdfs.into_iter().map(|(n, b)| (n, "application/pdf", b)));
-                    let subject = format!("DTE de {} ({}): {folios}", company.company.rzn_soc, d.company);
+                    let subject = format!("DTE de {company} ({}): {folios}", d.company);
                     let body = "Documentos tributarios electrónicos emitidos a su empresa: el EnvioDTE firmado y su representación impresa.";
                     match self.send_mail(&d.company, &to, &subject, body, files).await {
                         Ok(id) => Ok((to, id)),
@@ -82,17 +86,17 @@ impl Exchange {
                 }
                 Err(e) => {
                     tracing::warn!(company, tipo, folio, error = %e, "no RCV history from the SII");
-                    self.svc
-                        .issued_rcv_events(*id, company, *tipo, *folio, &[], Some(now + chrono::Duration::minutes(5)))
-                        .await?;
+                    let again = open.then(|| now + chrono::Duration::minutes(5));
+                    self.svc.issued_rcv_events(*id, company, *tipo, *folio, &[], again).await?;
                 }
             }
         }
         Ok(!due.is_empty())
     }
 
-    /// `consultarDocDteCedible` for an issued document (factoring needs it).
-    pub async fn cedible(&self, company: &str, tipo: i32, folio: i64) -> Result<RcvAnswer, ServiceError> {
+    /// `consultarDocDteCedible` for an issued document (factoring needs it): cedible for codes 22
+    /// (no claim nor receipt yet), 23 (no claims) and 25 (8 days passed).
+    pub async fn cedible(&self, company: &str, tipo: i32, folio: i64) -> Result<serde_json::Value, ServiceError> {
         self.svc.document_exchange(company, tipo, folio).await?;
         let me: Rut =
             company.parse().map_err(|e: crate::domain::rut::RutError| ServiceError::BadRequest(e.to_string()))?;
@@ -101,6 +105,8 @@ impl Exchange {
             .rcv_call(company, op, move |c, t| Box::pin(async move { c.cedible(&t, me, tipo as u16, folio).await }))
             .await?;
         count(op, "ok");
-        Ok(a)
+        let description =
+            if a.desc.is_empty() { crate::exchange::rcv::cod_resp_description(a.cod).to_string() } else { a.desc };
+        Ok(serde_json::json!({"cedible": matches!(a.cod, 22 | 23 | 25), "code": a.cod, "description": description}))
     }
 }
