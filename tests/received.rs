@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -17,7 +16,7 @@ use common::hooks::Receiver;
 use common::mail::{MailServers, PASSWORD};
 use common::server::{self, Db};
 use common::sim::SimProcess;
-use common::{repo, xmllint, xmlsec1_verify};
+use common::{repo, wait_for, xmllint, xmlsec1_verify};
 
 /// The receiving company (the examples' buyer); the supplier is the TEST company 76192083-9.
 const BUYER: &str = "76555835-2";
@@ -54,17 +53,6 @@ async fn take(g: &Gateway, key: &str, rut: &str, name: &str, bytes: Vec<u8>) -> 
     g.raw("POST", &format!("/v1/companies/{rut}/received?filename={name}"), key, bytes, "application/xml").await
 }
 
-async fn wait_for<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
 fn check_answer(xml: &[u8], schema: &str, id_attr: &str, node_xpath: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("answer.xml");
@@ -73,16 +61,6 @@ fn check_answer(xml: &[u8], schema: &str, id_attr: &str, node_xpath: Option<&str
     assert!(o.status.success(), "xmllint {schema}: {}", String::from_utf8_lossy(&o.stderr));
     let o = xmlsec1_verify(&f, id_attr, node_xpath);
     assert!(o.status.success(), "xmlsec1 {id_attr}: {}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn messages(dir: &Path) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for sub in ["new", "cur"] {
-        for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
-            out.push(std::fs::read(e.path()).expect("message"));
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -142,7 +120,7 @@ async fn a_mailed_envelope_is_taken_once_by_two_instances_and_answered_to_the_su
 
     // One RecepcionEnvio reaches the supplier's mailbox, valid and signed.
     let answers = wait_for("the RecepcionEnvio in the supplier's mailbox", Duration::from_secs(30), async || {
-        let m = messages(&mail.maildir("supplier@example.test"));
+        let m = mail.messages("supplier@example.test");
         (!m.is_empty()).then_some(m)
     })
     .await;
@@ -181,7 +159,7 @@ async fn a_mailed_envelope_is_taken_once_by_two_instances_and_answered_to_the_su
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, b) = g.send("GET", &format!("/v1/companies/{BUYER}/received"), &key, None).await;
     assert_eq!(b["items"].as_array().map(Vec::len), Some(3), "{b}");
-    assert_eq!(messages(&mail.maildir("supplier@example.test")).len(), 1, "answered once");
+    assert_eq!(mail.messages("supplier@example.test").len(), 1, "answered once");
     let (s, b) =
         g.send("GET", &format!("/v1/companies/{BUYER}/received/{SUPPLIER}/33/101/responses"), &key, None).await;
     assert_eq!(s, StatusCode::OK, "{b}");

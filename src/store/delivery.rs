@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sii_ops::{enqueue_events, DELIVERED_TYPES};
-use super::sql::{args, Tx, Vals};
+use super::sql::{args, value_rows, Tx, Vals};
 use super::*;
 
 /// A delivery leased for sending, with its documents `(id, tipo, folio, xml)`.
@@ -69,12 +69,31 @@ impl Store {
         rows: &[(String, String, String)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // One statement per 200 rows; a RUT twice in a slice keeps its last row (one statement may
+        // not update a row twice).
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, (rut, _, _)) in rows.iter().enumerate() {
+            last.insert(rut.as_str(), i);
+        }
+        let kept: Vec<&(String, String, String)> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, (rut, _, _))| last.get(rut.as_str()) == Some(i))
+            .map(|(_, r)| r)
+            .collect();
         let mut tx = Tx::begin(self).await?;
-        for (rut, name, email) in rows {
+        for chunk in kept.chunks(200) {
+            let mut a = Vec::with_capacity(chunk.len() * 4);
+            for (rut, name, email) in chunk {
+                a.extend(args![rut.as_str(), name.as_str(), email.as_str(), now]);
+            }
             tx.exec(
-                "INSERT INTO buyer_directory (rut, rzn_soc, email, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (rut) DO UPDATE SET rzn_soc = $2, email = $3, updated_at = $4",
-                args![rut.as_str(), name.as_str(), email.as_str(), now],
+                &format!(
+                    "INSERT INTO buyer_directory (rut, rzn_soc, email, updated_at) VALUES {}
+                     ON CONFLICT (rut) DO UPDATE SET rzn_soc = excluded.rzn_soc, email = excluded.email, updated_at = excluded.updated_at",
+                    value_rows(1, chunk.len(), 4, &[])
+                ),
+                a,
             )
             .await?;
         }

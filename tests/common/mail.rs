@@ -189,6 +189,20 @@ impl MailServers {
         self.dir.join("mail").join(user).join("Maildir")
     }
 
+    /// Every message delivered to `user` (new and seen).
+    pub fn messages(&self, user: &str) -> Vec<Vec<u8>> {
+        let dir = self.maildir(user);
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            for e in fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+                if let Ok(b) = fs::read(e.path()) {
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
     /// Drop a raw RFC 5322 message into the user's Maildir/new (tmp + rename).
     pub fn drop_message(&self, user: &str, name: &str, raw: &[u8]) -> io::Result<()> {
         let md = self.maildir(user);

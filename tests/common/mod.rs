@@ -17,6 +17,18 @@ use std::process::{Command, Output};
 pub const TS: &str = "2026-11-20T10:00:00";
 pub const PASS: &str = "test1234";
 
+/// Polls `f` every 150 ms until it gives a value; fails the test naming `what` after `limit`.
+pub async fn wait_for<T>(what: &str, limit: std::time::Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
