@@ -199,7 +199,8 @@ fn security_headers(res: &mut actix_web::dev::ServiceResponse) {
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let html = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
-    if html {
+    // A page with its own policy (the API docs) keeps it.
+    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
@@ -240,6 +241,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(ready))
         .route("/openapi.json", web::get().to(openapi::spec))
         .route("/docs", web::get().to(openapi::docs))
+        .route("/docs/{name}", web::get().to(openapi::docs_asset))
         .service(
             web::scope("/v1")
                 .route("/companies", web::post().to(companies::create))

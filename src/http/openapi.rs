@@ -58,29 +58,36 @@ pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
 }
 
-/// A plain page listing every operation; the full contract is `/openapi.json`.
+const SWAGGER_JS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
+const SWAGGER_CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui.css");
+const DOCS_INIT: &[u8] = include_bytes!("../../assets/docs-init.js");
+
+/// The page's own policy: scripts and styles from the gateway only (no inline script), images
+/// also as data URIs (Swagger UI's icons), requests to the gateway only.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The interactive API documentation (Swagger UI, served by the gateway) over `/openapi.json`.
 pub async fn docs() -> HttpResponse {
-    let api = ApiDoc::openapi();
-    let mut rows = String::new();
-    for (path, item) in api.paths.paths.iter() {
-        for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)] {
-            if let Some(op) = op {
-                let summary = op.summary.clone().or_else(|| op.description.clone()).unwrap_or_default();
-                rows.push_str(&format!(
-                    "<tr><td><code>{method}</code></td><td><code>{}</code></td><td>{}</td></tr>\n",
-                    esc(path),
-                    esc(&summary)
-                ));
-            }
-        }
-    }
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dte-gateway API</title></head><body><h1>dte-gateway API</h1>\
-         <p>Full contract: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3). Authenticate with <code>Authorization: Bearer KEY</code>.</p>\
-         <table border=\"1\" cellpadding=\"4\"><tr><th>method</th><th>path</th><th>what</th></tr>{rows}</table></body></html>"
-    ))
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CONTENT_SECURITY_POLICY, DOCS_CSP))
+        .body(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>dte-gateway API</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/docs/swagger-ui.css\"></head>\
+             <body><div id=\"swagger-ui\"></div><script src=\"/docs/swagger-ui-bundle.js\"></script><script src=\"/docs/init.js\"></script></body></html>",
+        )
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// The viewer's files, vendored in the repository; cached for a day.
+pub async fn docs_asset(name: actix_web::web::Path<String>) -> HttpResponse {
+    let (body, ctype) = match name.as_str() {
+        "swagger-ui-bundle.js" => (SWAGGER_JS, "text/javascript; charset=utf-8"),
+        "swagger-ui.css" => (SWAGGER_CSS, "text/css; charset=utf-8"),
+        "init.js" => (DOCS_INIT, "text/javascript; charset=utf-8"),
+        _ => return HttpResponse::NotFound().finish(),
+    };
+    HttpResponse::Ok()
+        .content_type(ctype)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(body)
 }
