@@ -13,6 +13,19 @@ async fn the_interactive_docs_load_offline_and_send_a_request() {
     let spec: serde_json::Value = g.http.get(g.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let operations: usize =
         spec["paths"].as_object().unwrap().values().map(|item| item.as_object().map(|o| o.len()).unwrap_or(0)).sum();
+    // Every operation says what it does in a line and in a paragraph; issuing and quoting show the
+    // documents of examples/.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let text = |k: &str| op[k].as_str().is_some_and(|s| s.len() > 10);
+            assert!(text("summary") && text("description"), "{method} {path}: {op}");
+        }
+    }
+    for path in ["/v1/companies/{rut}/documents", "/v1/tax/quote"] {
+        let examples = &spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"];
+        assert_eq!(examples.as_object().map(|e| e.len()), Some(8), "{path}: {examples}");
+        assert_eq!(examples["33-factura"]["value"]["Encabezado"]["IdDoc"]["TipoDTE"], 33);
+    }
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("api-docs.png");
     let out = tokio::task::spawn_blocking({

@@ -100,10 +100,13 @@ async fn spool(req: &HttpRequest, mut body: web::Payload, limit: u64) -> Result<
     Ok((file, crate::crypto::hex(&sha.finish())))
 }
 
-/// Takes a batch: a JSON array of `{company, reference, document}`, the batch CSV (one row per
-/// Detalle line, grouped by `Documento`; see the README) or a ZIP of such JSON files. Answers 202
+/// Submits a batch of documents.
+///
+/// A JSON array of `{company, reference, document}`, the batch CSV (one row per Detalle line,
+/// grouped by `Documento`; see the README) or a ZIP of such JSON files. Answers 202 with `Location`
 /// once every item is stored and the valid ones are queued; a file that cannot be read is refused
-/// whole with the line or file of each error, and nothing is queued.
+/// whole with the line or file of each error, and nothing is queued. `?all_or_nothing=true` refuses
+/// the whole batch when any item is invalid; `Idempotency-Key` replays the first answer.
 #[utoipa::path(post, path = "/v1/batches", tag = "batches", params(SubmitQuery, ("Idempotency-Key" = Option<String>, Header, description = "Same key and upload: the first batch back, nothing new queued")),
     request_body(description = "A JSON array of items, the batch CSV, or a ZIP of JSON files",
         content((Vec<BatchItemInput> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/zip"))),
@@ -154,7 +157,10 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-/// The newest batches: every batch for a gateway admin key, else those this key submitted.
+/// Lists the newest batches.
+///
+/// Every batch for a gateway admin key, else those this key submitted, newest first, with their
+/// counts.
 #[utoipa::path(get, path = "/v1/batches", tag = "batches", params(ListQuery),
     responses((status = 200, body = Vec<BatchSummary>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -168,6 +174,10 @@ pub async fn list(
     Ok(json(StatusCode::OK, &batches.list(&who, all, q.limit.unwrap_or(50)).await?))
 }
 
+/// Shows a batch's progress.
+///
+/// Counts of items by state (pending, issued, failed, dead) and whether the batch is complete; the
+/// same status the event stream sends.
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches", params(("id" = String, Path)),
     responses((status = 200, body = BatchStatus), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -200,6 +210,10 @@ pub struct ItemsQuery {
     pub problems: Option<bool>,
 }
 
+/// Lists a batch's items.
+///
+/// Each item with its reference, company, type, folio once issued, state and error, in pages
+/// (`after`, `limit`); `state=` filters.
 #[utoipa::path(get, path = "/v1/batches/{id}/items", tag = "batches", params(("id" = String, Path), ItemsQuery),
     responses((status = 200, body = Vec<BatchItem>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -215,8 +229,12 @@ pub async fn items(
     Ok(json(StatusCode::OK, &rows))
 }
 
-/// Server-Sent Events: a `progress` event (the batch status) whenever it changes, `complete` at
-/// the end, and a comment every 15 s to keep proxies from closing the stream.
+/// Streams a batch's progress.
+///
+/// Server-Sent Events: a `progress` event (the batch status) whenever it changes, `complete` at the
+/// end, and a comment every 15 s to keep proxies from closing the stream. Events carry `id:`; the
+/// stream ends with `event: reconnect` after its lifetime and the client reconnects with `Last-
+/// Event-ID`.
 #[utoipa::path(get, path = "/v1/batches/{id}/events", tag = "batches", params(("id" = String, Path)),
     responses((status = 200, content_type = "text/event-stream", body = BatchEvent), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -324,8 +342,11 @@ pub struct ResultsQuery {
     pub pdf: Option<bool>,
 }
 
-/// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`), with `?pdf=true` its PDF beside it,
-/// and `report.csv` (reference, type, folio, totals, state, SII state, error of every item).
+/// Downloads a batch's results.
+///
+/// Every signed XML (`{RUTEmisor}/T{TipoDTE}F{Folio}.xml`), with `?pdf=true` its PDF beside it, and
+/// `report.csv` (reference, type, folio, totals, state, SII state, error of every item), streamed
+/// as a ZIP.
 #[utoipa::path(get, path = "/v1/batches/{id}/results.zip", tag = "batches", params(("id" = String, Path), ResultsQuery),
     responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -358,6 +379,10 @@ pub async fn results(
         .streaming(stream))
 }
 
+/// Lists the dead letters.
+///
+/// Batch items that failed past the retry limit (gateway admin), with their batch, reference and
+/// last error.
 #[utoipa::path(get, path = "/v1/dead-letters", tag = "batches",
     responses((status = 200, body = Vec<DeadLetterView>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -366,7 +391,10 @@ pub async fn dead_letters(p: Principal, batches: web::Data<Arc<Batches>>) -> Res
     Ok(json(StatusCode::OK, &batches.dead_letters().await?))
 }
 
-/// Puts one dead letter back on the queue, once its cause is mended (a new CAF, a certificate).
+/// Replays one dead letter.
+///
+/// Puts the item back on the queue, once its cause is mended (a new CAF, a certificate); it is
+/// issued like any other item.
 #[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "batches", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -380,6 +408,9 @@ pub async fn replay(
     Ok(json(StatusCode::OK, &serde_json::json!({ "replayed": n })))
 }
 
+/// Replays every dead letter.
+///
+/// Puts every dead letter back on the queue at once (gateway admin); answers how many.
 #[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "batches",
     responses((status = 200, body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]

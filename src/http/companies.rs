@@ -45,7 +45,11 @@ fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Registers a company (gateway admin).
+/// Registers a company.
+///
+/// The Emisor's fields in the SII's names (RUTEmisor, RznSoc, GiroEmis, Acteco, addresses,
+/// FchResol, NroResol, OficinaSII) and its `environment` (certificacion or produccion). Gateway
+/// admin only; 409 when the RUT exists.
 #[utoipa::path(post, path = "/v1/companies", request_body = CompanyBody, tag = "companies",
     responses((status = 201, body = CompanyView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -63,6 +67,9 @@ pub async fn create(
     Ok(json(StatusCode::CREATED, &view(rec)))
 }
 
+/// Shows a company.
+///
+/// Its Emisor fields, environment and registration time. A key bound to another company gets 404.
 #[utoipa::path(get, path = "/v1/companies/{rut}", tag = "companies", params(("rut" = String, Path)),
     responses((status = 200, body = CompanyView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -81,7 +88,10 @@ pub struct CertificateUpload {
     pub password: String,
 }
 
-/// Uploads the company's signing certificate; stored encrypted, only metadata is ever returned.
+/// Uploads the signing certificate.
+///
+/// `{"pkcs12": base64, "password": …}`: the holder's RUT and validity are checked, the PKCS#12 is
+/// stored encrypted (AES-256-GCM) and only its metadata is ever returned.
 #[utoipa::path(put, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)), request_body = CertificateUpload,
     responses((status = 200, body = CertificateInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -102,6 +112,9 @@ pub async fn put_certificate(
     Ok(json(StatusCode::OK, &svc.put_certificate(&rut, &der, &up.password).await?))
 }
 
+/// Shows the certificate's metadata.
+///
+/// Subject, holder RUT, expiry and when it was uploaded; never the key.
 #[utoipa::path(get, path = "/v1/companies/{rut}/certificate", tag = "companies", params(("rut" = String, Path)),
     responses((status = 200, body = CertificateInfo), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -114,7 +127,10 @@ pub async fn get_certificate(
     Ok(json(StatusCode::OK, &svc.certificate_info(&rut).await?))
 }
 
-/// Uploads a CAF exactly as the SII delivers it (XML body); verified, then stored encrypted.
+/// Uploads a CAF.
+///
+/// The CAF XML exactly as the SII delivers it: its FRMA against the SII's key (IDK 100 or 300), the
+/// key pair, the company and the environment are checked; it is stored encrypted.
 #[utoipa::path(post, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
     request_body(content = String, content_type = "application/xml"),
     responses((status = 201, body = CafInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -132,6 +148,10 @@ pub async fn add_caf(
     Ok(json(StatusCode::CREATED, &svc.add_caf(&rut, &b).await?))
 }
 
+/// Lists the company's CAFs.
+///
+/// Each CAF's type, range, next folio, folios left, authorisation date, expiry and whether it is
+/// retired.
 #[utoipa::path(get, path = "/v1/companies/{rut}/cafs", tag = "companies", params(("rut" = String, Path)),
     responses((status = 200, body = Vec<CafInfo>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]

@@ -16,9 +16,11 @@ use crate::worker::exchange::Exchange;
 /// The largest directory file taken (the SII's list is about 150 MB).
 const DIRECTORY_LIMIT: u64 = 1 << 30;
 
-/// Imports the SII's list of authorised taxpayers with their exchange address (the CSV the SII
-/// publishes: `RUT;RAZON SOCIAL;NUMERO RESOLUCION;FECHA RESOLUCION;MAIL INTERCAMBIO;URL`,
-/// ISO-8859-1). Rows are added or replaced; the body is spooled to disk, never held in memory.
+/// Imports the SII's list of authorised taxpayers.
+///
+/// The CSV the SII publishes (`RUT;RAZON SOCIAL;NUMERO RESOLUCION;FECHA RESOLUCION;MAIL
+/// INTERCAMBIO;URL`, ISO-8859-1): each RUT's exchange address is added or replaced. The body is
+/// spooled to disk and read as a stream. Gateway admin only.
 #[utoipa::path(put, path = "/v1/directory", tag = "delivery",
     request_body(content = Vec<u8>, content_type = "text/csv"),
     responses((status = 200, body = DirectoryImport), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -69,7 +71,9 @@ pub async fn import_directory(
     Ok(json(StatusCode::OK, &svc.import_directory(std::io::BufReader::new(file)).await?))
 }
 
-/// The company's own exchange address for a buyer (used before the SII's list).
+/// Sets a buyer's exchange address.
+///
+/// The company's own address for a buyer, used before the SII's list when documents are delivered.
 #[utoipa::path(put, path = "/v1/companies/{rut}/buyers/{buyer}", tag = "delivery",
     params(("rut" = String, Path), ("buyer" = String, Path)), request_body = BuyerAddressBody,
     responses((status = 200, body = BuyerAddress), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -90,7 +94,9 @@ pub async fn put_buyer(
     Ok(json(StatusCode::OK, &svc.put_buyer_address(&rut, &buyer, b).await?))
 }
 
-/// The company's own buyer addresses.
+/// Lists the company's buyer addresses.
+///
+/// The addresses set with `PUT …/buyers/{buyer}`, by buyer RUT.
 #[utoipa::path(get, path = "/v1/companies/{rut}/buyers", tag = "delivery", params(("rut" = String, Path)),
     responses((status = 200, body = Vec<BuyerAddress>), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -107,7 +113,10 @@ pub async fn list_buyers(
 
 type DocPath = web::Path<(String, i32, i64)>;
 
-/// A document's life with its buyer: its delivery, the buyer's answers and the RCV's events.
+/// Shows a document's life with its buyer.
+///
+/// Its delivery (state, address, Message-ID or SMTP reason), the buyer's answers (RecepcionEnvio,
+/// ResultadoDTE, EnvioRecibos) and the RCV's events (ACD, ERM, claims).
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/exchange", tag = "delivery",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = DocumentExchangeInfo), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -120,7 +129,10 @@ pub async fn exchange(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>)
     Ok(json(StatusCode::OK, &svc.document_exchange(&rut, tipo, folio).await?))
 }
 
-/// Sends the document to its buyer again (a new delivery, due now).
+/// Sends a document to its buyer again.
+///
+/// A new delivery, due now, for a document the SII accepted of a type that goes to buyers; 409
+/// otherwise.
 #[utoipa::path(post, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/deliver", tag = "delivery",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 202, body = DocumentExchangeInfo), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -135,8 +147,10 @@ pub async fn deliver(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) 
     Ok(json(StatusCode::ACCEPTED, &svc.resend_to_buyer(&rut, tipo, folio).await?))
 }
 
-/// Whether the document can be assigned to a factoring company, as the SII's RCV says
-/// (`consultarDocDteCedible`, codes 20-25).
+/// Asks whether a document can be factored.
+///
+/// The SII's RCV answer (`consultarDocDteCedible`, codes 20-25): cedible when no claim was made
+/// (22, 23) or the 8 days passed (25).
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/cedible", tag = "delivery",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"),

@@ -14,8 +14,12 @@ use super::{json, read_body};
 use crate::domain::DocumentInput;
 use crate::service::{DocumentInfo, DocumentPage, DocumentQuery, Issue, Service};
 
-/// Issues a document: the folio is the company's next of that type; answered 201 only once the
-/// signed document is stored. With `Idempotency-Key`, a retry returns the first answer.
+/// Issues a document.
+///
+/// The document JSON in the SII's names (see the README's input format and `examples/`): taxes
+/// computed, the company's next folio of the type taken from its CAF, stamped (TED), signed and
+/// schema-checked; answered 201 only once the signed document is stored. With `Idempotency-Key`, a
+/// retry returns the first answer and takes no folio.
 #[utoipa::path(post, path = "/v1/companies/{rut}/documents", tag = "documents", request_body = DocumentInput,
     params(("rut" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same response, no new folio")),
     responses((status = 201, body = DocumentInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -41,6 +45,10 @@ pub async fn issue(
     }
 }
 
+/// Shows an issued document.
+///
+/// Type, folio, receptor, totals, state (issued, sent, accepted, accepted_with_objections,
+/// rejected) and the URL of its signed XML.
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}", tag = "documents",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = DocumentInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -55,7 +63,9 @@ pub async fn get(
     Ok(json(StatusCode::OK, &svc.document(&rut, tipo, folio).await?))
 }
 
-/// The signed DTE exactly as stored: ISO-8859-1.
+/// Downloads a document's signed XML.
+///
+/// The signed DTE exactly as stored and sent to the SII, in ISO-8859-1.
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/xml", tag = "documents",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, content_type = "application/xml", body = String), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -89,6 +99,10 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
+/// Lists issued documents.
+///
+/// Newest first, filtered by type, FchEmis range and state, in keyset pages (`before` = the `next`
+/// of the previous page, `limit` 1-500).
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents", tag = "documents", params(("rut" = String, Path), ListQuery),
     responses((status = 200, body = DocumentPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]

@@ -21,7 +21,10 @@ pub struct KeyRequest {
     pub scopes: Vec<String>,
 }
 
-/// Creates a key; the secret is in this response only.
+/// Creates an API key.
+///
+/// Scopes admin, issue and read, optionally bound to one company and with an expiry; the key is in
+/// this response only (its SHA-256 is stored).
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyRequest,
     responses((status = 201, body = NewKey), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -50,7 +53,9 @@ async fn owned_key(p: &Principal, id: &str, svc: &Service) -> Result<(), ApiErro
     }
 }
 
-/// Revokes a key on every instance within a second.
+/// Revokes an API key.
+///
+/// Refused on every instance within a second (the revocation list); audited.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -66,7 +71,10 @@ pub async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Issues a replacement key; the old one keeps working for the configured grace period.
+/// Rotates an API key.
+///
+/// Issues a replacement with the same scopes and company; the old one keeps working for the
+/// configured grace period.
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)),
     responses((status = 201, body = NewKey), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]

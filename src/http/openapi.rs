@@ -19,6 +19,39 @@ impl Modify for Security {
     }
 }
 
+/// The documents of `examples/`, one per type, shown as request examples of issuance and quotes.
+const EXAMPLES: [(&str, &str); 8] = [
+    ("33-factura", include_str!("../../examples/33-factura.json")),
+    ("34-factura-exenta", include_str!("../../examples/34-factura-exenta.json")),
+    ("39-boleta", include_str!("../../examples/39-boleta.json")),
+    ("41-boleta-exenta", include_str!("../../examples/41-boleta-exenta.json")),
+    ("46-factura-compra", include_str!("../../examples/46-factura-compra.json")),
+    ("52-guia-despacho", include_str!("../../examples/52-guia-despacho.json")),
+    ("56-nota-debito", include_str!("../../examples/56-nota-debito.json")),
+    ("61-nota-credito", include_str!("../../examples/61-nota-credito.json")),
+];
+
+struct Examples;
+
+impl Modify for Examples {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::example::ExampleBuilder;
+        use utoipa::openapi::RefOr;
+        for path in ["/v1/companies/{rut}/documents", "/v1/tax/quote"] {
+            let Some(op) = api.paths.paths.get_mut(path).and_then(|p| p.post.as_mut()) else { continue };
+            let Some(RefOr::T(body)) = op.request_body.as_mut() else { continue };
+            for content in body.content.values_mut() {
+                let RefOr::T(content) = content else { continue };
+                for (name, text) in EXAMPLES {
+                    let value = serde_json::from_str::<serde_json::Value>(text).ok();
+                    let example = ExampleBuilder::new().summary(format!("examples/{name}.json")).value(value).build();
+                    content.examples.insert(name.to_string(), RefOr::T(example));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dte-gateway", description = "Chile's electronic tax documents: issue, sign, store and verify DTE."),
@@ -35,7 +68,7 @@ impl Modify for Security {
         delivery::import_directory, delivery::put_buyer, delivery::list_buyers, delivery::exchange, delivery::deliver,
         delivery::cedible
     ),
-    modifiers(&Security)
+    modifiers(&Security, &Examples)
 )]
 pub struct ApiDoc;
 

@@ -22,7 +22,10 @@ pub struct PdfQuery {
     pub cedible: Option<bool>,
 }
 
-/// The printed document: a PDF rendered from the stored signed XML, with the PDF417 timbre.
+/// Downloads a document's printed copy.
+///
+/// A PDF rendered from the stored signed XML with the PDF417 timbre: letter or 80 mm (`format`),
+/// and for 33, 34, 43, 46 and 52 the cedible copy with its acuse de recibo (`cedible=true`).
 #[utoipa::path(get, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/pdf", tag = "documents",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path), PdfQuery),
     responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -46,8 +49,10 @@ pub async fn pdf(
         .body(bytes))
 }
 
-/// The company's logo for its printed documents: a PNG or JPEG of at most 512 KB and 2000 × 2000
-/// pixels (body: the image itself).
+/// Uploads the company's logo.
+///
+/// A PNG or JPEG (the body itself) of at most 512 KB and 2000 × 2000 pixels, printed on the
+/// company's documents.
 #[utoipa::path(put, path = "/v1/companies/{rut}/logo", tag = "companies", params(("rut" = String, Path)),
     request_body(content = Vec<u8>, content_type = "image/png"),
     responses((status = 200, body = LogoInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),

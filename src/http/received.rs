@@ -17,8 +17,10 @@ use crate::service::{
 };
 use crate::worker::exchange::Exchange;
 
-/// The exchange mailbox: where suppliers send their DTEs (IMAP, polled by the workers) and the SMTP
-/// server the answers leave by. Passwords are sealed like certificates and never shown again.
+/// Sets the exchange mailbox.
+///
+/// Where suppliers send their DTEs (IMAP, polled by the workers) and the SMTP server answers and
+/// deliveries leave by. Passwords are sealed like certificates and never shown again.
 #[utoipa::path(put, path = "/v1/companies/{rut}/mailbox", tag = "received", params(("rut" = String, Path)),
     request_body = MailboxBody,
     responses((status = 200, body = MailboxInfo), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -39,7 +41,9 @@ pub async fn put_mailbox(
     Ok(json(StatusCode::OK, &svc.put_mailbox(&rut, m).await?))
 }
 
-/// The mailbox's settings (no passwords) and its last poll.
+/// Shows the exchange mailbox.
+///
+/// Its settings (never the passwords) and its last poll: when, and the last error.
 #[utoipa::path(get, path = "/v1/companies/{rut}/mailbox", tag = "received", params(("rut" = String, Path)),
     responses((status = 200, body = MailboxInfo), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -54,7 +58,9 @@ pub async fn get_mailbox(
     Ok(json(StatusCode::OK, &svc.mailbox(&rut).await?))
 }
 
-/// Polls the mailbox as soon as a worker is free, instead of at its interval.
+/// Polls the mailbox now.
+///
+/// The next poll is due at once instead of at its interval (a supplier's mail is expected).
 #[utoipa::path(post, path = "/v1/companies/{rut}/mailbox/poll", tag = "received", params(("rut" = String, Path)),
     responses((status = 202, description = "a poll is due"), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -77,8 +83,11 @@ pub struct FileQuery {
     pub filename: Option<String>,
 }
 
-/// A supplier's EnvioDTE (or a bare DTE) for ERPs that fetch their mail themselves: verified,
-/// taken once, answered with a RecepcionEnvio (sent to the issuer's CorreoEmisor when it has one).
+/// Takes in a supplier's file.
+///
+/// An EnvioDTE (or a bare DTE) for ERPs that fetch their mail themselves: verified as the SII
+/// verifies it, taken once, and answered with a RecepcionEnvio; each envelope's and DTE's reception
+/// code is in the answer.
 #[utoipa::path(post, path = "/v1/companies/{rut}/received", tag = "received", params(("rut" = String, Path), FileQuery),
     request_body(content = Vec<u8>, content_type = "application/xml"),
     responses((status = 201, body = IntakeReport), (status = 200, body = IntakeReport, description = "the same file was taken before"),
@@ -114,7 +123,10 @@ pub struct InboxQuery {
     pub limit: Option<i64>,
 }
 
-/// The inbox: each received document with its verification, RCV events and days left.
+/// Lists the received documents.
+///
+/// The inbox: each document with its verification, SII reception, RCV events and days left to
+/// decide; filtered by state, issuer and deadline.
 #[utoipa::path(get, path = "/v1/companies/{rut}/received", tag = "received", params(("rut" = String, Path), InboxQuery),
     responses((status = 200, body = ReceivedPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -141,7 +153,9 @@ pub async fn list(
 
 type DocPath = web::Path<(String, String, i32, i64)>;
 
-/// One received document.
+/// Shows a received document.
+///
+/// Its verification, reception code, SII reception date, deadline, decision and RCV events.
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = ReceivedInfo), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -154,7 +168,9 @@ pub async fn get(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>) -> R
     Ok(json(StatusCode::OK, &svc.get_received(&rut, &emisor, tipo, folio).await?))
 }
 
-/// The supplier's signed DTE as received (stand-alone, ISO-8859-1).
+/// Downloads a received document's XML.
+///
+/// The supplier's signed DTE as received, stand-alone, in ISO-8859-1.
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/xml", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, content_type = "application/xml", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -175,7 +191,9 @@ pub struct PdfQuery {
     pub format: Option<String>,
 }
 
-/// The printed copy of a received document, with its PDF417 timbre.
+/// Downloads a received document's printed copy.
+///
+/// A PDF of the supplier's signed DTE with its PDF417 timbre, letter or 80 mm.
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/pdf", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path), PdfQuery),
     responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -196,8 +214,10 @@ pub async fn pdf(
     Ok(HttpResponse::Ok().content_type("application/pdf").body(b))
 }
 
-/// The answers sent (or kept) about a received document: its envelope's RecepcionEnvio and the
-/// ResultadoDTE / EnvioRecibos of its decision.
+/// Lists the answers about a received document.
+///
+/// Its envelope's RecepcionEnvio and the ResultadoDTE or EnvioRecibos of its decision, each with
+/// its mailing state.
 #[utoipa::path(get, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/responses", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = Vec<ResponseInfo>), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -210,7 +230,9 @@ pub async fn responses(p: Principal, path: DocPath, svc: web::Data<Arc<Service>>
     Ok(json(StatusCode::OK, &svc.received_responses(&rut, &emisor, tipo, folio).await?))
 }
 
-/// One answer's signed XML, to download.
+/// Downloads an answer's signed XML.
+///
+/// A RecepcionEnvio, ResultadoDTE or EnvioRecibos as signed and sent (or kept) for the supplier.
 #[utoipa::path(get, path = "/v1/companies/{rut}/responses/{id}/xml", tag = "received",
     params(("rut" = String, Path), ("id" = i64, Path)),
     responses((status = 200, content_type = "application/xml", body = Vec<u8>), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -232,10 +254,12 @@ pub async fn response_xml(
         .body(b))
 }
 
-/// Accept (ACD), give the receipt of goods (ERM) or claim (RCD, RFP, RFT, with a reason) a
-/// received document: registered in the SII's RCV for 33, 34 and 43 within the 8 days, and
-/// answered to the supplier (ResultadoDTE, or EnvioRecibos for ERM). The same decision twice is
-/// one decision; an `Idempotency-Key` replays the first answer.
+/// Decides on a received document.
+///
+/// Accept (ACD), give the receipt of goods (ERM) or claim (RCD, RFP, RFT, with a reason):
+/// registered in the SII's RCV for 33, 34 and 43 within the 8 days, and answered to the supplier
+/// (ResultadoDTE, or EnvioRecibos for ERM). The same decision twice is one decision; an
+/// `Idempotency-Key` replays the first answer; past the 8 days the answer is 409.
 #[utoipa::path(post, path = "/v1/companies/{rut}/received/{rut_emisor}/{tipo}/{folio}/decision", tag = "received",
     params(("rut" = String, Path), ("rut_emisor" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     request_body = DecisionBody,

@@ -20,7 +20,10 @@ pub struct WebhookRequest {
     pub url: String,
 }
 
-/// Registers a webhook; the signing secret is in this response only.
+/// Registers a webhook.
+///
+/// An `https://` receiver for the company's events; the signing secret is in this response only
+/// (`X-DTE-Signature: v1=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))`).
 #[utoipa::path(post, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)), request_body = WebhookRequest,
     responses((status = 201, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -39,8 +42,10 @@ pub async fn add_webhook(
     Ok(secret_json(StatusCode::CREATED, &svc.add_webhook(&rut, &r.url, &p.key.id).await?))
 }
 
-/// Deletes a webhook: nothing more is sent to it and its pending deliveries are cancelled; its
-/// past deliveries stay listed.
+/// Deletes a webhook.
+///
+/// Nothing more is sent to it and its pending deliveries are cancelled; its past deliveries stay
+/// listed.
 #[utoipa::path(delete, path = "/v1/companies/{rut}/webhooks/{id}", tag = "webhooks", params(("rut" = String, Path), ("id" = i64, Path)),
     responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -56,7 +61,9 @@ pub async fn delete_webhook(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A new signing secret for a webhook (in this response only); the old one stops at once.
+/// Rotates a webhook's secret.
+///
+/// A new signing secret (in this response only); the old one stops at once.
 #[utoipa::path(post, path = "/v1/companies/{rut}/webhooks/{id}/secret", tag = "webhooks", params(("rut" = String, Path), ("id" = i64, Path)),
     responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -71,6 +78,9 @@ pub async fn rotate_webhook_secret(
     Ok(secret_json(StatusCode::OK, &svc.rotate_webhook_secret(&rut, id, &p.key.id).await?))
 }
 
+/// Lists the company's webhooks.
+///
+/// Each receiver's URL and registration time; never the secret.
 #[utoipa::path(get, path = "/v1/companies/{rut}/webhooks", tag = "webhooks", params(("rut" = String, Path)),
     responses((status = 200, body = Vec<crate::service::Webhook>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -92,7 +102,9 @@ pub struct DeliveriesQuery {
     pub limit: Option<i64>,
 }
 
-/// Recent deliveries with their outcome (state, attempts, last HTTP status).
+/// Lists recent webhook deliveries.
+///
+/// Each event sent with its outcome: state, attempts and the receiver's last HTTP status.
 #[utoipa::path(get, path = "/v1/companies/{rut}/webhooks/deliveries", tag = "webhooks", params(("rut" = String, Path), DeliveriesQuery),
     responses((status = 200, body = Vec<crate::service::Delivery>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
@@ -109,7 +121,10 @@ pub async fn deliveries(
     Ok(json(StatusCode::OK, &rows))
 }
 
-/// Asks the SII (QueryEstDte) about one document now and records the answer.
+/// Asks the SII about a document now.
+///
+/// QueryEstDte for one document; the answer is recorded (and sent to the webhooks when it changed
+/// the state).
 #[utoipa::path(post, path = "/v1/companies/{rut}/documents/{tipo}/{folio}/sii-status", tag = "documents",
     params(("rut" = String, Path), ("tipo" = i32, Path), ("folio" = i64, Path)),
     responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -22,7 +22,10 @@ pub struct QuoteQuery {
     pub company: Option<String>,
 }
 
-/// Totals of a document without taking a folio.
+/// Quotes a document's totals.
+///
+/// The document JSON priced by the same tax engine as issuance (net, exempt, IVA, additional taxes,
+/// retentions, total) without taking a folio.
 #[utoipa::path(post, path = "/v1/tax/quote", tag = "tools", request_body = DocumentInput, params(QuoteQuery),
     responses((status = 200, body = Totals), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -40,8 +43,11 @@ pub async fn quote(
     Ok(HttpResponse::Ok().content_type("application/json").body(totals))
 }
 
-/// Verification report of a DTE, EnvioDTE or EnvioBOLETA (XML body): schema, every signature, every
-/// TED and CAF. DTDs and external entities are refused.
+/// Verifies a DTE file.
+///
+/// A verification report of a DTE, EnvioDTE or EnvioBOLETA (XML body): schema, every signature
+/// (each DTE as a document of its own, the SII's rule), every TED and its CAF, one line per check.
+/// DTDs and external entities are refused.
 #[utoipa::path(post, path = "/v1/verify", tag = "tools", request_body(content = String, content_type = "application/xml"),
     responses((status = 200, body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
