@@ -102,6 +102,28 @@ pub fn holder_rut(cert_der: &[u8]) -> Option<Rut> {
     None
 }
 
+/// A RUT written anywhere in a text ("RUT 12.345.678-5", "12345678-5").
+fn rut_in(s: &str) -> Option<Rut> {
+    let kept: String = s.chars().filter(|c| c.is_ascii_digit() || matches!(c, '-' | 'k' | 'K')).collect();
+    kept.trim_matches('-').parse().ok()
+}
+
+/// The holder's RUT of a certificate: the SII otherName of its subjectAltName, else its subject's
+/// serialNumber (some test and older certificates carry it only there).
+pub fn certificate_rut(cert: &openssl::x509::X509Ref) -> Option<Rut> {
+    let der = cert.to_der().ok()?;
+    holder_rut(&der).or_else(|| {
+        cert.subject_name()
+            .entries_by_nid(openssl::nid::Nid::SERIALNUMBER)
+            .find_map(|e| e.data().to_string().ok().and_then(|s| rut_in(&s)))
+    })
+}
+
+/// [`certificate_rut`] of a DER certificate (as XMLDSig's X509Certificate carries it).
+pub fn certificate_rut_der(der: &[u8]) -> Option<Rut> {
+    X509::from_der(der).ok().and_then(|c| certificate_rut(&c))
+}
+
 fn asn1_to_datetime(t: &openssl::asn1::Asn1TimeRef) -> Option<DateTime<Utc>> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let d = epoch.diff(t).ok()?;
@@ -156,7 +178,7 @@ impl Certificate {
             return Err(CertError::KeyMismatch);
         }
         let der = cert.to_der().map_err(|e| CertError::Other(e.to_string()))?;
-        let holder = holder_rut(&der);
+        let holder = certificate_rut(&cert);
         let subject = cert
             .subject_name()
             .entries()
@@ -203,5 +225,42 @@ impl Certificate {
     pub fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CertError> {
         let mut s = RsaSigner::new(MessageDigest::sha1(), &self.key).map_err(|e| CertError::Other(e.to_string()))?;
         s.sign_oneshot_to_vec(data).map_err(|e| CertError::Other(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+
+    /// A self-signed certificate whose subject is `entries` and that has no subjectAltName.
+    fn made(entries: &[(&str, &str)]) -> (PKey<Private>, X509) {
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        for (k, v) in entries {
+            name.append_entry_by_text(k, v).unwrap();
+        }
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+        (key, b.build())
+    }
+
+    #[test]
+    fn the_holder_rut_comes_from_the_subject_serial_number_when_the_sii_other_name_is_absent() {
+        let rut = Rut::from_number(12345678);
+        let (key, cert) = made(&[("CN", "Juan Pérez"), ("serialNumber", &format!("RUT {}", rut))]);
+        assert_eq!(Certificate::from_parts(key, cert).unwrap().holder, Some(rut));
+        let (key, cert) = made(&[("CN", "Sin RUT")]);
+        assert_eq!(Certificate::from_parts(key, cert).unwrap().holder, None);
+        // The test material carries the otherName, which wins.
+        let p12 = std::fs::read(format!("{}/certs/test-company.p12", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(Certificate::from_pkcs12(&p12, "test1234").unwrap().holder.is_some());
     }
 }

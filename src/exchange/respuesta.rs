@@ -243,7 +243,7 @@ pub fn resultado_dte(
 pub fn envio_recibos(r: &Responder, cert: &Certificate, recibos: &[(DteRef, String)]) -> Result<Vec<u8>, DteError> {
     check_cert(cert, r.now)?;
     let rut_firma = cert.holder.ok_or_else(|| {
-        DteError::Envelope("the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)".into())
+        DteError::Envelope("the certificate carries no holder RUT (neither subjectAltName 1.3.6.1.4.1.8321.1 nor the subject serialNumber)".into())
     })?;
     if recibos.is_empty() {
         return Err(DteError::Envelope("EnvioRecibos needs at least one Recibo".into()));

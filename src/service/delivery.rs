@@ -411,7 +411,7 @@ fn read_answer(xml: &[u8], me: Rut) -> std::result::Result<Vec<AnswerLine>, Stri
         }
         let signer = lx::path(s, &["KeyInfo", "X509Data", "X509Certificate"])
             .and_then(|c| crate::crypto::b64(&c.get_content()).ok())
-            .and_then(|der| crate::cert::holder_rut(&der))
+            .and_then(|der| crate::cert::certificate_rut_der(&der))
             .map(|r| r.to_string());
         signed.push((r.reference.trim_start_matches('#').to_string(), signer));
     }

@@ -302,7 +302,7 @@ impl Service {
             DteError::single(
                 "pkcs12",
                 "certificate-no-rut",
-                "the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)",
+                "the certificate carries no holder RUT (neither subjectAltName 1.3.6.1.4.1.8321.1 nor the subject serialNumber)",
             )
         })?;
         let mut plain = (password.len() as u32).to_be_bytes().to_vec();

@@ -96,7 +96,7 @@ pub fn build(
     let emisor = company.rut()?;
     cert.check_valid_at(now)?;
     let rut_envia = cert.holder.ok_or_else(|| {
-        DteError::Envelope("the certificate carries no holder RUT (subjectAltName 1.3.6.1.4.1.8321.1)".into())
+        DteError::Envelope("the certificate carries no holder RUT (neither subjectAltName 1.3.6.1.4.1.8321.1 nor the subject serialNumber)".into())
     })?;
     if dtes.is_empty() {
         return Err(DteError::Envelope("an envelope needs at least one DTE".into()));

@@ -236,7 +236,7 @@ pub(crate) fn token(sim: &Sim, psz: &str) -> String {
     if !valid || !report.warnings.is_empty() {
         return refuse("-09", "Certificado no vigente o no corresponde a la firma");
     }
-    let rut = crate::cert::holder_rut(&cert.to_der().unwrap_or_default()).map(|r| r.to_string()).unwrap_or_default();
+    let rut = crate::cert::certificate_rut(&cert).map(|r| r.to_string()).unwrap_or_default();
     let n = sim.next.fetch_add(1, Ordering::Relaxed);
     let token = format!("{:013X}", (n.wrapping_mul(0x9E3779B97F4A7C15)) >> 12);
     if let Ok(mut t) = sim.tokens.lock() {
