@@ -309,8 +309,13 @@ pub async fn demo(svc: &Service, data_dir: &Path) -> Result<String, StartError> 
 /// The gauges read from the database: folios left and expiry per company and type, certificate
 /// expiry, documents per state.
 pub async fn refresh_gauges(svc: &Service, warning: chrono::Duration) -> Result<(), ServiceError> {
-    use crate::telemetry::{CAF_EXPIRY, CERT_EXPIRY, DOCUMENTS, FOLIOS_LEFT};
+    use crate::telemetry::{
+        CAF_EXPIRY, CERT_EXPIRY, DOCUMENTS, FOLIOS_LEFT, RECEIVED_DEADLINE_NEAR, RECEIVED_DOCUMENTS,
+    };
+    let (received, near) = svc.received_counts(warning).await?;
     for rut in svc.companies().await? {
+        let n = near.iter().find(|(c, _)| *c == rut).map(|(_, n)| *n).unwrap_or(0);
+        metrics::gauge!(RECEIVED_DEADLINE_NEAR, "company" => rut.clone()).set(n as f64);
         let mut left: HashMap<i32, i64> = HashMap::new();
         let mut expiry: HashMap<i32, chrono::NaiveDate> = HashMap::new();
         let cafs = svc.list_cafs(&rut).await?;
@@ -345,16 +350,11 @@ pub async fn refresh_gauges(svc: &Service, warning: chrono::Duration) -> Result<
     for (state, n) in svc.document_states().await? {
         metrics::gauge!(DOCUMENTS, "state" => state).set(n as f64);
     }
-    let (received, near) = svc.received_counts(warning).await?;
     for state in crate::service::RECEIVED_STATES {
-        metrics::gauge!(crate::telemetry::RECEIVED_DOCUMENTS, "state" => state).set(0.0);
+        metrics::gauge!(RECEIVED_DOCUMENTS, "state" => state).set(0.0);
     }
     for (state, n) in received {
-        metrics::gauge!(crate::telemetry::RECEIVED_DOCUMENTS, "state" => state).set(n as f64);
-    }
-    for rut in svc.companies().await? {
-        let n = near.iter().find(|(c, _)| *c == rut).map(|(_, n)| *n).unwrap_or(0);
-        metrics::gauge!(crate::telemetry::RECEIVED_DEADLINE_NEAR, "company" => rut).set(n as f64);
+        metrics::gauge!(RECEIVED_DOCUMENTS, "state" => state).set(n as f64);
     }
     let age = svc.oldest_unsent().await?.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
     metrics::gauge!(crate::telemetry::UNSENT_AGE).set(age.max(0.0));

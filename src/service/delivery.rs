@@ -335,16 +335,7 @@ impl Service {
         next: Option<DateTime<Utc>>,
     ) -> Result<usize> {
         let now = Utc::now();
-        let rows: Vec<EventRow> = events
-            .iter()
-            .map(|e| EventRow {
-                code: e.code.clone(),
-                description: e.description.clone(),
-                responsible: e.responsible.clone(),
-                at: super::local_to_utc(e.at),
-                source: "rcv".into(),
-            })
-            .collect();
+        let rows = super::received::rcv_rows(events);
         let hook = |e: &EventRow| {
             serde_json::json!({
                 "type": "document.rcv_event",

@@ -235,6 +235,27 @@ fn code_of(parts: &[&str]) -> i64 {
     (n % 9_000_000_000 + 1_000_000_000) as i64
 }
 
+/// A received DTE's identity as the store keys it: the issuer's RUT written as the gateway writes
+/// RUTs, the type and the folio.
+fn dte_key(d: &intake::ReceivedDte) -> (String, i32, i64) {
+    let issuer = d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or_else(|_| d.rut_emisor.clone());
+    (issuer, d.tipo as i32, d.folio)
+}
+
+/// The RCV's events (the SII's local times) as the store keeps them.
+pub(super) fn rcv_rows(events: &[rcv::Evento]) -> Vec<EventRow> {
+    events
+        .iter()
+        .map(|e| EventRow {
+            code: e.code.clone(),
+            description: e.description.clone(),
+            responsible: e.responsible.clone(),
+            at: local_to_utc(e.at),
+            source: "rcv".into(),
+        })
+        .collect()
+}
+
 /// The root element's name of an XML file, if it is one.
 fn root_name(bytes: &[u8]) -> Option<String> {
     let (doc, _) = crate::xml::input::parse(bytes).ok()?;
@@ -592,11 +613,7 @@ impl Service {
                             .iter()
                             .filter(|d| d.code == DteCode::Ok)
                             .map(|d| NewReceived {
-                                rut_emisor: d
-                                    .rut_emisor
-                                    .parse::<Rut>()
-                                    .map(|r| r.to_string())
-                                    .unwrap_or(d.rut_emisor.clone()),
+                                rut_emisor: dte_key(d).0,
                                 tipo: d.tipo as i32,
                                 folio: d.folio,
                                 fch_emis: d.fch_emis,
@@ -749,18 +766,8 @@ impl Service {
     async fn mark_repeated(&self, rut: &str, read: &mut [(String, Vec<u8>, ReceivedEnvelope)]) -> Result<()> {
         let digests: Vec<String> =
             read.iter().filter(|(_, _, e)| e.code == EnvelopeCode::Ok).map(|(_, _, e)| e.digest.clone()).collect();
-        let keys: Vec<(String, i32, i64)> = read
-            .iter()
-            .flat_map(|(_, _, e)| &e.dtes)
-            .filter(|d| d.code == DteCode::Ok)
-            .map(|d| {
-                (
-                    d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()),
-                    d.tipo as i32,
-                    d.folio,
-                )
-            })
-            .collect();
+        let keys: Vec<(String, i32, i64)> =
+            read.iter().flat_map(|(_, _, e)| &e.dtes).filter(|d| d.code == DteCode::Ok).map(dte_key).collect();
         let (seen_env, seen) = self.store.received_before(rut, &digests, &keys).await?;
         let mut here = std::collections::HashSet::new();
         for (_, _, e) in read.iter_mut() {
@@ -770,11 +777,7 @@ impl Service {
             }
             let envelope_ok = e.code == EnvelopeCode::Ok;
             for d in e.dtes.iter_mut().filter(|d| d.code == DteCode::Ok) {
-                let k = (
-                    d.rut_emisor.parse::<Rut>().map(|r| r.to_string()).unwrap_or(d.rut_emisor.clone()),
-                    d.tipo as i32,
-                    d.folio,
-                );
+                let k = dte_key(d);
                 if envelope_ok && (seen.contains(&k) || !here.insert(k)) {
                     d.code = DteCode::Repeated;
                     d.glosa = DteCode::Repeated.glosa().to_string();
@@ -1007,17 +1010,7 @@ impl Service {
     /// Events of the RCV's history (the SII's local times); a decision taken on the SII's site
     /// becomes this document's.
     pub async fn rcv_events(&self, r: &ReceivedRow, events: &[rcv::Evento]) -> Result<()> {
-        let rows: Vec<EventRow> = events
-            .iter()
-            .map(|e| EventRow {
-                code: e.code.clone(),
-                description: e.description.clone(),
-                responsible: e.responsible.clone(),
-                at: local_to_utc(e.at),
-                source: "rcv".into(),
-            })
-            .collect();
-        self.store.add_received_events(r.id, &rows).await?;
+        self.store.add_received_events(r.id, &rcv_rows(events)).await?;
         if let Some(last) = events.iter().filter_map(|e| Accion::parse(&e.code)).next_back() {
             if r.state == "received" {
                 let mut after = r.clone();

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sii_ops::{enqueue_events, DELIVERED_TYPES};
+use super::received::{events_of, insert_event, Events};
+use super::sii_ops::{enqueue_events, skip_locked, DELIVERED_TYPES};
 use super::sql::{args, value_rows, Tx, Vals};
 use super::*;
 
@@ -52,14 +53,6 @@ fn delivery_record(r: &Vals) -> Result<DeliveryRecord, StoreError> {
         created_at: r.ts(6)?,
         sent_at: r.opt(7, Vals::ts)?,
     })
-}
-
-fn lock(tx: &Tx) -> &'static str {
-    if tx.is_postgres() {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    }
 }
 
 impl Store {
@@ -151,7 +144,7 @@ impl Store {
     /// Gathers the due documents of one company and buyer into a new delivery.
     pub async fn claim_buyer_delivery(&self, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let l = lock(&tx);
+        let l = skip_locked(&tx);
         let Some(row) = tx
             .query_opt(
                 &format!("SELECT company, rut_recep FROM documents WHERE delivery_state = 'due' LIMIT 1{l}"),
@@ -198,7 +191,7 @@ impl Store {
         lease: chrono::Duration,
     ) -> Result<Option<DeliveryOut>, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let l = lock(&tx);
+        let l = skip_locked(&tx);
         let Some(row) = tx
             .query_opt(
                 &format!(
@@ -347,14 +340,7 @@ impl Store {
         if rank(state) >= rank(&current) && !(current == "buyer_rejected" && state == "goods_received") {
             tx.exec("UPDATE documents SET buyer_state = $2 WHERE id = $1", args![id, state]).await?;
         }
-        let new = tx
-            .exec(
-                "INSERT INTO document_events (document_id, code, description, responsible, at, source) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (document_id, code, at) DO NOTHING",
-                args![id, event.code, event.description, event.responsible, event.at, event.source],
-            )
-            .await?;
-        if new > 0 {
+        if insert_event(&mut tx, Events::Issued, id, &event).await? {
             enqueue_events(&mut tx, company, &[hook], now).await?;
         }
         tx.commit().await?;
@@ -370,7 +356,7 @@ impl Store {
         hold: chrono::Duration,
     ) -> Result<Vec<(i64, String, i32, i64, DateTime<Utc>)>, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let l = lock(&tx);
+        let l = skip_locked(&tx);
         let rows = tx
             .query(
                 &format!(
@@ -403,15 +389,7 @@ impl Store {
         let mut tx = Tx::begin(self).await?;
         let mut new = Vec::new();
         for e in events {
-            if tx
-                .exec(
-                    "INSERT INTO document_events (document_id, code, description, responsible, at, source) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (document_id, code, at) DO NOTHING",
-                    args![id, e.code.as_str(), e.description.as_str(), e.responsible.clone(), e.at, e.source.as_str()],
-                )
-                .await?
-                > 0
-            {
+            if insert_event(&mut tx, Events::Issued, id, e).await? {
                 new.push(e.clone());
             }
         }
@@ -448,23 +426,7 @@ impl Store {
             .iter()
             .map(delivery_record)
             .collect::<Result<Vec<_>, _>>()?;
-        let events = self
-            .query(
-                "SELECT code, description, responsible, at, source FROM document_events WHERE document_id = $1 ORDER BY at, id",
-                args![id],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(EventRow {
-                    code: r.text(0)?,
-                    description: r.text(1)?,
-                    responsible: r.opt(2, Vals::text)?,
-                    at: r.ts(3)?,
-                    source: r.text(4)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let events = events_of(self, Events::Issued, id).await?;
         Ok(Some(DocumentExchange {
             id,
             rut_recep: d.text(1)?,

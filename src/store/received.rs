@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ops::append_audit;
-use super::sii_ops::enqueue_events;
+use super::sii_ops::{enqueue_events, skip_locked};
 use super::sql::{args, Tx, Vals};
 use super::*;
 
@@ -202,6 +202,62 @@ fn response(r: &Vals) -> Result<ResponseRow, StoreError> {
     })
 }
 
+/// The exchange's two event tables, with the same columns: a received document's events and an
+/// issued document's (its buyer's answers, the RCV's history).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Events {
+    Received,
+    Issued,
+}
+
+impl Events {
+    fn table(self) -> &'static str {
+        match self {
+            Events::Received => "received_events",
+            Events::Issued => "document_events",
+        }
+    }
+}
+
+/// Records `e` for document `id` unless it is there already (same code and time); true when new.
+pub(super) async fn insert_event(tx: &mut Tx, events: Events, id: i64, e: &EventRow) -> Result<bool, StoreError> {
+    let n = tx
+        .exec(
+            &format!(
+                "INSERT INTO {} (document_id, code, description, responsible, at, source) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (document_id, code, at) DO NOTHING",
+                events.table()
+            ),
+            args![id, e.code.as_str(), e.description.as_str(), e.responsible.clone(), e.at, e.source.as_str()],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// The events of document `id`, oldest first.
+pub(super) async fn events_of(store: &Store, events: Events, id: i64) -> Result<Vec<EventRow>, StoreError> {
+    store
+        .query(
+            &format!(
+                "SELECT code, description, responsible, at, source FROM {} WHERE document_id = $1 ORDER BY at, id",
+                events.table()
+            ),
+            args![id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventRow {
+                code: r.text(0)?,
+                description: r.text(1)?,
+                responsible: r.opt(2, Vals::text)?,
+                at: r.ts(3)?,
+                source: r.text(4)?,
+            })
+        })
+        .collect()
+}
+
 /// Which received documents to list.
 #[derive(Debug, Clone, Default)]
 pub struct ReceivedFilter {
@@ -210,14 +266,6 @@ pub struct ReceivedFilter {
     pub deadline_before: Option<DateTime<Utc>>,
     pub before: Option<i64>,
     pub limit: i64,
-}
-
-fn lock(tx: &Tx) -> &'static str {
-    if tx.is_postgres() {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    }
 }
 
 async fn insert_response(
@@ -282,7 +330,7 @@ impl Store {
         lease: chrono::Duration,
     ) -> Result<Option<MailboxRow>, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let l = lock(&tx);
+        let l = skip_locked(&tx);
         let row = tx
             .query_opt(
                 &format!(
@@ -529,37 +577,17 @@ impl Store {
     }
 
     pub async fn received_events(&self, id: i64) -> Result<Vec<EventRow>, StoreError> {
-        self.query(
-            "SELECT code, description, responsible, at, source FROM received_events WHERE document_id = $1 ORDER BY at, id",
-            args![id],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(EventRow {
-                code: r.text(0)?,
-                description: r.text(1)?,
-                responsible: r.opt(2, Vals::text)?,
-                at: r.ts(3)?,
-                source: r.text(4)?,
-            })
-        })
-        .collect()
+        events_of(self, Events::Received, id).await
     }
 
     /// Adds RCV events not recorded yet; true when any was new.
     pub async fn add_received_events(&self, id: i64, events: &[EventRow]) -> Result<bool, StoreError> {
+        let mut tx = Tx::begin(self).await?;
         let mut new = false;
         for e in events {
-            new |= self
-                .exec(
-                    "INSERT INTO received_events (document_id, code, description, responsible, at, source) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (document_id, code, at) DO NOTHING",
-                    args![id, e.code.as_str(), e.description.as_str(), e.responsible.clone(), e.at, e.source.as_str()],
-                )
-                .await?
-                > 0;
+            new |= insert_event(&mut tx, Events::Received, id, e).await?;
         }
+        tx.commit().await?;
         Ok(new)
     }
 
@@ -591,12 +619,7 @@ impl Store {
             return Ok(false);
         }
         append_audit(&mut tx, &audit, now).await?;
-        tx.exec(
-            "INSERT INTO received_events (document_id, code, description, responsible, at, source) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (document_id, code, at) DO NOTHING",
-            args![row.id, event.code, event.description, event.responsible, event.at, event.source],
-        )
-        .await?;
+        insert_event(&mut tx, Events::Received, row.id, &event).await?;
         for a in &answers {
             insert_response(&mut tx, &row.company, a, Some(row.envelope_id), Some(row.id), now).await?;
         }
@@ -804,7 +827,7 @@ impl Store {
         lease: chrono::Duration,
     ) -> Result<Option<(ResponseRow, Vec<u8>)>, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let l = lock(&tx);
+        let l = skip_locked(&tx);
         let row = tx
             .query_opt(
                 &format!(

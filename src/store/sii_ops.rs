@@ -45,7 +45,7 @@ pub(super) async fn mark_deliverable(
     Ok(())
 }
 
-fn skip_locked(tx: &Tx) -> &'static str {
+pub(super) fn skip_locked(tx: &Tx) -> &'static str {
     if tx.is_postgres() {
         " FOR UPDATE SKIP LOCKED"
     } else {

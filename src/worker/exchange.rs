@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::domain::{Environment, Rut};
@@ -68,6 +68,26 @@ pub struct Exchange {
     auth: HashMap<Environment, SiiApi>,
     rcv: HashMap<Environment, RcvClient>,
     cfg: ExchangeConfig,
+}
+
+/// A mailbox server's `scheme://host[:port]`: whether the scheme is the encrypted one, the host,
+/// and the port (by default the scheme's: `ports` is (encrypted, plain)).
+fn server_of(url: &str, encrypted: &str, ports: (u16, u16)) -> Result<(bool, String, u16), String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("bad server URL {url:?}"))?;
+    let tls = scheme == encrypted;
+    match rest.rsplit_once(':') {
+        Some((h, p)) => Ok((tls, h.to_string(), p.parse::<u16>().map_err(|_| format!("bad port in {url:?}"))?)),
+        None => Ok((tls, rest.to_string(), if tls { ports.0 } else { ports.1 })),
+    }
+}
+
+/// The metric label of a mail's state after an attempt.
+fn mail_outcome(state: &str) -> &'static str {
+    match state {
+        "sent" => "sent",
+        "failed" => "failed",
+        _ => "retry",
+    }
 }
 
 fn count(op: &'static str, outcome: &'static str) {
@@ -260,12 +280,7 @@ impl Exchange {
     }
 
     async fn poll(&self, m: &MailboxAccess) -> Result<usize, String> {
-        let (scheme, rest) = m.imap_url.split_once("://").ok_or("bad imap_url")?;
-        let tls = scheme == "imaps";
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| "bad imap port")?),
-            None => (rest.to_string(), if tls { 993 } else { 143 }),
-        };
+        let (tls, host, port) = server_of(&m.imap_url, "imaps", (993, 143))?;
         let (tcp, internal) = self.connect(&host, port).await?;
         if !tls && !internal {
             return Err("imap:// would send the password in clear to a public server: use imaps://".into());
@@ -394,6 +409,16 @@ impl Exchange {
         Ok(taken)
     }
 
+    /// After a mail failed on try `attempts + 1`: `failed` when the failure is permanent or the
+    /// tries are spent, else `pending` until a backoff that doubles per try (an hour at most).
+    fn after_failure(&self, attempts: i64, permanent: bool, now: DateTime<Utc>) -> (&'static str, DateTime<Utc>) {
+        if permanent || attempts + 1 >= self.cfg.mail_tries {
+            return ("failed", now);
+        }
+        let factor = 1i32 << attempts.clamp(0, 7);
+        ("pending", now + (self.cfg.mail_backoff * factor).min(chrono::Duration::hours(1)))
+    }
+
     /// Mails one due answer; true when there was one.
     pub async fn send_one(&self) -> Result<bool, ServiceError> {
         let Some((r, xml)) = self.svc.lease_response(self.cfg.lease).await? else { return Ok(false) };
@@ -401,14 +426,12 @@ impl Exchange {
         let outcome = self.mail(&r.company, r.to_address.as_deref().unwrap_or(""), &r.kind, r.id, xml).await;
         let (state, error, id, next) = match outcome {
             Ok(id) => ("sent", None, Some(id), now),
-            Err((e, permanent)) if permanent || r.attempts + 1 >= self.cfg.mail_tries => ("failed", Some(e), None, now),
-            Err((e, _)) => {
-                let factor = 1i32 << r.attempts.clamp(0, 7);
-                ("pending", Some(e), None, now + (self.cfg.mail_backoff * factor).min(chrono::Duration::hours(1)))
+            Err((e, permanent)) => {
+                let (state, next) = self.after_failure(r.attempts, permanent, now);
+                (state, Some(e), None, next)
             }
         };
-        metrics::counter!(EXCHANGE_MAILS, "outcome" => match state { "sent" => "sent", "failed" => "failed", _ => "retry" })
-            .increment(1);
+        metrics::counter!(EXCHANGE_MAILS, "outcome" => mail_outcome(state)).increment(1);
         if let Some(e) = &error {
             tracing::warn!(company = r.company, answer = r.id, error = e, state, "answer not sent");
         }
@@ -445,12 +468,7 @@ impl Exchange {
         let m = self.svc.mailbox_access(company).await.map_err(|e| (e.to_string(), false))?;
         let Some(m) = m else { return Err(("the company has no mailbox".into(), true)) };
         let Some(url) = &m.smtp_url else { return Err(("the company's mailbox has no SMTP server".into(), true)) };
-        let (scheme, rest) = url.split_once("://").ok_or(("bad smtp_url".to_string(), true))?;
-        let implicit = scheme == "smtps";
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| ("bad smtp port".to_string(), true))?),
-            None => (rest.to_string(), if implicit { 465 } else { 587 }),
-        };
+        let (implicit, host, port) = server_of(url, "smtps", (465, 587)).map_err(|e| (e, true))?;
         let msg = crate::exchange::mail::with_files(&m.from_address, to, subject, body, files)
             .map_err(|e| (e.to_string(), true))?;
         let message_id = msg.headers().get_raw("Message-ID").unwrap_or_default().to_string();

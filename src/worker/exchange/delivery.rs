@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 
-use super::{count, Exchange};
+use super::{count, mail_outcome, Exchange};
 use crate::domain::Rut;
 use crate::service::ServiceError;
 use crate::telemetry::BUYER_DELIVERIES;
@@ -41,16 +41,12 @@ impl Exchange {
         };
         let (state, to, error, id, next) = match outcome {
             Ok((to, id)) => ("sent", Some(to), None, Some(id), now),
-            Err((e, permanent, to)) if permanent || d.attempts + 1 >= self.cfg.mail_tries => {
-                ("failed", to, Some(e), None, now)
-            }
-            Err((e, _, to)) => {
-                let factor = 1i32 << d.attempts.clamp(0, 7);
-                ("pending", to, Some(e), None, now + (self.cfg.mail_backoff * factor).min(chrono::Duration::hours(1)))
+            Err((e, permanent, to)) => {
+                let (state, next) = self.after_failure(d.attempts, permanent, now);
+                (state, to, Some(e), None, next)
             }
         };
-        metrics::counter!(BUYER_DELIVERIES, "outcome" => match state { "sent" => "sent", "failed" => "failed", _ => "retry" })
-            .increment(1);
+        metrics::counter!(BUYER_DELIVERIES, "outcome" => mail_outcome(state)).increment(1);
         if let Some(e) = &error {
             tracing::warn!(
                 company = d.company,
