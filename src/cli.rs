@@ -471,6 +471,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
         },
         metrics_bind: s.metrics_bind.clone(),
         metrics_token: s.metrics_token.clone(),
+        console: s.console(),
     };
     dte_gateway::http::serve(svc, auth, link, Some(exchange), batches, listen, |addr, metrics| {
         use std::io::Write;
@@ -478,6 +479,7 @@ async fn serve(config: &Option<PathBuf>, bind: &Option<String>, demo: bool) -> R
             println!("metrics on http://{m}/metrics");
         }
         println!("listening on {scheme}://{addr} (store: {backend})");
+        println!("console on {scheme}://{addr}/console, API docs on {scheme}://{addr}/docs");
         let _ = std::io::stdout().flush();
     })
     .await

@@ -119,6 +119,10 @@ pub struct Settings {
     /// `received.deadline_near` fires (and the alert counts a document) this many days before the
     /// 8-day window of a received document closes.
     pub received_deadline_warning_days: u32,
+    /// A web console session ends after this many minutes without use…
+    pub console_idle_minutes: u32,
+    /// …and this many hours after sign-in whatever happens.
+    pub console_session_hours: u32,
     /// How often an undecided received document's RCV state is asked again, seconds.
     pub rcv_recheck_seconds: u64,
     /// Follow the RCV's history of issued 33/34/43 (buyers' acceptances and claims).
@@ -196,6 +200,8 @@ impl Default for Settings {
             exchange_workers: true,
             exchange_interval_ms: 1_000,
             received_deadline_warning_days: 2,
+            console_idle_minutes: 30,
+            console_session_hours: 12,
             rcv_recheck_seconds: 3_600,
             rcv_track_issued: true,
             exchange_mail_attempts: 8,
@@ -271,6 +277,8 @@ const ENV: &[&str] = &[
     "EXCHANGE_WORKERS",
     "EXCHANGE_INTERVAL_MS",
     "RECEIVED_DEADLINE_WARNING_DAYS",
+    "CONSOLE_IDLE_MINUTES",
+    "CONSOLE_SESSION_HOURS",
     "RCV_RECHECK_SECONDS",
     "RCV_TRACK_ISSUED",
     "EXCHANGE_MAIL_ATTEMPTS",
@@ -327,6 +335,8 @@ impl Settings {
                     | "caf_warning_days"
                     | "exchange_interval_ms"
                     | "received_deadline_warning_days"
+                    | "console_idle_minutes"
+                    | "console_session_hours"
                     | "rcv_recheck_seconds"
                     | "exchange_mail_attempts"
                     | "exchange_mail_backoff_ms" => {
@@ -426,6 +436,9 @@ impl Settings {
         if self.key_rotation_grace_seconds < 0 {
             e.push("key_rotation_grace_seconds must not be negative".into());
         }
+        if self.console_idle_minutes == 0 || self.console_session_hours == 0 {
+            e.push("console_idle_minutes and console_session_hours must be at least 1".into());
+        }
         if self.revocation_poll_ms == 0 || self.revocation_poll_ms > 1000 {
             e.push("revocation_poll_ms must be 1..1000 (revocations must reach every instance within 1 s)".into());
         }
@@ -483,6 +496,13 @@ impl Settings {
     }
 
     /// The database URL, defaulting to SQLite in `data_dir`.
+    pub fn console(&self) -> crate::service::SessionLimits {
+        crate::service::SessionLimits {
+            idle: chrono::Duration::minutes(self.console_idle_minutes as i64),
+            absolute: chrono::Duration::hours(self.console_session_hours as i64),
+        }
+    }
+
     pub fn cache(&self) -> crate::cache::CacheConfig {
         crate::cache::CacheConfig {
             mode: self.cache_mode.clone(),

@@ -71,7 +71,8 @@ async fn upgraded_instance_serves_and_issues(db: Db, key: &str) {
             && dry.contains("would apply 0004_caf_retirement")
             && dry.contains("would apply 0005_document_traces")
             && dry.contains("would apply 0006_received")
-            && dry.contains("would apply 0007_delivery"),
+            && dry.contains("would apply 0007_delivery")
+            && dry.contains("would apply 0008_console"),
         "{dry}"
     );
     assert_eq!(old_xml(&db), before, "a dry run changes nothing");
@@ -113,7 +114,7 @@ async fn upgraded_instance_serves_and_issues(db: Db, key: &str) {
     drop(server);
     let again = migrate(&db, &[]);
     assert!(
-        again.contains("schema version 7") && again.contains("up to date") && !again.contains("adopted"),
+        again.contains("schema version 8") && again.contains("up to date") && !again.contains("adopted"),
         "{again}"
     );
     // The old release's unkeyed audit chain was checked and keyed at the first start: it verifies
@@ -167,7 +168,7 @@ async fn two_instances_migrating_one_empty_postgres_both_start() {
         assert_eq!(r.status(), 200);
     }
     let rows = block_on(pg_query(url, "SELECT version FROM schema_migrations ORDER BY version"));
-    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert!(migrate(&db, &["--dry-run"]).contains("up to date"));
 }
 
@@ -183,7 +184,8 @@ async fn a_new_sqlite_database_is_created_at_the_newest_version() {
             && out.contains("applied 0005_document_traces")
             && out.contains("applied 0006_received")
             && out.contains("applied 0007_delivery")
-            && out.contains("schema version 7"),
+            && out.contains("applied 0008_console")
+            && out.contains("schema version 8"),
         "{out}"
     );
     assert!(migrate(&db, &["--dry-run"]).contains("up to date"));

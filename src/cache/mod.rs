@@ -23,6 +23,8 @@ pub enum Key {
     SiiTokenLock { env: String, cert: String },
     /// A tax quote, by the hash of its normalised input.
     TaxQuote(String),
+    /// A web console session, by the SHA-256 of its cookie token.
+    ConsoleSession(String),
 }
 
 impl Key {
@@ -31,6 +33,7 @@ impl Key {
             Key::SiiToken { .. } => "sii-token",
             Key::SiiTokenLock { .. } => "sii-token-lock",
             Key::TaxQuote(_) => "tax-quote",
+            Key::ConsoleSession(_) => "console-session",
         }
     }
 
@@ -53,6 +56,7 @@ impl Key {
             Key::SiiToken { env, cert } => format!("{ns}:sii-token:{{{env}:{cert}}}"),
             Key::SiiTokenLock { env, cert } => format!("{ns}:sii-token-lock:{{{env}:{cert}}}"),
             Key::TaxQuote(h) => format!("{ns}:tax-quote:{h}"),
+            Key::ConsoleSession(h) => format!("{ns}:console-session:{h}"),
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct SubmitQuery {
     pub encoding: Option<String>,
 }
 
-fn caller(p: &Principal) -> Caller {
+pub(super) fn caller(p: &Principal) -> Caller {
     Caller { key_id: Some(p.id().to_string()), company: p.key.company.clone(), request_id: None, idempotency: None }
 }
 
@@ -143,7 +143,7 @@ pub async fn submit(
     Ok(r)
 }
 
-fn reader(p: &Principal) -> Result<Caller, ApiError> {
+pub(super) fn reader(p: &Principal) -> Result<Caller, ApiError> {
     if !p.has("read") && !p.has("issue") {
         return Err(ApiError::Forbidden("read"));
     }
@@ -247,12 +247,23 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let who = reader(&p)?;
     batches.get(&id, &who).await?;
+    Ok(event_stream(batches.get_ref().clone(), auth.get_ref().clone(), p, id.into_inner(), &limits))
+}
+
+/// The Server-Sent Events of a batch the caller may read (the API's and the console's).
+pub(super) fn event_stream(
+    batches: Arc<Batches>,
+    auth: Arc<super::auth::Auth>,
+    principal: Principal,
+    id: String,
+    limits: &super::StreamLimits,
+) -> HttpResponse {
     let now = tokio::time::Instant::now();
     let s = Stream {
-        batches: batches.get_ref().clone(),
-        auth: auth.get_ref().clone(),
-        principal: p,
-        id: id.into_inner(),
+        batches,
+        auth,
+        principal,
+        id,
         last: String::new(),
         idle: 0,
         done: false,
@@ -267,11 +278,11 @@ pub async fn events(
         let ev = s.next_event().await;
         Some((Ok::<_, actix_web::Error>(web::Bytes::from(ev)), s))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+        .streaming(stream)
 }
 
 /// One client's event stream. Its key was checked when it opened; it is checked again every
@@ -357,6 +368,11 @@ pub async fn results(
     batches: web::Data<Arc<Batches>>,
 ) -> Result<HttpResponse, ApiError> {
     let file = batches.results(&id, &reader(&p)?, q.pdf.unwrap_or(false)).await?;
+    Ok(zip_download(file, &id))
+}
+
+/// A batch's results file, streamed as a download.
+pub(super) fn zip_download(file: std::fs::File, id: &str) -> HttpResponse {
     let stream = futures_util::stream::unfold(Some(file), |file| async move {
         let mut f = file?;
         let read = tokio::task::spawn_blocking(move || {
@@ -373,10 +389,10 @@ pub async fn results(
             Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
         }
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}-results.zip\"")))
-        .streaming(stream))
+        .streaming(stream)
 }
 
 /// Lists the dead letters.

@@ -93,6 +93,10 @@ pub struct ListQuery {
     pub to: Option<NaiveDate>,
     /// One of the document states; anything else is a `400`.
     pub state: Option<crate::domain::DocState>,
+    /// The receptor's RUT (as written in the document, with its check digit).
+    pub rut_recep: Option<String>,
+    /// One folio.
+    pub folio: Option<i64>,
     /// The `next` of the previous page.
     pub before: Option<i64>,
     /// 1-500, default 50.
@@ -114,6 +118,15 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     p.company(&rut, "read")?;
     let q = q.into_inner();
-    let f = DocumentQuery { tipo: q.tipo, from: q.from, to: q.to, state: q.state, before: q.before, limit: q.limit };
+    let f = DocumentQuery {
+        tipo: q.tipo,
+        from: q.from,
+        to: q.to,
+        state: q.state,
+        before: q.before,
+        limit: q.limit,
+        rut_recep: q.rut_recep,
+        folio: q.folio,
+    };
     Ok(json(StatusCode::OK, &svc.documents(&rut, f).await?))
 }

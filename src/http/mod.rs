@@ -8,6 +8,7 @@ pub mod auth;
 mod batches;
 mod cafs;
 mod companies;
+pub mod console;
 mod delivery;
 mod documents;
 mod keys;
@@ -242,6 +243,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi::spec))
         .route("/docs", web::get().to(openapi::docs))
         .route("/docs/{name}", web::get().to(openapi::docs_asset))
+        .configure(console::routes)
         .service(
             web::scope("/v1")
                 .route("/companies", web::post().to(companies::create))
@@ -323,6 +325,8 @@ pub struct Listen {
     pub metrics_bind: String,
     /// `/metrics` on the API port too, for a scraper with this bearer token.
     pub metrics_token: Option<String>,
+    /// The web console's session lifetimes.
+    pub console: crate::service::SessionLimits,
 }
 
 /// Starts the server; returns when it stops. `on_bound` gets the address actually bound.
@@ -335,8 +339,19 @@ pub async fn serve(
     listen: Listen,
     on_bound: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
 ) -> std::io::Result<()> {
-    let Listen { bind, workers, body_limit, batch_limit, tls, body_timeout, streams, metrics_bind, metrics_token } =
-        listen;
+    let Listen {
+        bind,
+        workers,
+        body_limit,
+        batch_limit,
+        tls,
+        body_timeout,
+        streams,
+        metrics_bind,
+        metrics_token,
+        console,
+    } = listen;
+    let console = web::Data::new(console);
     let streams = web::Data::new(streams);
     let body_timeout = web::Data::new(BodyTimeout(body_timeout));
     let metrics_listener = if metrics_bind.is_empty() { None } else { Some(metrics_server(&metrics_bind)?) };
@@ -395,6 +410,7 @@ pub async fn serve(
             .app_data(streams.clone())
             .app_data(batch_data.clone())
             .app_data(batch_limit.clone())
+            .app_data(console.clone())
             // Extractor errors (bad paths, bad query strings) answer problem+json too.
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))

@@ -22,6 +22,7 @@ use crate::store::{
 use crate::vault::Vault;
 
 mod cafs;
+mod console;
 mod delivery;
 mod edges;
 mod issuance;
@@ -108,6 +109,8 @@ pub struct DocumentQuery {
     pub state: Option<DocState>,
     pub before: Option<i64>,
     pub limit: Option<i64>,
+    pub rut_recep: Option<String>,
+    pub folio: Option<i64>,
 }
 
 /// A company as the API takes and shows it: the Emisor in the SII's names plus the environment.
@@ -192,6 +195,7 @@ pub const SCOPES: [&str; 3] = ["admin", "issue", "read"];
 
 use crate::crypto::sha256_hex;
 pub use cafs::{CafForecast, UnusedRange};
+pub use console::{ConsoleSession, LastUpload, SessionLimits};
 pub use delivery::{
     delivered_event, BuyerAddress, BuyerAddressBody, DeliveryInfo, DirectoryImport, DocumentEvent, DocumentExchangeInfo,
 };
@@ -547,6 +551,8 @@ impl Service {
             state: q.state,
             before_id: q.before,
             limit: q.limit.unwrap_or(50).clamp(1, 500),
+            rut_recep: q.rut_recep,
+            folio: q.folio,
         };
         let rows = self.store.list_documents(rut, &f).await?;
         let next = if rows.len() as i64 == f.limit { rows.last().map(|d| d.id) } else { None };

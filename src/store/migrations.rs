@@ -38,6 +38,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 5, "document_traces", "0005_document_traces.sql"),
     migration!("sqlite", 6, "received", "0006_received.sql"),
     migration!("sqlite", 7, "delivery", "0007_delivery.sql"),
+    migration!("sqlite", 8, "console", "0008_console.sql"),
 ];
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 1, "initial", "0001_initial.sql"),
@@ -47,6 +48,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 5, "document_traces", "0005_document_traces.sql"),
     migration!("postgres", 6, "received", "0006_received.sql"),
     migration!("postgres", 7, "delivery", "0007_delivery.sql"),
+    migration!("postgres", 8, "console", "0008_console.sql"),
 ];
 
 /// The migration that brings the master key's check value (see `audit`).

@@ -21,6 +21,7 @@ macro_rules! dispatch {
 
 mod audit;
 pub mod batches;
+mod console;
 mod delivery;
 mod issuance;
 pub mod migrations;
@@ -34,6 +35,7 @@ mod states;
 
 use audit::AuditKeySlot;
 pub use audit::{verify_audit, AuditKey, KeyCheckError, KeyCheckReport, Probe};
+pub use console::{ConsoleSession, LastUpload};
 pub use delivery::{DeliveryOut, DeliveryRecord, DocumentExchange};
 pub use issuance::FolioLock;
 pub use migrations::MigrationReport;
@@ -187,6 +189,9 @@ pub struct DocFilter {
     /// Keyset pagination: documents with id below this one (newest first).
     pub before_id: Option<i64>,
     pub limit: i64,
+    /// The receptor's RUT, exactly.
+    pub rut_recep: Option<String>,
+    pub folio: Option<i64>,
 }
 
 /// The client's idempotency key, scoped to its API key, with a hash of the request it came with.

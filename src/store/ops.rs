@@ -11,7 +11,7 @@ use super::*;
 pub(super) const CAF_COLS: &str =
     "id, company, tipo, desde, hasta, next_folio, fa, expires_on, idk, authority, sealed, created_at, retired_at";
 const DOC_COLS: &str = "id, company, tipo, folio, caf_id, fch_emis, rut_recep, mnt_total, totals, state, created_at";
-const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
+pub(super) const KEY_COLS: &str = "id, hash, company, scopes, created_at, expires_at, revoked_at";
 
 pub(super) fn caf(r: &Vals) -> Result<CafRecord, StoreError> {
     Ok(CafRecord {
@@ -47,7 +47,7 @@ fn document(r: &Vals) -> Result<DocumentRecord, StoreError> {
     })
 }
 
-fn key(r: &Vals) -> Result<ApiKeyRecord, StoreError> {
+pub(super) fn key(r: &Vals) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
         id: r.text(0)?,
         hash: r.text(1)?,
@@ -373,9 +373,11 @@ impl Store {
     pub async fn list_documents(&self, rut: &str, f: &DocFilter) -> Result<Vec<DocumentRecord>, StoreError> {
         let sql = format!(
             "SELECT {DOC_COLS} FROM documents WHERE company = $1 AND ($2::INT IS NULL OR tipo = $2) AND ($3::DATE IS NULL OR fch_emis >= $3)
-             AND ($4::DATE IS NULL OR fch_emis <= $4) AND ($5::TEXT IS NULL OR state = $5) AND ($6::BIGINT IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+             AND ($4::DATE IS NULL OR fch_emis <= $4) AND ($5::TEXT IS NULL OR state = $5) AND ($6::BIGINT IS NULL OR id < $6)
+             AND ($8::TEXT IS NULL OR rut_recep = $8) AND ($9::BIGINT IS NULL OR folio = $9) ORDER BY id DESC LIMIT $7"
         );
-        self.query(&sql, args![rut, f.tipo, f.from, f.to, f.state.map(|s| s.as_str()), f.before_id, f.limit])
+        let state = f.state.map(|s| s.as_str());
+        self.query(&sql, args![rut, f.tipo, f.from, f.to, state, f.before_id, f.limit, f.rut_recep.clone(), f.folio])
             .await?
             .iter()
             .map(document)
@@ -433,6 +435,8 @@ impl Store {
             args![r.text(0)?, now, until],
         )
         .await?;
+        // The console's sessions opened with the key end with it.
+        tx.exec("DELETE FROM console_sessions WHERE key_id = $1", args![id]).await?;
         append_audit(&mut tx, &audit, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -456,6 +460,7 @@ impl Store {
     pub async fn cleanup(&self, now: DateTime<Utc>, idem_before: DateTime<Utc>) -> Result<(), StoreError> {
         self.exec("DELETE FROM revoked_keys WHERE expires_at < $1", args![now]).await?;
         self.exec("DELETE FROM idempotency WHERE created_at < $1", args![idem_before]).await?;
+        self.exec("DELETE FROM console_sessions WHERE expires_at < $1", args![now]).await?;
         Ok(())
     }
 
