@@ -123,6 +123,9 @@ pub struct Settings {
     pub console_idle_minutes: u32,
     /// …and this many hours after sign-in whatever happens.
     pub console_session_hours: u32,
+    /// Console cookies always `Secure` (with the `__Host-` prefix), for a gateway behind a TLS proxy
+    /// that does not say so in `X-Forwarded-Proto`; under the gateway's own TLS they are anyway.
+    pub console_secure_cookies: bool,
     /// How often an undecided received document's RCV state is asked again, seconds.
     pub rcv_recheck_seconds: u64,
     /// Follow the RCV's history of issued 33/34/43 (buyers' acceptances and claims).
@@ -202,6 +205,7 @@ impl Default for Settings {
             received_deadline_warning_days: 2,
             console_idle_minutes: 30,
             console_session_hours: 12,
+            console_secure_cookies: false,
             rcv_recheck_seconds: 3_600,
             rcv_track_issued: true,
             exchange_mail_attempts: 8,
@@ -279,6 +283,7 @@ const ENV: &[&str] = &[
     "RECEIVED_DEADLINE_WARNING_DAYS",
     "CONSOLE_IDLE_MINUTES",
     "CONSOLE_SESSION_HOURS",
+    "CONSOLE_SECURE_COOKIES",
     "RCV_RECHECK_SECONDS",
     "RCV_TRACK_ISSUED",
     "EXCHANGE_MAIL_ATTEMPTS",
@@ -348,7 +353,8 @@ impl Settings {
                     | "webhook_allow_private"
                     | "exchange_workers"
                     | "rcv_track_issued"
-                    | "mailbox_allow_private" => {
+                    | "mailbox_allow_private"
+                    | "console_secure_cookies" => {
                         v.parse::<bool>().map(toml::Value::Boolean).map_err(|_| format!("{var} must be true or false"))
                     }
                     "redis_urls" => Ok(toml::Value::Array(
@@ -436,8 +442,11 @@ impl Settings {
         if self.key_rotation_grace_seconds < 0 {
             e.push("key_rotation_grace_seconds must not be negative".into());
         }
-        if self.console_idle_minutes == 0 || self.console_session_hours == 0 {
-            e.push("console_idle_minutes and console_session_hours must be at least 1".into());
+        if self.console_session_hours == 0 || self.console_session_hours > 720 {
+            e.push("console_session_hours must be 1..720".into());
+        }
+        if self.console_idle_minutes == 0 || self.console_idle_minutes > self.console_session_hours.saturating_mul(60) {
+            e.push("console_idle_minutes must be at least 1 and at most console_session_hours".into());
         }
         if self.revocation_poll_ms == 0 || self.revocation_poll_ms > 1000 {
             e.push("revocation_poll_ms must be 1..1000 (revocations must reach every instance within 1 s)".into());
@@ -496,10 +505,13 @@ impl Settings {
     }
 
     /// The database URL, defaulting to SQLite in `data_dir`.
-    pub fn console(&self) -> crate::service::SessionLimits {
-        crate::service::SessionLimits {
-            idle: chrono::Duration::minutes(self.console_idle_minutes as i64),
-            absolute: chrono::Duration::hours(self.console_session_hours as i64),
+    pub fn console(&self) -> crate::http::console::ConsoleSettings {
+        crate::http::console::ConsoleSettings {
+            limits: crate::service::SessionLimits {
+                idle: chrono::Duration::minutes(self.console_idle_minutes as i64),
+                absolute: chrono::Duration::hours(self.console_session_hours as i64),
+            },
+            secure_cookies: self.console_secure_cookies,
         }
     }
 

@@ -64,19 +64,25 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 /// The sign-in form's double-submit token (its cookie and its field).
 async fn signin_token(http: &reqwest::Client, base: &str) -> (String, String) {
+    let (_, value) = signin_cookie(http, base, "dgw_signin").await;
+    (value.clone(), value)
+}
+
+/// The sign-in form's cookie `name` as set (flags and all) and its value.
+async fn signin_cookie(http: &reqwest::Client, base: &str, name: &str) -> (String, String) {
     let r = http.get(format!("{base}/console/entrar")).send().await.expect("form");
     let cookie = r
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("dgw_signin="))
+        .find(|c| c.starts_with(&format!("{name}=")))
         .expect("sign-in cookie")
         .to_string();
-    let value = cookie.split(';').next().unwrap_or("").trim_start_matches("dgw_signin=").to_string();
+    let value = cookie.split(';').next().unwrap_or("").trim_start_matches(&format!("{name}=")).to_string();
     let html = r.text().await.expect("html");
     assert!(html.contains(&value), "the form carries the cookie's value");
-    (value.clone(), value)
+    (cookie, value)
 }
 
 /// Signs in over HTTP; returns the session cookie as the server set it.
@@ -304,6 +310,21 @@ async fn sessions_are_kept_as_hashes_and_end_when_idle_when_old_and_with_their_k
     let (s, to) = get(&http, &format!("{base}/console/c/{RUT}/documentos"), &token).await;
     assert_eq!((s, to.as_str()), (StatusCode::SEE_OTHER, "/console/entrar"));
 
+    // A key that may only read: no upload, decided before the file is read.
+    let (_, ro) = g.send("POST", "/v1/keys", &g.admin, Some(json!({"company": RUT, "scopes": ["read"]}))).await;
+    let (_, cookie) = sign_in(&http, &base, ro["key"].as_str().unwrap()).await;
+    let token = token_of(&cookie.unwrap());
+    let body = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\nDocumento\r\n--b--\r\n";
+    let r = http
+        .post(format!("{base}/console/lotes"))
+        .header("cookie", format!("dgw_session={token}"))
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
     // `/` leads to the console.
     let r = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.headers().get("location").and_then(|v| v.to_str().ok()), Some("/console"));
@@ -358,4 +379,48 @@ async fn with_redis_a_session_opened_on_one_instance_works_on_another() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (s, to) = get(&http, &format!("{b}/console"), &token).await;
     assert_eq!((s, to.as_str()), (StatusCode::SEE_OTHER, "/console/entrar"));
+}
+
+#[tokio::test]
+async fn behind_https_the_cookies_are_secure_and_host_only() {
+    let g = Gateway::start(server::sqlite(), 1, &[("DTE_GATEWAY_CONSOLE_SECURE_COOKIES", "true")], 10).await;
+    let http = client();
+    let base = g.url("").trim_end_matches('/').to_string();
+    let (cookie, value) = signin_cookie(&http, &base, "__Host-dgw_signin").await;
+    assert!(cookie.to_ascii_lowercase().contains("; secure"), "{cookie}");
+    // The plain name is not taken for the prefixed one.
+    let r = http
+        .post(format!("{base}/console/entrar"))
+        .header("cookie", format!("dgw_signin={value}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("key", g.key.as_str()), ("_csrf", value.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = http
+        .post(format!("{base}/console/entrar"))
+        .header("cookie", format!("__Host-dgw_signin={value}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("key", g.key.as_str()), ("_csrf", value.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-dgw_session="))
+        .expect("session cookie")
+        .to_string();
+    let lower = session.to_ascii_lowercase();
+    assert!(lower.contains("; secure") && lower.contains("path=/") && !lower.contains("domain="), "{session}");
+    let token = session.split(';').next().unwrap().trim_start_matches("__Host-dgw_session=").to_string();
+    let page = |name: &'static str| {
+        http.get(format!("{base}/console/c/{RUT}")).header("cookie", format!("{name}={token}")).send()
+    };
+    assert_eq!(page("__Host-dgw_session").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(page("dgw_session").await.unwrap().status(), StatusCode::SEE_OTHER);
 }

@@ -33,7 +33,8 @@ function batchProgress() {
   const text = document.getElementById("bar-text");
   const total = Number(box.dataset.total) || 0;
   const source = new EventSource(box.dataset.events);
-  let problems = document.querySelectorAll("table.errors tbody tr").length;
+  // Errors the page was drawn with (all of them, not only the rows it lists).
+  let problems = Number(box.dataset.problems) || 0;
   const update = (ev) => {
     let s;
     try { s = JSON.parse(ev.data); } catch (_) { return; }
@@ -54,8 +55,8 @@ function batchProgress() {
       if (dd) dd.textContent = String(n);
     }
     const failed = (items.failed || 0) + (items.dead || 0);
-    // The error table is the server's: fetch the page again once, when new errors appear and
-    // nothing is pending any more.
+    // The error table is the server's: draw the page again when errors appeared since it was
+    // drawn and nothing is pending any more (the new page counts them, so this happens once).
     if (failed > problems && !items.pending) {
       problems = failed;
       source.close();

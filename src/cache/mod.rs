@@ -349,6 +349,25 @@ impl Cache {
         }
     }
 
+    /// Reads from Redis only, never from a memory stand-in: for values that must be the same on
+    /// every instance or not be at all (console sessions). `Err` when there is no Redis or it fails.
+    pub async fn shared_get(&self, key: &Key) -> Result<Option<Vec<u8>>, CacheError> {
+        let l2 = self.l2.as_ref().ok_or_else(|| CacheError("no Redis configured".into()))?;
+        l2.get(&key.render(&self.ns)).await.map(|v| v.map(|(v, _)| v)).inspect_err(|e| self.trip(e))
+    }
+
+    /// Writes to Redis only (see [`Cache::shared_get`]).
+    pub async fn shared_set(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let l2 = self.l2.as_ref().ok_or_else(|| CacheError("no Redis configured".into()))?;
+        l2.set(&key.render(&self.ns), value, ttl).await.inspect_err(|e| self.trip(e))
+    }
+
+    /// Deletes from Redis only (see [`Cache::shared_get`]).
+    pub async fn shared_del(&self, key: &Key) -> Result<(), CacheError> {
+        let l2 = self.l2.as_ref().ok_or_else(|| CacheError("no Redis configured".into()))?;
+        l2.del(&key.render(&self.ns)).await.inspect_err(|e| self.trip(e))
+    }
+
     pub async fn del(&self, key: &Key) {
         let k = key.render(&self.ns);
         if let Some(l1) = &self.l1 {

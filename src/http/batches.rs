@@ -247,7 +247,14 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let who = reader(&p)?;
     batches.get(&id, &who).await?;
-    Ok(event_stream(batches.get_ref().clone(), auth.get_ref().clone(), p, id.into_inner(), &limits))
+    Ok(event_stream(batches.get_ref().clone(), auth.get_ref().clone(), p, id.into_inner(), &limits, None))
+}
+
+/// A console session a stream lives within: it ends with the session (sign-out, expiry).
+pub(super) struct StreamSession {
+    pub svc: Arc<crate::service::Service>,
+    pub token: String,
+    pub limits: crate::service::SessionLimits,
 }
 
 /// The Server-Sent Events of a batch the caller may read (the API's and the console's).
@@ -257,12 +264,14 @@ pub(super) fn event_stream(
     principal: Principal,
     id: String,
     limits: &super::StreamLimits,
+    session: Option<StreamSession>,
 ) -> HttpResponse {
     let now = tokio::time::Instant::now();
     let s = Stream {
         batches,
         auth,
         principal,
+        session,
         id,
         last: String::new(),
         idle: 0,
@@ -293,6 +302,7 @@ struct Stream {
     batches: Arc<Batches>,
     auth: Arc<super::auth::Auth>,
     principal: Principal,
+    session: Option<StreamSession>,
     id: String,
     last: String,
     idle: u32,
@@ -315,6 +325,13 @@ impl Stream {
                 if !self.auth.still_valid(&self.principal).await {
                     self.done = true;
                     return "event: error\ndata: {\"detail\": \"the API key is no longer valid\"}\n\n".into();
+                }
+                if let Some(s) = &self.session {
+                    // Read without moving its last use: a stream is not a person at the console.
+                    if matches!(s.svc.console_session(&s.token, s.limits, false).await, Ok(None)) {
+                        self.done = true;
+                        return "event: error\ndata: {\"detail\": \"the session ended\"}\n\n".into();
+                    }
                 }
             }
             let status = match self.batches.poll(&self.id).await {

@@ -325,8 +325,8 @@ pub struct Listen {
     pub metrics_bind: String,
     /// `/metrics` on the API port too, for a scraper with this bearer token.
     pub metrics_token: Option<String>,
-    /// The web console's session lifetimes.
-    pub console: crate::service::SessionLimits,
+    /// The web console's session lifetimes and cookies.
+    pub console: console::ConsoleSettings,
 }
 
 /// Starts the server; returns when it stops. `on_bound` gets the address actually bound.

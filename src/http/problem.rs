@@ -97,6 +97,7 @@ impl ApiError {
                 S::Rcv { .. } => (StatusCode::CONFLICT, "rcv-refused", vec![]),
                 S::PastDeadline(_) => (StatusCode::CONFLICT, "deadline-passed", vec![]),
                 S::SiiUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sii-unavailable", vec![]),
+                S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", vec![]),
                 S::Print(p) => {
                     use crate::print::PrintError as P;
                     match p {

@@ -22,6 +22,10 @@ pub struct SessionLimits {
 /// A session's last use is written at most this often (its idle expiry is that coarse).
 const TOUCH_EVERY: i64 = 30;
 
+fn unavailable(e: crate::cache::CacheError) -> ServiceError {
+    ServiceError::Unavailable(format!("console sessions: {e}"))
+}
+
 fn random_token() -> Result<String> {
     let mut raw = [0u8; 32];
     openssl::rand::rand_bytes(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -33,11 +37,13 @@ impl Service {
         self.cache.as_deref().filter(|c| c.mode() != "memory")
     }
 
+    /// Sessions are read and written in Redis only: a copy in one instance's memory while Redis
+    /// is away would outlive a sign-out made elsewhere, so without Redis there is no session.
     async fn keep_session(&self, s: &ConsoleSession, now: DateTime<Utc>, limits: SessionLimits) -> Result<()> {
         if let Some(c) = self.session_cache() {
             let left = (s.expires_at - now).min(limits.idle).to_std().unwrap_or(StdDuration::from_secs(1));
             let v = serde_json::to_vec(s).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            c.set(&Key::ConsoleSession(s.id_hash.clone()), &v, left).await;
+            c.shared_set(&Key::ConsoleSession(s.id_hash.clone()), &v, left).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -72,13 +78,19 @@ impl Service {
     }
 
     /// The live session behind a cookie token (`None` when unknown, idle too long or past its
-    /// end); its last use is moved to now.
-    pub async fn console_session(&self, token: &str, limits: SessionLimits) -> Result<Option<ConsoleSession>> {
+    /// end); with `touch`, its last use is moved to now.
+    pub async fn console_session(
+        &self,
+        token: &str,
+        limits: SessionLimits,
+        touch: bool,
+    ) -> Result<Option<ConsoleSession>> {
         let id_hash = sha256_hex(token.as_bytes());
         let found = match self.session_cache() {
             Some(c) => c
-                .get(&Key::ConsoleSession(id_hash.clone()))
+                .shared_get(&Key::ConsoleSession(id_hash.clone()))
                 .await
+                .map_err(unavailable)?
                 .and_then(|v| serde_json::from_slice::<ConsoleSession>(&v).ok()),
             None => self.store.console_session(&id_hash).await?,
         };
@@ -88,7 +100,7 @@ impl Service {
             self.close_console_session(token).await?;
             return Ok(None);
         }
-        if (now - s.last_seen).num_seconds() >= TOUCH_EVERY {
+        if touch && (now - s.last_seen).num_seconds() >= TOUCH_EVERY {
             s.last_seen = now;
             match self.session_cache() {
                 Some(_) => self.keep_session(&s, now, limits).await?,
@@ -101,7 +113,7 @@ impl Service {
     pub async fn close_console_session(&self, token: &str) -> Result<()> {
         let id_hash = sha256_hex(token.as_bytes());
         match self.session_cache() {
-            Some(c) => c.del(&Key::ConsoleSession(id_hash)).await,
+            Some(c) => c.shared_del(&Key::ConsoleSession(id_hash)).await.map_err(unavailable)?,
             None => self.store.delete_console_session(&id_hash).await?,
         }
         Ok(())
@@ -110,6 +122,11 @@ impl Service {
     /// The API keys bound to a company, newest first.
     pub async fn company_keys(&self, rut: &str) -> Result<Vec<ApiKey>> {
         Ok(self.store.company_api_keys(rut).await?.into_iter().map(ApiKey::from).collect())
+    }
+
+    /// Every company with its name and environment, for a gateway-wide key.
+    pub async fn company_list(&self) -> Result<Vec<(String, String, crate::store::Environment)>> {
+        Ok(self.store.company_list().await?)
     }
 
     /// A company's documents issued from `since`, by state.

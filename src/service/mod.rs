@@ -64,6 +64,9 @@ pub enum ServiceError {
     /// The SII did not answer (or answered "try later") after the retries.
     #[error("the SII is unavailable: {0}")]
     SiiUnavailable(String),
+    /// A part the gateway needs (the shared session store) does not answer.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ServiceError {

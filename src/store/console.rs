@@ -95,6 +95,19 @@ impl Store {
         self.exec("DELETE FROM console_sessions WHERE id_hash = $1", args![id_hash]).await.map(|_| ())
     }
 
+    /// Every company: RUT, RznSoc and environment, in RUT order.
+    pub async fn company_list(&self) -> Result<Vec<(String, String, Environment)>, StoreError> {
+        self.query("SELECT rut, data, environment FROM companies ORDER BY rut", args![])
+            .await?
+            .iter()
+            .map(|r| {
+                let c: crate::domain::Company =
+                    serde_json::from_str(&r.text(1)?).map_err(|e| StoreError::Db(format!("company data: {e}")))?;
+                Ok((r.text(0)?, c.rzn_soc, r.parse(2)?))
+            })
+            .collect()
+    }
+
     /// The API keys bound to a company, newest first.
     pub async fn company_api_keys(&self, rut: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.query(

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use actix_multipart::Multipart;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use maud::{html, Markup};
 
@@ -18,9 +18,10 @@ use crate::batch::intake::Format;
 use crate::batch::{BatchError, Batches};
 use crate::error::FieldError;
 use crate::http::auth::Auth;
-use crate::http::batches::{caller, event_stream, reader, zip_download, BatchLimit};
+use crate::http::batches::{caller, event_stream, reader, zip_download, BatchLimit, StreamSession};
 use crate::http::problem::ApiError;
 use crate::http::StreamLimits;
+use crate::service::Service;
 
 /// What an upload came to when it was refused: the message and each line's error.
 struct Refused {
@@ -129,46 +130,63 @@ struct Upload {
     file: Option<(std::fs::File, String)>,
 }
 
-async fn read_form(mut m: Multipart, limit: u64) -> Result<Upload, ApiError> {
-    let mut u = Upload { csrf: String::new(), encoding: "utf-8".into(), all_or_nothing: false, file: None };
-    let io = |e: std::io::Error| ApiError::Service(crate::service::ServiceError::Internal(e.to_string()));
-    while let Some(field) = m.next().await {
-        let mut field = field.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "file" {
+/// At most this many form fields (the upload form has four).
+const MAX_PARTS: usize = 8;
+
+/// Reads the upload form: one file, spooled (never whole in memory), the small fields, all of it
+/// within `limit` bytes and the upload's time.
+async fn read_form(req: &HttpRequest, mut m: Multipart, limit: u64) -> Result<Upload, ApiError> {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit as usize));
+    }
+    let within = crate::http::body_timeout(req, 10);
+    match tokio::time::timeout(within, async {
+        let mut u = Upload { csrf: String::new(), encoding: "utf-8".into(), all_or_nothing: false, file: None };
+        let io = |e: std::io::Error| ApiError::Service(crate::service::ServiceError::Internal(e.to_string()));
+        let (mut parts, mut size) = (0usize, 0u64);
+        while let Some(field) = m.next().await {
+            parts += 1;
+            if parts > MAX_PARTS {
+                return Err(ApiError::BadRequest("el formulario tiene demasiados campos".into()));
+            }
+            let mut field = field.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
+            let name = field.name().unwrap_or_default().to_string();
+            let is_file = name == "file";
+            if is_file && u.file.is_some() {
+                return Err(ApiError::BadRequest("suba un solo archivo por lote".into()));
+            }
+            let mut spool = if is_file { Some(tempfile::tempfile().map_err(io)?) } else { None };
             let filename = field.content_disposition().and_then(|d| d.get_filename()).unwrap_or_default().to_string();
-            let mut f = tempfile::tempfile().map_err(io)?;
-            let mut size = 0u64;
+            let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("archivo: {e}")))?;
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
                 size += chunk.len() as u64;
                 if size > limit {
                     return Err(ApiError::TooLarge(limit as usize));
                 }
-                f.write_all(&chunk).map_err(io)?;
+                match &mut spool {
+                    Some(f) => f.write_all(&chunk).map_err(io)?,
+                    None if value.len() + chunk.len() <= 4096 => value.extend_from_slice(&chunk),
+                    None => return Err(ApiError::BadRequest(format!("el campo {name} es demasiado largo"))),
+                }
             }
-            if size > 0 {
-                u.file = Some((f, filename));
+            let value = String::from_utf8_lossy(&value).to_string();
+            match (name.as_str(), spool) {
+                ("file", Some(f)) => u.file = Some((f, filename)),
+                ("_csrf", _) => u.csrf = value,
+                ("encoding", _) => u.encoding = value,
+                ("all_or_nothing", _) => u.all_or_nothing = value == "true" || value == "on",
+                _ => {}
             }
-            continue;
         }
-        let mut value = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-            if value.len() + chunk.len() > 4096 {
-                return Err(ApiError::BadRequest(format!("el campo {name} es demasiado largo")));
-            }
-            value.extend_from_slice(&chunk);
-        }
-        let value = String::from_utf8_lossy(&value).to_string();
-        match name.as_str() {
-            "_csrf" => u.csrf = value,
-            "encoding" => u.encoding = value,
-            "all_or_nothing" => u.all_or_nothing = value == "true" || value == "on",
-            _ => {}
-        }
+        Ok(u)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::BodyTimeout(within.as_secs())),
     }
-    Ok(u)
 }
 
 fn format_of(filename: &str, encoding: &str) -> Result<Format, String> {
@@ -188,12 +206,17 @@ fn format_of(filename: &str, encoding: &str) -> Result<Format, String> {
 }
 
 pub async fn upload(
+    req: HttpRequest,
     c: Console,
     m: Multipart,
     batches: web::Data<Arc<Batches>>,
     limit: web::Data<BatchLimit>,
 ) -> Result<HttpResponse, PageError> {
-    let form = read_form(m, limit.0).await;
+    // Who may upload is decided before a byte of the file is read.
+    if !c.p.has("issue") {
+        return Err(PageError::Api(ApiError::Forbidden("issue")));
+    }
+    let form = read_form(&req, m, limit.0).await;
     // The token is checked before anything is read into a batch.
     let form = match form {
         Ok(f) => {
@@ -205,9 +228,6 @@ pub async fn upload(
             return render(&c, &batches, Some(Refused { notice: n, lines: vec![] })).await;
         }
     };
-    if !c.p.has("issue") {
-        return Err(PageError::Api(ApiError::Forbidden("issue")));
-    }
     let refuse = |detail: &str| Refused { notice: Notice::bad("upload", detail), lines: vec![] };
     let Some((file, filename)) = form.file else {
         return render(&c, &batches, Some(refuse("Elija un archivo."))).await;
@@ -238,12 +258,13 @@ pub async fn show(
     let s = batches.status(&id, &who).await?;
     let problems = batches.items(&id, &who, -1, 1000, true).await?;
     let done: i64 = s.items.iter().filter(|(k, _)| k.as_str() != "pending").map(|(_, n)| *n).sum();
+    let failed: i64 = ["failed", "dead"].iter().filter_map(|k| s.items.get(*k)).sum();
     let pct = if s.total > 0 { done * 100 / s.total } else { 100 };
     let body = html! {
         p { a href="/console/lotes" { "← Lotes" } }
         h1 { "Lote " code { (s.id) } }
         p class="sub" { (s.total) " documentos · " (s.format) @if s.all_or_nothing { " · todo o nada" } " · creado " (when(s.created_at)) }
-        div class="progress" id="batch" data-events={ "/console/lotes/" (s.id) "/eventos" } data-total=(s.total) {
+        div class="progress" id="batch" data-events={ "/console/lotes/" (s.id) "/eventos" } data-total=(s.total) data-problems=(failed) {
             label for="bar" { "Avance" }
             progress id="bar" max=(s.total.max(1)) value=(done) { (pct) "%" }
             p id="bar-text" aria-live="polite" { (pct) "% · " (done) " de " (s.total) " procesados" }
@@ -274,15 +295,18 @@ pub async fn show(
 }
 
 pub async fn events(
+    req: HttpRequest,
     c: Console,
     id: web::Path<String>,
     batches: web::Data<Arc<Batches>>,
     auth: web::Data<Arc<Auth>>,
+    svc: web::Data<Arc<Service>>,
     limits: web::Data<StreamLimits>,
 ) -> Result<HttpResponse, PageError> {
     let who = reader(&c.p)?;
     batches.get(&id, &who).await?;
-    Ok(event_stream(batches.get_ref().clone(), auth.get_ref().clone(), c.p, id.into_inner(), &limits))
+    let session = StreamSession { svc: svc.get_ref().clone(), token: c.token.clone(), limits: super::limits(&req) };
+    Ok(event_stream(batches.get_ref().clone(), auth.get_ref().clone(), c.p, id.into_inner(), &limits, Some(session)))
 }
 
 pub async fn results(

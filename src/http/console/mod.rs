@@ -23,7 +23,26 @@ mod settings;
 mod sign;
 mod summary;
 
-pub const SESSION_COOKIE: &str = "dgw_session";
+/// The console's settings: session lifetimes, and cookies `Secure` whatever the scheme says.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleSettings {
+    pub limits: SessionLimits,
+    pub secure_cookies: bool,
+}
+
+/// Under HTTPS the cookies are `Secure` and carry the `__Host-` prefix (only this host, path `/`,
+/// never set by a sibling domain); over plain HTTP (a workstation) they cannot.
+pub fn secure(req: &HttpRequest) -> bool {
+    console_settings(req).secure_cookies || req.connection_info().scheme() == "https"
+}
+
+pub fn session_cookie(req: &HttpRequest) -> &'static str {
+    if secure(req) {
+        "__Host-dgw_session"
+    } else {
+        "dgw_session"
+    }
+}
 
 const CSS: &[u8] = include_bytes!("../../../assets/console/console.css");
 const JS: &[u8] = include_bytes!("../../../assets/console/console.js");
@@ -87,6 +106,8 @@ pub fn see_other(to: &str) -> HttpResponse {
 pub struct Console {
     pub p: Principal,
     pub session: ConsoleSession,
+    /// The cookie's token (to check the session again from a long-lived response).
+    pub token: String,
 }
 
 impl Console {
@@ -120,10 +141,15 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
 }
 
+pub fn console_settings(req: &HttpRequest) -> ConsoleSettings {
+    req.app_data::<web::Data<ConsoleSettings>>().map(|l| *l.get_ref()).unwrap_or(ConsoleSettings {
+        limits: SessionLimits { idle: chrono::Duration::minutes(30), absolute: chrono::Duration::hours(12) },
+        secure_cookies: false,
+    })
+}
+
 pub fn limits(req: &HttpRequest) -> SessionLimits {
-    req.app_data::<web::Data<SessionLimits>>()
-        .map(|l| *l.get_ref())
-        .unwrap_or(SessionLimits { idle: chrono::Duration::minutes(30), absolute: chrono::Duration::hours(12) })
+    console_settings(req).limits
 }
 
 impl FromRequest for Console {
@@ -133,12 +159,14 @@ impl FromRequest for Console {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let svc = req.app_data::<web::Data<Arc<Service>>>().cloned();
         let auth = req.app_data::<web::Data<Arc<Auth>>>().cloned();
-        let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let token = req.cookie(session_cookie(req)).map(|c| c.value().to_string());
         let limits = limits(req);
+        // A page's event stream reconnects by itself: that is not the person using the console.
+        let touch = !req.path().ends_with("/eventos");
         Box::pin(async move {
             let (Some(svc), Some(auth), Some(token)) = (svc, auth, token) else { return Err(PageError::SignIn) };
             let session = svc
-                .console_session(&token, limits)
+                .console_session(&token, limits, touch)
                 .await
                 .map_err(|e| PageError::Api(e.into()))?
                 .ok_or(PageError::SignIn)?;
@@ -152,7 +180,7 @@ impl FromRequest for Console {
                 }
                 Err(e) => return Err(PageError::Api(e)),
             };
-            Ok(Console { p, session })
+            Ok(Console { p, session, token })
         })
     }
 }

@@ -19,7 +19,10 @@ use crate::worker::exchange::Exchange;
 pub struct ListQuery {
     #[serde(default)]
     estado: String,
+    /// The decision just taken (its code) and the folio it was on: the page says it in its own
+    /// words, never the link's.
     hecho: Option<String>,
+    folio: Option<i64>,
 }
 
 fn verification(r: &ReceivedInfo) -> (&'static str, String) {
@@ -57,7 +60,9 @@ pub async fn list(
     let can_decide = c.p.has("issue");
     let body = html! {
         h1 { "Documentos recibidos" }
-        @if let Some(h) = &q.hecho { p class="done" role="status" { "Decisión registrada: " (h) "." } }
+        @if let (Some(h), Some(f)) = (q.hecho.as_deref().filter(|h| accion_of(h).is_some()), q.folio) {
+            p class="done" role="status" { "Decisión registrada (" (h) "): " (accion_label(h)) ", folio " (f) "." }
+        }
         form class="filters" method="get" action={ "/console/c/" (rut) "/recibidos" } {
             div {
                 label for="r-estado" { "Estado" }
@@ -231,7 +236,7 @@ pub async fn decide(
         return Ok(confirm_page(&c, &rut, &r, &f.accion, Some(Notice::of("decision", &e))));
     };
     match x.decide(&rut, &emisor, tipo, folio, body, c.id()).await {
-        Ok(_) => Ok(see_other(&format!("/console/c/{rut}/recibidos?hecho={}+{}+{}+{}", f.accion, emisor, tipo, folio))),
+        Ok(_) => Ok(see_other(&format!("/console/c/{rut}/recibidos?hecho={}&folio={folio}", f.accion))),
         Err(e) => Ok(confirm_page(&c, &rut, &r, &f.accion, Some(Notice::of("decision", &e.into())))),
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -348,25 +348,51 @@ pub async fn put_mailbox(
     outcome(&c, &svc, &rut, "mailbox", r, |_| None).await
 }
 
-/// A small multipart form read whole (certificates and CAFs are a few kilobytes), up to `limit`.
-async fn small_form(mut m: Multipart, limit: usize) -> Result<HashMap<String, Vec<u8>>, PageError> {
-    let mut out = HashMap::new();
-    let mut total = 0usize;
-    while let Some(field) = m.next().await {
-        let mut field = field.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-        let name = field.name().unwrap_or_default().to_string();
-        let mut v = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-            total += chunk.len();
-            if total > limit {
-                return Err(PageError::Api(ApiError::TooLarge(limit)));
-            }
-            v.extend_from_slice(&chunk);
-        }
-        out.insert(name, v);
+/// A small multipart form read whole (certificates and CAFs are a few kilobytes): only the
+/// `fields` named, within `limit` bytes in all and the request's time.
+async fn small_form(
+    req: &HttpRequest,
+    mut m: Multipart,
+    limit: usize,
+    fields: &[&str],
+) -> Result<HashMap<String, Vec<u8>>, PageError> {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(PageError::Api(ApiError::TooLarge(limit)));
     }
-    Ok(out)
+    let within = crate::http::body_timeout(req, 1);
+    let read = async {
+        let mut out = HashMap::new();
+        let (mut total, mut parts) = (0usize, 0usize);
+        while let Some(field) = m.next().await {
+            parts += 1;
+            if parts > fields.len() + 2 {
+                return Err(PageError::Api(ApiError::BadRequest("el formulario tiene demasiados campos".into())));
+            }
+            let mut field = field.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
+            let name = field.name().unwrap_or_default().to_string();
+            let keep = fields.contains(&name.as_str());
+            let mut v = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
+                total += chunk.len();
+                if total > limit {
+                    return Err(PageError::Api(ApiError::TooLarge(limit)));
+                }
+                if keep {
+                    v.extend_from_slice(&chunk);
+                }
+            }
+            if keep {
+                out.insert(name, v);
+            }
+        }
+        Ok(out)
+    };
+    match tokio::time::timeout(within, read).await {
+        Ok(r) => r,
+        Err(_) => Err(PageError::Api(ApiError::BodyTimeout(within.as_secs()))),
+    }
 }
 
 fn csrf_of(f: &HashMap<String, Vec<u8>>) -> String {
@@ -374,6 +400,7 @@ fn csrf_of(f: &HashMap<String, Vec<u8>>) -> String {
 }
 
 pub async fn put_certificate(
+    req: HttpRequest,
     c: Console,
     rut: RutPath,
     m: Multipart,
@@ -381,11 +408,12 @@ pub async fn put_certificate(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, PageError> {
     let rut = rut.into_inner();
-    let form = small_form(m, limit.0).await;
+    // Who may upload is decided before a byte of the file is read.
+    c.company(&rut, "admin")?;
+    let form = small_form(&req, m, limit.0, &["_csrf", "file", "password"]).await;
     if let Ok(f) = &form {
         c.check(&csrf_of(f))?;
     }
-    c.company(&rut, "admin")?;
     let r = match form {
         Err(e) => Err(e),
         Ok(f) => {
@@ -398,6 +426,7 @@ pub async fn put_certificate(
 }
 
 pub async fn add_caf(
+    req: HttpRequest,
     c: Console,
     rut: RutPath,
     m: Multipart,
@@ -405,11 +434,11 @@ pub async fn add_caf(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, PageError> {
     let rut = rut.into_inner();
-    let form = small_form(m, limit.0).await;
+    c.company(&rut, "admin")?;
+    let form = small_form(&req, m, limit.0, &["_csrf", "file"]).await;
     if let Ok(f) = &form {
         c.check(&csrf_of(f))?;
     }
-    c.company(&rut, "admin")?;
     let r = match form {
         Err(e) => Err(e),
         Ok(f) => svc.add_caf(&rut, f.get("file").map(Vec::as_slice).unwrap_or_default()).await.map_err(PageError::from),

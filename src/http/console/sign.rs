@@ -10,27 +10,34 @@ use base64::Engine;
 use maud::html;
 use serde::Deserialize;
 
-use super::{limits, page, see_other, Console, Notice, PageError, SESSION_COOKIE};
+use super::{limits, page, secure, see_other, session_cookie, Console, Notice, PageError};
 use crate::http::auth::Auth;
 use crate::service::Service;
 
-const PRE_COOKIE: &str = "dgw_signin";
+fn pre_cookie(req: &HttpRequest) -> &'static str {
+    if secure(req) {
+        "__Host-dgw_signin"
+    } else {
+        "dgw_signin"
+    }
+}
 
 fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String, max_age: i64) -> Cookie<'a> {
     Cookie::build(name, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        // Behind HTTPS (the gateway's own TLS or a proxy that says so) the cookie never travels
-        // in clear.
-        .secure(req.connection_info().scheme() == "https")
+        // Behind HTTPS (the gateway's own TLS, a proxy that says so, or the setting) the cookie
+        // never travels in clear.
+        .secure(secure(req))
         .max_age(actix_web::cookie::time::Duration::seconds(max_age))
         .finish()
 }
 
-fn form_page(req: &HttpRequest, status: StatusCode, notice: Option<Notice>) -> HttpResponse {
+fn form_page(req: &HttpRequest, status: StatusCode, notice: Option<Notice>) -> Result<HttpResponse, PageError> {
     let mut raw = [0u8; 24];
-    let _ = openssl::rand::rand_bytes(&mut raw);
+    openssl::rand::rand_bytes(&mut raw)
+        .map_err(|e| PageError::from(crate::service::ServiceError::Internal(e.to_string())))?;
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     let body = html! {
         section class="signin" {
@@ -46,13 +53,13 @@ fn form_page(req: &HttpRequest, status: StatusCode, notice: Option<Notice>) -> H
         }
     };
     let mut r = page(status, None, None, "Entrar", "", body);
-    let _ = r.add_cookie(&cookie(req, PRE_COOKIE, token, 600));
-    r
+    let _ = r.add_cookie(&cookie(req, pre_cookie(req), token, 600));
+    Ok(r)
 }
 
-pub async fn form(req: HttpRequest, c: Option<Console>) -> HttpResponse {
+pub async fn form(req: HttpRequest, c: Option<Console>) -> Result<HttpResponse, PageError> {
     if c.is_some() {
-        return see_other("/console");
+        return Ok(see_other("/console"));
     }
     form_page(&req, StatusCode::OK, None)
 }
@@ -71,7 +78,7 @@ pub async fn sign_in(
     svc: web::Data<Arc<Service>>,
     auth: web::Data<Arc<Auth>>,
 ) -> Result<HttpResponse, PageError> {
-    let expected = req.cookie(PRE_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
+    let expected = req.cookie(pre_cookie(&req)).map(|c| c.value().to_string()).unwrap_or_default();
     if expected.is_empty() || !super::same(&expected, &f.csrf) {
         return Err(PageError::Csrf);
     }
@@ -86,15 +93,15 @@ pub async fn sign_in(
                 }
                 other => Notice::of("signin", &PageError::Api(other)),
             };
-            return Ok(form_page(&req, StatusCode::UNAUTHORIZED, Some(n)));
+            return form_page(&req, StatusCode::UNAUTHORIZED, Some(n));
         }
     };
     let limits = limits(&req);
     let (token, s) = svc.open_console_session(&p.key, &p.hash, limits).await?;
     tracing::info!(key = %p.key.id, company = p.key.company.as_deref().unwrap_or("*"), "console sign-in");
     let mut r = see_other("/console");
-    let _ = r.add_cookie(&cookie(&req, SESSION_COOKIE, token, (s.expires_at - s.created_at).num_seconds()));
-    let _ = r.add_cookie(&cookie(&req, PRE_COOKIE, String::new(), 0));
+    let _ = r.add_cookie(&cookie(&req, session_cookie(&req), token, (s.expires_at - s.created_at).num_seconds()));
+    let _ = r.add_cookie(&cookie(&req, pre_cookie(&req), String::new(), 0));
     Ok(r)
 }
 
@@ -111,10 +118,8 @@ pub async fn sign_out(
     svc: web::Data<Arc<Service>>,
 ) -> Result<HttpResponse, PageError> {
     c.check(&f.csrf)?;
-    if let Some(t) = req.cookie(SESSION_COOKIE) {
-        svc.close_console_session(t.value()).await?;
-    }
+    svc.close_console_session(&c.token).await?;
     let mut r = see_other("/console/entrar");
-    let _ = r.add_cookie(&cookie(&req, SESSION_COOKIE, String::new(), 0));
+    let _ = r.add_cookie(&cookie(&req, session_cookie(&req), String::new(), 0));
     Ok(r)
 }

@@ -17,11 +17,13 @@ pub async fn home(c: Console, svc: web::Data<Arc<Service>>) -> Result<HttpRespon
     if let Some(rut) = &c.p.key.company {
         return Ok(see_other(&format!("/console/c/{rut}")));
     }
-    let mut rows = Vec::new();
-    for rut in svc.companies().await?.into_iter().take(500) {
-        let info = svc.company(&rut).await?;
-        rows.push((rut, info.company.rzn_soc, info.environment.as_str()));
+    // The API lets a gateway-wide key with `read` (or `admin`) read any company; the list is
+    // theirs, and nobody else's.
+    if !c.p.has("read") {
+        return Err(PageError::Api(crate::http::problem::ApiError::Forbidden("read")));
     }
+    let rows: Vec<(String, String, &str)> =
+        svc.company_list().await?.into_iter().map(|(rut, name, env)| (rut, name, env.as_str())).collect();
     let body = html! {
         h1 { "Empresas" }
         @if rows.is_empty() {
