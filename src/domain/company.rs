@@ -42,9 +42,115 @@ pub struct Company {
     /// "S.I.I. - SANTIAGO ORIENTE".
     #[serde(rename = "OficinaSII", default, skip_serializing_if = "Option::is_none")]
     pub oficina_sii: Option<String>,
+    /// The resolution of each SII environment. The SII checks the Carátula's `FchResol`/`NroResol`
+    /// against the environment it arrives at (a certificación resolution sent to producción is
+    /// rejected, `CRT-3-19`), so `FchResol`/`NroResol` above are always those of the environment
+    /// the company issues in, and switching environment takes them from here.
+    #[serde(rename = "Resoluciones", default, skip_serializing_if = "Resoluciones::is_empty")]
+    pub resoluciones: Resoluciones,
+}
+
+/// An SII resolution authorising a company to issue electronic documents.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Resolucion {
+    #[serde(rename = "FchResol")]
+    pub fch_resol: NaiveDate,
+    #[serde(rename = "NroResol")]
+    pub nro_resol: u32,
+}
+
+/// The resolution per environment (certificación: the date the SII gave, number 0 in its own
+/// sample; producción: the resolution's date and number).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Resoluciones {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificacion: Option<Resolucion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produccion: Option<Resolucion>,
+}
+
+impl Resoluciones {
+    pub fn is_empty(&self) -> bool {
+        self.certificacion.is_none() && self.produccion.is_none()
+    }
+
+    pub fn of(&self, env: Environment) -> Option<Resolucion> {
+        match env {
+            Environment::Certificacion => self.certificacion,
+            Environment::Produccion => self.produccion,
+        }
+    }
+
+    pub fn set(&mut self, env: Environment, r: Resolucion) {
+        match env {
+            Environment::Certificacion => self.certificacion = Some(r),
+            Environment::Produccion => self.produccion = Some(r),
+        }
+    }
 }
 
 impl Company {
+    /// The resolution the Carátula carries now.
+    pub fn resolucion(&self) -> Resolucion {
+        Resolucion { fch_resol: self.fch_resol, nro_resol: self.nro_resol }
+    }
+
+    /// Makes the company issue with `env`'s resolution. At registration the top-level
+    /// `FchResol`/`NroResol` are that environment's (kept in `Resoluciones` too); a switch needs the
+    /// target environment's resolution, given now or earlier, and refuses the other
+    /// environment's.
+    pub fn settle_resolution(&mut self, env: Environment, given: Option<Resolucion>) -> Result<(), DteError> {
+        let name = env.as_str();
+        let path = format!("company.Resoluciones.{name}");
+        if let Some(r) = given {
+            if r.nro_resol > 999_999 {
+                return Err(DteError::single(
+                    format!("{path}.NroResol"),
+                    "out-of-range",
+                    "NroResol has at most 6 digits",
+                ));
+            }
+            self.resoluciones.set(env, r);
+        }
+        let Some(r) = self.resoluciones.of(env) else {
+            return Err(DteError::single(
+                path,
+                "resolution-required",
+                format!("issuing in {name} needs that environment's resolution (FchResol and NroResol) as the SII granted it"),
+            ));
+        };
+        let other = match env {
+            Environment::Certificacion => Environment::Produccion,
+            Environment::Produccion => Environment::Certificacion,
+        };
+        if self.resoluciones.of(other) == Some(r) {
+            return Err(DteError::single(
+                path,
+                "resolution-environment",
+                format!("this is the {} resolution; the SII rejects it in {name} (CRT-3-19)", other.as_str()),
+            ));
+        }
+        self.fch_resol = r.fch_resol;
+        self.nro_resol = r.nro_resol;
+        Ok(())
+    }
+
+    /// At registration in `env`: the top-level resolution is that environment's, and must agree
+    /// with `Resoluciones` when both are given.
+    pub fn register_resolution(&mut self, env: Environment) -> Result<(), DteError> {
+        let top = self.resolucion();
+        match self.resoluciones.of(env) {
+            Some(r) if r != top => Err(DteError::single(
+                "company.FchResol",
+                "mismatch",
+                format!("FchResol/NroResol must be the {} resolution given in Resoluciones", env.as_str()),
+            )),
+            _ => self.settle_resolution(env, Some(top)),
+        }
+    }
+
     pub fn from_json(bytes: &[u8]) -> Result<Company, DteError> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let c: Company = serde_path_to_error::deserialize(de)
@@ -85,6 +191,13 @@ impl Company {
         if self.nro_resol > 999_999 {
             p.push("company.NroResol", "out-of-range", "NroResol has at most 6 digits");
         }
+        for (env, r) in
+            [("certificacion", self.resoluciones.certificacion), ("produccion", self.resoluciones.produccion)]
+        {
+            if r.is_some_and(|r| r.nro_resol > 999_999) {
+                p.push(format!("company.Resoluciones.{env}.NroResol"), "out-of-range", "NroResol has at most 6 digits");
+            }
+        }
         if self.cdg_sii_sucur.is_some_and(|c| c > 999_999_999) {
             p.push("company.CdgSIISucur", "out-of-range", "CdgSIISucur has at most 9 digits");
         }
@@ -120,5 +233,48 @@ impl std::str::FromStr for Environment {
             "produccion" => Ok(Environment::Produccion),
             other => Err(format!("unknown SII environment {other:?} (certificacion or produccion)")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn company() -> Company {
+        Company::from_json(include_bytes!("../../examples/company.json")).expect("example company")
+    }
+
+    fn res(y: i32, m: u32, d: u32, n: u32) -> Resolucion {
+        Resolucion { fch_resol: NaiveDate::from_ymd_opt(y, m, d).expect("date"), nro_resol: n }
+    }
+
+    #[test]
+    fn each_environment_has_its_resolution_and_a_switch_needs_the_target_one() {
+        let mut c = company();
+        c.register_resolution(Environment::Certificacion).expect("registered");
+        assert_eq!(c.resoluciones.certificacion, Some(res(2014, 8, 22, 80)));
+        // Producción without its resolution, or with certificación's, is refused; nothing moves.
+        let e = c.settle_resolution(Environment::Produccion, None).unwrap_err();
+        assert!(e.to_string().contains("resolution"), "{e}");
+        let e = c.settle_resolution(Environment::Produccion, Some(res(2014, 8, 22, 80))).unwrap_err();
+        assert!(e.to_string().contains("CRT-3-19"), "{e}");
+        assert_eq!(c.resolucion(), res(2014, 8, 22, 80));
+        // With its own, the Carátula's values are producción's; back in certificación, the held one.
+        c.resoluciones.produccion = None;
+        c.settle_resolution(Environment::Produccion, Some(res(2024, 5, 2, 123))).expect("switched");
+        assert_eq!((c.fch_resol, c.nro_resol), (res(2024, 5, 2, 123).fch_resol, 123));
+        c.settle_resolution(Environment::Certificacion, None).expect("back");
+        assert_eq!(c.resolucion(), res(2014, 8, 22, 80));
+    }
+
+    #[test]
+    fn registration_refuses_a_top_level_resolution_other_than_the_environments() {
+        let mut c = company();
+        c.resoluciones.certificacion = Some(res(2003, 9, 2, 0));
+        assert!(c.register_resolution(Environment::Certificacion).is_err());
+        let mut c = company();
+        c.resoluciones.produccion = Some(res(2024, 5, 2, 123));
+        c.register_resolution(Environment::Certificacion).expect("both held");
+        assert_eq!(c.resoluciones.of(Environment::Produccion), Some(res(2024, 5, 2, 123)));
     }
 }

@@ -163,3 +163,37 @@ pub async fn list_cafs(
     p.company(&rut, "read")?;
     Ok(json(StatusCode::OK, &svc.list_cafs(&rut).await?))
 }
+
+/// The company after an environment switch, with the CAFs retired by it.
+#[derive(Serialize, ToSchema)]
+pub struct EnvironmentView {
+    #[serde(flatten)]
+    pub company: CompanyView,
+    /// CAFs of the other environment, retired by the switch.
+    pub cafs_retired: u64,
+}
+
+/// Switches the company's SII environment.
+///
+/// `{"environment": "produccion", "FchResol": "2024-05-02", "NroResol": 80}`: the company issues
+/// in that environment from now on, and its envelopes carry that environment's resolution (the
+/// SII rejects the other's, CRT-3-19). The resolution may be left out when the company already
+/// holds it (`Resoluciones`). CAFs of the other environment are retired. Refused (409) while a
+/// document waits to be sent or for the SII's verdict.
+#[utoipa::path(put, path = "/v1/companies/{rut}/environment", tag = "companies", params(("rut" = String, Path)), request_body = crate::service::EnvironmentChange,
+    responses((status = 200, body = EnvironmentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn put_environment(
+    p: Principal,
+    rut: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<Arc<Service>>,
+) -> Result<HttpResponse, ApiError> {
+    p.company(&rut, "admin")?;
+    let b = read_body(&req, body).await?;
+    let change: crate::service::EnvironmentChange = parse(&b)?;
+    let (info, cafs_retired) = svc.set_environment(&rut, change, p.id()).await?;
+    Ok(json(StatusCode::OK, &EnvironmentView { company: view(info), cafs_retired }))
+}

@@ -248,6 +248,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/v1")
                 .route("/companies", web::post().to(companies::create))
                 .route("/companies/{rut}", web::get().to(companies::get))
+                .route("/companies/{rut}/environment", web::put().to(companies::put_environment))
                 .route("/companies/{rut}/certificate", web::put().to(companies::put_certificate))
                 .route("/companies/{rut}/certificate", web::get().to(companies::get_certificate))
                 .route("/companies/{rut}/cafs", web::post().to(companies::add_caf))

@@ -56,7 +56,7 @@ impl Modify for Examples {
 #[openapi(
     info(title = "dte-gateway", description = "Chile's electronic tax documents: issue, sign, store and verify DTE."),
     paths(
-        companies::create, companies::get, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs, cafs::forecast, cafs::unused, cafs::retire,
+        companies::create, companies::get, companies::put_environment, companies::put_certificate, companies::get_certificate, companies::add_caf, companies::list_cafs, cafs::forecast, cafs::unused, cafs::retire,
         documents::issue, documents::get, documents::xml, documents::list, print::pdf, print::put_logo,
         keys::create, keys::revoke, keys::rotate,
         sii::add_webhook, sii::list_webhooks, sii::deliveries, sii::delete_webhook, sii::rotate_webhook_secret, sii::sii_status,

@@ -25,6 +25,7 @@ mod cafs;
 mod console;
 mod delivery;
 mod edges;
+mod environment;
 mod issuance;
 mod keys;
 mod print;
@@ -203,6 +204,7 @@ pub use delivery::{
     delivered_event, BuyerAddress, BuyerAddressBody, DeliveryInfo, DirectoryImport, DocumentEvent, DocumentExchangeInfo,
 };
 pub use edges::{ApiKey, Delivery, Webhook};
+pub use environment::EnvironmentChange;
 pub use print::LogoInfo;
 pub use received::{
     by_law_event, deadline_event, local_to_utc, utc_to_local, DecisionBody, IntakeReport, MailboxAccess, MailboxBody,
@@ -283,6 +285,7 @@ impl Service {
     pub async fn create_company(&self, body: CompanyBody) -> Result<CompanyInfo> {
         let mut company = body.company;
         company.validate()?;
+        company.register_resolution(body.environment)?;
         company.rut_emisor = company.rut()?.to_string();
         let rec = CompanyRecord {
             rut: company.rut_emisor.clone(),

@@ -239,6 +239,49 @@ impl Store {
         tx.commit().await
     }
 
+    /// Moves a company to `env` with its data (resolution) in one transaction: first the CAFs of
+    /// the other environment are retired (which waits for issuance that holds them), then, if a
+    /// document still waits to be sent or for its verdict, nothing is written.
+    pub async fn switch_environment(
+        &self,
+        rut: &str,
+        company: &crate::domain::Company,
+        env: Environment,
+        usable: &[&str],
+        audit: NewAudit,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let data = serde_json::to_string(company).map_err(|e| StoreError::Db(e.to_string()))?;
+        let kept: Vec<String> = usable.iter().map(|a| format!("'{a}'")).collect();
+        let mut tx = Tx::begin(self).await?;
+        let retired = tx
+            .exec(
+                &format!(
+                    "UPDATE cafs SET retired_at = $2 WHERE company = $1 AND retired_at IS NULL AND authority NOT IN ({})",
+                    kept.join(", ")
+                ),
+                args![rut, now],
+            )
+            .await?;
+        let waiting = tx
+            .query_opt("SELECT COUNT(*) FROM documents WHERE company = $1 AND state IN ('issued', 'sent')", args![rut])
+            .await?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        if waiting > 0 {
+            tx.rollback().await;
+            return Err(StoreError::Conflict(format!(
+                "{waiting} document(s) of {rut} wait to be sent or for the SII's verdict; switch environment once they have it"
+            )));
+        }
+        tx.exec("UPDATE companies SET data = $2, environment = $3 WHERE rut = $1", args![rut, data, env.as_str()])
+            .await?;
+        append_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(retired)
+    }
+
     pub async fn get_company(&self, rut: &str) -> Result<Option<CompanyRecord>, StoreError> {
         let Some(r) = self
             .query_opt("SELECT rut, data, environment, created_at FROM companies WHERE rut = $1", args![rut])
