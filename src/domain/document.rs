@@ -97,16 +97,70 @@ where
     })
 }
 
+/// One object or a list of objects (`"Detalle": {…}` for a single line). Unlike
+/// [`one_or_many`] it reads the objects in place, so an error inside one keeps its path
+/// (`Detalle[0].QtyItem`).
+fn one_or_many_objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object or a list of objects")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Vec<T>, A::Error> {
+            let mut v = Vec::with_capacity(s.size_hint().unwrap_or(0).min(1000));
+            while let Some(x) = s.next_element()? {
+                v.push(x);
+            }
+            Ok(v)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Vec<T>, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(|x| vec![x])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// A text the schema types as a string that integrators also send as a number
+/// (`"CdgIntRecep": 1234`, `"VlrCodigo": 7801234567890`): taken as its digits.
+fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!("expected a text or a number, found {other}"))),
+    }
+}
+
+fn opt_text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!("expected a text or a number, found {other}"))),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentInput {
     #[serde(rename = "Encabezado")]
     pub encabezado: Encabezado,
-    #[serde(rename = "Detalle", default)]
+    /// One line or a list of them.
+    #[serde(rename = "Detalle", default, deserialize_with = "one_or_many_objects")]
+    #[schema(value_type = Vec<Detalle>)]
     pub detalle: Vec<Detalle>,
-    #[serde(rename = "DscRcgGlobal", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "DscRcgGlobal", default, deserialize_with = "one_or_many_objects", skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<DscRcgGlobal>)]
     pub dsc_rcg_global: Vec<DscRcgGlobal>,
-    #[serde(rename = "Referencia", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "Referencia", default, deserialize_with = "one_or_many_objects", skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Referencia>)]
     pub referencia: Vec<Referencia>,
 }
 
@@ -185,13 +239,26 @@ pub struct IdDoc {
 pub struct Receptor {
     #[serde(rename = "RUTRecep", default, skip_serializing_if = "Option::is_none")]
     pub rut_recep: Option<String>,
-    #[serde(rename = "CdgIntRecep", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CdgIntRecep",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cdg_int_recep: Option<String>,
     #[serde(rename = "RznSocRecep", default, skip_serializing_if = "Option::is_none")]
     pub rzn_soc_recep: Option<String>,
+    /// A foreign receptor (a 46 bought from a foreign supplier, an export).
+    #[serde(rename = "Extranjero", default, skip_serializing_if = "Option::is_none")]
+    pub extranjero: Option<Extranjero>,
     #[serde(rename = "GiroRecep", default, skip_serializing_if = "Option::is_none")]
     pub giro_recep: Option<String>,
-    #[serde(rename = "Contacto", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Contacto",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub contacto: Option<String>,
     #[serde(rename = "CorreoRecep", default, skip_serializing_if = "Option::is_none")]
     pub correo_recep: Option<String>,
@@ -201,15 +268,59 @@ pub struct Receptor {
     pub cmna_recep: Option<String>,
     #[serde(rename = "CiudadRecep", default, skip_serializing_if = "Option::is_none")]
     pub ciudad_recep: Option<String>,
+    #[serde(rename = "DirPostal", default, skip_serializing_if = "Option::is_none")]
+    pub dir_postal: Option<String>,
+    #[serde(rename = "CmnaPostal", default, skip_serializing_if = "Option::is_none")]
+    pub cmna_postal: Option<String>,
+    #[serde(rename = "CiudadPostal", default, skip_serializing_if = "Option::is_none")]
+    pub ciudad_postal: Option<String>,
+}
+
+/// A receptor without a Chilean RUT: its foreign identification and nationality (the Aduana's
+/// country code).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extranjero {
+    #[serde(
+        rename = "NumId",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub num_id: Option<String>,
+    #[serde(
+        rename = "Nacionalidad",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nacionalidad: Option<String>,
+}
+
+/// The driver of a guía's transport.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Chofer {
+    #[serde(rename = "RUTChofer")]
+    pub rut_chofer: String,
+    #[serde(rename = "NombreChofer")]
+    pub nombre_chofer: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transporte {
-    #[serde(rename = "Patente", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Patente",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub patente: Option<String>,
     #[serde(rename = "RUTTrans", default, skip_serializing_if = "Option::is_none")]
     pub rut_trans: Option<String>,
+    #[serde(rename = "Chofer", default, skip_serializing_if = "Option::is_none")]
+    pub chofer: Option<Chofer>,
     #[serde(rename = "DirDest", default, skip_serializing_if = "Option::is_none")]
     pub dir_dest: Option<String>,
     #[serde(rename = "CmnaDest", default, skip_serializing_if = "Option::is_none")]
@@ -262,9 +373,9 @@ pub struct ImptoReten {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CdgItem {
-    #[serde(rename = "TpoCodigo")]
+    #[serde(rename = "TpoCodigo", deserialize_with = "text_or_number")]
     pub tpo_codigo: String,
-    #[serde(rename = "VlrCodigo")]
+    #[serde(rename = "VlrCodigo", deserialize_with = "text_or_number")]
     pub vlr_codigo: String,
 }
 
@@ -282,9 +393,30 @@ pub struct Detalle {
     pub nmb_item: String,
     #[serde(rename = "DscItem", default, skip_serializing_if = "Option::is_none")]
     pub dsc_item: Option<String>,
+    /// A reference quantity, unit and price (shown, not computed with).
+    #[serde(rename = "QtyRef", default, skip_serializing_if = "Option::is_none")]
+    pub qty_ref: Option<Decimal>,
+    #[serde(
+        rename = "UnmdRef",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unmd_ref: Option<String>,
+    #[serde(rename = "PrcRef", default, skip_serializing_if = "Option::is_none")]
+    pub prc_ref: Option<Decimal>,
     #[serde(rename = "QtyItem", default, skip_serializing_if = "Option::is_none")]
     pub qty_item: Option<Decimal>,
-    #[serde(rename = "UnmdItem", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "FchElabor", default, skip_serializing_if = "Option::is_none")]
+    pub fch_elabor: Option<NaiveDate>,
+    #[serde(rename = "FchVencim", default, skip_serializing_if = "Option::is_none")]
+    pub fch_vencim: Option<NaiveDate>,
+    #[serde(
+        rename = "UnmdItem",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub unmd_item: Option<String>,
     #[serde(rename = "PrcItem", default, skip_serializing_if = "Option::is_none")]
     pub prc_item: Option<Decimal>,

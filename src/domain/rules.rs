@@ -60,15 +60,17 @@ impl Prepared {
     }
 }
 
-enum Field {
-    RutTrans,
-    RutOtr(usize),
+/// A RUT the rules read, to be written back in canonical form.
+enum CanonicalRut {
+    Trans,
+    Chofer,
+    Otr(usize),
 }
 
 /// Applies the rules; every violation is reported, not just the first.
 pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: NaiveDate) -> Result<Prepared, DteError> {
     let mut p = Problems::default();
-    let mut canonical: Vec<(Field, Rut)> = Vec::new();
+    let mut canonical: Vec<(CanonicalRut, Rut)> = Vec::new();
     let id = &doc.encabezado.id_doc;
     let Some(tipo) = TipoDte::from_code(id.tipo_dte) else {
         return Err(DteError::single(
@@ -160,8 +162,28 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         check_opt(&mut p, &format!("{b}.DirRecep"), &r.dir_recep, 70);
         check_opt(&mut p, &format!("{b}.CmnaRecep"), &r.cmna_recep, 20);
         check_opt(&mut p, &format!("{b}.CiudadRecep"), &r.ciudad_recep, 20);
+        check_opt(&mut p, &format!("{b}.DirPostal"), &r.dir_postal, 70);
+        check_opt(&mut p, &format!("{b}.CmnaPostal"), &r.cmna_postal, 20);
+        check_opt(&mut p, &format!("{b}.CiudadPostal"), &r.ciudad_postal, 20);
         if boleta && (r.giro_recep.is_some() || r.correo_recep.is_some()) {
             p.push(b, "not-allowed", "a boleta's Receptor has no GiroRecep or CorreoRecep");
+        }
+        if let Some(x) = &r.extranjero {
+            if boleta {
+                p.push(format!("{b}.Extranjero"), "not-allowed", "a boleta's Receptor has no Extranjero");
+            }
+            if let Some(id) = &x.num_id {
+                check(&mut p, &format!("{b}.Extranjero.NumId"), id, 1, 20);
+            }
+            if let Some(n) = &x.nacionalidad {
+                if n.is_empty() || n.len() > 3 || !n.bytes().all(|c| c.is_ascii_digit()) {
+                    p.push(
+                        format!("{b}.Extranjero.Nacionalidad"),
+                        "out-of-range",
+                        "Nacionalidad is the Aduana's country code (1 to 3 digits)",
+                    );
+                }
+            }
         }
     } else if !boleta {
         p.push("Encabezado.Receptor", "required", "the receptor is required");
@@ -177,9 +199,16 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         check_opt(&mut p, &format!("{b}.CiudadDest"), &t.ciudad_dest, 20);
         if let Some(r) = &t.rut_trans {
             match parse_rut(&format!("{b}.RUTTrans"), r) {
-                Ok(rut) => canonical.push((Field::RutTrans, rut)),
+                Ok(rut) => canonical.push((CanonicalRut::Trans, rut)),
                 Err(e) => p.0.push(e),
             }
+        }
+        if let Some(c) = &t.chofer {
+            match parse_rut(&format!("{b}.Chofer.RUTChofer"), &c.rut_chofer) {
+                Ok(rut) => canonical.push((CanonicalRut::Chofer, rut)),
+                Err(e) => p.0.push(e),
+            }
+            check(&mut p, &format!("{b}.Chofer.NombreChofer"), &c.nombre_chofer, 1, 30);
         }
     }
 
@@ -199,6 +228,30 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         check(&mut p, &format!("{b}.NmbItem"), &d.nmb_item, 1, 80);
         check_opt(&mut p, &format!("{b}.DscItem"), &d.dsc_item, 1000);
         check_opt(&mut p, &format!("{b}.UnmdItem"), &d.unmd_item, 4);
+        check_opt(&mut p, &format!("{b}.UnmdRef"), &d.unmd_ref, 4);
+        for (f, v) in [("QtyRef", d.qty_ref), ("PrcRef", d.prc_ref)] {
+            if let Some(v) = v {
+                check_dec(&mut p, &format!("{b}.{f}"), v, 12, 6, false);
+            }
+        }
+        for (f, v) in [("FchElabor", d.fch_elabor), ("FchVencim", d.fch_vencim)] {
+            if let Some(v) = v {
+                check_date(&mut p, &format!("{b}.{f}"), v);
+            }
+        }
+        if boleta
+            && (d.qty_ref.is_some()
+                || d.unmd_ref.is_some()
+                || d.prc_ref.is_some()
+                || d.fch_elabor.is_some()
+                || d.fch_vencim.is_some())
+        {
+            p.push(
+                b.clone(),
+                "not-allowed",
+                "a boleta's Detalle has no QtyRef, UnmdRef, PrcRef, FchElabor or FchVencim",
+            );
+        }
         if d.cdg_item.len() > 5 {
             p.push(format!("{b}.CdgItem"), "too-many", "at most 5 item codes");
         }
@@ -325,7 +378,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         }
         if let Some(o) = &r.rut_otr {
             match parse_rut(&format!("{b}.RUTOtr"), o) {
-                Ok(rut) => canonical.push((Field::RutOtr(i), rut)),
+                Ok(rut) => canonical.push((CanonicalRut::Otr(i), rut)),
                 Err(e) => p.0.push(e),
             }
         }
@@ -343,12 +396,17 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
     // RUTs are written in canonical form whatever form the client used.
     for (field, rut) in canonical {
         match field {
-            Field::RutTrans => {
+            CanonicalRut::Trans => {
                 if let Some(t) = doc.encabezado.transporte.as_mut() {
                     t.rut_trans = Some(rut.to_string());
                 }
             }
-            Field::RutOtr(i) => doc.referencia[i].rut_otr = Some(rut.to_string()),
+            CanonicalRut::Chofer => {
+                if let Some(c) = doc.encabezado.transporte.as_mut().and_then(|t| t.chofer.as_mut()) {
+                    c.rut_chofer = rut.to_string();
+                }
+            }
+            CanonicalRut::Otr(i) => doc.referencia[i].rut_otr = Some(rut.to_string()),
         }
     }
     let rut_recep = rut_recep.unwrap_or(Rut::ANONYMOUS);

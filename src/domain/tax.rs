@@ -143,9 +143,30 @@ fn pct(base: Decimal, pct: Decimal) -> Decimal {
     base * pct / Decimal::ONE_HUNDRED
 }
 
-fn line_amounts(i: usize, d: &Detalle, cur: Currency, p: &mut Problems) -> LineAmounts {
+/// Documents that may carry no prices, as the SII allows: a guía de despacho that is not a sale
+/// (`IndTraslado` other than 1: internal transfers, consignments, free deliveries…) and a nota
+/// that only corrects text (every `CodRef` is 2).
+pub fn priceless_allowed(doc: &DocumentInput, tipo: TipoDte) -> bool {
+    match tipo {
+        TipoDte::GuiaDespacho => doc.encabezado.id_doc.ind_traslado.is_some_and(|t| t != 1),
+        TipoDte::NotaCredito | TipoDte::NotaDebito => {
+            let codes: Vec<u8> = doc.referencia.iter().filter_map(|r| r.cod_ref).collect();
+            !codes.is_empty() && codes.iter().all(|c| *c == 2)
+        }
+        _ => false,
+    }
+}
+
+fn unpriced(d: &Detalle) -> bool {
+    d.prc_item.is_none() && d.monto_item.is_none()
+}
+
+fn line_amounts(i: usize, d: &Detalle, cur: Currency, free: bool, p: &mut Problems) -> LineAmounts {
     let path = |f: &str| format!("Detalle[{i}].{f}");
     let qty = d.qty_item.unwrap_or(Decimal::ONE);
+    if free && unpriced(d) {
+        return LineAmounts { descuento_monto: None, recargo_monto: None, monto_item: Decimal::ZERO };
+    }
     let mut monto = match (d.prc_item, d.monto_item) {
         (Some(prc), _) => cur.round(qty * prc),
         // A line with no price (a guía's free item, a text correction) states its amount directly.
@@ -185,8 +206,14 @@ pub fn compute(
     cur: Currency,
 ) -> Result<Computed, Vec<FieldError>> {
     let mut p = Problems::default();
+    let free = priceless_allowed(doc, tipo);
     let lines: Vec<LineAmounts> =
-        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, &mut p)).collect();
+        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, free, &mut p)).collect();
+    if free && doc.detalle.iter().all(unpriced) && doc.dsc_rcg_global.is_empty() {
+        // Nothing is sold: the SII expects only MntTotal 0.
+        let totals = Totals { mnt_total: Decimal::ZERO, ..Totals::default() };
+        return if p.is_empty() { Ok(Computed { lines, globals: vec![], totals }) } else { Err(p.0) };
+    }
 
     // Buckets: taxed (net or gross), exempt, non-billable.
     let (mut afecto, mut exento, mut no_fact) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);

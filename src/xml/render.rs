@@ -81,6 +81,12 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
     if let Some(r) = &doc.encabezado.receptor {
         o.leaf_opt("CdgIntRecep", r.cdg_int_recep.as_deref());
         o.leaf_opt("RznSocRecep", r.rzn_soc_recep.as_deref());
+        if let Some(x) = r.extranjero.as_ref().filter(|_| !boleta) {
+            o.start("Extranjero");
+            o.leaf_opt("NumId", x.num_id.as_deref());
+            o.leaf_opt("Nacionalidad", x.nacionalidad.as_deref());
+            o.end("Extranjero");
+        }
         if !boleta {
             o.leaf_opt("GiroRecep", r.giro_recep.as_deref());
         }
@@ -91,6 +97,9 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
         o.leaf_opt("DirRecep", r.dir_recep.as_deref());
         o.leaf_opt("CmnaRecep", r.cmna_recep.as_deref());
         o.leaf_opt("CiudadRecep", r.ciudad_recep.as_deref());
+        o.leaf_opt("DirPostal", r.dir_postal.as_deref());
+        o.leaf_opt("CmnaPostal", r.cmna_postal.as_deref());
+        o.leaf_opt("CiudadPostal", r.ciudad_postal.as_deref());
     }
     o.end("Receptor");
 
@@ -98,6 +107,12 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
         o.start("Transporte");
         o.leaf_opt("Patente", t.patente.as_deref());
         o.leaf_opt("RUTTrans", t.rut_trans.as_deref());
+        if let Some(c) = &t.chofer {
+            o.start("Chofer");
+            o.leaf("RUTChofer", &c.rut_chofer);
+            o.leaf("NombreChofer", &c.nombre_chofer);
+            o.end("Chofer");
+        }
         o.leaf_opt("DirDest", t.dir_dest.as_deref());
         o.leaf_opt("CmnaDest", t.cmna_dest.as_deref());
         o.leaf_opt("CiudadDest", t.ciudad_dest.as_deref());
@@ -142,7 +157,12 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
         o.leaf_display_opt("IndExe", d.ind_exe);
         o.leaf("NmbItem", &d.nmb_item);
         o.leaf_opt("DscItem", d.dsc_item.as_deref());
+        o.leaf_display_opt("QtyRef", d.qty_ref.map(n));
+        o.leaf_opt("UnmdRef", d.unmd_ref.as_deref());
+        o.leaf_display_opt("PrcRef", d.prc_ref.map(n));
         o.leaf_display_opt("QtyItem", d.qty_item.map(n));
+        o.leaf_display_opt("FchElabor", d.fch_elabor);
+        o.leaf_display_opt("FchVencim", d.fch_vencim);
         o.leaf_opt("UnmdItem", d.unmd_item.as_deref());
         o.leaf_display_opt("PrcItem", d.prc_item.map(n));
         o.leaf_display_opt("DescuentoPct", d.descuento_pct.map(n));
