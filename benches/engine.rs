@@ -43,7 +43,8 @@ fn fixture() -> Fixture {
 
 /// Documents per second on this thread, for `WINDOW`.
 fn issue_rate(f: &Fixture, validate: bool, offset: u64) -> f64 {
-    let issuer = Issuer { company: &f.company, cert: &f.cert, taxes: &f.taxes, validate_schema: validate };
+    let issuer =
+        Issuer { company: &f.company, cert: &f.cert, taxes: &f.taxes, validate_schema: validate, rut_prov_sw: None };
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < WINDOW {

@@ -218,6 +218,9 @@ struct BuildArgs {
     /// Skip XSD validation (measurement only).
     #[arg(long, hide = true)]
     no_schema: bool,
+    /// The software provider's RUT, written in boletas (RUTProvSW).
+    #[arg(long, value_name = "RUT")]
+    rut_prov_sw: Option<String>,
     /// Where to write the signed DTE (ISO-8859-1).
     #[arg(long, value_name = "OUT.xml")]
     output: PathBuf,
@@ -345,7 +348,19 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     let (company, cert, now) = signer(&a.signer)?;
     let caf = Caf::load(&read(&a.caf)?, &trust(&a.trust_test_authority)?).map_err(DteError::from)?;
     let taxes = TaxTable::default();
-    let issuer = Issuer { company: &company, cert: &cert, taxes: &taxes, validate_schema: !a.no_schema };
+    let prov_sw = a
+        .rut_prov_sw
+        .as_deref()
+        .map(|r| r.parse::<dte_gateway::domain::Rut>().map(|r| r.to_string()))
+        .transpose()
+        .map_err(|e| Failure::Input(format!("--rut-prov-sw: {e}")))?;
+    let issuer = Issuer {
+        company: &company,
+        cert: &cert,
+        taxes: &taxes,
+        validate_schema: !a.no_schema,
+        rut_prov_sw: prov_sw.as_deref(),
+    };
     let issued = issuer.issue(&input, &caf, a.folio, now)?;
     write_atomic(&a.output, &issued.xml)?;
     println!(

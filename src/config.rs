@@ -126,6 +126,9 @@ pub struct Settings {
     /// Console cookies always `Secure` (with the `__Host-` prefix), for a gateway behind a TLS proxy
     /// that does not say so in `X-Forwarded-Proto`; under the gateway's own TLS they are anyway.
     pub console_secure_cookies: bool,
+    /// The software provider's RUT, written in every boleta (`RUTProvSW`, EnvioBOLETA_v11): this
+    /// gateway's operator, or the company itself for its own installation. None: not written.
+    pub rut_prov_sw: Option<String>,
     /// How often an undecided received document's RCV state is asked again, seconds.
     pub rcv_recheck_seconds: u64,
     /// Follow the RCV's history of issued 33/34/43 (buyers' acceptances and claims).
@@ -206,6 +209,7 @@ impl Default for Settings {
             console_idle_minutes: 30,
             console_session_hours: 12,
             console_secure_cookies: false,
+            rut_prov_sw: None,
             rcv_recheck_seconds: 3_600,
             rcv_track_issued: true,
             exchange_mail_attempts: 8,
@@ -284,6 +288,7 @@ const ENV: &[&str] = &[
     "CONSOLE_IDLE_MINUTES",
     "CONSOLE_SESSION_HOURS",
     "CONSOLE_SECURE_COOKIES",
+    "RUT_PROV_SW",
     "RCV_RECHECK_SECONDS",
     "RCV_TRACK_ISSUED",
     "EXCHANGE_MAIL_ATTEMPTS",
@@ -441,6 +446,11 @@ impl Settings {
         }
         if self.key_rotation_grace_seconds < 0 {
             e.push("key_rotation_grace_seconds must not be negative".into());
+        }
+        if let Some(r) = &self.rut_prov_sw {
+            if r.parse::<crate::domain::Rut>().is_err() {
+                e.push(format!("rut_prov_sw {r:?} is not a valid RUT"));
+            }
         }
         if self.console_session_hours == 0 || self.console_session_hours > 720 {
             e.push("console_session_hours must be 1..720".into());

@@ -25,6 +25,8 @@ pub struct Issuer<'a> {
     /// Validate each built DTE against the SII schema before returning it (on by default; the
     /// benchmark measures the cost of turning it off).
     pub validate_schema: bool,
+    /// The software provider's RUT, written in boletas (`RUTProvSW`).
+    pub rut_prov_sw: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,7 +124,7 @@ impl Issuer<'_> {
         };
         let ted = ted::stamp(&data, caf)?;
         let tmst = now.format(TS_FORMAT).to_string();
-        let body = documento_body(p, self.company, computed, folio, &ted, &tmst);
+        let body = documento_body(p, self.company, computed, folio, &ted, &tmst, self.rut_prov_sw);
         let id = documento_id(p.tipo.code(), folio);
 
         // The Documento in the canonical form of a stand-alone `<DTE xmlns=SiiDte>`: the rendered
@@ -174,7 +176,7 @@ mod tests {
         let cert = Certificate::from_pkcs12(&repo("certs/test-company.p12"), "test1234").unwrap();
         let trust = CafTrust::with_test_authority(&repo("certs/test-authority.pem")).unwrap();
         let taxes = TaxTable::default();
-        let issuer = Issuer { company: &company, cert: &cert, taxes: &taxes, validate_schema: true };
+        let issuer = Issuer { company: &company, cert: &cert, taxes: &taxes, validate_schema: true, rut_prov_sw: None };
         let now = NaiveDateTime::parse_from_str("2026-11-20T10:00:00", TS_FORMAT).unwrap();
         for (tipo, name) in [(33, "33-factura"), (39, "39-boleta"), (52, "52-guia-despacho")] {
             let caf = Caf::load(&repo(&format!("certs/cafs/caf-76192083-9-T{tipo}.xml")), &trust).unwrap();

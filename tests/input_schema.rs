@@ -185,11 +185,7 @@ fn schema_paths() -> BTreeSet<String> {
                 continue;
             }
         };
-        let name = e
-            .attributes()
-            .flatten()
-            .find(|a| a.key.as_ref() == "name")
-            .map(|a| a.value.to_string());
+        let name = e.attributes().flatten().find(|a| a.key.as_ref() == "name").map(|a| a.value.to_string());
         let named: Vec<&String> = stack.iter().flatten().collect();
         if let Some(n) = &name {
             // `DTE` is `DTEDefType`: a `Documento`, a `Liquidacion` or `Exportaciones`, whose
@@ -314,4 +310,118 @@ fn every_element_of_the_schemas_documento_has_a_place_in_the_input() {
     assert!(unknown.is_empty(), "elements of the schema with no place in the input: {unknown:?}");
     let taken: Vec<&&str> = NOT_YET.iter().filter(|k| !missing.iter().any(|p| covered(p, k))).collect();
     assert!(taken.is_empty(), "the input takes these now; remove them from NOT_YET: {taken:?}");
+}
+
+/// `envio build` of `dtes` with the test material, into `out`.
+fn envio(dtes: &[PathBuf], out: &Path) -> std::process::Output {
+    let mut c = bin();
+    c.args(["envio", "build", "--company"]).arg(repo("examples/company.json"));
+    c.arg("--cert").arg(repo("certs/test-company.p12"));
+    c.args(["--cert-password", "test1234", "--timestamp", "2026-11-20T12:00:00", "--output"]).arg(out);
+    c.args(dtes);
+    run(&mut c)
+}
+
+#[test]
+fn a_boleta_in_the_2025_format_validates_against_the_sii_s_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let boleta = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 39, "MedioPago": 2},
+            "Receptor": {"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú & Cía. Limitada", "Contacto": "Mesón 3",
+                         "CorreoRecep": "compras@example.cl", "TelefonoRecep": 56223456789_u64,
+                         "DirRecep": "Los Aromos 45", "CmnaRecep": "Ñuñoa"}
+        },
+        "Detalle": {"NmbItem": "Menú del día", "QtyItem": 2, "PrcItem": 8990},
+        "GeoRefEmision": {"LatitudEmision": "-33.4378", "LongitudEmision": "-70.6505"}
+    });
+    let input = write(dir.path(), "boleta-2025", &boleta);
+    let out = dir.path().join("boleta-2025.xml");
+    let o = build(&input, &caf(39), 9, &out, &["--rut-prov-sw", "76.192.083-9"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let xml: String = std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect();
+    assert!(xml.contains("<FchEmis>") && xml.contains("<MedioPago>2</MedioPago></IdDoc>"), "{xml}");
+    assert!(xml.contains("<Contacto>Mesón 3</Contacto><CorreoRecep>compras@example.cl</CorreoRecep><TelefonoRecep>56223456789</TelefonoRecep><DirRecep>"));
+    assert!(xml.contains("</Receptor><RUTProvSW>76192083-9</RUTProvSW><Totales>"), "{xml}");
+    assert!(xml.contains("<GeoRefEmision><LatitudEmision>-33.4378</LatitudEmision><LongitudEmision>-70.6505</LongitudEmision><SistemaReferencia>1</SistemaReferencia></GeoRefEmision><TED"));
+    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Documento", None);
+    assert!(x.status.success(), "{}", text(&x));
+    // The envelope, with an old-format boleta beside it, against the SII's current schema.
+    let old = dir.path().join("boleta-old.xml");
+    let o = build(&example(39), &caf(39), 10, &old, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let env = dir.path().join("envio-boleta.xml");
+    let o = envio(&[out.clone(), old], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let l = xmllint("EnvioBOLETA_v11.xsd", &env);
+    assert!(l.status.success(), "xmllint: {}", text(&l));
+    let v =
+        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+    assert!(v.status.success() && !text(&v).contains("FAIL"), "{}", text(&v));
+}
+
+#[test]
+fn the_2025_boleta_fields_are_checked_and_kept_off_other_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let boleta = |f: &dyn Fn(&mut Value)| {
+        let mut b = json!({"Encabezado": {"IdDoc": {"TipoDTE": 39}}, "Detalle": [{"NmbItem": "x", "PrcItem": 1190}]});
+        f(&mut b);
+        b
+    };
+    let factura = |f: &dyn Fn(&mut Value)| {
+        let mut b = json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor()},
+                           "Detalle": [{"NmbItem": "x", "PrcItem": 1000}]});
+        f(&mut b);
+        b
+    };
+    let cases: Vec<(&str, u16, Value, &str)> = vec![
+        ("medio-6", 39, boleta(&|b| b["Encabezado"]["IdDoc"]["MedioPago"] = json!(6)), "Encabezado.IdDoc.MedioPago"),
+        (
+            "medio-ef-boleta",
+            39,
+            boleta(&|b| b["Encabezado"]["IdDoc"]["MedioPago"] = json!("EF")),
+            "Encabezado.IdDoc.MedioPago",
+        ),
+        (
+            "medio-2-factura",
+            33,
+            factura(&|b| b["Encabezado"]["IdDoc"]["MedioPago"] = json!(2)),
+            "Encabezado.IdDoc.MedioPago",
+        ),
+        (
+            "telefono-factura",
+            33,
+            factura(&|b| b["Encabezado"]["Receptor"]["TelefonoRecep"] = json!("223456789")),
+            "Encabezado.Receptor.TelefonoRecep",
+        ),
+        (
+            "geo-factura",
+            33,
+            factura(&|b| b["GeoRefEmision"] = json!({"LatitudEmision": "-33.4", "LongitudEmision": "-70.6"})),
+            "GeoRefEmision",
+        ),
+        (
+            "geo-texto",
+            39,
+            boleta(&|b| b["GeoRefEmision"] = json!({"LatitudEmision": "norte", "LongitudEmision": "-70.6"})),
+            "GeoRefEmision.LatitudEmision",
+        ),
+    ];
+    for (name, tipo, input, field) in cases {
+        let out = dir.path().join(format!("{name}.xml"));
+        let o = build(&write(dir.path(), name, &input), &caf(tipo), 9, &out, &[]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        assert!(text(&o).contains(field), "{name}: {}", text(&o));
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+    // A DTE takes the SII's DTE codes.
+    let out = dir.path().join("medio-ef.xml");
+    let o = build(
+        &write(dir.path(), "medio-ef", &factura(&|b| b["Encabezado"]["IdDoc"]["MedioPago"] = json!("EF"))),
+        &caf(33),
+        9,
+        &out,
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
 }

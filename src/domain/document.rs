@@ -156,12 +156,42 @@ pub struct DocumentInput {
     #[serde(rename = "Detalle", default, deserialize_with = "one_or_many_objects")]
     #[schema(value_type = Vec<Detalle>)]
     pub detalle: Vec<Detalle>,
-    #[serde(rename = "DscRcgGlobal", default, deserialize_with = "one_or_many_objects", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "DscRcgGlobal",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schema(value_type = Vec<DscRcgGlobal>)]
     pub dsc_rcg_global: Vec<DscRcgGlobal>,
-    #[serde(rename = "Referencia", default, deserialize_with = "one_or_many_objects", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Referencia",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schema(value_type = Vec<Referencia>)]
     pub referencia: Vec<Referencia>,
+    /// Boletas only: where it was issued.
+    #[serde(rename = "GeoRefEmision", default, skip_serializing_if = "Option::is_none")]
+    pub geo_ref_emision: Option<GeoRefEmision>,
+}
+
+/// Where a boleta was issued (EnvioBOLETA_v11 §F): WGS84 decimal degrees.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoRefEmision {
+    #[serde(rename = "LatitudEmision", deserialize_with = "text_or_number")]
+    pub latitud_emision: String,
+    #[serde(rename = "LongitudEmision", deserialize_with = "text_or_number")]
+    pub longitud_emision: String,
+    /// 1 = WGS84, the only system the SII names (default).
+    #[serde(rename = "SistemaReferencia", default = "wgs84")]
+    pub sistema_referencia: u8,
+}
+
+fn wgs84() -> u8 {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -224,7 +254,14 @@ pub struct IdDoc {
     pub periodo_desde: Option<NaiveDate>,
     #[serde(rename = "PeriodoHasta", default, skip_serializing_if = "Option::is_none")]
     pub periodo_hasta: Option<NaiveDate>,
-    #[serde(rename = "MedioPago", default, skip_serializing_if = "Option::is_none")]
+    /// DTE: the SII's code (CH, LT, EF, PE, TC, CF, OT); boletas: 1 efectivo, 2 pago electrónico,
+    /// 3 transferencia, 4 cheque, 5 otro.
+    #[serde(
+        rename = "MedioPago",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub medio_pago: Option<String>,
     #[serde(rename = "TermPagoGlosa", default, skip_serializing_if = "Option::is_none")]
     pub term_pago_glosa: Option<String>,
@@ -262,6 +299,14 @@ pub struct Receptor {
     pub contacto: Option<String>,
     #[serde(rename = "CorreoRecep", default, skip_serializing_if = "Option::is_none")]
     pub correo_recep: Option<String>,
+    /// Boletas only (EnvioBOLETA_v11, 2024-12).
+    #[serde(
+        rename = "TelefonoRecep",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub telefono_recep: Option<String>,
     #[serde(rename = "DirRecep", default, skip_serializing_if = "Option::is_none")]
     pub dir_recep: Option<String>,
     #[serde(rename = "CmnaRecep", default, skip_serializing_if = "Option::is_none")]

@@ -123,6 +123,33 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         p.push("Encabezado.IdDoc.TipoDespacho", "out-of-range", "TipoDespacho is 1, 2 or 3");
     }
     check_opt(&mut p, "Encabezado.IdDoc.TermPagoGlosa", &id.term_pago_glosa, 100);
+    if let Some(m) = &id.medio_pago {
+        let (ok, codes) = if boleta {
+            (
+                matches!(m.as_str(), "1" | "2" | "3" | "4" | "5"),
+                "1 efectivo, 2 pago electrónico, 3 transferencia, 4 cheque, 5 otro",
+            )
+        } else {
+            (matches!(m.as_str(), "CH" | "LT" | "EF" | "PE" | "TC" | "CF" | "OT"), "CH, LT, EF, PE, TC, CF or OT")
+        };
+        if !ok {
+            p.push("Encabezado.IdDoc.MedioPago", "out-of-range", format!("MedioPago is {codes}"));
+        }
+    }
+    if let Some(g) = &doc.geo_ref_emision {
+        if !boleta {
+            p.push("GeoRefEmision", "not-allowed", "GeoRefEmision is a boleta's");
+        }
+        for (f, v) in [("LatitudEmision", &g.latitud_emision), ("LongitudEmision", &g.longitud_emision)] {
+            check(&mut p, &format!("GeoRefEmision.{f}"), v, 1, 30);
+            if v.parse::<f64>().is_err() {
+                p.push(format!("GeoRefEmision.{f}"), "wrong-type", "decimal degrees, e.g. -33.4378");
+            }
+        }
+        if g.sistema_referencia != 1 {
+            p.push("GeoRefEmision.SistemaReferencia", "out-of-range", "SistemaReferencia is 1 (WGS84)");
+        }
+    }
     match (tipo, id.ind_traslado) {
         (TipoDte::GuiaDespacho, None) => {
             p.push("Encabezado.IdDoc.IndTraslado", "required", "a guía de despacho needs IndTraslado (1-9)")
@@ -165,8 +192,14 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         check_opt(&mut p, &format!("{b}.DirPostal"), &r.dir_postal, 70);
         check_opt(&mut p, &format!("{b}.CmnaPostal"), &r.cmna_postal, 20);
         check_opt(&mut p, &format!("{b}.CiudadPostal"), &r.ciudad_postal, 20);
-        if boleta && (r.giro_recep.is_some() || r.correo_recep.is_some()) {
-            p.push(b, "not-allowed", "a boleta's Receptor has no GiroRecep or CorreoRecep");
+        if boleta && r.giro_recep.is_some() {
+            p.push(b, "not-allowed", "a boleta's Receptor has no GiroRecep");
+        }
+        match &r.telefono_recep {
+            Some(_) if !boleta => {
+                p.push(format!("{b}.TelefonoRecep"), "not-allowed", "TelefonoRecep is a boleta's (use Contacto)")
+            }
+            v => check_opt(&mut p, &format!("{b}.TelefonoRecep"), v, 20),
         }
         if let Some(x) = &r.extranjero {
             if boleta {

@@ -40,6 +40,8 @@ pub(crate) struct Work {
     pub key_id: Option<String>,
     /// The caller's trace context (see `otel`).
     pub trace: Option<String>,
+    /// The software provider's RUT for boletas (`RUTProvSW`).
+    pub rut_prov_sw: Option<String>,
 }
 
 struct Pending {
@@ -325,7 +327,13 @@ fn sign(w: &Work, caf: &Caf, folio: i64, taxes: &TaxTable, fail: Option<&str>) -
     if fail.is_some_and(|f| w.prepared.doc.detalle.first().is_some_and(|d| d.nmb_item == f)) {
         return Err(DteError::Xml("failure forced by the test hook".into()));
     }
-    let issuer = Issuer { company: &w.company, cert: &w.cert, taxes, validate_schema: true };
+    let issuer = Issuer {
+        company: &w.company,
+        cert: &w.cert,
+        taxes,
+        validate_schema: true,
+        rut_prov_sw: w.rut_prov_sw.as_deref(),
+    };
     let issued = issuer.issue_prepared(&w.prepared, &w.computed, caf, folio as u64, w.now)?;
     for (stage, secs) in [("sign", issued.timings.sign), ("validate", issued.timings.validate)] {
         metrics::histogram!(crate::telemetry::ISSUANCE_STAGE_SECONDS, "stage" => stage).record(secs);

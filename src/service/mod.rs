@@ -245,6 +245,8 @@ pub struct Service {
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// Which webhook receivers tenants may register.
     pub webhook_policy: crate::netguard::TargetPolicy,
+    /// The software provider's RUT, written in boletas (`RUTProvSW`); from configuration.
+    pub rut_prov_sw: Option<String>,
 }
 
 impl Service {
@@ -261,6 +263,7 @@ impl Service {
             companies: Mutex::new(HashMap::new()),
             cache: None,
             webhook_policy: crate::netguard::TargetPolicy::default(),
+            rut_prov_sw: None,
         }
     }
 
@@ -528,6 +531,7 @@ impl Service {
             key_id: key_id.map(String::from),
             // Taken here, in the caller's span: the group that issues it runs in a task of its own.
             trace: crate::otel::traceparent(),
+            rut_prov_sw: self.rut_prov_sw.clone(),
         };
         self.issuance.submit(work, idem).await
     }

@@ -19,7 +19,16 @@ pub fn documento_id(tipo: u16, folio: u64) -> String {
 }
 
 /// Everything inside `<Documento ID=…>` up to and including the TED and TmstFirma.
-pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, ted: &str, tmst: &str) -> String {
+/// `prov_sw`: the software provider's RUT, written in a boleta (`RUTProvSW`, EnvioBOLETA_v11).
+pub fn documento_body(
+    p: &Prepared,
+    c: &Company,
+    comp: &Computed,
+    folio: u64,
+    ted: &str,
+    tmst: &str,
+    prov_sw: Option<&str>,
+) -> String {
     let boleta = p.tipo.is_boleta();
     let doc = &p.doc;
     let id = &doc.encabezado.id_doc;
@@ -35,6 +44,7 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
         o.leaf_display_opt("PeriodoDesde", id.periodo_desde);
         o.leaf_display_opt("PeriodoHasta", id.periodo_hasta);
         o.leaf_display_opt("FchVenc", id.fch_venc);
+        o.leaf_opt("MedioPago", id.medio_pago.as_deref());
     } else {
         o.leaf_display_opt("IndNoRebaja", id.ind_no_rebaja);
         o.leaf_display_opt("TipoDespacho", id.tipo_despacho);
@@ -91,8 +101,9 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
             o.leaf_opt("GiroRecep", r.giro_recep.as_deref());
         }
         o.leaf_opt("Contacto", r.contacto.as_deref());
-        if !boleta {
-            o.leaf_opt("CorreoRecep", r.correo_recep.as_deref());
+        o.leaf_opt("CorreoRecep", r.correo_recep.as_deref());
+        if boleta {
+            o.leaf_opt("TelefonoRecep", r.telefono_recep.as_deref());
         }
         o.leaf_opt("DirRecep", r.dir_recep.as_deref());
         o.leaf_opt("CmnaRecep", r.cmna_recep.as_deref());
@@ -102,6 +113,9 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
         o.leaf_opt("CiudadPostal", r.ciudad_postal.as_deref());
     }
     o.end("Receptor");
+    if boleta {
+        o.leaf_opt("RUTProvSW", prov_sw);
+    }
 
     if let Some(t) = &doc.encabezado.transporte {
         o.start("Transporte");
@@ -209,6 +223,13 @@ pub fn documento_body(p: &Prepared, c: &Company, comp: &Computed, folio: u64, te
         o.end("Referencia");
     }
 
+    if let Some(g) = doc.geo_ref_emision.as_ref().filter(|_| boleta) {
+        o.start("GeoRefEmision");
+        o.leaf("LatitudEmision", &g.latitud_emision);
+        o.leaf("LongitudEmision", &g.longitud_emision);
+        o.leaf_display("SistemaReferencia", g.sistema_referencia);
+        o.end("GeoRefEmision");
+    }
     o.raw(ted);
     o.leaf("TmstFirma", tmst);
     o.into_string()
