@@ -129,6 +129,9 @@ pub struct Settings {
     /// The software provider's RUT, written in every boleta (`RUTProvSW`, EnvioBOLETA_v11): this
     /// gateway's operator, or the company itself for its own installation. None: not written.
     pub rut_prov_sw: Option<String>,
+    /// How boletas reach the SII in certificación: `rest` (the boleta API, as in producción) or
+    /// `dteupload` (SOAP DTEUpload, the only channel the SII's boleta certification set counts).
+    pub boleta_channel_certificacion: String,
     /// How often an undecided received document's RCV state is asked again, seconds.
     pub rcv_recheck_seconds: u64,
     /// Follow the RCV's history of issued 33/34/43 (buyers' acceptances and claims).
@@ -210,6 +213,7 @@ impl Default for Settings {
             console_session_hours: 12,
             console_secure_cookies: false,
             rut_prov_sw: None,
+            boleta_channel_certificacion: "rest".into(),
             rcv_recheck_seconds: 3_600,
             rcv_track_issued: true,
             exchange_mail_attempts: 8,
@@ -289,6 +293,7 @@ const ENV: &[&str] = &[
     "CONSOLE_SESSION_HOURS",
     "CONSOLE_SECURE_COOKIES",
     "RUT_PROV_SW",
+    "BOLETA_CHANNEL_CERTIFICACION",
     "RCV_RECHECK_SECONDS",
     "RCV_TRACK_ISSUED",
     "EXCHANGE_MAIL_ATTEMPTS",
@@ -447,6 +452,12 @@ impl Settings {
         if self.key_rotation_grace_seconds < 0 {
             e.push("key_rotation_grace_seconds must not be negative".into());
         }
+        if !matches!(self.boleta_channel_certificacion.as_str(), "rest" | "dteupload") {
+            e.push(format!(
+                "boleta_channel_certificacion {:?} is not rest or dteupload",
+                self.boleta_channel_certificacion
+            ));
+        }
         if let Some(r) = &self.rut_prov_sw {
             if r.parse::<crate::domain::Rut>().is_err() {
                 e.push(format!("rut_prov_sw {r:?} is not a valid RUT"));
@@ -558,6 +569,7 @@ impl Settings {
             backoff: Duration::from_millis(self.retry_backoff_ms),
             max_backoff: Duration::from_millis(self.retry_max_backoff_ms),
             track_every: Duration::from_millis(self.track_every_ms),
+            boletas_by_dteupload_certificacion: self.boleta_channel_certificacion == "dteupload",
             ..Default::default()
         }
     }

@@ -109,3 +109,53 @@ async fn a_company_moves_to_produccion_with_its_own_resolution() {
     let (s, b) = g.issue(0, &factura("Servicio", 10_000), None).await;
     assert_eq!((s, b["folio"].as_u64()), (StatusCode::CREATED, Some(11)), "{b}");
 }
+
+/// A boleta issued by a company in certificación, sent by the configured channel.
+async fn boleta_sent(sim: &SimProcess, channel: &str) -> serde_json::Value {
+    let before = sim.counters().await;
+    let g = Gateway::start(
+        server::sqlite(),
+        1,
+        &[
+            ("DTE_GATEWAY_SII_WORKERS", "true"),
+            ("DTE_GATEWAY_SII_URL_CERTIFICACION", &sim.base),
+            ("DTE_GATEWAY_SII_BOLETA_API_URL_CERTIFICACION", &sim.base),
+            ("DTE_GATEWAY_SII_BOLETA_ENVIO_URL_CERTIFICACION", &sim.base),
+            ("DTE_GATEWAY_BOLETA_CHANNEL_CERTIFICACION", channel),
+            ("DTE_GATEWAY_WORKER_INTERVAL_MS", "100"),
+            ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "200"),
+            ("DTE_GATEWAY_TRACK_EVERY_MS", "200"),
+        ],
+        10,
+    )
+    .await;
+    let (s, b) = g
+        .raw(
+            "POST",
+            &format!("/v1/companies/{RUT}/cafs"),
+            &g.admin,
+            caf_xml(39, 1, 10, RUT).into_bytes(),
+            "application/xml",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let boleta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::repo("examples/39-boleta.json")).unwrap()).unwrap();
+    let (s, b) = g.send("POST", &format!("/v1/companies/{RUT}/documents"), &g.key, Some(boleta)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    wait_for("the boleta's verdict", Duration::from_secs(30), async || {
+        let states = g.states(RUT, &g.key).await;
+        (states.get("accepted") == Some(&1)).then_some(())
+    })
+    .await;
+    let after = sim.counters().await;
+    let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+    json!({"dteupload": delta("boletas_by_dteupload"), "rest": delta("boletas_by_rest")})
+}
+
+#[tokio::test]
+async fn in_certificacion_boletas_go_by_dteupload_when_set_and_by_the_rest_api_otherwise() {
+    let sim = SimProcess::start(&[]);
+    assert_eq!(boleta_sent(&sim, "dteupload").await, json!({"dteupload": 1, "rest": 0}));
+    assert_eq!(boleta_sent(&sim, "rest").await, json!({"dteupload": 0, "rest": 1}));
+}

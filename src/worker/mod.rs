@@ -38,6 +38,9 @@ pub struct LinkConfig {
     pub max_backoff: Duration,
     /// Delay between QueryEstUp polls of one upload.
     pub track_every: Duration,
+    /// In certificación, boletas go by DTEUpload (SOAP) as DTE do, not by the boleta REST API: the
+    /// SII's boleta certification set only sees uploads made that way.
+    pub boletas_by_dteupload_certificacion: bool,
 }
 
 impl Default for LinkConfig {
@@ -50,6 +53,7 @@ impl Default for LinkConfig {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             track_every: Duration::from_millis(500),
+            boletas_by_dteupload_certificacion: false,
         }
     }
 }
@@ -163,12 +167,14 @@ impl SiiLink {
     async fn context(&self, company: &str, boleta: bool) -> Result<Context<'_>, String> {
         let rec = self.svc.company(company).await.map_err(|e| e.to_string())?;
         let cert = self.svc.certificate(company).await.map_err(|e| e.to_string())?;
-        let key = (rec.environment, boleta);
+        let rest =
+            boleta && !(rec.environment == Environment::Certificacion && self.cfg.boletas_by_dteupload_certificacion);
+        let key = (rec.environment, rest);
         let client = self.clients.get(&key).ok_or("no SII client for the environment")?;
         let breaker = self.breakers.get(&key).ok_or("no breaker for the environment")?;
         // The boleta API issues its own tokens.
         let token_env =
-            if boleta { format!("{}-boleta", rec.environment.as_str()) } else { rec.environment.as_str().to_string() };
+            if rest { format!("{}-boleta", rec.environment.as_str()) } else { rec.environment.as_str().to_string() };
         Ok((rec, cert, client, breaker, token_env))
     }
 

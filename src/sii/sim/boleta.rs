@@ -37,7 +37,7 @@ async fn envio(req: HttpRequest, form: actix_multipart::Multipart, sim: web::Dat
     if let Some(f) = sim.faults().await {
         return f;
     }
-    let (r, v) = receive(&req, form, &sim).await;
+    let (r, v) = receive(&req, form, &sim, true).await;
     match v {
         Verdict::Track(t) => HttpResponse::Ok().json(serde_json::json!({
             "rut_emisor": r.company, "rut_envia": r.sender, "trackid": t.parse::<u64>().unwrap_or(0),

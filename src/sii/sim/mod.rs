@@ -72,6 +72,10 @@ pub struct Counters {
     pub upload_traceparents: Vec<String>,
     /// RCV web service calls by operation.
     pub rcv_calls: HashMap<String, u64>,
+    /// EnvioBOLETA envelopes received by DTEUpload (what the boleta certification set counts)…
+    pub boletas_by_dteupload: u64,
+    /// …and by the boleta REST API.
+    pub boletas_by_rest: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +373,7 @@ pub(crate) async fn receive(
     req: &HttpRequest,
     mut form: actix_multipart::Multipart,
     sim: &Arc<Sim>,
+    rest: bool,
 ) -> (Received, Verdict) {
     let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
     let mut filename = String::new();
@@ -407,6 +412,9 @@ pub(crate) async fn receive(
         return (Received { sender, company, filename }, Verdict::Status("3", ["archivo vacio".into()].to_vec()));
     };
     let file = file.clone();
+    if file.windows(12).any(|w| w == b"<EnvioBOLETA") {
+        sim.count(|c| if rest { c.boletas_by_rest += 1 } else { c.boletas_by_dteupload += 1 });
+    }
     let trust = sim.cfg.trust.clone();
     let checked = web::block(move || {
         let report = verify::verify(&file, &trust);
@@ -511,7 +519,7 @@ async fn upload(req: HttpRequest, form: actix_multipart::Multipart, sim: web::Da
             c.upload_traceparents.push(tp.to_string());
         }
     }
-    let (r, v) = receive(&req, form, &sim).await;
+    let (r, v) = receive(&req, form, &sim, false).await;
     match v {
         Verdict::Status(code, detail) => recepcion(&r.sender, &r.company, &r.filename, code, None, &detail),
         Verdict::Track(t) => recepcion(&r.sender, &r.company, &r.filename, "0", Some(&t), &[]),
