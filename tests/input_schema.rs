@@ -262,7 +262,6 @@ const NOT_YET: &[&str] = &[
     "Encabezado/Totales/TpoMoneda",
     "Referencia/IdAdicOtr",
     // Construction companies' credit and other special totals.
-    "Encabezado/Totales/CredEC",
     "Encabezado/Totales/GrntDep",
     "Encabezado/Totales/IVAProp",
     "Encabezado/Totales/IVATerc",
@@ -424,4 +423,61 @@ fn the_2025_boleta_fields_are_checked_and_kept_off_other_documents() {
         &[],
     );
     assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn a_construction_companys_factura_carries_cred_ec_computed_and_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let factura = |cred: Value| {
+        json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor(), "Totales": {"CredEC": cred}},
+               "Detalle": [{"NmbItem": "Estado de pago N° 3, obra Los Aromos", "PrcItem": 1234567}]})
+    };
+    // IVA = round(1 234 567 × 0.19 = 234 567.73) = 234 568; CredEC = round(234 568 × 0.65 =
+    // 152 469.2) = 152 469; MntTotal = 1 234 567 + 234 568 − 152 469 = 1 316 666.
+    let xml = built(dir.path(), "credec", 33, &factura(json!(true)));
+    assert!(
+        xml.contains("<MntNeto>1234567</MntNeto><TasaIVA>19</TasaIVA><IVA>234568</IVA><CredEC>152469</CredEC><MntTotal>1316666</MntTotal>"),
+        "{xml}"
+    );
+    // An amount under the limit is taken as given: 1 234 567 + 234 568 − 100 000 = 1 369 135.
+    let xml = built(dir.path(), "credec-given", 33, &factura(json!(100000)));
+    assert!(xml.contains("<CredEC>100000</CredEC><MntTotal>1369135</MntTotal>"), "{xml}");
+    // On a nota de crédito too.
+    let mut nc = factura(json!(true));
+    nc["Encabezado"]["IdDoc"]["TipoDTE"] = json!(61);
+    nc["Referencia"] =
+        json!({"TpoDocRef": 33, "FolioRef": 9, "FchRef": "2026-11-02", "CodRef": 1, "RazonRef": "ANULA"});
+    let xml = built(dir.path(), "credec-nc", 61, &nc);
+    assert!(xml.contains("<CredEC>152469</CredEC><MntTotal>1316666</MntTotal>"), "{xml}");
+    // Over the limit, on a 34, or without IVA: exit 2 naming the field, nothing written.
+    let mut exenta = factura(json!(true));
+    exenta["Encabezado"]["IdDoc"]["TipoDTE"] = json!(34);
+    for (name, tipo, input) in [
+        ("credec-over", 33, factura(json!(152470))),
+        ("credec-34", 34, exenta),
+        ("credec-text", 33, factura(json!("sí"))),
+    ] {
+        let out = dir.path().join(format!("{name}.xml"));
+        let o = build(&write(dir.path(), name, &input), &caf(tipo), 9, &out, &[]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        assert!(text(&o).contains("Encabezado.Totales.CredEC"), "{name}: {}", text(&o));
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn a_factura_de_compra_withholds_all_the_iva_unless_it_says_code_49() {
+    let dir = tempfile::tempdir().unwrap();
+    let compra = |line: Value| {
+        json!({"Encabezado": {"IdDoc": {"TipoDTE": 46}, "Receptor": {"RUTRecep": "8414240-9", "RznSocRecep": "Jorge González",
+               "GiroRecep": "Agricultor", "DirRecep": "Parcela 7", "CmnaRecep": "San Carlos"}}, "Detalle": [line]})
+    };
+    // No code: total retention (15). IVA 19 000 withheld: MntTotal = 100 000 + 19 000 − 19 000.
+    let xml = built(dir.path(), "compra-15", 46, &compra(json!({"NmbItem": "Trigo", "PrcItem": 100000})));
+    assert!(xml.contains("<ImptoReten><TipoImp>15</TipoImp><TasaImp>19</TasaImp><MontoImp>19000</MontoImp></ImptoReten><MntTotal>100000</MntTotal>"), "{xml}");
+    // Code 49 (the SII's factura de compra without retention): IVA not withheld, total 119 000.
+    let xml =
+        built(dir.path(), "compra-49", 46, &compra(json!({"NmbItem": "Trigo", "PrcItem": 100000, "CodImpAdic": 49})));
+    assert!(xml.contains("<CodImpAdic>49</CodImpAdic>") && !xml.contains("<ImptoReten>"), "{xml}");
+    assert!(xml.contains("<IVA>19000</IVA><MntTotal>119000</MntTotal>"), "{xml}");
 }

@@ -390,6 +390,11 @@ pub struct Totales {
     pub impto_reten: Vec<ImptoReten>,
     #[serde(rename = "IVANoRet", default, skip_serializing_if = "Option::is_none")]
     pub iva_no_ret: Option<Decimal>,
+    /// Construction companies' special credit (DL 910 art. 21): `true` for 65 % of the IVA as
+    /// the gateway computes it, or an amount up to that.
+    #[serde(rename = "CredEC", default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub cred_ec: Option<serde_json::Value>,
     #[serde(rename = "MntTotal", default, skip_serializing_if = "Option::is_none")]
     pub mnt_total: Option<Decimal>,
     #[serde(rename = "MontoNF", default, skip_serializing_if = "Option::is_none")]

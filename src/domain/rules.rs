@@ -123,6 +123,21 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         p.push("Encabezado.IdDoc.TipoDespacho", "out-of-range", "TipoDespacho is 1, 2 or 3");
     }
     check_opt(&mut p, "Encabezado.IdDoc.TermPagoGlosa", &id.term_pago_glosa, 100);
+    // The SII's format gives CredEC to facturas, guías and notas (33, 52, 56, 61) only.
+    let cred_ec = doc
+        .encabezado
+        .totales
+        .as_ref()
+        .and_then(|t| t.cred_ec.as_ref())
+        .is_some_and(|v| v != &serde_json::Value::Bool(false));
+    if cred_ec && !matches!(tipo, TipoDte::Factura | TipoDte::GuiaDespacho | TipoDte::NotaDebito | TipoDte::NotaCredito)
+    {
+        p.push(
+            "Encabezado.Totales.CredEC",
+            "not-allowed",
+            "CredEC applies to facturas (33), guías (52) and notas (56, 61) only",
+        );
+    }
     if let Some(m) = &id.medio_pago {
         let (ok, codes) = if boleta {
             (

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::document::{Detalle, DocumentInput, TipoDte};
 use crate::error::{FieldError, Problems};
 
+/// The construction companies' special credit: 65 % of the IVA (SII, Formato de los Documentos
+/// Tributarios Electrónicos v2.2, field 119 `CredEC`: "IVA × 0,65", subtracted from the total).
+pub const CRED_EC_RATE: Decimal = Decimal::from_parts(65, 0, 0, false, 2);
+
 /// IVA rate in percent (Sii::IVA = 19).
 pub const TASA_IVA: Decimal = Decimal::from_parts(19, 0, 0, false, 0);
 /// The code of total IVA retention (factura de compra).
@@ -38,8 +42,11 @@ pub struct TaxTable(pub BTreeMap<u16, TaxCode>);
 impl Default for TaxTable {
     fn default() -> Self {
         use TaxKind::{A, R};
-        let rows: [(u16, TaxKind, i64, u32, &str); 24] = [
+        let rows: [(u16, TaxKind, i64, u32, &str); 25] = [
             (15, R, 19, 0, "IVA retenido total"),
+            // Formato DTE v2.2 §4: a factura de compra without retention, "hoy utilizada sólo por
+            // Bolsa de Productos de Chile".
+            (49, R, 0, 0, "Factura de compra sin retención"),
             (30, R, 10, 0, "IVA retenido legumbres"),
             (31, R, 19, 0, "IVA retenido silvestres"),
             (32, R, 8, 0, "IVA retenido ganado"),
@@ -123,6 +130,8 @@ pub struct Totals {
     pub impto_reten: Vec<Retencion>,
     #[serde(rename = "IVANoRet", skip_serializing_if = "Option::is_none")]
     pub iva_no_ret: Option<Decimal>,
+    #[serde(rename = "CredEC", skip_serializing_if = "Option::is_none")]
+    pub cred_ec: Option<Decimal>,
     #[serde(rename = "MntTotal")]
     pub mnt_total: Decimal,
     #[serde(rename = "MontoNF", skip_serializing_if = "Option::is_none")]
@@ -154,6 +163,31 @@ pub fn priceless_allowed(doc: &DocumentInput, tipo: TipoDte) -> bool {
             !codes.is_empty() && codes.iter().all(|c| *c == 2)
         }
         _ => false,
+    }
+}
+
+/// The CredEC the input asks for: `None` for none; `Some(None)` for the computed 65 %;
+/// `Some(Some(x))` for an amount given.
+fn cred_ec(doc: &DocumentInput, p: &mut Problems) -> Option<Option<Decimal>> {
+    let v = doc.encabezado.totales.as_ref()?.cred_ec.as_ref()?;
+    match v {
+        serde_json::Value::Bool(true) => Some(None),
+        serde_json::Value::Bool(false) | serde_json::Value::Null => None,
+        serde_json::Value::Number(n) => match n.to_string().parse::<Decimal>() {
+            Ok(d) if d > Decimal::ZERO && d.fract().is_zero() => Some(Some(d)),
+            _ => {
+                p.push(
+                    "Encabezado.Totales.CredEC",
+                    "out-of-range",
+                    "CredEC is true or a whole number of pesos above 0",
+                );
+                None
+            }
+        },
+        _ => {
+            p.push("Encabezado.Totales.CredEC", "wrong-type", "CredEC is true or an amount in pesos");
+            None
+        }
     }
 }
 
@@ -293,6 +327,11 @@ pub fn compute(
             let mut partial = false;
             for (code, base) in bases {
                 let Some(tc) = table.0.get(&code) else { continue };
+                // A code that withholds nothing (49, a factura de compra without retention) marks
+                // its lines only: the schema has no ImptoReten of 0.
+                if tc.rate.is_zero() {
+                    continue;
+                }
                 let monto = cur.round(pct(base, tc.rate));
                 match tc.kind {
                     TaxKind::A => total += monto,
@@ -307,8 +346,28 @@ pub fn compute(
             if partial {
                 totals.iva_no_ret = Some(iva - retenido);
             }
+            if let Some(asked) = cred_ec(doc, &mut p) {
+                let max = cur.round(iva * CRED_EC_RATE);
+                let amount = asked.unwrap_or(max);
+                if amount > max {
+                    p.push(
+                        "Encabezado.Totales.CredEC",
+                        "out-of-range",
+                        format!("CredEC is at most 65 % of the IVA: {max}"),
+                    );
+                }
+                totals.cred_ec = Some(amount);
+                total -= amount;
+            }
         } else if doc.detalle.iter().any(|d| !d.cod_imp_adic.is_empty()) {
             p.push("Detalle", "tax-without-base", "additional taxes need a taxed (non-exempt) line");
+        }
+        if !has_afecto && cred_ec(doc, &mut Problems::default()).is_some() {
+            p.push(
+                "Encabezado.Totales.CredEC",
+                "tax-without-base",
+                "CredEC is a share of the IVA: it needs taxed lines",
+            );
         }
         if !exento.is_zero() || !has_afecto {
             totals.mnt_exe = Some(exento);

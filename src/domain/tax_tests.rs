@@ -195,6 +195,8 @@ fn with_computed(mut d: DocumentInput, c: &Computed) -> DocumentInput {
             })
             .collect(),
         iva_no_ret: t.iva_no_ret,
+        // The computed amount, declared: taken as given, within its limit.
+        cred_ec: t.cred_ec.map(|v| serde_json::json!(v)),
         mnt_total: Some(t.mnt_total),
         monto_nf: t.monto_nf,
         monto_periodo: t.monto_periodo,
@@ -234,17 +236,27 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn invariants(lines in prop::collection::vec(arb_line(), 1..8), tipo in prop::sample::select(vec![33u16, 46, 56, 61, 39])) {
+    fn invariants(
+        lines in prop::collection::vec(arb_line(), 1..8),
+        tipo in prop::sample::select(vec![33u16, 46, 56, 61, 39]),
+        cred in prop::bool::ANY,
+    ) {
+        // Construction companies' credit on the types that carry it.
+        let cred = cred && matches!(tipo, 33 | 56 | 61);
         let mut lines = lines;
         if tipo == 39 {
             for l in lines.iter_mut() {
                 if let Some(m) = l.as_object_mut() { m.remove("CodImpAdic"); }
             }
         }
-        let d = doc(serde_json::json!({
+        let mut input = serde_json::json!({
             "Encabezado": {"IdDoc": {"TipoDTE": tipo, "FchEmis": "2026-11-20"}},
             "Detalle": lines,
-        }));
+        });
+        if cred {
+            input["Encabezado"]["Totales"] = serde_json::json!({"CredEC": true});
+        }
+        let d = doc(input);
         let t = TipoDte::from_code(tipo).unwrap();
         let c = compute(&d, t, &TaxTable::default(), Currency::Peso);
         // Some random mixes have no taxed line for a tax code: those are refused, never miscomputed.
@@ -259,7 +271,13 @@ proptest! {
         let adic: Decimal = tt.impto_reten.iter().map(|r| {
             if TaxTable::default().0[&r.tipo_imp].kind == TaxKind::A { r.monto_imp } else { -r.monto_imp }
         }).sum();
-        prop_assert_eq!(tt.mnt_total, tt.mnt_neto.unwrap_or(z) + tt.iva.unwrap_or(z) + tt.mnt_exe.unwrap_or(z) + adic);
+        let cred_ec = tt.cred_ec.unwrap_or(z);
+        prop_assert_eq!(tt.mnt_total, tt.mnt_neto.unwrap_or(z) + tt.iva.unwrap_or(z) + tt.mnt_exe.unwrap_or(z) + adic - cred_ec);
+        // CredEC is 65 % of the IVA, rounded once, and only where asked.
+        prop_assert_eq!(tt.cred_ec.is_some(), cred && tt.iva.is_some());
+        if let (Some(c), Some(iva)) = (tt.cred_ec, tt.iva) {
+            prop_assert_eq!(c, (iva * Decimal::new(65, 2)).round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero));
+        }
         // Whole pesos everywhere.
         prop_assert!(c.lines.iter().all(|l| l.monto_item.fract().is_zero()));
         // Computing again on our own output gives the same answer and no mismatch.

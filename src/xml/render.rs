@@ -150,6 +150,7 @@ pub fn documento_body(
             o.end("ImptoReten");
         }
         o.leaf_display_opt("IVANoRet", t.iva_no_ret.map(n));
+        o.leaf_display_opt("CredEC", t.cred_ec.map(n));
     }
     o.leaf_display("MntTotal", n(t.mnt_total));
     o.leaf_display_opt("MontoNF", t.monto_nf.map(n));
