@@ -129,11 +129,11 @@ impl Issuer<'_> {
 
         // The Documento in the canonical form of a stand-alone `<DTE xmlns=SiiDte>`: the rendered
         // body is already canonical, so only the inherited default namespace is added.
-        let canonical = format!("<Documento xmlns=\"{NS_SII}\" ID=\"{id}\">{body}</Documento>");
+        let root = p.tipo.root_element();
+        let canonical = format!("<{root} xmlns=\"{NS_SII}\" ID=\"{id}\">{body}</{root}>");
         let signature = dsig::sign(self.cert, &format!("#{id}"), canonical.as_bytes(), SignedInfoScope::Dte)?;
-        let xml = format!(
-            "<DTE xmlns=\"{NS_SII}\" version=\"1.0\"><Documento ID=\"{id}\">{body}</Documento>{signature}</DTE>"
-        );
+        let xml =
+            format!("<DTE xmlns=\"{NS_SII}\" version=\"1.0\"><{root} ID=\"{id}\">{body}</{root}>{signature}</DTE>");
         let mut bytes = Vec::with_capacity(XML_DECL.len() + xml.len());
         bytes.extend_from_slice(XML_DECL.as_bytes());
         bytes.extend(latin1::encode(&xml).map_err(|c| DteError::Xml(format!("character {c:?} outside ISO-8859-1")))?);

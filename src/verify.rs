@@ -8,7 +8,7 @@ use libxml::tree::{Document, Node};
 use crate::caf::CafTrust;
 use crate::crypto::{b64, rsa_sha1_verify};
 use crate::xml::dsig;
-use crate::xml::libxml::{self as lx, child, child_text, path};
+use crate::xml::libxml::{self as lx, child, child_text, dte_content, dte_path, path};
 use crate::xml::schema::{self, Schema};
 use crate::xml::{input, latin1, NS_DSIG, NS_SII};
 
@@ -120,8 +120,7 @@ pub fn verify(bytes: &[u8], trust: &CafTrust) -> Result<Report, Unreadable> {
             }
         }
         "DTE" => {
-            let tipo = path(&root, &["Documento", "Encabezado", "IdDoc", "TipoDTE"])
-                .map(|n| n.get_content().trim().to_string());
+            let tipo = dte_path(&root, &["Encabezado", "IdDoc", "TipoDTE"]).map(|n| n.get_content().trim().to_string());
             let kind = if matches!(tipo.as_deref(), Some("39") | Some("41")) { Schema::BoletaDte } else { Schema::Dte };
             standalone_schema(&mut r, kind, &root, &text);
             dte_checks(&mut r, &doc, trust, true);
@@ -202,7 +201,7 @@ pub(crate) fn caratula_check(r: &mut Report, set: &Node, dtes: &[Node]) {
         .collect();
     let mut actual: std::collections::BTreeMap<String, usize> = Default::default();
     for d in dtes {
-        let t = path(d, &["Documento", "Encabezado", "IdDoc", "TipoDTE"])
+        let t = dte_path(d, &["Encabezado", "IdDoc", "TipoDTE"])
             .map(|n| n.get_content().trim().to_string())
             .unwrap_or_default();
         *actual.entry(t).or_default() += 1;
@@ -223,7 +222,7 @@ fn text_of(n: &Node, p: &[&str]) -> String {
 /// Signature and TED of one DTE, given as its own document.
 pub(crate) fn dte_checks(r: &mut Report, doc: &Document, trust: &CafTrust, standalone: bool) {
     let Some(root) = doc.get_root_element() else { return };
-    let Some(documento) = child(&root, "Documento") else {
+    let Some(documento) = dte_content(&root) else {
         return r.add(Status::Fail, "DTE", "no Documento");
     };
     let id = documento.get_attribute("ID").unwrap_or_default();

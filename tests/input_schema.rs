@@ -238,17 +238,20 @@ fn model_paths() -> BTreeSet<String> {
 }
 
 /// What the gateway computes or takes from elsewhere (the company, the CAF, the signature).
-const COMPUTED: &[&str] = &["Encabezado/Emisor/", "TED", "TED/", "TmstFirma", "Encabezado/IdDoc/Folio"];
+const COMPUTED: &[&str] = &[
+    "Encabezado/Emisor/",
+    "TED",
+    "TED/",
+    "TmstFirma",
+    "Encabezado/IdDoc/Folio",
+    // The sums of a liquidación-factura's Comisiones.
+    "Encabezado/Totales/Comisiones",
+    "Encabezado/Totales/Comisiones/",
+];
 
 /// Elements of the schema the input cannot carry yet (`X/`: X's whole content). The test fails
 /// when one more goes missing and when one of these is taken: the list only shrinks.
 const NOT_YET: &[&str] = &[
-    // Liquidación-factura (43).
-    "Comisiones",
-    "Comisiones/",
-    "Detalle/TpoDocLiq",
-    "Encabezado/Totales/Comisiones",
-    "Encabezado/Totales/Comisiones/",
     // Foreign currency and exports.
     "Encabezado/OtraMoneda",
     "Encabezado/OtraMoneda/",
@@ -278,18 +281,8 @@ const NOT_YET: &[&str] = &[
     "Detalle/Subcantidad/",
     "SubTotInfo",
     "SubTotInfo/",
-    // Payment details.
-    "Encabezado/IdDoc/BcoPago",
+    // Gross prices on a DTE (the boleta's split, not yet for 33).
     "Encabezado/IdDoc/MntBruto",
-    "Encabezado/IdDoc/MntCancel",
-    "Encabezado/IdDoc/MntPagos",
-    "Encabezado/IdDoc/MntPagos/",
-    "Encabezado/IdDoc/NumCtaPago",
-    "Encabezado/IdDoc/SaldoInsol",
-    "Encabezado/IdDoc/TermPagoCdg",
-    "Encabezado/IdDoc/TpoCtaPago",
-    "Encabezado/RUTMandante",
-    "Encabezado/RUTSolicita",
 ];
 
 fn covered(path: &str, by: &str) -> bool {
@@ -480,4 +473,115 @@ fn a_factura_de_compra_withholds_all_the_iva_unless_it_says_code_49() {
         built(dir.path(), "compra-49", 46, &compra(json!({"NmbItem": "Trigo", "PrcItem": 100000, "CodImpAdic": 49})));
     assert!(xml.contains("<CodImpAdic>49</CodImpAdic>") && !xml.contains("<ImptoReten>"), "{xml}");
     assert!(xml.contains("<IVA>19000</IVA><MntTotal>119000</MntTotal>"), "{xml}");
+}
+
+/// `built`, for a liquidación-factura: the signed element is a `Liquidacion`.
+fn built_liq(dir: &Path, name: &str, input: &Value) -> String {
+    let out = dir.join(format!("{name}.xml"));
+    let o = build(&write(dir, name, input), &caf(43), 9, &out, &[]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    let l = xmllint("DTE_v10.xsd", &out);
+    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
+    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Liquidacion", None);
+    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
+    let v =
+        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+    assert!(v.status.success() && !text(&v).contains("FAIL"), "dte verify {name}: {}", text(&v));
+    assert!(text(&v).contains("PASS TED"), "{}", text(&v));
+    std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect()
+}
+
+#[test]
+fn a_liquidacion_factura_settles_the_sales_and_subtracts_the_commissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input: Value = serde_json::from_slice(&std::fs::read(example(43)).unwrap()).unwrap();
+    // MntNeto = 451 658 + 177 790 = 629 448; MntExe 137 778; IVA = round(629 448 × 0.19 =
+    // 119 595.12) = 119 595. Commissions: ValComNeto 12 589 + 5 000 = 17 589, their IVA
+    // round(2 391.91) + 950 = 2 392 + 950 = 3 342. MntTotal = 629 448 + 137 778 + 119 595 − 17 589
+    // − 0 − 3 342 = 865 890.
+    let xml = built_liq(dir.path(), "liq", &input);
+    assert!(xml.contains("<Liquidacion ID=\"F9T43\">"), "{xml}");
+    assert!(
+        xml.contains("<MntNeto>629448</MntNeto><MntExe>137778</MntExe><TasaIVA>19</TasaIVA><IVA>119595</IVA><Comisiones><ValComNeto>17589</ValComNeto><ValComExe>0</ValComExe><ValComIVA>3342</ValComIVA></Comisiones><MntTotal>865890</MntTotal>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<NroLinDet>1</NroLinDet><TpoDocLiq>33</TpoDocLiq>"), "{xml}");
+    assert!(xml.contains("<Comisiones><NroLinCom>1</NroLinCom><TipoMovim>C</TipoMovim><Glosa>Comisión de venta 2 % sobre ventas afectas</Glosa><TasaComision>2</TasaComision><ValComNeto>12589</ValComNeto><ValComExe>0</ValComExe><ValComIVA>2392</ValComIVA></Comisiones>"), "{xml}");
+    // A settled nota de crédito is a negative line: MntNeto = 629 448 − 29 448 = 600 000, IVA
+    // 114 000; MntTotal = 600 000 + 137 778 + 114 000 − 17 589 − 3 342 = 830 847.
+    let mut with_nc = input.clone();
+    with_nc["Detalle"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"TpoDocLiq": 61, "NmbItem": "Nota de crédito 40", "MontoItem": -29448}));
+    let xml = built_liq(dir.path(), "liq-nc", &with_nc);
+    assert!(
+        xml.contains("<MontoItem>-29448</MontoItem>")
+            && xml.contains("<IVA>114000</IVA>")
+            && xml.contains("<MntTotal>830847</MntTotal>"),
+        "{xml}"
+    );
+
+    // Without commissions, with a line missing its TpoDocLiq, with a discount, or Comisiones on a
+    // factura: exit 2 naming the field, nothing written.
+    let mut none = input.clone();
+    none.as_object_mut().unwrap().remove("Comisiones");
+    let mut no_liq = input.clone();
+    no_liq["Detalle"][0].as_object_mut().unwrap().remove("TpoDocLiq");
+    let mut discount = input.clone();
+    discount["DscRcgGlobal"] = json!({"TpoMov": "D", "TpoValor": "%", "ValorDR": 5});
+    let mut on_33 = json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor()}, "Detalle": [{"NmbItem": "x", "PrcItem": 1}]});
+    on_33["Comisiones"] = input["Comisiones"].clone();
+    let mut bad_iva = input.clone();
+    bad_iva["Comisiones"][1]["ValComIVA"] = json!(951);
+    for (name, tipo, doc, field) in [
+        ("liq-none", 43, none, "Comisiones"),
+        ("liq-tpodocliq", 43, no_liq, "Detalle[0].TpoDocLiq"),
+        ("liq-discount", 43, discount, "DscRcgGlobal"),
+        ("liq-on-33", 33, on_33, "Comisiones"),
+        ("liq-iva", 43, bad_iva, "Comisiones[1].ValComIVA"),
+    ] {
+        let out = dir.path().join(format!("{name}.xml"));
+        let o = build(&write(dir.path(), name, &doc), &caf(tipo), 9, &out, &[]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        assert!(text(&o).contains(field), "{name}: {}", text(&o));
+        assert!(!out.exists(), "{name}");
+    }
+}
+
+#[test]
+fn payment_details_and_the_mandante_build_in_the_schemas_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let factura = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 33, "FmaPago": 2, "MntCancel": 50000, "SaldoInsol": 69000,
+                      "MntPagos": [{"FchPago": "2026-12-20", "MntPago": 69000, "GlosaPagos": "Saldo a 30 días"}],
+                      "TpoCtaPago": "CORRIENTE", "NumCtaPago": 123456789, "BcoPago": "Banco de Prueba",
+                      "TermPagoCdg": 30, "TermPagoGlosa": "30 días"},
+            "RUTMandante": "8.414.240-9",
+            "Receptor": receptor(),
+            "RUTSolicita": "76.555.835-2"
+        },
+        "Detalle": {"NmbItem": "Servicio", "PrcItem": 100000}
+    });
+    let xml = built(dir.path(), "pagos", 33, &factura);
+    assert!(xml.contains("<FmaPago>2</FmaPago><MntCancel>50000</MntCancel><SaldoInsol>69000</SaldoInsol><MntPagos><FchPago>2026-12-20</FchPago><MntPago>69000</MntPago><GlosaPagos>Saldo a 30 días</GlosaPagos></MntPagos>"), "{xml}");
+    assert!(xml.contains("<TpoCtaPago>CORRIENTE</TpoCtaPago><NumCtaPago>123456789</NumCtaPago><BcoPago>Banco de Prueba</BcoPago><TermPagoCdg>30</TermPagoCdg><TermPagoGlosa>30 días</TermPagoGlosa>"), "{xml}");
+    assert!(xml.contains("</Emisor><RUTMandante>8414240-9</RUTMandante><Receptor>"), "{xml}");
+    assert!(xml.contains("</Receptor><RUTSolicita>76555835-2</RUTSolicita><Totales>"), "{xml}");
+    let mut cuenta = factura.clone();
+    cuenta["Encabezado"]["IdDoc"]["TpoCtaPago"] = json!("PLAZO");
+    let boleta = json!({"Encabezado": {"IdDoc": {"TipoDTE": 39, "MntCancel": 1190}}, "Detalle": [{"NmbItem": "x", "PrcItem": 1190}]});
+    let mut liq: Value = serde_json::from_slice(&std::fs::read(example(43)).unwrap()).unwrap();
+    liq["Encabezado"]["RUTMandante"] = json!("8414240-9");
+    for (name, tipo, doc, field) in [
+        ("cuenta", 33, cuenta, "Encabezado.IdDoc.TpoCtaPago"),
+        ("boleta-pagos", 39, boleta, "Encabezado.IdDoc"),
+        ("liq-mandante", 43, liq, "Encabezado.RUTMandante"),
+    ] {
+        let out = dir.path().join(format!("{name}.xml"));
+        let o = build(&write(dir.path(), name, &doc), &caf(tipo), 9, &out, &[]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        assert!(text(&o).contains(field), "{name}: {}", text(&o));
+    }
 }

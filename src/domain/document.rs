@@ -16,6 +16,7 @@ pub enum TipoDte {
     FacturaExenta = 34,
     Boleta = 39,
     BoletaExenta = 41,
+    LiquidacionFactura = 43,
     FacturaCompra = 46,
     GuiaDespacho = 52,
     NotaDebito = 56,
@@ -23,11 +24,12 @@ pub enum TipoDte {
 }
 
 impl TipoDte {
-    pub const ALL: [TipoDte; 8] = [
+    pub const ALL: [TipoDte; 9] = [
         TipoDte::Factura,
         TipoDte::FacturaExenta,
         TipoDte::Boleta,
         TipoDte::BoletaExenta,
+        TipoDte::LiquidacionFactura,
         TipoDte::FacturaCompra,
         TipoDte::GuiaDespacho,
         TipoDte::NotaDebito,
@@ -40,6 +42,14 @@ impl TipoDte {
 
     pub fn code(self) -> u16 {
         self as u16
+    }
+
+    /// The element a DTE of this type holds: a liquidación-factura is a `Liquidacion`.
+    pub fn root_element(self) -> &'static str {
+        match self {
+            TipoDte::LiquidacionFactura => "Liquidacion",
+            _ => "Documento",
+        }
     }
 
     /// Boletas travel in EnvioBOLETA and are priced gross.
@@ -55,7 +65,14 @@ impl TipoDte {
     /// CAFs of these types expire 6 months after authorisation (SII Res. Ex. 58/2017, as applied by
     /// LibreDTE to 33, 43, 46, 56, 61).
     pub fn caf_expires(self) -> bool {
-        matches!(self, TipoDte::Factura | TipoDte::FacturaCompra | TipoDte::NotaDebito | TipoDte::NotaCredito)
+        matches!(
+            self,
+            TipoDte::Factura
+                | TipoDte::LiquidacionFactura
+                | TipoDte::FacturaCompra
+                | TipoDte::NotaDebito
+                | TipoDte::NotaCredito
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -64,6 +81,7 @@ impl TipoDte {
             TipoDte::FacturaExenta => "factura no afecta o exenta electrónica",
             TipoDte::Boleta => "boleta electrónica",
             TipoDte::BoletaExenta => "boleta exenta electrónica",
+            TipoDte::LiquidacionFactura => "liquidación-factura electrónica",
             TipoDte::FacturaCompra => "factura de compra electrónica",
             TipoDte::GuiaDespacho => "guía de despacho electrónica",
             TipoDte::NotaDebito => "nota de débito electrónica",
@@ -172,9 +190,42 @@ pub struct DocumentInput {
     )]
     #[schema(value_type = Vec<Referencia>)]
     pub referencia: Vec<Referencia>,
+    /// Liquidación-factura (43) only: the commissions and other charges of the commission agent.
+    #[serde(
+        rename = "Comisiones",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(value_type = Vec<Comision>)]
+    pub comisiones: Vec<Comision>,
     /// Boletas only: where it was issued.
     #[serde(rename = "GeoRefEmision", default, skip_serializing_if = "Option::is_none")]
     pub geo_ref_emision: Option<GeoRefEmision>,
+}
+
+/// A commission or other charge of a liquidación-factura (43): its amounts are the agent's, and
+/// are subtracted from what the consignor gets.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comision {
+    #[serde(rename = "NroLinCom", default, skip_serializing_if = "Option::is_none")]
+    pub nro_lin_com: Option<u32>,
+    /// `C` comisión, `O` otros cargos.
+    #[serde(rename = "TipoMovim")]
+    pub tipo_movim: String,
+    #[serde(rename = "Glosa")]
+    pub glosa: String,
+    /// Informative (the SII does not validate it).
+    #[serde(rename = "TasaComision", default, skip_serializing_if = "Option::is_none")]
+    pub tasa_comision: Option<Decimal>,
+    #[serde(rename = "ValComNeto")]
+    pub val_com_neto: Decimal,
+    #[serde(rename = "ValComExe", default)]
+    pub val_com_exe: Decimal,
+    /// Computed as round(ValComNeto × 19 %) when absent.
+    #[serde(rename = "ValComIVA", default, skip_serializing_if = "Option::is_none")]
+    pub val_com_iva: Option<Decimal>,
 }
 
 /// Where a boleta was issued (EnvioBOLETA_v11 §F): WGS84 decimal degrees.
@@ -202,8 +253,14 @@ pub struct Encabezado {
     /// Optional: the emisor comes from the company record; when sent, its RUT must be the company's.
     #[serde(rename = "Emisor", default, skip_serializing_if = "Option::is_none")]
     pub emisor: Option<EmisorRef>,
+    /// The principal a document is issued on behalf of (sales by a mandatario).
+    #[serde(rename = "RUTMandante", default, skip_serializing_if = "Option::is_none")]
+    pub rut_mandante: Option<String>,
     #[serde(rename = "Receptor", default, skip_serializing_if = "Option::is_none")]
     pub receptor: Option<Receptor>,
+    /// Who asked for the document when it is not the receptor.
+    #[serde(rename = "RUTSolicita", default, skip_serializing_if = "Option::is_none")]
+    pub rut_solicita: Option<String>,
     #[serde(rename = "Transporte", default, skip_serializing_if = "Option::is_none")]
     pub transporte: Option<Transporte>,
     #[serde(rename = "Totales", default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +307,20 @@ pub struct IdDoc {
     pub fma_pago: Option<u8>,
     #[serde(rename = "FchCancel", default, skip_serializing_if = "Option::is_none")]
     pub fch_cancel: Option<NaiveDate>,
+    /// The amount paid, and the balance left, when the document was paid in part.
+    #[serde(rename = "MntCancel", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_cancel: Option<Decimal>,
+    #[serde(rename = "SaldoInsol", default, skip_serializing_if = "Option::is_none")]
+    pub saldo_insol: Option<Decimal>,
+    /// The payments agreed (one or a list, at most 30).
+    #[serde(
+        rename = "MntPagos",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(value_type = Vec<MntPago>)]
+    pub mnt_pagos: Vec<MntPago>,
     #[serde(rename = "PeriodoDesde", default, skip_serializing_if = "Option::is_none")]
     pub periodo_desde: Option<NaiveDate>,
     #[serde(rename = "PeriodoHasta", default, skip_serializing_if = "Option::is_none")]
@@ -263,12 +334,43 @@ pub struct IdDoc {
         skip_serializing_if = "Option::is_none"
     )]
     pub medio_pago: Option<String>,
+    /// AHORRO, CORRIENTE or VISTA: the account to pay into.
+    #[serde(rename = "TpoCtaPago", default, skip_serializing_if = "Option::is_none")]
+    pub tpo_cta_pago: Option<String>,
+    #[serde(
+        rename = "NumCtaPago",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub num_cta_pago: Option<String>,
+    #[serde(rename = "BcoPago", default, skip_serializing_if = "Option::is_none")]
+    pub bco_pago: Option<String>,
+    #[serde(
+        rename = "TermPagoCdg",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub term_pago_cdg: Option<String>,
     #[serde(rename = "TermPagoGlosa", default, skip_serializing_if = "Option::is_none")]
     pub term_pago_glosa: Option<String>,
     #[serde(rename = "TermPagoDias", default, skip_serializing_if = "Option::is_none")]
     pub term_pago_dias: Option<u16>,
     #[serde(rename = "FchVenc", default, skip_serializing_if = "Option::is_none")]
     pub fch_venc: Option<NaiveDate>,
+}
+
+/// One payment of a document paid in instalments.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MntPago {
+    #[serde(rename = "FchPago")]
+    pub fch_pago: NaiveDate,
+    #[serde(rename = "MntPago")]
+    pub mnt_pago: Decimal,
+    #[serde(rename = "GlosaPagos", default, skip_serializing_if = "Option::is_none")]
+    pub glosa_pagos: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -437,6 +539,15 @@ pub struct Detalle {
     #[serde(rename = "CdgItem", default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<CdgItem>)]
     pub cdg_item: Vec<CdgItem>,
+    /// Liquidación-factura (43): the type of the document settled on this line (33, 56, 61…; 99
+    /// for an advance or other transaction).
+    #[serde(
+        rename = "TpoDocLiq",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tpo_doc_liq: Option<String>,
     #[serde(rename = "IndExe", default, skip_serializing_if = "Option::is_none")]
     pub ind_exe: Option<u8>,
     #[serde(rename = "NmbItem")]

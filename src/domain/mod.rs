@@ -3,6 +3,7 @@
 
 pub mod company;
 pub mod document;
+pub mod liquidacion;
 pub mod rules;
 pub mod rut;
 pub mod state;

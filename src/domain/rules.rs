@@ -60,10 +60,47 @@ impl Prepared {
     }
 }
 
+/// The payment details of `IdDoc` (not on boletas, whose schema has none of them).
+fn payments(doc: &DocumentInput, boleta: bool, p: &mut Problems) {
+    let id = &doc.encabezado.id_doc;
+    let b = "Encabezado.IdDoc";
+    let any = id.mnt_cancel.is_some()
+        || id.saldo_insol.is_some()
+        || !id.mnt_pagos.is_empty()
+        || id.tpo_cta_pago.is_some()
+        || id.num_cta_pago.is_some()
+        || id.bco_pago.is_some()
+        || id.term_pago_cdg.is_some();
+    if boleta && any {
+        p.push(b, "not-allowed", "a boleta carries no payment details (MntCancel, SaldoInsol, MntPagos, TpoCtaPago, NumCtaPago, BcoPago, TermPagoCdg)");
+    }
+    for (f, v) in [("MntCancel", id.mnt_cancel), ("SaldoInsol", id.saldo_insol)] {
+        if let Some(v) = v {
+            check_dec(p, &format!("{b}.{f}"), v, 18, 0, false);
+        }
+    }
+    if id.mnt_pagos.len() > 30 {
+        p.push(format!("{b}.MntPagos"), "too-many", "at most 30 payments");
+    }
+    for (i, m) in id.mnt_pagos.iter().enumerate() {
+        check_date(p, &format!("{b}.MntPagos[{i}].FchPago"), m.fch_pago);
+        check_dec(p, &format!("{b}.MntPagos[{i}].MntPago"), m.mnt_pago, 18, 0, false);
+        check_opt(p, &format!("{b}.MntPagos[{i}].GlosaPagos"), &m.glosa_pagos, 40);
+    }
+    if id.tpo_cta_pago.as_deref().is_some_and(|t| !matches!(t, "AHORRO" | "CORRIENTE" | "VISTA")) {
+        p.push(format!("{b}.TpoCtaPago"), "out-of-range", "TpoCtaPago is AHORRO, CORRIENTE or VISTA");
+    }
+    check_opt(p, &format!("{b}.NumCtaPago"), &id.num_cta_pago, 20);
+    check_opt(p, &format!("{b}.BcoPago"), &id.bco_pago, 40);
+    check_opt(p, &format!("{b}.TermPagoCdg"), &id.term_pago_cdg, 4);
+}
+
 /// A RUT the rules read, to be written back in canonical form.
 enum CanonicalRut {
     Trans,
     Chofer,
+    Mandante,
+    Solicita,
     Otr(usize),
 }
 
@@ -76,7 +113,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         return Err(DteError::single(
             "Encabezado.IdDoc.TipoDTE",
             "unknown-type",
-            format!("TipoDTE {} is not one of 33, 34, 39, 41, 46, 52, 56, 61", id.tipo_dte),
+            format!("TipoDTE {} is not one of 33, 34, 39, 41, 43, 46, 52, 56, 61", id.tipo_dte),
         ));
     };
     let fch_emis = id.fch_emis.unwrap_or(today);
@@ -123,6 +160,19 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         p.push("Encabezado.IdDoc.TipoDespacho", "out-of-range", "TipoDespacho is 1, 2 or 3");
     }
     check_opt(&mut p, "Encabezado.IdDoc.TermPagoGlosa", &id.term_pago_glosa, 100);
+    super::liquidacion::check(&doc, tipo, super::tax::TASA_IVA, &mut p);
+    payments(&doc, boleta, &mut p);
+    for (f, v) in [("RUTMandante", &doc.encabezado.rut_mandante), ("RUTSolicita", &doc.encabezado.rut_solicita)] {
+        if let Some(r) = v {
+            if boleta || tipo == TipoDte::LiquidacionFactura {
+                p.push(format!("Encabezado.{f}"), "not-allowed", format!("a {} carries no {f}", tipo.name()));
+            } else if let Err(e) = parse_rut(&format!("Encabezado.{f}"), r) {
+                p.0.push(e);
+            } else if let Ok(rut) = parse_rut("", r) {
+                canonical.push((if f == "RUTMandante" { CanonicalRut::Mandante } else { CanonicalRut::Solicita }, rut));
+            }
+        }
+    }
     // The SII's format gives CredEC to facturas, guías and notas (33, 52, 56, 61) only.
     let cred_ec = doc
         .encabezado
@@ -325,6 +375,8 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
             [("DescuentoMonto", d.descuento_monto), ("RecargoMonto", d.recargo_monto), ("MontoItem", d.monto_item)]
         {
             if let Some(v) = v {
+                // A liquidación-factura settles notas de crédito too: its line amounts may be negative.
+                let v = if tipo == TipoDte::LiquidacionFactura && f == "MontoItem" { v.abs() } else { v };
                 check_dec(&mut p, &format!("{b}.{f}"), v, 18, 0, false);
             }
         }
@@ -449,6 +501,8 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
                     t.rut_trans = Some(rut.to_string());
                 }
             }
+            CanonicalRut::Mandante => doc.encabezado.rut_mandante = Some(rut.to_string()),
+            CanonicalRut::Solicita => doc.encabezado.rut_solicita = Some(rut.to_string()),
             CanonicalRut::Chofer => {
                 if let Some(c) = doc.encabezado.transporte.as_mut().and_then(|t| t.chofer.as_mut()) {
                     c.rut_chofer = rut.to_string();

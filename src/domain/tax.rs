@@ -132,6 +132,9 @@ pub struct Totals {
     pub iva_no_ret: Option<Decimal>,
     #[serde(rename = "CredEC", skip_serializing_if = "Option::is_none")]
     pub cred_ec: Option<Decimal>,
+    /// A liquidación-factura's commissions, subtracted from the total.
+    #[serde(rename = "Comisiones", skip_serializing_if = "Option::is_none")]
+    pub comisiones: Option<super::liquidacion::ComisionesTotales>,
     #[serde(rename = "MntTotal")]
     pub mnt_total: Decimal,
     #[serde(rename = "MontoNF", skip_serializing_if = "Option::is_none")]
@@ -145,6 +148,8 @@ pub struct Computed {
     pub lines: Vec<LineAmounts>,
     /// The amount each global descuento/recargo moved, in input order.
     pub globals: Vec<Decimal>,
+    /// A liquidación-factura's IVA of each commission, in input order.
+    pub comisiones: Vec<Decimal>,
     pub totals: Totals,
 }
 
@@ -195,7 +200,7 @@ fn unpriced(d: &Detalle) -> bool {
     d.prc_item.is_none() && d.monto_item.is_none()
 }
 
-fn line_amounts(i: usize, d: &Detalle, cur: Currency, free: bool, p: &mut Problems) -> LineAmounts {
+fn line_amounts(i: usize, d: &Detalle, cur: Currency, free: bool, signed: bool, p: &mut Problems) -> LineAmounts {
     let path = |f: &str| format!("Detalle[{i}].{f}");
     let qty = d.qty_item.unwrap_or(Decimal::ONE);
     if free && unpriced(d) {
@@ -226,7 +231,7 @@ fn line_amounts(i: usize, d: &Detalle, cur: Currency, free: bool, p: &mut Proble
     if let Some(x) = recargo {
         monto += x;
     }
-    if monto.is_sign_negative() && !monto.is_zero() {
+    if monto.is_sign_negative() && !monto.is_zero() && !signed {
         p.push(path("MontoItem"), "negative", format!("the line amount would be {monto}: discounts exceed the line"));
     }
     LineAmounts { descuento_monto: descuento, recargo_monto: recargo, monto_item: monto }
@@ -241,12 +246,18 @@ pub fn compute(
 ) -> Result<Computed, Vec<FieldError>> {
     let mut p = Problems::default();
     let free = priceless_allowed(doc, tipo);
+    // A liquidación-factura's amounts may be negative (a settled nota de crédito, a charge).
+    let signed = tipo == TipoDte::LiquidacionFactura;
     let lines: Vec<LineAmounts> =
-        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, free, &mut p)).collect();
+        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, free, signed, &mut p)).collect();
     if free && doc.detalle.iter().all(unpriced) && doc.dsc_rcg_global.is_empty() {
         // Nothing is sold: the SII expects only MntTotal 0.
         let totals = Totals { mnt_total: Decimal::ZERO, ..Totals::default() };
-        return if p.is_empty() { Ok(Computed { lines, globals: vec![], totals }) } else { Err(p.0) };
+        return if p.is_empty() {
+            Ok(Computed { lines, globals: vec![], comisiones: vec![], totals })
+        } else {
+            Err(p.0)
+        };
     }
 
     // Buckets: taxed (net or gross), exempt, non-billable.
@@ -280,7 +291,7 @@ pub fn compute(
             "R" => *bucket += amount,
             _ => *bucket -= amount,
         }
-        if bucket.is_sign_negative() && !bucket.is_zero() {
+        if bucket.is_sign_negative() && !bucket.is_zero() && !signed {
             p.push(format!("DscRcgGlobal[{i}].ValorDR"), "negative", "the discount exceeds the amount it applies to");
         }
         globals.push(amount);
@@ -372,6 +383,11 @@ pub fn compute(
         if !exento.is_zero() || !has_afecto {
             totals.mnt_exe = Some(exento);
         }
+        if signed {
+            let (_, c) = super::liquidacion::comisiones(doc, TASA_IVA);
+            total -= c.sum();
+            totals.comisiones = Some(c);
+        }
         totals.mnt_total = total;
     }
     if !no_fact.is_zero() {
@@ -380,11 +396,12 @@ pub fn compute(
             totals.monto_periodo = Some(totals.mnt_total + no_fact);
         }
     }
-    if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() {
+    let comisiones = if signed { super::liquidacion::comisiones(doc, TASA_IVA).0 } else { Vec::new() };
+    if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() && !signed {
         p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
     }
     if p.is_empty() {
-        Ok(Computed { lines, globals, totals })
+        Ok(Computed { lines, globals, comisiones, totals })
     } else {
         Err(p.0)
     }

@@ -323,7 +323,7 @@ fn standalone(own: &str, company: Rut, trust: &CafTrust) -> ReceivedDte {
         }
     };
     let enc = |p: &[&str]| text(&root, &[&["Documento", "Encabezado"][..], p].concat());
-    let id = child(&root, "Documento").and_then(|d| d.get_attribute("ID")).unwrap_or_default();
+    let id = crate::xml::libxml::dte_content(&root).and_then(|d| d.get_attribute("ID")).unwrap_or_default();
     let tipo: u16 = enc(&["IdDoc", "TipoDTE"]).parse().unwrap_or(0);
     let kind = if matches!(tipo, 39 | 41) { Schema::BoletaDte } else { Schema::Dte };
     verify::standalone_schema(&mut report, kind, &root, own);

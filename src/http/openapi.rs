@@ -20,11 +20,12 @@ impl Modify for Security {
 }
 
 /// The documents of `examples/`, one per type, shown as request examples of issuance and quotes.
-const EXAMPLES: [(&str, &str); 8] = [
+const EXAMPLES: [(&str, &str); 9] = [
     ("33-factura", include_str!("../../examples/33-factura.json")),
     ("34-factura-exenta", include_str!("../../examples/34-factura-exenta.json")),
     ("39-boleta", include_str!("../../examples/39-boleta.json")),
     ("41-boleta-exenta", include_str!("../../examples/41-boleta-exenta.json")),
+    ("43-liquidacion-factura", include_str!("../../examples/43-liquidacion-factura.json")),
     ("46-factura-compra", include_str!("../../examples/46-factura-compra.json")),
     ("52-guia-despacho", include_str!("../../examples/52-guia-despacho.json")),
     ("56-nota-debito", include_str!("../../examples/56-nota-debito.json")),

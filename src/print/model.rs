@@ -5,7 +5,7 @@ use libxml::tree::{Document, Node};
 
 use crate::xml::input::{self, XmlInputError};
 use crate::xml::latin1;
-use crate::xml::libxml::{self as lx, child, child_text, path};
+use crate::xml::libxml::{self as lx, child, child_text, dte_content, dte_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrintError {
@@ -145,8 +145,7 @@ fn dte_node(doc: &Document, folio: Option<u64>) -> Result<Node, PrintError> {
             let set = child(&root, "SetDTE").ok_or_else(|| PrintError::NotDte("no SetDTE".into()))?;
             let dtes: Vec<Node> = set.get_child_elements().into_iter().filter(|c| c.get_name() == "DTE").collect();
             let folio_of = |d: &Node| {
-                path(d, &["Documento", "Encabezado", "IdDoc", "Folio"])
-                    .and_then(|f| f.get_content().trim().parse().ok())
+                dte_path(d, &["Encabezado", "IdDoc", "Folio"]).and_then(|f| f.get_content().trim().parse().ok())
             };
             match folio {
                 Some(f) => dtes.into_iter().find(|d| folio_of(d) == Some(f)).ok_or(PrintError::NoSuchFolio(f)),
@@ -163,7 +162,7 @@ impl PrintDoc {
     pub fn from_xml(bytes: &[u8], folio: Option<u64>) -> Result<PrintDoc, PrintError> {
         let (doc, _) = input::parse(bytes)?;
         let dte = dte_node(&doc, folio)?;
-        let documento = child(&dte, "Documento").ok_or_else(|| PrintError::NotDte("no Documento".into()))?;
+        let documento = dte_content(&dte).ok_or_else(|| PrintError::NotDte("no Documento".into()))?;
         let enc = child(&documento, "Encabezado").ok_or_else(|| PrintError::Missing("no Encabezado".into()))?;
         let id = child(&enc, "IdDoc").ok_or_else(|| PrintError::Missing("no IdDoc".into()))?;
         let tipo =
@@ -231,6 +230,14 @@ impl PrintDoc {
                 if name == "ImptoReten" {
                     if let (Some(k), Some(v)) = (text(&e, "TipoImp"), text(&e, "MontoImp")) {
                         out.totals.push((format!("ImptoReten:{k}"), v));
+                    }
+                } else if name == "Comisiones" {
+                    // A liquidación-factura's commissions: each of its sums on a line of its own.
+                    for c in e.get_child_elements() {
+                        let v = c.get_content().trim().to_string();
+                        if !v.is_empty() && v != "0" {
+                            out.totals.push((c.get_name(), v));
+                        }
                     }
                 } else if let Some(v) = Some(e.get_content().trim().to_string()).filter(|v| !v.is_empty()) {
                     out.totals.push((name, v));

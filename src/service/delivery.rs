@@ -171,8 +171,7 @@ impl Service {
         for (_, _, _, xml) in &d.documents {
             let doc = input::parse(xml).map_err(|e| ServiceError::Internal(e.to_string()))?.0;
             if let Some(root) = doc.get_root_element() {
-                let c =
-                    lx::path(&root, &["Documento", "Encabezado", "Receptor", "CorreoRecep"]).map(|n| n.get_content());
+                let c = lx::dte_path(&root, &["Encabezado", "Receptor", "CorreoRecep"]).map(|n| n.get_content());
                 if let Some(c) = c.map(|c| c.trim().to_string()).filter(|c| c.parse::<lettre::Address>().is_ok()) {
                     return Ok(Some(c));
                 }

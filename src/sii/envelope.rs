@@ -12,7 +12,7 @@ use crate::engine::XML_DECL;
 use crate::error::DteError;
 use crate::ted::TS_FORMAT;
 use crate::xml::dsig::{self, SignedInfoScope};
-use crate::xml::libxml::{self as lx, child, path};
+use crate::xml::libxml::{self as lx, child, dte_path};
 use crate::xml::schema::{self, Schema};
 use crate::xml::writer::XmlOut;
 use crate::xml::{input, latin1, NS_DSIG, NS_SII, NS_XSI};
@@ -64,15 +64,14 @@ fn unpack(i: usize, bytes: &[u8], emisor: Rut) -> Result<Packed, DteError> {
     if root.get_name() != "DTE" {
         return Err(ctx(format!("root element is {}, not DTE", root.get_name())));
     }
-    let id_doc = path(&root, &["Documento", "Encabezado", "IdDoc"])
-        .ok_or_else(|| ctx("no Documento/Encabezado/IdDoc".into()))?;
+    let id_doc =
+        dte_path(&root, &["Encabezado", "IdDoc"]).ok_or_else(|| ctx("no Documento/Encabezado/IdDoc".into()))?;
     let tipo = lx::child_text(&id_doc, "TipoDTE")
         .and_then(|t| t.trim().parse().ok())
         .and_then(TipoDte::from_code)
         .ok_or_else(|| ctx("TipoDTE missing or not supported".into()))?;
     let folio = lx::child_text(&id_doc, "Folio").unwrap_or_default().trim().to_string();
-    let rut =
-        path(&root, &["Documento", "Encabezado", "Emisor", "RUTEmisor"]).map(|n| n.get_content()).unwrap_or_default();
+    let rut = dte_path(&root, &["Encabezado", "Emisor", "RUTEmisor"]).map(|n| n.get_content()).unwrap_or_default();
     if rut.trim().parse::<Rut>().ok() != Some(emisor) {
         return Err(ctx(format!("issued by {rut}, not by the company {emisor}")));
     }

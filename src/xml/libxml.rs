@@ -112,6 +112,18 @@ pub fn child(n: &Node, name: &str) -> Option<Node> {
     n.get_child_elements().into_iter().find(|c| c.get_name() == name)
 }
 
+/// A DTE's content element: `Documento`, `Liquidacion` (43) or `Exportaciones` (110-112).
+pub fn dte_content(dte: &Node) -> Option<Node> {
+    dte.get_child_elements()
+        .into_iter()
+        .find(|c| matches!(c.get_name().as_str(), "Documento" | "Liquidacion" | "Exportaciones"))
+}
+
+/// [`path`] from a DTE's content element, whichever it is.
+pub fn dte_path(dte: &Node, names: &[&str]) -> Option<Node> {
+    path(&dte_content(dte)?, names)
+}
+
 pub fn child_text(n: &Node, name: &str) -> Option<String> {
     child(n, name).map(|c| c.get_content())
 }

@@ -30,6 +30,8 @@ pub fn documento_body(
     prov_sw: Option<&str>,
 ) -> String {
     let boleta = p.tipo.is_boleta();
+    // A liquidación-factura is a `Liquidacion`, whose sequence lacks some of a Documento's elements.
+    let liq = p.tipo == crate::domain::TipoDte::LiquidacionFactura;
     let doc = &p.doc;
     let id = &doc.encabezado.id_doc;
     let mut o = XmlOut::with_capacity(4096);
@@ -46,18 +48,33 @@ pub fn documento_body(
         o.leaf_display_opt("FchVenc", id.fch_venc);
         o.leaf_opt("MedioPago", id.medio_pago.as_deref());
     } else {
-        o.leaf_display_opt("IndNoRebaja", id.ind_no_rebaja);
-        o.leaf_display_opt("TipoDespacho", id.tipo_despacho);
-        o.leaf_display_opt("IndTraslado", id.ind_traslado);
-        o.leaf_opt("TpoImpresion", id.tpo_impresion.as_deref());
+        if !liq {
+            o.leaf_display_opt("IndNoRebaja", id.ind_no_rebaja);
+            o.leaf_display_opt("TipoDespacho", id.tipo_despacho);
+            o.leaf_display_opt("IndTraslado", id.ind_traslado);
+            o.leaf_opt("TpoImpresion", id.tpo_impresion.as_deref());
+        }
         o.leaf_display_opt("IndServicio", id.ind_servicio);
         o.leaf_display_opt("TpoTranCompra", id.tpo_tran_compra);
         o.leaf_display_opt("TpoTranVenta", id.tpo_tran_venta);
         o.leaf_display_opt("FmaPago", id.fma_pago);
         o.leaf_display_opt("FchCancel", id.fch_cancel);
+        o.leaf_display_opt("MntCancel", id.mnt_cancel.map(n));
+        o.leaf_display_opt("SaldoInsol", id.saldo_insol.map(n));
+        for m in &id.mnt_pagos {
+            o.start("MntPagos");
+            o.leaf_display("FchPago", m.fch_pago);
+            o.leaf_display("MntPago", n(m.mnt_pago));
+            o.leaf_opt("GlosaPagos", m.glosa_pagos.as_deref());
+            o.end("MntPagos");
+        }
         o.leaf_display_opt("PeriodoDesde", id.periodo_desde);
         o.leaf_display_opt("PeriodoHasta", id.periodo_hasta);
         o.leaf_opt("MedioPago", id.medio_pago.as_deref());
+        o.leaf_opt("TpoCtaPago", id.tpo_cta_pago.as_deref());
+        o.leaf_opt("NumCtaPago", id.num_cta_pago.as_deref());
+        o.leaf_opt("BcoPago", id.bco_pago.as_deref());
+        o.leaf_opt("TermPagoCdg", id.term_pago_cdg.as_deref());
         o.leaf_opt("TermPagoGlosa", id.term_pago_glosa.as_deref());
         o.leaf_display_opt("TermPagoDias", id.term_pago_dias);
         o.leaf_display_opt("FchVenc", id.fch_venc);
@@ -85,13 +102,16 @@ pub fn documento_body(
     o.leaf("CmnaOrigen", &c.cmna_origen);
     o.leaf_opt("CiudadOrigen", c.ciudad_origen.as_deref());
     o.end("Emisor");
+    if !boleta && !liq {
+        o.leaf_opt("RUTMandante", doc.encabezado.rut_mandante.as_deref());
+    }
 
     o.start("Receptor");
     o.leaf_display("RUTRecep", p.rut_recep);
     if let Some(r) = &doc.encabezado.receptor {
         o.leaf_opt("CdgIntRecep", r.cdg_int_recep.as_deref());
         o.leaf_opt("RznSocRecep", r.rzn_soc_recep.as_deref());
-        if let Some(x) = r.extranjero.as_ref().filter(|_| !boleta) {
+        if let Some(x) = r.extranjero.as_ref().filter(|_| !boleta && !liq) {
             o.start("Extranjero");
             o.leaf_opt("NumId", x.num_id.as_deref());
             o.leaf_opt("Nacionalidad", x.nacionalidad.as_deref());
@@ -113,6 +133,9 @@ pub fn documento_body(
         o.leaf_opt("CiudadPostal", r.ciudad_postal.as_deref());
     }
     o.end("Receptor");
+    if !boleta && !liq {
+        o.leaf_opt("RUTSolicita", doc.encabezado.rut_solicita.as_deref());
+    }
     if boleta {
         o.leaf_opt("RUTProvSW", prov_sw);
     }
@@ -149,11 +172,21 @@ pub fn documento_body(
             o.leaf_display("MontoImp", n(r.monto_imp));
             o.end("ImptoReten");
         }
-        o.leaf_display_opt("IVANoRet", t.iva_no_ret.map(n));
-        o.leaf_display_opt("CredEC", t.cred_ec.map(n));
+        if let Some(c) = &t.comisiones {
+            o.start("Comisiones");
+            o.leaf_display("ValComNeto", n(c.val_com_neto));
+            o.leaf_display("ValComExe", n(c.val_com_exe));
+            o.leaf_display("ValComIVA", n(c.val_com_iva));
+            o.end("Comisiones");
+        } else {
+            o.leaf_display_opt("IVANoRet", t.iva_no_ret.map(n));
+            o.leaf_display_opt("CredEC", t.cred_ec.map(n));
+        }
     }
     o.leaf_display("MntTotal", n(t.mnt_total));
-    o.leaf_display_opt("MontoNF", t.monto_nf.map(n));
+    if !liq {
+        o.leaf_display_opt("MontoNF", t.monto_nf.map(n));
+    }
     if !boleta {
         o.leaf_display_opt("MontoPeriodo", t.monto_periodo.map(n));
     }
@@ -168,6 +201,9 @@ pub fn documento_body(
             o.leaf("TpoCodigo", &cdg.tpo_codigo);
             o.leaf("VlrCodigo", &cdg.vlr_codigo);
             o.end("CdgItem");
+        }
+        if liq {
+            o.leaf_opt("TpoDocLiq", d.tpo_doc_liq.as_deref());
         }
         o.leaf_display_opt("IndExe", d.ind_exe);
         o.leaf("NmbItem", &d.nmb_item);
@@ -224,6 +260,17 @@ pub fn documento_body(
         o.end("Referencia");
     }
 
+    for (i, (c, iva)) in doc.comisiones.iter().zip(&comp.comisiones).enumerate().filter(|_| liq) {
+        o.start("Comisiones");
+        o.leaf_display("NroLinCom", i + 1);
+        o.leaf("TipoMovim", &c.tipo_movim);
+        o.leaf("Glosa", &c.glosa);
+        o.leaf_display_opt("TasaComision", c.tasa_comision.map(n));
+        o.leaf_display("ValComNeto", n(c.val_com_neto));
+        o.leaf_display("ValComExe", n(c.val_com_exe));
+        o.leaf_display("ValComIVA", n(*iva));
+        o.end("Comisiones");
+    }
     if let Some(g) = doc.geo_ref_emision.as_ref().filter(|_| boleta) {
         o.start("GeoRefEmision");
         o.leaf("LatitudEmision", &g.latitud_emision);

@@ -55,6 +55,7 @@ pub fn example(tipo: u16) -> PathBuf {
         34 => "34-factura-exenta",
         39 => "39-boleta",
         41 => "41-boleta-exenta",
+        43 => "43-liquidacion-factura",
         46 => "46-factura-compra",
         52 => "52-guia-despacho",
         56 => "56-nota-debito",
