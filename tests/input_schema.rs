@@ -36,6 +36,15 @@ fn built(dir: &Path, name: &str, tipo: u16, input: &Value) -> String {
     bytes.iter().map(|b| *b as char).collect()
 }
 
+/// `input` as type `tipo` is refused with exit 2 naming `field`, and nothing is written.
+fn refused(dir: &Path, name: &str, tipo: u16, input: &Value, field: &str) {
+    let out = dir.join(format!("{name}.xml"));
+    let o = build(&write(dir, name, input), &caf(tipo), 9, &out, &[]);
+    assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+    assert!(text(&o).contains(field), "{name}: {}", text(&o));
+    assert!(!out.exists(), "{name}: nothing written");
+}
+
 fn receptor() -> Value {
     json!({"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú & Cía. Limitada", "GiroRecep": "Comercio",
            "DirRecep": "Los Aromos 45", "CmnaRecep": "Ñuñoa"})
@@ -153,11 +162,7 @@ fn bad_values_of_the_new_elements_name_their_field() {
         ),
     ];
     for (name, tipo, input, field) in cases {
-        let out = dir.path().join(format!("{name}.xml"));
-        let o = build(&write(dir.path(), name, &input), &caf(tipo), 9, &out, &[]);
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
-        assert!(text(&o).contains(field), "{name}: {}", text(&o));
-        assert!(!out.exists(), "{name}: nothing written");
+        refused(dir.path(), name, tipo, &input, field);
     }
 }
 
@@ -400,11 +405,7 @@ fn the_2025_boleta_fields_are_checked_and_kept_off_other_documents() {
         ),
     ];
     for (name, tipo, input, field) in cases {
-        let out = dir.path().join(format!("{name}.xml"));
-        let o = build(&write(dir.path(), name, &input), &caf(tipo), 9, &out, &[]);
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
-        assert!(text(&o).contains(field), "{name}: {}", text(&o));
-        assert!(!out.exists(), "{name}: nothing written");
+        refused(dir.path(), name, tipo, &input, field);
     }
     // A DTE takes the SII's DTE codes.
     let out = dir.path().join("medio-ef.xml");
@@ -450,11 +451,7 @@ fn a_construction_companys_factura_carries_cred_ec_computed_and_limited() {
         ("credec-34", 34, exenta),
         ("credec-text", 33, factura(json!("sí"))),
     ] {
-        let out = dir.path().join(format!("{name}.xml"));
-        let o = build(&write(dir.path(), name, &input), &caf(tipo), 9, &out, &[]);
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
-        assert!(text(&o).contains("Encabezado.Totales.CredEC"), "{name}: {}", text(&o));
-        assert!(!out.exists());
+        refused(dir.path(), name, tipo, &input, "Encabezado.Totales.CredEC");
     }
 }
 
@@ -541,11 +538,7 @@ fn a_liquidacion_factura_settles_the_sales_and_subtracts_the_commissions() {
         ("liq-on-33", 33, on_33, "Comisiones"),
         ("liq-iva", 43, bad_iva, "Comisiones[1].ValComIVA"),
     ] {
-        let out = dir.path().join(format!("{name}.xml"));
-        let o = build(&write(dir.path(), name, &doc), &caf(tipo), 9, &out, &[]);
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
-        assert!(text(&o).contains(field), "{name}: {}", text(&o));
-        assert!(!out.exists(), "{name}");
+        refused(dir.path(), name, tipo, &doc, field);
     }
 }
 
@@ -579,9 +572,6 @@ fn payment_details_and_the_mandante_build_in_the_schemas_order() {
         ("boleta-pagos", 39, boleta, "Encabezado.IdDoc"),
         ("liq-mandante", 43, liq, "Encabezado.RUTMandante"),
     ] {
-        let out = dir.path().join(format!("{name}.xml"));
-        let o = build(&write(dir.path(), name, &doc), &caf(tipo), 9, &out, &[]);
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
-        assert!(text(&o).contains(field), "{name}: {}", text(&o));
+        refused(dir.path(), name, tipo, &doc, field);
     }
 }

@@ -395,8 +395,22 @@ async fn small_form(
     }
 }
 
-fn csrf_of(f: &HashMap<String, Vec<u8>>) -> String {
-    f.get("_csrf").map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default()
+/// A company admin's upload form: the scope is checked before a byte is read, the CSRF token
+/// once the form is in (a form that cannot be read is the page's error, not a refusal).
+async fn admin_upload(
+    req: &HttpRequest,
+    c: &Console,
+    rut: &str,
+    m: Multipart,
+    limit: usize,
+    fields: &[&str],
+) -> Result<Result<HashMap<String, Vec<u8>>, PageError>, PageError> {
+    c.company(rut, "admin")?;
+    let form = small_form(req, m, limit, fields).await;
+    if let Ok(f) = &form {
+        c.check(&f.get("_csrf").map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default())?;
+    }
+    Ok(form)
 }
 
 pub async fn put_certificate(
@@ -408,12 +422,7 @@ pub async fn put_certificate(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, PageError> {
     let rut = rut.into_inner();
-    // Who may upload is decided before a byte of the file is read.
-    c.company(&rut, "admin")?;
-    let form = small_form(&req, m, limit.0, &["_csrf", "file", "password"]).await;
-    if let Ok(f) = &form {
-        c.check(&csrf_of(f))?;
-    }
+    let form = admin_upload(&req, &c, &rut, m, limit.0, &["_csrf", "file", "password"]).await?;
     let r = match form {
         Err(e) => Err(e),
         Ok(f) => {
@@ -434,11 +443,7 @@ pub async fn add_caf(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, PageError> {
     let rut = rut.into_inner();
-    c.company(&rut, "admin")?;
-    let form = small_form(&req, m, limit.0, &["_csrf", "file"]).await;
-    if let Ok(f) = &form {
-        c.check(&csrf_of(f))?;
-    }
+    let form = admin_upload(&req, &c, &rut, m, limit.0, &["_csrf", "file"]).await?;
     let r = match form {
         Err(e) => Err(e),
         Ok(f) => svc.add_caf(&rut, f.get("file").map(Vec::as_slice).unwrap_or_default()).await.map_err(PageError::from),
