@@ -266,6 +266,7 @@ const NOT_YET: &[&str] = &[
     "Encabezado/Transporte/Aduana",
     "Encabezado/Transporte/Aduana/",
     "Encabezado/IdDoc/FmaPagExp",
+    "Detalle/Subcantidad/TipCodSubQty",
     "Encabezado/Receptor/Extranjero/IdAdicRecep",
     "Encabezado/Totales/TpoMoneda",
     "Referencia/IdAdicOtr",
@@ -275,17 +276,6 @@ const NOT_YET: &[&str] = &[
     "Encabezado/Totales/IVATerc",
     "Encabezado/Totales/MntBase",
     "Encabezado/Totales/MntMargenCom",
-    // Line details.
-    "Detalle/Retenedor",
-    "Detalle/Retenedor/",
-    "Detalle/SubDscto",
-    "Detalle/SubDscto/",
-    "Detalle/SubRecargo",
-    "Detalle/SubRecargo/",
-    "Detalle/Subcantidad",
-    "Detalle/Subcantidad/",
-    "SubTotInfo",
-    "SubTotInfo/",
     // Gross prices on a DTE (the boleta's split, not yet for 33).
     "Encabezado/IdDoc/MntBruto",
 ];
@@ -574,4 +564,37 @@ fn payment_details_and_the_mandante_build_in_the_schemas_order() {
     ] {
         refused(dir.path(), name, tipo, &doc, field);
     }
+}
+
+#[test]
+fn subtotals_quantities_by_code_breakdowns_and_the_withholding_agent_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let factura = json!({
+        "Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor()},
+        "Detalle": [
+            {"NmbItem": "Polera", "QtyItem": 10, "Subcantidad": [{"SubQty": 4, "SubCod": "M"}, {"SubQty": 6, "SubCod": 42}],
+             "PrcItem": 5000, "DescuentoPct": 10, "SubDscto": {"TipoDscto": "%", "ValorDscto": 10}},
+            {"NmbItem": "Vino", "Retenedor": {"IndAgente": "R", "PrcConsFinal": 5990}, "PrcItem": 4000,
+             "RecargoMonto": 500, "SubRecargo": [{"TipoRecargo": "$", "ValorRecargo": 500}]}
+        ],
+        "SubTotInfo": {"GlosaSTI": "Vestuario", "OrdenSTI": 1, "SubTotNetoSTI": 45000, "LineasDeta": 1}
+    });
+    let xml = built(dir.path(), "informativos", 33, &factura);
+    assert!(xml.contains("<QtyItem>10</QtyItem><Subcantidad><SubQty>4</SubQty><SubCod>M</SubCod></Subcantidad><Subcantidad><SubQty>6</SubQty><SubCod>42</SubCod></Subcantidad>"), "{xml}");
+    assert!(xml.contains("<DescuentoMonto>5000</DescuentoMonto><SubDscto><TipoDscto>%</TipoDscto><ValorDscto>10</ValorDscto></SubDscto>"), "{xml}");
+    assert!(
+        xml.contains(
+            "<Retenedor><IndAgente>R</IndAgente><PrcConsFinal>5990</PrcConsFinal></Retenedor><NmbItem>Vino</NmbItem>"
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("<SubTotInfo><NroSTI>1</NroSTI><GlosaSTI>Vestuario</GlosaSTI><OrdenSTI>1</OrdenSTI><SubTotNetoSTI>45000</SubTotNetoSTI><LineasDeta>1</LineasDeta></SubTotInfo>"), "{xml}");
+    let mut bad_line = factura.clone();
+    bad_line["SubTotInfo"]["LineasDeta"] = json!(3);
+    let mut bad_tipo = factura.clone();
+    bad_tipo["Detalle"][0]["SubDscto"]["TipoDscto"] = json!("x");
+    let boleta = json!({"Encabezado": {"IdDoc": {"TipoDTE": 39}}, "Detalle": [{"NmbItem": "x", "PrcItem": 1190, "Retenedor": {"IndAgente": "R"}}]});
+    refused(dir.path(), "sti-line", 33, &bad_line, "SubTotInfo[0].LineasDeta[0]");
+    refused(dir.path(), "subdscto", 33, &bad_tipo, "Detalle[0].SubDscto[0].TipoDscto");
+    refused(dir.path(), "retenedor-boleta", 39, &boleta, "Detalle[0].Retenedor");
 }

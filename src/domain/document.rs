@@ -6,6 +6,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use super::elements::{
+    Chofer, Comision, Extranjero, GeoRefEmision, MntPago, Retenedor, SubDscto, SubRecargo, SubTotInfo, Subcantidad,
+};
 use super::rut::Rut;
 
 /// The document types this gateway issues.
@@ -97,7 +100,7 @@ impl From<TipoDte> for u16 {
 }
 
 /// Accepts either one value or a list (integrators write `"CodImpAdic": 24` as often as `[24]`).
-fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+pub(super) fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -118,7 +121,7 @@ where
 /// One object or a list of objects (`"Detalle": {…}` for a single line). Unlike
 /// [`one_or_many`] it reads the objects in place, so an error inside one keeps its path
 /// (`Detalle[0].QtyItem`).
-fn one_or_many_objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+pub(super) fn one_or_many_objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -148,7 +151,7 @@ where
 
 /// A text the schema types as a string that integrators also send as a number
 /// (`"CdgIntRecep": 1234`, `"VlrCodigo": 7801234567890`): taken as its digits.
-fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match serde_json::Value::deserialize(d)? {
         serde_json::Value::String(s) => Ok(s),
         serde_json::Value::Number(n) => Ok(n.to_string()),
@@ -156,7 +159,7 @@ fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     }
 }
 
-fn opt_text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn opt_text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
@@ -174,6 +177,15 @@ pub struct DocumentInput {
     #[serde(rename = "Detalle", default, deserialize_with = "one_or_many_objects")]
     #[schema(value_type = Vec<Detalle>)]
     pub detalle: Vec<Detalle>,
+    /// Subtotals shown on the document (informative; not on boletas).
+    #[serde(
+        rename = "SubTotInfo",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(value_type = Vec<SubTotInfo>)]
+    pub sub_tot_info: Vec<SubTotInfo>,
     #[serde(
         rename = "DscRcgGlobal",
         default,
@@ -202,47 +214,6 @@ pub struct DocumentInput {
     /// Boletas only: where it was issued.
     #[serde(rename = "GeoRefEmision", default, skip_serializing_if = "Option::is_none")]
     pub geo_ref_emision: Option<GeoRefEmision>,
-}
-
-/// A commission or other charge of a liquidación-factura (43): its amounts are the agent's, and
-/// are subtracted from what the consignor gets.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Comision {
-    #[serde(rename = "NroLinCom", default, skip_serializing_if = "Option::is_none")]
-    pub nro_lin_com: Option<u32>,
-    /// `C` comisión, `O` otros cargos.
-    #[serde(rename = "TipoMovim")]
-    pub tipo_movim: String,
-    #[serde(rename = "Glosa")]
-    pub glosa: String,
-    /// Informative (the SII does not validate it).
-    #[serde(rename = "TasaComision", default, skip_serializing_if = "Option::is_none")]
-    pub tasa_comision: Option<Decimal>,
-    #[serde(rename = "ValComNeto")]
-    pub val_com_neto: Decimal,
-    #[serde(rename = "ValComExe", default)]
-    pub val_com_exe: Decimal,
-    /// Computed as round(ValComNeto × 19 %) when absent.
-    #[serde(rename = "ValComIVA", default, skip_serializing_if = "Option::is_none")]
-    pub val_com_iva: Option<Decimal>,
-}
-
-/// Where a boleta was issued (EnvioBOLETA_v11 §F): WGS84 decimal degrees.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GeoRefEmision {
-    #[serde(rename = "LatitudEmision", deserialize_with = "text_or_number")]
-    pub latitud_emision: String,
-    #[serde(rename = "LongitudEmision", deserialize_with = "text_or_number")]
-    pub longitud_emision: String,
-    /// 1 = WGS84, the only system the SII names (default).
-    #[serde(rename = "SistemaReferencia", default = "wgs84")]
-    pub sistema_referencia: u8,
-}
-
-fn wgs84() -> u8 {
-    1
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -361,18 +332,6 @@ pub struct IdDoc {
     pub fch_venc: Option<NaiveDate>,
 }
 
-/// One payment of a document paid in instalments.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MntPago {
-    #[serde(rename = "FchPago")]
-    pub fch_pago: NaiveDate,
-    #[serde(rename = "MntPago")]
-    pub mnt_pago: Decimal,
-    #[serde(rename = "GlosaPagos", default, skip_serializing_if = "Option::is_none")]
-    pub glosa_pagos: Option<String>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receptor {
@@ -421,37 +380,6 @@ pub struct Receptor {
     pub cmna_postal: Option<String>,
     #[serde(rename = "CiudadPostal", default, skip_serializing_if = "Option::is_none")]
     pub ciudad_postal: Option<String>,
-}
-
-/// A receptor without a Chilean RUT: its foreign identification and nationality (the Aduana's
-/// country code).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Extranjero {
-    #[serde(
-        rename = "NumId",
-        default,
-        deserialize_with = "opt_text_or_number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub num_id: Option<String>,
-    #[serde(
-        rename = "Nacionalidad",
-        default,
-        deserialize_with = "opt_text_or_number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub nacionalidad: Option<String>,
-}
-
-/// The driver of a guía's transport.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Chofer {
-    #[serde(rename = "RUTChofer")]
-    pub rut_chofer: String,
-    #[serde(rename = "NombreChofer")]
-    pub nombre_chofer: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -550,6 +478,8 @@ pub struct Detalle {
     pub tpo_doc_liq: Option<String>,
     #[serde(rename = "IndExe", default, skip_serializing_if = "Option::is_none")]
     pub ind_exe: Option<u8>,
+    #[serde(rename = "Retenedor", default, skip_serializing_if = "Option::is_none")]
+    pub retenedor: Option<Retenedor>,
     #[serde(rename = "NmbItem")]
     pub nmb_item: String,
     #[serde(rename = "DscItem", default, skip_serializing_if = "Option::is_none")]
@@ -568,6 +498,14 @@ pub struct Detalle {
     pub prc_ref: Option<Decimal>,
     #[serde(rename = "QtyItem", default, skip_serializing_if = "Option::is_none")]
     pub qty_item: Option<Decimal>,
+    #[serde(
+        rename = "Subcantidad",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(value_type = Vec<Subcantidad>)]
+    pub subcantidad: Vec<Subcantidad>,
     #[serde(rename = "FchElabor", default, skip_serializing_if = "Option::is_none")]
     pub fch_elabor: Option<NaiveDate>,
     #[serde(rename = "FchVencim", default, skip_serializing_if = "Option::is_none")]
@@ -585,10 +523,26 @@ pub struct Detalle {
     pub descuento_pct: Option<Decimal>,
     #[serde(rename = "DescuentoMonto", default, skip_serializing_if = "Option::is_none")]
     pub descuento_monto: Option<Decimal>,
+    #[serde(
+        rename = "SubDscto",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(value_type = Vec<SubDscto>)]
+    pub sub_dscto: Vec<SubDscto>,
     #[serde(rename = "RecargoPct", default, skip_serializing_if = "Option::is_none")]
     pub recargo_pct: Option<Decimal>,
     #[serde(rename = "RecargoMonto", default, skip_serializing_if = "Option::is_none")]
     pub recargo_monto: Option<Decimal>,
+    #[serde(
+        rename = "SubRecargo",
+        default,
+        deserialize_with = "one_or_many_objects",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(value_type = Vec<SubRecargo>)]
+    pub sub_recargo: Vec<SubRecargo>,
     #[serde(rename = "CodImpAdic", default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     pub cod_imp_adic: Vec<u16>,
     #[serde(rename = "MontoItem", default, skip_serializing_if = "Option::is_none")]

@@ -3,6 +3,8 @@
 
 pub mod company;
 pub mod document;
+pub mod elements;
+pub mod informative;
 pub mod liquidacion;
 pub mod rules;
 pub mod rut;

@@ -26,7 +26,7 @@ fn check_date(p: &mut Problems, path: &str, d: NaiveDate) {
 }
 
 /// An XSD decimal with `int` integer digits and `frac` decimals, strictly positive when `positive`.
-fn check_dec(p: &mut Problems, path: &str, v: Decimal, int: u32, frac: u32, positive: bool) {
+pub(super) fn check_dec(p: &mut Problems, path: &str, v: Decimal, int: u32, frac: u32, positive: bool) {
     if v.is_sign_negative() && !v.is_zero() {
         p.push(path, "negative", "must not be negative");
         return;
@@ -161,6 +161,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
     }
     check_opt(&mut p, "Encabezado.IdDoc.TermPagoGlosa", &id.term_pago_glosa, 100);
     super::liquidacion::check(&doc, tipo, super::tax::TASA_IVA, &mut p);
+    super::informative::check_all(&doc, tipo, &mut p);
     payments(&doc, boleta, &mut p);
     for (f, v) in [("RUTMandante", &doc.encabezado.rut_mandante), ("RUTSolicita", &doc.encabezado.rut_solicita)] {
         if let Some(r) = v {

@@ -206,20 +206,46 @@ pub fn documento_body(
             o.leaf_opt("TpoDocLiq", d.tpo_doc_liq.as_deref());
         }
         o.leaf_display_opt("IndExe", d.ind_exe);
+        if let Some(r) = d.retenedor.as_ref().filter(|_| !boleta && !liq) {
+            o.start("Retenedor");
+            o.leaf("IndAgente", &r.ind_agente);
+            o.leaf_display_opt("MntBaseFaena", r.mnt_base_faena.map(n));
+            o.leaf_display_opt("MntMargComer", r.mnt_marg_comer.map(n));
+            o.leaf_display_opt("PrcConsFinal", r.prc_cons_final.map(n));
+            o.end("Retenedor");
+        }
         o.leaf("NmbItem", &d.nmb_item);
         o.leaf_opt("DscItem", d.dsc_item.as_deref());
         o.leaf_display_opt("QtyRef", d.qty_ref.map(n));
         o.leaf_opt("UnmdRef", d.unmd_ref.as_deref());
         o.leaf_display_opt("PrcRef", d.prc_ref.map(n));
         o.leaf_display_opt("QtyItem", d.qty_item.map(n));
+        for s in d.subcantidad.iter().filter(|_| !boleta) {
+            o.start("Subcantidad");
+            o.leaf_display("SubQty", n(s.sub_qty));
+            o.leaf("SubCod", &s.sub_cod);
+            o.end("Subcantidad");
+        }
         o.leaf_display_opt("FchElabor", d.fch_elabor);
         o.leaf_display_opt("FchVencim", d.fch_vencim);
         o.leaf_opt("UnmdItem", d.unmd_item.as_deref());
         o.leaf_display_opt("PrcItem", d.prc_item.map(n));
         o.leaf_display_opt("DescuentoPct", d.descuento_pct.map(n));
         o.leaf_display_opt("DescuentoMonto", a.descuento_monto.map(n));
+        for s in d.sub_dscto.iter().filter(|_| !boleta && !liq) {
+            o.start("SubDscto");
+            o.leaf("TipoDscto", &s.tipo_dscto);
+            o.leaf_display("ValorDscto", n(s.valor_dscto));
+            o.end("SubDscto");
+        }
         o.leaf_display_opt("RecargoPct", d.recargo_pct.map(n));
         o.leaf_display_opt("RecargoMonto", a.recargo_monto.map(n));
+        for s in d.sub_recargo.iter().filter(|_| !boleta && !liq) {
+            o.start("SubRecargo");
+            o.leaf("TipoRecargo", &s.tipo_recargo);
+            o.leaf_display("ValorRecargo", n(s.valor_recargo));
+            o.end("SubRecargo");
+        }
         if !boleta {
             for code in &d.cod_imp_adic {
                 o.leaf_display("CodImpAdic", code);
@@ -229,6 +255,21 @@ pub fn documento_body(
         o.end("Detalle");
     }
 
+    for (i, s) in doc.sub_tot_info.iter().enumerate().filter(|_| !boleta) {
+        o.start("SubTotInfo");
+        o.leaf_display("NroSTI", i + 1);
+        o.leaf("GlosaSTI", &s.glosa_sti);
+        o.leaf_display_opt("OrdenSTI", s.orden_sti);
+        o.leaf_display_opt("SubTotNetoSTI", s.sub_tot_neto_sti.map(n));
+        o.leaf_display_opt("SubTotIVASTI", s.sub_tot_iva_sti.map(n));
+        o.leaf_display_opt("SubTotAdicSTI", s.sub_tot_adic_sti.map(n));
+        o.leaf_display_opt("SubTotExeSTI", s.sub_tot_exe_sti.map(n));
+        o.leaf_display_opt("ValSubtotSTI", s.val_subtot_sti.map(n));
+        for l in &s.lineas_deta {
+            o.leaf_display("LineasDeta", l);
+        }
+        o.end("SubTotInfo");
+    }
     for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
         o.start("DscRcgGlobal");
         o.leaf_display("NroLinDR", i + 1);
