@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::document::{one_or_many, opt_text_or_number, text_or_number};
+use super::de::{one_or_many, opt_text_or_number, text_or_number};
 
 /// A receptor without a Chilean RUT: its foreign identification and nationality (the Aduana's
 /// country code).

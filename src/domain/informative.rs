@@ -4,7 +4,7 @@
 //! DTE_v10.xsd's limits; the types whose schema lacks them refuse them.
 
 use super::document::{DocumentInput, TipoDte};
-use super::rules::check_dec;
+use super::limits::check_dec;
 use super::text::check;
 use crate::error::Problems;
 

@@ -2,9 +2,11 @@
 //! Nothing here does I/O.
 
 pub mod company;
+mod de;
 pub mod document;
 pub mod elements;
 pub mod informative;
+pub mod limits;
 pub mod liquidacion;
 pub mod rules;
 pub mod rut;
