@@ -3,10 +3,25 @@
 //! (`SubDscto`, `SubRecargo`) and the withholding agent's bases (`Retenedor`). Checked against
 //! DTE_v10.xsd's limits; the types whose schema lacks them refuse them.
 
+use rust_decimal::Decimal;
+
 use super::document::{DocumentInput, TipoDte};
 use super::limits::check_dec;
 use super::text::check;
 use crate::error::Problems;
+
+/// A line's discount or surcharge broken down: at most 5, each `%` or `$` and its value.
+fn breakdown(p: &mut Problems, base: &str, (tf, vf): (&str, &str), items: &[(&String, Decimal)]) {
+    if items.len() > 5 {
+        p.push(base, "too-many", "at most 5");
+    }
+    for (j, (t, v)) in items.iter().enumerate() {
+        if !matches!(t.as_str(), "%" | "$") {
+            p.push(format!("{base}[{j}].{tf}"), "out-of-range", format!("{tf} is % or $"));
+        }
+        check_dec(p, &format!("{base}[{j}].{vf}"), *v, 16, 2, false);
+    }
+}
 
 pub fn check_all(doc: &DocumentInput, tipo: TipoDte, p: &mut Problems) {
     let boleta = tipo.is_boleta();
@@ -68,24 +83,11 @@ pub fn check_all(doc: &DocumentInput, tipo: TipoDte, p: &mut Problems) {
             check_dec(p, &format!("{b}.Subcantidad[{j}].SubQty"), s.sub_qty, 12, 6, true);
             check(p, &format!("{b}.Subcantidad[{j}].SubCod"), &s.sub_cod, 1, 35);
         }
-        let parts =
-            d.sub_dscto.iter().map(|s| ("SubDscto", "TipoDscto", "ValorDscto", &s.tipo_dscto, s.valor_dscto)).chain(
-                d.sub_recargo
-                    .iter()
-                    .map(|s| ("SubRecargo", "TipoRecargo", "ValorRecargo", &s.tipo_recargo, s.valor_recargo)),
-            );
-        for (k, (el, tf, vf, t, v)) in parts.enumerate() {
-            let j = if el == "SubDscto" { k } else { k - d.sub_dscto.len() };
-            if !matches!(t.as_str(), "%" | "$") {
-                p.push(format!("{b}.{el}[{j}].{tf}"), "out-of-range", format!("{tf} is % or $"));
-            }
-            check_dec(p, &format!("{b}.{el}[{j}].{vf}"), v, 16, 2, false);
-        }
-        for (el, n) in [("SubDscto", d.sub_dscto.len()), ("SubRecargo", d.sub_recargo.len())] {
-            if n > 5 {
-                p.push(format!("{b}.{el}"), "too-many", "at most 5");
-            }
-        }
+        let dscto: Vec<(&String, Decimal)> = d.sub_dscto.iter().map(|s| (&s.tipo_dscto, s.valor_dscto)).collect();
+        let recargo: Vec<(&String, Decimal)> =
+            d.sub_recargo.iter().map(|s| (&s.tipo_recargo, s.valor_recargo)).collect();
+        breakdown(p, &format!("{b}.SubDscto"), ("TipoDscto", "ValorDscto"), &dscto);
+        breakdown(p, &format!("{b}.SubRecargo"), ("TipoRecargo", "ValorRecargo"), &recargo);
         if let Some(r) = &d.retenedor {
             if r.ind_agente != "R" {
                 p.push(format!("{b}.Retenedor.IndAgente"), "out-of-range", "IndAgente is R (the issuer withholds)");

@@ -11,6 +11,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use super::document::{DocumentInput, TipoDte};
+use super::limits::check_dec;
 use crate::error::Problems;
 
 /// At most this many commission lines (DTE_v10.xsd).
@@ -33,12 +34,9 @@ impl ComisionesTotales {
     }
 }
 
-fn whole(p: &mut Problems, path: String, v: Decimal) {
-    if !v.normalize().fract().is_zero() {
-        p.push(path, "too-precise", "whole pesos");
-    } else if v.abs().trunc() >= Decimal::from(10u64.pow(18)) {
-        p.push(path, "out-of-range", "at most 18 digits");
-    }
+/// Whole pesos of up to 18 digits, of either sign (a 43's amounts may be negative).
+pub fn whole(p: &mut Problems, path: String, v: Decimal) {
+    check_dec(p, &path, v.abs(), 18, 0, false);
 }
 
 /// The IVA of a commission: the one given, else round(ValComNeto × `tasa` %).

@@ -352,8 +352,11 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         {
             if let Some(v) = v {
                 // A liquidación-factura settles notas de crédito too: its line amounts may be negative.
-                let v = if tipo == TipoDte::LiquidacionFactura && f == "MontoItem" { v.abs() } else { v };
-                check_dec(&mut p, &format!("{b}.{f}"), v, 18, 0, false);
+                if tipo == TipoDte::LiquidacionFactura && f == "MontoItem" {
+                    super::liquidacion::whole(&mut p, format!("{b}.{f}"), v);
+                } else {
+                    check_dec(&mut p, &format!("{b}.{f}"), v, 18, 0, false);
+                }
             }
         }
         match d.ind_exe {

@@ -298,6 +298,8 @@ pub fn compute(
     }
 
     let mut totals = Totals::default();
+    // A liquidación-factura's IVA of each commission (set with its totals below).
+    let mut comisiones = Vec::new();
     if gross {
         // SII boleta split: neto from the gross total, IVA as the remainder, never round(neto × 0.19).
         let divisor = Decimal::ONE + TASA_IVA / Decimal::ONE_HUNDRED;
@@ -384,9 +386,10 @@ pub fn compute(
             totals.mnt_exe = Some(exento);
         }
         if signed {
-            let (_, c) = super::liquidacion::comisiones(doc, TASA_IVA);
+            let (ivas, c) = super::liquidacion::comisiones(doc, TASA_IVA);
             total -= c.sum();
             totals.comisiones = Some(c);
+            comisiones = ivas;
         }
         totals.mnt_total = total;
     }
@@ -396,7 +399,6 @@ pub fn compute(
             totals.monto_periodo = Some(totals.mnt_total + no_fact);
         }
     }
-    let comisiones = if signed { super::liquidacion::comisiones(doc, TASA_IVA).0 } else { Vec::new() };
     if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() && !signed {
         p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
     }
