@@ -2,15 +2,14 @@
 //! still works), its live progress fed by the batch's event stream, the errors with their lines,
 //! the results download, and the dead letters with their replay for gateway admins.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use actix_multipart::Multipart;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use maud::{html, Markup};
 
+use super::form;
 use super::sign::Csrf;
 use super::{notice_for, page, see_other, state_name, when, Console, Notice, PageError};
 use crate::batch::csv::Encoding;
@@ -122,73 +121,6 @@ pub async fn list(c: Console, batches: web::Data<Arc<Batches>>) -> Result<HttpRe
     render(&c, &batches, None).await
 }
 
-/// The form's fields: the file spooled to an unlinked temporary file (never in memory whole).
-struct Upload {
-    csrf: String,
-    encoding: String,
-    all_or_nothing: bool,
-    file: Option<(std::fs::File, String)>,
-}
-
-/// At most this many form fields (the upload form has four).
-const MAX_PARTS: usize = 8;
-
-/// Reads the upload form: one file, spooled (never whole in memory), the small fields, all of it
-/// within `limit` bytes and the upload's time.
-async fn read_form(req: &HttpRequest, mut m: Multipart, limit: u64) -> Result<Upload, ApiError> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge(limit as usize));
-    }
-    let within = crate::http::body_timeout(req, 10);
-    match tokio::time::timeout(within, async {
-        let mut u = Upload { csrf: String::new(), encoding: "utf-8".into(), all_or_nothing: false, file: None };
-        let io = |e: std::io::Error| ApiError::Service(crate::service::ServiceError::Internal(e.to_string()));
-        let (mut parts, mut size) = (0usize, 0u64);
-        while let Some(field) = m.next().await {
-            parts += 1;
-            if parts > MAX_PARTS {
-                return Err(ApiError::BadRequest("el formulario tiene demasiados campos".into()));
-            }
-            let mut field = field.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-            let name = field.name().unwrap_or_default().to_string();
-            let is_file = name == "file";
-            if is_file && u.file.is_some() {
-                return Err(ApiError::BadRequest("suba un solo archivo por lote".into()));
-            }
-            let mut spool = if is_file { Some(tempfile::tempfile().map_err(io)?) } else { None };
-            let filename = field.content_disposition().and_then(|d| d.get_filename()).unwrap_or_default().to_string();
-            let mut value = Vec::new();
-            while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-                size += chunk.len() as u64;
-                if size > limit {
-                    return Err(ApiError::TooLarge(limit as usize));
-                }
-                match &mut spool {
-                    Some(f) => f.write_all(&chunk).map_err(io)?,
-                    None if value.len() + chunk.len() <= 4096 => value.extend_from_slice(&chunk),
-                    None => return Err(ApiError::BadRequest(format!("el campo {name} es demasiado largo"))),
-                }
-            }
-            let value = String::from_utf8_lossy(&value).to_string();
-            match (name.as_str(), spool) {
-                ("file", Some(f)) => u.file = Some((f, filename)),
-                ("_csrf", _) => u.csrf = value,
-                ("encoding", _) => u.encoding = value,
-                ("all_or_nothing", _) => u.all_or_nothing = value == "true" || value == "on",
-                _ => {}
-            }
-        }
-        Ok(u)
-    })
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(ApiError::BodyTimeout(within.as_secs())),
-    }
-}
-
 fn format_of(filename: &str, encoding: &str) -> Result<Format, String> {
     let lower = filename.to_ascii_lowercase();
     if lower.ends_with(".json") {
@@ -216,11 +148,21 @@ pub async fn upload(
     if !c.p.has("issue") {
         return Err(PageError::Api(ApiError::Forbidden("issue")));
     }
-    let form = read_form(&req, m, limit.0).await;
+    let bounds = form::Bounds {
+        total: limit.0,
+        // The upload form has four fields.
+        parts: 8,
+        field: 4096,
+        // An upload gets ten times the body's time.
+        timeout_times: 10,
+        keep: &["_csrf", "encoding", "all_or_nothing"],
+        spool: Some("file"),
+    };
+    let form = form::read(&req, m, bounds).await;
     // The token is checked before anything is read into a batch.
-    let form = match form {
+    let mut form = match form {
         Ok(f) => {
-            c.check(&f.csrf)?;
+            c.check(&f.text("_csrf"))?;
             f
         }
         Err(e) => {
@@ -229,14 +171,16 @@ pub async fn upload(
         }
     };
     let refuse = |detail: &str| Refused { notice: Notice::bad("upload", detail), lines: vec![] };
-    let Some((file, filename)) = form.file else {
+    let Some((file, filename)) = form.file.take() else {
         return render(&c, &batches, Some(refuse("Elija un archivo."))).await;
     };
-    let format = match format_of(&filename, &form.encoding) {
+    let encoding = Some(form.text("encoding")).filter(|e| !e.is_empty()).unwrap_or_else(|| "utf-8".into());
+    let all_or_nothing = matches!(form.text("all_or_nothing").as_str(), "true" | "on");
+    let format = match format_of(&filename, &encoding) {
         Ok(f) => f,
         Err(m) => return render(&c, &batches, Some(refuse(&m))).await,
     };
-    match batches.submit(file, format, form.all_or_nothing, &caller(&c.p)).await {
+    match batches.submit(file, format, all_or_nothing, &caller(&c.p)).await {
         Ok((status, _)) => Ok(see_other(&format!("/console/lotes/{}", status.id))),
         Err(e) => {
             let lines = match &e {

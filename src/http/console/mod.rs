@@ -18,6 +18,7 @@ use crate::service::{ConsoleSession, Service, SessionLimits};
 
 mod batches;
 mod documents;
+mod form;
 mod received;
 mod settings;
 mod sign;
@@ -384,36 +385,15 @@ pub fn ok_page(c: &Console, company: Option<&str>, title: &str, active: &str, bo
     page(StatusCode::OK, Some(c), company, title, active, body)
 }
 
-/// Whole pesos with the Chilean thousands separator.
+/// Whole pesos as the printed document writes them (`$1.559.588`).
 pub fn pesos(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(ch);
-    }
-    format!("{}${out}", if n < 0 { "-" } else { "" })
+    let sign = if n < 0 { "-" } else { "" };
+    format!("{sign}${}", crate::print::names::amount(&n.unsigned_abs().to_string()))
 }
 
-/// The SII's name of a document type.
-pub fn tipo_name(tipo: i32) -> &'static str {
-    match tipo {
-        33 => "Factura electrónica",
-        34 => "Factura no afecta o exenta",
-        39 => "Boleta electrónica",
-        41 => "Boleta exenta",
-        43 => "Liquidación-factura",
-        46 => "Factura de compra",
-        52 => "Guía de despacho",
-        56 => "Nota de débito",
-        61 => "Nota de crédito",
-        110 => "Factura de exportación",
-        111 => "Nota de débito de exportación",
-        112 => "Nota de crédito de exportación",
-        _ => "Documento",
-    }
+/// The SII's name of a document type, as the printed document names it in a reference.
+pub fn tipo_name(tipo: i32) -> String {
+    crate::print::names::reference_name(&tipo.to_string())
 }
 
 /// A document state as the console says it.

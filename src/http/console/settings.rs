@@ -7,10 +7,10 @@ use std::sync::Arc;
 use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::form;
 use super::sign::Csrf;
 use super::{notice_for, page, see_other, when, Console, Notice, PageError};
 use crate::http::auth::Auth;
@@ -348,53 +348,6 @@ pub async fn put_mailbox(
     outcome(&c, &svc, &rut, "mailbox", r, |_| None).await
 }
 
-/// A small multipart form read whole (certificates and CAFs are a few kilobytes): only the
-/// `fields` named, within `limit` bytes in all and the request's time.
-async fn small_form(
-    req: &HttpRequest,
-    mut m: Multipart,
-    limit: usize,
-    fields: &[&str],
-) -> Result<HashMap<String, Vec<u8>>, PageError> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(PageError::Api(ApiError::TooLarge(limit)));
-    }
-    let within = crate::http::body_timeout(req, 1);
-    let read = async {
-        let mut out = HashMap::new();
-        let (mut total, mut parts) = (0usize, 0usize);
-        while let Some(field) = m.next().await {
-            parts += 1;
-            if parts > fields.len() + 2 {
-                return Err(PageError::Api(ApiError::BadRequest("el formulario tiene demasiados campos".into())));
-            }
-            let mut field = field.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-            let name = field.name().unwrap_or_default().to_string();
-            let keep = fields.contains(&name.as_str());
-            let mut v = Vec::new();
-            while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("formulario: {e}")))?;
-                total += chunk.len();
-                if total > limit {
-                    return Err(PageError::Api(ApiError::TooLarge(limit)));
-                }
-                if keep {
-                    v.extend_from_slice(&chunk);
-                }
-            }
-            if keep {
-                out.insert(name, v);
-            }
-        }
-        Ok(out)
-    };
-    match tokio::time::timeout(within, read).await {
-        Ok(r) => r,
-        Err(_) => Err(PageError::Api(ApiError::BodyTimeout(within.as_secs()))),
-    }
-}
-
 /// A company admin's upload form: the scope is checked before a byte is read, the CSRF token
 /// once the form is in (a form that cannot be read is the page's error, not a refusal).
 async fn admin_upload(
@@ -406,7 +359,16 @@ async fn admin_upload(
     fields: &[&str],
 ) -> Result<Result<HashMap<String, Vec<u8>>, PageError>, PageError> {
     c.company(rut, "admin")?;
-    let form = small_form(req, m, limit, fields).await;
+    // Certificates and CAFs are a few kilobytes: read whole, within the body limit and time.
+    let bounds = form::Bounds {
+        total: limit as u64,
+        parts: fields.len() + 2,
+        field: limit,
+        timeout_times: 1,
+        keep: fields,
+        spool: None,
+    };
+    let form = form::read(req, m, bounds).await.map(|f| f.fields).map_err(PageError::Api);
     if let Ok(f) = &form {
         c.check(&f.get("_csrf").map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default())?;
     }
