@@ -10,27 +10,30 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use common::gateway::{caf_xml, factura, Gateway, RUT};
+use common::gateway::{factura, Gateway, RUT};
 use common::server;
 use common::sim::SimProcess;
 use common::wait_for;
 
+/// A gateway whose SII link (and boleta API) is the simulator, sending and tracking at once.
+async fn with_sim(sim: &SimProcess, extra: &[(&str, &str)]) -> Gateway {
+    let mut env = vec![
+        ("DTE_GATEWAY_SII_WORKERS", "true"),
+        ("DTE_GATEWAY_SII_URL_CERTIFICACION", sim.base.as_str()),
+        ("DTE_GATEWAY_SII_BOLETA_API_URL_CERTIFICACION", sim.base.as_str()),
+        ("DTE_GATEWAY_SII_BOLETA_ENVIO_URL_CERTIFICACION", sim.base.as_str()),
+        ("DTE_GATEWAY_WORKER_INTERVAL_MS", "100"),
+        ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "200"),
+        ("DTE_GATEWAY_TRACK_EVERY_MS", "200"),
+    ];
+    env.extend_from_slice(extra);
+    Gateway::start(server::sqlite(), 1, &env, 10).await
+}
+
 #[tokio::test]
 async fn a_company_moves_to_produccion_with_its_own_resolution() {
     let sim = SimProcess::start(&[]);
-    let g = Gateway::start(
-        server::sqlite(),
-        1,
-        &[
-            ("DTE_GATEWAY_SII_WORKERS", "true"),
-            ("DTE_GATEWAY_SII_URL_CERTIFICACION", &sim.base),
-            ("DTE_GATEWAY_WORKER_INTERVAL_MS", "100"),
-            ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "200"),
-            ("DTE_GATEWAY_TRACK_EVERY_MS", "200"),
-        ],
-        10,
-    )
-    .await;
+    let g = with_sim(&sim, &[]).await;
     let admin_key = g.add_company("76555835-2", 5).await;
     let path = format!("/v1/companies/{RUT}/environment");
     let (_, c) = g.send("GET", &format!("/v1/companies/{RUT}"), &g.key, None).await;
@@ -81,30 +84,14 @@ async fn a_company_moves_to_produccion_with_its_own_resolution() {
     // No folio is left to issue with, and a certificación CAF is not taken in producción.
     let (s, p) = g.issue(0, &factura("Servicio", 10_000), None).await;
     assert_eq!((s, p["type"].as_str()), (StatusCode::CONFLICT, Some("/problems/caf-exhausted")), "{p}");
-    let (s, p) = g
-        .raw(
-            "POST",
-            &format!("/v1/companies/{RUT}/cafs"),
-            &g.admin,
-            caf_xml(33, 11, 20, RUT).into_bytes(),
-            "application/xml",
-        )
-        .await;
+    let (s, p) = g.add_caf(RUT, 33, 11, 20).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
 
     // Back to certificación: the resolution it holds, no need to give it again.
     let (s, v) = g.send("PUT", &path, &g.admin, Some(json!({"environment": "certificacion"}))).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!((v["FchResol"].as_str(), v["NroResol"].as_u64()), (Some("2014-08-22"), Some(80)), "{v}");
-    let (s, p) = g
-        .raw(
-            "POST",
-            &format!("/v1/companies/{RUT}/cafs"),
-            &g.admin,
-            caf_xml(33, 11, 20, RUT).into_bytes(),
-            "application/xml",
-        )
-        .await;
+    let (s, p) = g.add_caf(RUT, 33, 11, 20).await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let (s, b) = g.issue(0, &factura("Servicio", 10_000), None).await;
     assert_eq!((s, b["folio"].as_u64()), (StatusCode::CREATED, Some(11)), "{b}");
@@ -113,31 +100,8 @@ async fn a_company_moves_to_produccion_with_its_own_resolution() {
 /// A boleta issued by a company in certificación, sent by the configured channel.
 async fn boleta_sent(sim: &SimProcess, channel: &str) -> serde_json::Value {
     let before = sim.counters().await;
-    let g = Gateway::start(
-        server::sqlite(),
-        1,
-        &[
-            ("DTE_GATEWAY_SII_WORKERS", "true"),
-            ("DTE_GATEWAY_SII_URL_CERTIFICACION", &sim.base),
-            ("DTE_GATEWAY_SII_BOLETA_API_URL_CERTIFICACION", &sim.base),
-            ("DTE_GATEWAY_SII_BOLETA_ENVIO_URL_CERTIFICACION", &sim.base),
-            ("DTE_GATEWAY_BOLETA_CHANNEL_CERTIFICACION", channel),
-            ("DTE_GATEWAY_WORKER_INTERVAL_MS", "100"),
-            ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "200"),
-            ("DTE_GATEWAY_TRACK_EVERY_MS", "200"),
-        ],
-        10,
-    )
-    .await;
-    let (s, b) = g
-        .raw(
-            "POST",
-            &format!("/v1/companies/{RUT}/cafs"),
-            &g.admin,
-            caf_xml(39, 1, 10, RUT).into_bytes(),
-            "application/xml",
-        )
-        .await;
+    let g = with_sim(sim, &[("DTE_GATEWAY_BOLETA_CHANNEL_CERTIFICACION", channel)]).await;
+    let (s, b) = g.add_caf(RUT, 39, 1, 10).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let boleta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(common::repo("examples/39-boleta.json")).unwrap()).unwrap();

@@ -58,15 +58,7 @@ impl Gateway {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        let (s, b) = g
-            .raw(
-                "POST",
-                &format!("/v1/companies/{RUT}/cafs"),
-                &g.admin.clone(),
-                caf_xml(33, 1, caf_hasta, RUT).into_bytes(),
-                "application/xml",
-            )
-            .await;
+        let (s, b) = g.add_caf(RUT, 33, 1, caf_hasta).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         let (s, b) = g
             .send("POST", "/v1/keys", &g.admin.clone(), Some(json!({"company": RUT, "scopes": ["issue", "read"]})))
@@ -94,21 +86,19 @@ impl Gateway {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        let (s, b) = self
-            .raw(
-                "POST",
-                &format!("/v1/companies/{rut}/cafs"),
-                &self.admin,
-                caf_xml(33, 1, caf_hasta, rut).into_bytes(),
-                "application/xml",
-            )
-            .await;
+        let (s, b) = self.add_caf(rut, 33, 1, caf_hasta).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         let (s, b) = self
             .send("POST", "/v1/keys", &self.admin, Some(json!({"company": rut, "scopes": ["issue", "read", "admin"]})))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         b["key"].as_str().expect("key").to_string()
+    }
+
+    /// Uploads a CAF made today for `rut` (type `tipo`, folios `desde`-`hasta`) with the admin key.
+    pub async fn add_caf(&self, rut: &str, tipo: u16, desde: u64, hasta: u64) -> (StatusCode, Value) {
+        let xml = caf_xml(tipo, desde, hasta, rut).into_bytes();
+        self.raw("POST", &format!("/v1/companies/{rut}/cafs"), &self.admin, xml, "application/xml").await
     }
 
     /// Documents of `rut` per state.
