@@ -77,7 +77,7 @@ caf() {
 }
 
 mkdir -p cafs
-for td in 33 34 39 41 43 46 52 56 61; do
+for td in 33 34 39 41 43 46 52 56 61 110 111 112; do
   caf $RUT_COMPANY "EMPRESA DE PRUEBA SPA" $td 1 100000 "$FA" "cafs/caf-$RUT_COMPANY-T$td.xml"
 done
 caf 76555835-2 "OTRA EMPRESA DE PRUEBA" 33 1 1000 "$FA" "cafs/caf-76555835-2-T33.xml"

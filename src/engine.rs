@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use crate::caf::Caf;
 use crate::cert::Certificate;
 use crate::domain::rules::{prepare, Prepared};
-use crate::domain::tax::{check_declared, check_ranges, compute, Computed, Currency, TaxTable, Totals};
+use crate::domain::tax::{check_declared, check_ranges, compute, Computed, TaxTable, Totals};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::error::DteError;
 use crate::ted::{self, TedData, TS_FORMAT};
@@ -63,7 +63,8 @@ pub fn quote(
     today: NaiveDate,
 ) -> Result<(Prepared, Computed), DteError> {
     let prepared = prepare(input.clone(), emisor, taxes, today)?;
-    let computed = compute(&prepared.doc, prepared.tipo, taxes, Currency::Peso).map_err(DteError::Invalid)?;
+    let cur = crate::domain::exportacion::operation_currency(&prepared.doc, prepared.tipo);
+    let computed = compute(&prepared.doc, prepared.tipo, taxes, cur).map_err(DteError::Invalid)?;
     let mut errors = check_ranges(&computed);
     errors.extend(check_declared(&prepared.doc, &computed));
     if !errors.is_empty() {

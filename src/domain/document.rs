@@ -6,9 +6,11 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use super::aduana::{Aduana, TipoBultos};
 use super::de::{one_or_many, one_or_many_objects, opt_text_or_number, text_or_number};
 pub use super::elements::{
-    Chofer, Comision, Extranjero, GeoRefEmision, MntPago, Retenedor, SubDscto, SubRecargo, SubTotInfo, Subcantidad,
+    Chofer, Comision, Extranjero, GeoRefEmision, MntPago, OtraMoneda, Retenedor, SubDscto, SubRecargo, SubTotInfo,
+    Subcantidad,
 };
 use super::rut::Rut;
 
@@ -25,10 +27,13 @@ pub enum TipoDte {
     GuiaDespacho = 52,
     NotaDebito = 56,
     NotaCredito = 61,
+    FacturaExportacion = 110,
+    NotaDebitoExportacion = 111,
+    NotaCreditoExportacion = 112,
 }
 
 impl TipoDte {
-    pub const ALL: [TipoDte; 9] = [
+    pub const ALL: [TipoDte; 12] = [
         TipoDte::Factura,
         TipoDte::FacturaExenta,
         TipoDte::Boleta,
@@ -38,6 +43,9 @@ impl TipoDte {
         TipoDte::GuiaDespacho,
         TipoDte::NotaDebito,
         TipoDte::NotaCredito,
+        TipoDte::FacturaExportacion,
+        TipoDte::NotaDebitoExportacion,
+        TipoDte::NotaCreditoExportacion,
     ];
 
     pub fn from_code(code: u16) -> Option<TipoDte> {
@@ -52,6 +60,7 @@ impl TipoDte {
     pub fn root_element(self) -> &'static str {
         match self {
             TipoDte::LiquidacionFactura => "Liquidacion",
+            t if t.is_export() => "Exportaciones",
             _ => "Documento",
         }
     }
@@ -59,6 +68,11 @@ impl TipoDte {
     /// Boletas travel in EnvioBOLETA and are priced gross.
     pub fn is_boleta(self) -> bool {
         matches!(self, TipoDte::Boleta | TipoDte::BoletaExenta)
+    }
+
+    /// The export documents (110, 111, 112): exempt, in the operation currency.
+    pub fn is_export(self) -> bool {
+        matches!(self, TipoDte::FacturaExportacion | TipoDte::NotaDebitoExportacion | TipoDte::NotaCreditoExportacion)
     }
 
     /// Types whose every line is exempt.
@@ -90,6 +104,9 @@ impl TipoDte {
             TipoDte::GuiaDespacho => "guía de despacho electrónica",
             TipoDte::NotaDebito => "nota de débito electrónica",
             TipoDte::NotaCredito => "nota de crédito electrónica",
+            TipoDte::FacturaExportacion => "factura de exportación electrónica",
+            TipoDte::NotaDebitoExportacion => "nota de débito de exportación electrónica",
+            TipoDte::NotaCreditoExportacion => "nota de crédito de exportación electrónica",
         }
     }
 }
@@ -168,6 +185,10 @@ pub struct Encabezado {
     pub transporte: Option<Transporte>,
     #[serde(rename = "Totales", default, skip_serializing_if = "Option::is_none")]
     pub totales: Option<Totales>,
+    /// The amounts in another currency, at the client's exchange rate (exports: usually the
+    /// total in PESO CL).
+    #[serde(rename = "OtraMoneda", default, skip_serializing_if = "Option::is_none")]
+    pub otra_moneda: Option<OtraMoneda>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -208,6 +229,14 @@ pub struct IdDoc {
     pub tpo_tran_venta: Option<u8>,
     #[serde(rename = "FmaPago", default, skip_serializing_if = "Option::is_none")]
     pub fma_pago: Option<u8>,
+    /// Exports: the Aduana's export payment form, by code (2) or name (`COBRANZA`).
+    #[serde(
+        rename = "FmaPagExp",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fma_pag_exp: Option<String>,
     #[serde(rename = "FchCancel", default, skip_serializing_if = "Option::is_none")]
     pub fch_cancel: Option<NaiveDate>,
     /// The amount paid, and the balance left, when the document was paid in part.
@@ -334,12 +363,24 @@ pub struct Transporte {
     pub cmna_dest: Option<String>,
     #[serde(rename = "CiudadDest", default, skip_serializing_if = "Option::is_none")]
     pub ciudad_dest: Option<String>,
+    /// Exports (and guías taking goods to be exported): the customs data.
+    #[serde(rename = "Aduana", default, skip_serializing_if = "Option::is_none")]
+    pub aduana: Option<Aduana>,
 }
 
 /// Totals as a client may declare them; each one given is checked against the computed value.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Totales {
+    /// Exports: the operation currency, a name of the SII's list (`DOLAR USA`, `EURO`) or its
+    /// Aduana code.
+    #[serde(
+        rename = "TpoMoneda",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tpo_moneda: Option<String>,
     #[serde(rename = "MntNeto", default, skip_serializing_if = "Option::is_none")]
     pub mnt_neto: Option<Decimal>,
     #[serde(rename = "MntExe", default, skip_serializing_if = "Option::is_none")]
@@ -518,6 +559,14 @@ pub struct Referencia {
     pub folio_ref: serde_json::Value,
     #[serde(rename = "RUTOtr", default, skip_serializing_if = "Option::is_none")]
     pub rut_otr: Option<String>,
+    /// The other issuer's foreign identification, when it has no RUT.
+    #[serde(
+        rename = "IdAdicOtr",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id_adic_otr: Option<String>,
     /// Required on DTE; boletas' references carry no date.
     #[serde(rename = "FchRef", default, skip_serializing_if = "Option::is_none")]
     pub fch_ref: Option<NaiveDate>,

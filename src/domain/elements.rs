@@ -27,6 +27,13 @@ pub struct Extranjero {
         skip_serializing_if = "Option::is_none"
     )]
     pub nacionalidad: Option<String>,
+    #[serde(
+        rename = "IdAdicRecep",
+        default,
+        deserialize_with = "opt_text_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id_adic_recep: Option<String>,
 }
 
 /// The driver of a guía's transport.
@@ -161,4 +168,25 @@ pub struct GeoRefEmision {
 
 fn wgs84() -> u8 {
     1
+}
+
+/// The document's amounts in another currency: the currency and the exchange rate (units of
+/// `TpoMoneda` per unit of the operation currency) come from the client, the amounts are
+/// computed; amounts given are checked against them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtraMoneda {
+    /// A currency name of `TipMonType` (`PESO CL`, `DOLAR USA`…) or its Aduana code.
+    #[serde(rename = "TpoMoneda", deserialize_with = "text_or_number")]
+    pub tpo_moneda: String,
+    #[serde(rename = "TpoCambio", default, skip_serializing_if = "Option::is_none")]
+    pub tpo_cambio: Option<Decimal>,
+    #[serde(rename = "MntNetoOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_neto_otr_mnda: Option<Decimal>,
+    #[serde(rename = "MntExeOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_exe_otr_mnda: Option<Decimal>,
+    #[serde(rename = "IVAOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub iva_otr_mnda: Option<Decimal>,
+    #[serde(rename = "MntTotOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_tot_otr_mnda: Option<Decimal>,
 }

@@ -1,10 +1,12 @@
 //! The pure domain: RUT, the document model per type, the tax engine and the business rules.
 //! Nothing here does I/O.
 
+pub mod aduana;
 pub mod company;
 mod de;
 pub mod document;
 pub mod elements;
+pub mod exportacion;
 pub mod informative;
 pub mod limits;
 pub mod liquidacion;

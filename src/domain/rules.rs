@@ -83,14 +83,29 @@ enum CanonicalRut {
 pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: NaiveDate) -> Result<Prepared, DteError> {
     let mut p = Problems::default();
     let mut canonical: Vec<(CanonicalRut, Rut)> = Vec::new();
-    let id = &doc.encabezado.id_doc;
-    let Some(tipo) = TipoDte::from_code(id.tipo_dte) else {
+    let Some(tipo) = TipoDte::from_code(doc.encabezado.id_doc.tipo_dte) else {
         return Err(DteError::single(
             "Encabezado.IdDoc.TipoDTE",
             "unknown-type",
-            format!("TipoDTE {} is not one of 33, 34, 39, 41, 43, 46, 52, 56, 61", id.tipo_dte),
+            format!(
+                "TipoDTE {} is not one of 33, 34, 39, 41, 43, 46, 52, 56, 61, 110, 111, 112",
+                doc.encabezado.id_doc.tipo_dte
+            ),
         ));
     };
+    // Exports first: they write the Aduana codes given by name as codes.
+    super::exportacion::check(&mut doc, tipo, &mut p);
+    let operation = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone()).filter(|_| tipo.is_export());
+    super::exportacion::check_otra_moneda(&mut doc, Some(operation.as_deref().unwrap_or("PESO CL")), &mut p);
+    if let Some(x) = doc.encabezado.receptor.as_mut().and_then(|r| r.extranjero.as_mut()) {
+        super::exportacion::code(
+            &mut p,
+            "Encabezado.Receptor.Extranjero.Nacionalidad",
+            super::aduana::Table::Paises,
+            &mut x.nacionalidad,
+        );
+    }
+    let id = &doc.encabezado.id_doc;
     let fch_emis = id.fch_emis.unwrap_or(today);
     check_date(&mut p, "Encabezado.IdDoc.FchEmis", fch_emis);
     if let Some(f) = id.fch_venc {
@@ -121,7 +136,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
             p.push("Encabezado.IdDoc.IndMntNeto", "out-of-range", "IndMntNeto is 2 (net prices) or absent");
         }
     } else {
-        if id.ind_servicio.is_some_and(|v| !(1..=3).contains(&v)) {
+        if !tipo.is_export() && id.ind_servicio.is_some_and(|v| !(1..=3).contains(&v)) {
             p.push("Encabezado.IdDoc.IndServicio", "out-of-range", "IndServicio is 1, 2 or 3");
         }
         if id.ind_mnt_neto.is_some() {
@@ -249,15 +264,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
             if let Some(id) = &x.num_id {
                 check(&mut p, &format!("{b}.Extranjero.NumId"), id, 1, 20);
             }
-            if let Some(n) = &x.nacionalidad {
-                if n.is_empty() || n.len() > 3 || !n.bytes().all(|c| c.is_ascii_digit()) {
-                    p.push(
-                        format!("{b}.Extranjero.Nacionalidad"),
-                        "out-of-range",
-                        "Nacionalidad is the Aduana's country code (1 to 3 digits)",
-                    );
-                }
-            }
+            check_opt(&mut p, &format!("{b}.Extranjero.IdAdicRecep"), &x.id_adic_recep, 20);
         }
     } else if !boleta {
         p.push("Encabezado.Receptor", "required", "the receptor is required");
@@ -445,6 +452,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
             None => {}
         }
         check_opt(&mut p, &format!("{b}.RazonRef"), &r.razon_ref, 90);
+        check_opt(&mut p, &format!("{b}.IdAdicOtr"), &r.id_adic_otr, 20);
         if r.cod_ref.is_some_and(|c| !(1..=3).contains(&c)) {
             p.push(
                 format!("{b}.CodRef"),

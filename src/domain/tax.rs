@@ -88,6 +88,15 @@ pub enum Currency {
 }
 
 impl Currency {
+    /// The currency a name of `TipMonType` counts in: whole pesos for PESO CL, else 4 decimals.
+    pub fn of_moneda(name: &str) -> Currency {
+        if name == "PESO CL" {
+            Currency::Peso
+        } else {
+            Currency::Foreign
+        }
+    }
+
     pub fn round(self, v: Decimal) -> Decimal {
         let dp = match self {
             Currency::Peso => 0,
@@ -95,6 +104,23 @@ impl Currency {
         };
         v.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero).normalize()
     }
+}
+
+/// `OtraMoneda` as it goes into the document.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OtraMonedaTotals {
+    #[serde(rename = "TpoMoneda")]
+    pub tpo_moneda: String,
+    #[serde(rename = "TpoCambio")]
+    pub tpo_cambio: Decimal,
+    #[serde(rename = "MntNetoOtrMnda", skip_serializing_if = "Option::is_none")]
+    pub mnt_neto: Option<Decimal>,
+    #[serde(rename = "MntExeOtrMnda", skip_serializing_if = "Option::is_none")]
+    pub mnt_exe: Option<Decimal>,
+    #[serde(rename = "IVAOtrMnda", skip_serializing_if = "Option::is_none")]
+    pub iva: Option<Decimal>,
+    #[serde(rename = "MntTotOtrMnda")]
+    pub mnt_total: Decimal,
 }
 
 /// The computed amounts of one Detalle line.
@@ -141,6 +167,11 @@ pub struct Totals {
     pub monto_nf: Option<Decimal>,
     #[serde(rename = "MontoPeriodo", skip_serializing_if = "Option::is_none")]
     pub monto_periodo: Option<Decimal>,
+    /// Exports: the operation currency (`TpoMoneda`).
+    #[serde(rename = "TpoMoneda", skip_serializing_if = "Option::is_none")]
+    pub tpo_moneda: Option<String>,
+    #[serde(rename = "OtraMoneda", skip_serializing_if = "Option::is_none")]
+    pub otra_moneda: Option<OtraMonedaTotals>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +231,16 @@ fn unpriced(d: &Detalle) -> bool {
     d.prc_item.is_none() && d.monto_item.is_none()
 }
 
-fn line_amounts(i: usize, d: &Detalle, cur: Currency, free: bool, signed: bool, p: &mut Problems) -> LineAmounts {
+/// `adj`: the currency of a line's discount and surcharge amounts (an export's are whole units,
+/// `MntImpType`, while its line amounts have 4 decimals).
+fn line_amounts(
+    i: usize,
+    d: &Detalle,
+    (cur, adj): (Currency, Currency),
+    free: bool,
+    signed: bool,
+    p: &mut Problems,
+) -> LineAmounts {
     let path = |f: &str| format!("Detalle[{i}].{f}");
     let qty = d.qty_item.unwrap_or(Decimal::ONE);
     if free && unpriced(d) {
@@ -218,14 +258,14 @@ fn line_amounts(i: usize, d: &Detalle, cur: Currency, free: bool, signed: bool, 
         }
     };
     let descuento = match (d.descuento_pct, d.descuento_monto) {
-        (Some(pc), _) => Some(cur.round(pct(monto, pc))),
+        (Some(pc), _) => Some(adj.round(pct(monto, pc))),
         (None, m) => m,
     };
     if let Some(x) = descuento {
         monto -= x;
     }
     let recargo = match (d.recargo_pct, d.recargo_monto) {
-        (Some(pc), _) => Some(cur.round(pct(monto, pc))),
+        (Some(pc), _) => Some(adj.round(pct(monto, pc))),
         (None, m) => m,
     };
     if let Some(x) = recargo {
@@ -248,8 +288,11 @@ pub fn compute(
     let free = priceless_allowed(doc, tipo);
     // A liquidación-factura's amounts may be negative (a settled nota de crédito, a charge).
     let signed = tipo == TipoDte::LiquidacionFactura;
+    // An export is exempt as a whole, and its line discounts are whole units.
+    let export = tipo.is_export();
+    let adj = if export { Currency::Peso } else { cur };
     let lines: Vec<LineAmounts> =
-        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, cur, free, signed, &mut p)).collect();
+        doc.detalle.iter().enumerate().map(|(i, d)| line_amounts(i, d, (cur, adj), free, signed, &mut p)).collect();
     if free && doc.detalle.iter().all(unpriced) && doc.dsc_rcg_global.is_empty() {
         // Nothing is sold: the SII expects only MntTotal 0.
         let totals = Totals { mnt_total: Decimal::ZERO, ..Totals::default() };
@@ -265,11 +308,11 @@ pub fn compute(
     let mut has_afecto = false;
     for (d, l) in doc.detalle.iter().zip(&lines) {
         match d.ind_exe {
-            None => {
+            None if !export => {
                 afecto += l.monto_item;
                 has_afecto = true;
             }
-            Some(1) => exento += l.monto_item,
+            None | Some(1) => exento += l.monto_item,
             Some(2) => no_fact += l.monto_item,
             Some(_) => {}
         }
@@ -279,6 +322,7 @@ pub fn compute(
     let mut globals = Vec::with_capacity(doc.dsc_rcg_global.len());
     for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
         let bucket = match g.ind_exe_dr {
+            _ if export => &mut exento,
             Some(1) => &mut exento,
             Some(2) => &mut no_fact,
             _ => &mut afecto,
@@ -399,6 +443,10 @@ pub fn compute(
             totals.monto_periodo = Some(totals.mnt_total + no_fact);
         }
     }
+    if export {
+        totals.tpo_moneda = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone());
+    }
+    totals.otra_moneda = otra_moneda(doc, &totals);
     if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() && !signed {
         p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
     }
@@ -407,6 +455,22 @@ pub fn compute(
     } else {
         Err(p.0)
     }
+}
+
+/// `OtraMoneda`: each amount converted at the client's rate, rounded once in the other currency.
+fn otra_moneda(doc: &DocumentInput, t: &Totals) -> Option<OtraMonedaTotals> {
+    let o = doc.encabezado.otra_moneda.as_ref()?;
+    let rate = o.tpo_cambio?;
+    let into = Currency::of_moneda(&o.tpo_moneda);
+    let conv = |v: Decimal| into.round(v * rate);
+    Some(OtraMonedaTotals {
+        tpo_moneda: o.tpo_moneda.clone(),
+        tpo_cambio: rate,
+        mnt_neto: t.mnt_neto.map(conv),
+        mnt_exe: t.mnt_exe.map(conv),
+        iva: t.iva.map(conv),
+        mnt_total: conv(t.mnt_total),
+    })
 }
 
 fn differs(p: &mut Problems, path: String, declared: Option<Decimal>, computed: Option<Decimal>) {
@@ -483,6 +547,13 @@ pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
         differs(&mut p, format!("{base}.MntTotal"), t.mnt_total, Some(ct.mnt_total));
         differs(&mut p, format!("{base}.MontoNF"), t.monto_nf, ct.monto_nf.or(Some(Decimal::ZERO)));
         differs(&mut p, format!("{base}.MontoPeriodo"), t.monto_periodo, ct.monto_periodo);
+        if let (Some(o), Some(co)) = (&doc.encabezado.otra_moneda, &ct.otra_moneda) {
+            let base = "Encabezado.OtraMoneda";
+            differs(&mut p, format!("{base}.MntNetoOtrMnda"), o.mnt_neto_otr_mnda, co.mnt_neto);
+            differs(&mut p, format!("{base}.MntExeOtrMnda"), o.mnt_exe_otr_mnda, co.mnt_exe);
+            differs(&mut p, format!("{base}.IVAOtrMnda"), o.iva_otr_mnda, co.iva);
+            differs(&mut p, format!("{base}.MntTotOtrMnda"), o.mnt_tot_otr_mnda, Some(co.mnt_total));
+        }
         for (i, r) in t.impto_reten.iter().enumerate() {
             let found = ct.impto_reten.iter().find(|x| x.tipo_imp == r.tipo_imp);
             match found {

@@ -137,8 +137,14 @@ fn money(v: &str) -> String {
 fn total_rows(doc: &PrintDoc) -> Vec<(String, String)> {
     let taxes = TaxTable::default();
     let mut out = Vec::new();
+    // An export's amounts are in its operation currency, named instead of "$".
+    let moneda = doc.total("TpoMoneda").filter(|m| *m != "PESO CL");
     for (k, v) in &doc.totals {
         let label = match k.as_str() {
+            "TpoMoneda" => {
+                out.push(("Moneda".into(), v.clone()));
+                continue;
+            }
             "MntNeto" => "Monto neto".to_string(),
             "MntExe" => "Monto exento".to_string(),
             "TasaIVA" => continue,
@@ -166,7 +172,7 @@ fn total_rows(doc: &PrintDoc) -> Vec<(String, String)> {
                 None => other.to_string(),
             },
         };
-        out.push((label, money(v)));
+        out.push((label, moneda.map_or_else(|| money(v), |m| format!("{m} {}", names::amount(v)))));
     }
     out
 }

@@ -58,6 +58,7 @@ pub fn documento_body(
         o.leaf_display_opt("TpoTranCompra", id.tpo_tran_compra);
         o.leaf_display_opt("TpoTranVenta", id.tpo_tran_venta);
         o.leaf_display_opt("FmaPago", id.fma_pago);
+        o.leaf_opt("FmaPagExp", id.fma_pag_exp.as_deref());
         o.leaf_display_opt("FchCancel", id.fch_cancel);
         o.leaf_display_opt("MntCancel", id.mnt_cancel.map(n));
         o.leaf_display_opt("SaldoInsol", id.saldo_insol.map(n));
@@ -115,6 +116,7 @@ pub fn documento_body(
             o.start("Extranjero");
             o.leaf_opt("NumId", x.num_id.as_deref());
             o.leaf_opt("Nacionalidad", x.nacionalidad.as_deref());
+            o.leaf_opt("IdAdicRecep", x.id_adic_recep.as_deref());
             o.end("Extranjero");
         }
         if !boleta {
@@ -153,11 +155,15 @@ pub fn documento_body(
         o.leaf_opt("DirDest", t.dir_dest.as_deref());
         o.leaf_opt("CmnaDest", t.cmna_dest.as_deref());
         o.leaf_opt("CiudadDest", t.ciudad_dest.as_deref());
+        if let Some(a) = &t.aduana {
+            aduana(&mut o, a);
+        }
         o.end("Transporte");
     }
 
     let t = &comp.totals;
     o.start("Totales");
+    o.leaf_opt("TpoMoneda", t.tpo_moneda.as_deref());
     o.leaf_display_opt("MntNeto", t.mnt_neto.map(n));
     o.leaf_display_opt("MntExe", t.mnt_exe.map(n));
     if !boleta {
@@ -191,6 +197,16 @@ pub fn documento_body(
         o.leaf_display_opt("MontoPeriodo", t.monto_periodo.map(n));
     }
     o.end("Totales");
+    if let Some(m) = &t.otra_moneda {
+        o.start("OtraMoneda");
+        o.leaf("TpoMoneda", &m.tpo_moneda);
+        o.leaf_display("TpoCambio", n(m.tpo_cambio));
+        o.leaf_display_opt("MntNetoOtrMnda", m.mnt_neto.map(n));
+        o.leaf_display_opt("MntExeOtrMnda", m.mnt_exe.map(n));
+        o.leaf_display_opt("IVAOtrMnda", m.iva.map(n));
+        o.leaf_display("MntTotOtrMnda", n(m.mnt_total));
+        o.end("OtraMoneda");
+    }
     o.end("Encabezado");
 
     for (i, (d, a)) in doc.detalle.iter().zip(&comp.lines).enumerate() {
@@ -294,6 +310,7 @@ pub fn documento_body(
             o.leaf_display_opt("IndGlobal", r.ind_global);
             o.leaf("FolioRef", &folio_ref);
             o.leaf_opt("RUTOtr", r.rut_otr.as_deref());
+            o.leaf_opt("IdAdicOtr", r.id_adic_otr.as_deref());
             o.leaf_display_opt("FchRef", r.fch_ref);
             o.leaf_display_opt("CodRef", r.cod_ref);
         }
@@ -322,4 +339,46 @@ pub fn documento_body(
     o.raw(ted);
     o.leaf("TmstFirma", tmst);
     o.into_string()
+}
+
+/// `Transporte/Aduana`, its codes already checked and written as codes.
+fn aduana(o: &mut XmlOut, a: &crate::domain::document::Aduana) {
+    o.start("Aduana");
+    o.leaf_opt("CodModVenta", a.cod_mod_venta.as_deref());
+    o.leaf_opt("CodClauVenta", a.cod_clau_venta.as_deref());
+    o.leaf_display_opt("TotClauVenta", a.tot_clau_venta.map(n));
+    o.leaf_opt("CodViaTransp", a.cod_via_transp.as_deref());
+    o.leaf_opt("NombreTransp", a.nombre_transp.as_deref());
+    o.leaf_opt("RUTCiaTransp", a.rut_cia_transp.as_deref());
+    o.leaf_opt("NomCiaTransp", a.nom_cia_transp.as_deref());
+    o.leaf_opt("IdAdicTransp", a.id_adic_transp.as_deref());
+    o.leaf_opt("Booking", a.booking.as_deref());
+    o.leaf_opt("Operador", a.operador.as_deref());
+    o.leaf_opt("CodPtoEmbarque", a.cod_pto_embarque.as_deref());
+    o.leaf_opt("IdAdicPtoEmb", a.id_adic_pto_emb.as_deref());
+    o.leaf_opt("CodPtoDesemb", a.cod_pto_desemb.as_deref());
+    o.leaf_opt("IdAdicPtoDesemb", a.id_adic_pto_desemb.as_deref());
+    o.leaf_display_opt("Tara", a.tara);
+    o.leaf_opt("CodUnidMedTara", a.cod_unid_med_tara.as_deref());
+    o.leaf_display_opt("PesoBruto", a.peso_bruto.map(n));
+    o.leaf_opt("CodUnidPesoBruto", a.cod_unid_peso_bruto.as_deref());
+    o.leaf_display_opt("PesoNeto", a.peso_neto.map(n));
+    o.leaf_opt("CodUnidPesoNeto", a.cod_unid_peso_neto.as_deref());
+    o.leaf_display_opt("TotItems", a.tot_items);
+    o.leaf_display_opt("TotBultos", a.tot_bultos);
+    for b in &a.tipo_bultos {
+        o.start("TipoBultos");
+        o.leaf_opt("CodTpoBultos", b.cod_tpo_bultos.as_deref());
+        o.leaf_display_opt("CantBultos", b.cant_bultos);
+        o.leaf_opt("Marcas", b.marcas.as_deref());
+        o.leaf_opt("IdContainer", b.id_container.as_deref());
+        o.leaf_opt("Sello", b.sello.as_deref());
+        o.leaf_opt("EmisorSello", b.emisor_sello.as_deref());
+        o.end("TipoBultos");
+    }
+    o.leaf_display_opt("MntFlete", a.mnt_flete.map(n));
+    o.leaf_display_opt("MntSeguro", a.mnt_seguro.map(n));
+    o.leaf_opt("CodPaisRecep", a.cod_pais_recep.as_deref());
+    o.leaf_opt("CodPaisDestin", a.cod_pais_destin.as_deref());
+    o.end("Aduana");
 }

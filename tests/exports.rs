@@ -1,0 +1,350 @@
+//! Export documents (110, 111, 112) built from the SII's two export certification sets
+//! (`set de exportación` 1 and 2, cases 493307-1..3 and 493308-1..3), with the totals the sets'
+//! figures give worked out by hand below. Each document passes `xmllint` against DTE_v10.xsd and,
+//! in its EnvioDTE, against EnvioDTE_v10.xsd; `xmlsec1 --verify`; and `dte verify` (signature,
+//! TED with the CAF key). Bad export input is exit 2 naming the field, with nothing written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use common::*;
+
+const FECHA: &str = "2026-11-20";
+
+fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
+    let p = dir.join(format!("{name}.json"));
+    std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
+    p
+}
+
+/// Builds `input` with folio `folio` of its type's CAF, checks it with the independent
+/// verifiers, and returns its path and text.
+fn built(dir: &Path, name: &str, input: &Value, folio: u64) -> (PathBuf, String) {
+    let tipo = input["Encabezado"]["IdDoc"]["TipoDTE"].as_u64().unwrap() as u16;
+    let out = dir.join(format!("{name}.xml"));
+    let o = build(&write(dir, name, input), &caf(tipo), folio, &out, &[]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    let l = xmllint("DTE_v10.xsd", &out);
+    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
+    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Exportaciones", None);
+    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
+    let v =
+        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+    let report = text(&v);
+    assert!(v.status.success() && !report.contains("FAIL"), "dte verify {name}: {report}");
+    assert!(report.contains("PASS TED") && report.contains("FRMT verifies with the CAF key"), "{report}");
+    let xml = std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect();
+    (out, xml)
+}
+
+/// `input` is refused with exit 2 naming `field`, and nothing is written.
+fn refused(dir: &Path, name: &str, input: &Value, field: &str) {
+    let tipo = input["Encabezado"]["IdDoc"]["TipoDTE"].as_u64().unwrap() as u16;
+    let out = dir.join(format!("{name}.xml"));
+    let o = build(&write(dir, name, input), &caf(tipo), 9, &out, &[]);
+    assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+    assert!(text(&o).contains(field), "{name} should name {field}: {}", text(&o));
+    assert!(!out.exists(), "{name}: nothing written");
+}
+
+fn between<'a>(xml: &'a str, open: &str, close: &str) -> &'a str {
+    let start = xml.find(open).unwrap_or_else(|| panic!("no {open} in {xml}")) + open.len();
+    &xml[start..start + xml[start..].find(close).unwrap()]
+}
+
+fn envio_validates(dir: &Path, dtes: &[PathBuf]) {
+    let out = dir.join("envio.xml");
+    let mut c = bin();
+    c.args(["envio", "build", "--company"]).arg(repo("examples/company.json"));
+    c.arg("--cert").arg(repo("certs/test-company.p12"));
+    c.args(["--cert-password", "test1234", "--timestamp", "2026-11-20T12:00:00", "--output"]).arg(&out);
+    c.args(dtes);
+    let o = run(&mut c);
+    assert!(o.status.success(), "envio build: {}", text(&o));
+    let l = xmllint("EnvioDTE_v10.xsd", &out);
+    assert!(l.status.success(), "xmllint rejects the EnvioDTE: {}", text(&l));
+    let v =
+        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+    assert!(v.status.success() && !text(&v).contains("FAIL"), "dte verify envelope: {}", text(&v));
+}
+
+fn receptor_au() -> Value {
+    json!({"RUTRecep": "55555555-5", "RznSocRecep": "Scrap Metals Pty Ltd", "GiroRecep": "Recycling",
+           "DirRecep": "12 Harbour St, Sydney", "Extranjero": {"NumId": "ABN 51 824 753 556", "Nacionalidad": "AUSTRALIA"}})
+}
+
+fn set(caso: &str) -> Value {
+    json!({"TpoDocRef": "SET", "FolioRef": 0, "FchRef": FECHA, "RazonRef": format!("CASO {caso}")})
+}
+
+/// Set de exportación 1: a factura in euros, a credit note returning part of the goods at the
+/// invoice's unit price, and a debit note annulling the credit note.
+#[test]
+fn set_de_exportacion_1_invoice_credit_note_and_debit_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let factura = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 110, "FchEmis": FECHA, "FmaPagExp": "COBRANZA"},
+            "Receptor": receptor_au(),
+            "Transporte": {"Aduana": {
+                "CodModVenta": "BAJO CONDICION", "CodClauVenta": "CIF", "TotClauVenta": 1662.39,
+                "CodViaTransp": "CARRETERO/TERRESTRE", "CodPtoEmbarque": "CALDERA", "CodPtoDesemb": "SIDNEY",
+                "CodUnidMedTara": "U", "CodUnidPesoBruto": "KN", "CodUnidPesoNeto": "KN",
+                "TotBultos": 38, "TipoBultos": {"CodTpoBultos": "PALLETS", "CantBultos": 38, "Marcas": "SCRAP-AU"},
+                "MntFlete": 460.59, "MntSeguro": 127.61, "CodPaisRecep": "AUSTRALIA", "CodPaisDestin": "AUSTRALIA"}},
+            "Totales": {"TpoMoneda": "EURO"},
+            "OtraMoneda": {"TpoMoneda": "PESO CL", "TpoCambio": 1021.53}
+        },
+        "Detalle": [{"NmbItem": "CHATARRA DE ALUMINIO", "QtyItem": 377, "UnmdItem": "KN", "PrcItem": 128}],
+        "Referencia": [set("493307-1"), {"TpoDocRef": 810, "FolioRef": "MIC-2026-118", "FchRef": FECHA}]
+    });
+    let (f110, xml) = built(dir.path(), "493307-1", &factura, 1);
+    // 377 KN × 128 EUR = 48 256 EUR, exempt; in pesos at 1 021,53: 48 256 × 1 021,53 =
+    // 49 294 951,68, rounded once to 49 294 952.
+    assert!(xml.contains("<Totales><TpoMoneda>EURO</TpoMoneda><MntExe>48256</MntExe><MntTotal>48256</MntTotal></Totales><OtraMoneda><TpoMoneda>PESO CL</TpoMoneda><TpoCambio>1021.53</TpoCambio><MntExeOtrMnda>49294952</MntExeOtrMnda><MntTotOtrMnda>49294952</MntTotOtrMnda></OtraMoneda>"), "{xml}");
+    // The names became the Aduana's codes: COBRANZA 2, BAJO CONDICIÓN 2, CIF 1, CARRETERO 7,
+    // CALDERA 918, SIDNEY 811, U 10, KN 6, PALLETS 80, AUSTRALIA 406.
+    assert!(xml.contains("<FmaPagExp>2</FmaPagExp>") && xml.contains("<Nacionalidad>406</Nacionalidad>"));
+    assert_eq!(
+        between(&xml, "<Aduana>", "</Aduana>"),
+        "<CodModVenta>2</CodModVenta><CodClauVenta>1</CodClauVenta><TotClauVenta>1662.39</TotClauVenta>\
+<CodViaTransp>7</CodViaTransp><CodPtoEmbarque>918</CodPtoEmbarque><CodPtoDesemb>811</CodPtoDesemb>\
+<CodUnidMedTara>10</CodUnidMedTara><CodUnidPesoBruto>6</CodUnidPesoBruto><CodUnidPesoNeto>6</CodUnidPesoNeto>\
+<TotBultos>38</TotBultos><TipoBultos><CodTpoBultos>80</CodTpoBultos><CantBultos>38</CantBultos><Marcas>SCRAP-AU</Marcas></TipoBultos>\
+<MntFlete>460.59</MntFlete><MntSeguro>127.61</MntSeguro><CodPaisRecep>406</CodPaisRecep><CodPaisDestin>406</CodPaisDestin>"
+    );
+    assert!(xml.contains("<MNT>48256</MNT>"));
+
+    // 126 KN returned at the invoice's unit price: 126 × 128 = 16 128 EUR.
+    let nota_credito = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 112, "FchEmis": FECHA, "FmaPagExp": 2},
+            "Receptor": receptor_au(),
+            "Totales": {"TpoMoneda": "EURO", "MntExe": 16128, "MntTotal": 16128}
+        },
+        "Detalle": {"NmbItem": "CHATARRA DE ALUMINIO", "QtyItem": 126, "UnmdItem": "KN", "PrcItem": 128},
+        "Referencia": [set("493307-2"),
+                       {"TpoDocRef": 110, "FolioRef": 1, "FchRef": FECHA, "CodRef": 3, "RazonRef": "DEVOLUCION DE MERCADERIA"}]
+    });
+    let (f112, xml) = built(dir.path(), "493307-2", &nota_credito, 1);
+    assert!(
+        xml.contains("<Totales><TpoMoneda>EURO</TpoMoneda><MntExe>16128</MntExe><MntTotal>16128</MntTotal></Totales>")
+    );
+    assert!(
+        xml.contains("<TpoDocRef>110</TpoDocRef><FolioRef>1</FolioRef><FchRef>2026-11-20</FchRef><CodRef>3</CodRef>")
+    );
+
+    // The debit note annuls the credit note: the same 16 128 EUR.
+    let nota_debito = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 111, "FchEmis": FECHA},
+            "Receptor": receptor_au(),
+            "Totales": {"TpoMoneda": 142}
+        },
+        "Detalle": {"NmbItem": "CHATARRA DE ALUMINIO", "QtyItem": 126, "UnmdItem": "KN", "PrcItem": 128},
+        "Referencia": [set("493307-3"),
+                       {"TpoDocRef": 112, "FolioRef": 1, "FchRef": FECHA, "CodRef": 1, "RazonRef": "ANULA NOTA DE CREDITO"}]
+    });
+    let (f111, xml) = built(dir.path(), "493307-3", &nota_debito, 1);
+    assert!(
+        xml.contains("<Totales><TpoMoneda>EURO</TpoMoneda><MntExe>16128</MntExe><MntTotal>16128</MntTotal></Totales>")
+    );
+    envio_validates(dir.path(), &[f110, f112, f111]);
+}
+
+/// Set de exportación 2: a service with a 10 % line surcharge, goods with a 5 % line discount
+/// and an 11 % global surcharge, and hotel services to a foreign tourist.
+#[test]
+fn set_de_exportacion_2_surcharges_discounts_and_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let receptor_es = json!({"RUTRecep": "55555555-5", "RznSocRecep": "Frutas Ibéricas S.L.", "GiroRecep": "Importación",
+                             "DirRecep": "Carrer de Mallorca 100, Barcelona", "Extranjero": {"Nacionalidad": "ESPANA"}});
+    let transporte = |extra: Value| {
+        let mut a = json!({"CodClauVenta": "CFR", "CodViaTransp": "MARITIMA, FLUVIAL Y LACUSTRE",
+                           "CodPtoEmbarque": "SAN ANTONIO", "CodPtoDesemb": "BARCELONA",
+                           "CodPaisRecep": "ESPANA", "CodPaisDestin": "ESPANA"});
+        a.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"Aduana": a})
+    };
+    let servicio = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 110, "FchEmis": FECHA, "IndServicio": 3, "FmaPagExp": "SIN PAGO"},
+            "Receptor": receptor_es,
+            "Transporte": transporte(json!({})),
+            "Totales": {"TpoMoneda": "LIBRA EST"}
+        },
+        "Detalle": {"NmbItem": "ASESORIAS Y PROYECTOS PROFESIONALES", "PrcItem": 78, "RecargoPct": 10},
+        "Referencia": [set("493308-1"), {"TpoDocRef": 812, "FolioRef": "SNA-4471", "FchRef": FECHA}]
+    });
+    let (a, xml) = built(dir.path(), "493308-1", &servicio, 2);
+    // 78 GBP + 10 %: 7,8, written whole as the schema's RecargoMonto is (MntImpType) → 8; 78 + 8 = 86.
+    assert!(
+        xml.contains(
+            "<PrcItem>78</PrcItem><RecargoPct>10</RecargoPct><RecargoMonto>8</RecargoMonto><MontoItem>86</MontoItem>"
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<Totales><TpoMoneda>LIBRA EST</TpoMoneda><MntExe>86</MntExe><MntTotal>86</MntTotal></Totales>")
+    );
+    assert!(xml.contains("<IndServicio>3</IndServicio><FmaPagExp>21</FmaPagExp>"), "{xml}");
+
+    let mercaderias = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 110, "FchEmis": FECHA, "FmaPagExp": 21},
+            "Receptor": receptor_es,
+            "Transporte": transporte(json!({"CodModVenta": "EN CONSIGNACION CON UN MINIMO A FIRME", "TotClauVenta": 4702.98,
+                "CodUnidMedTara": "PAR", "CodUnidPesoBruto": "LT", "CodUnidPesoNeto": "LT", "TotBultos": 88,
+                "TipoBultos": [{"CodTpoBultos": "ROLLOS", "CantBultos": 88}], "MntFlete": 3686.34, "MntSeguro": 2889.47})),
+            "Totales": {"TpoMoneda": "LIBRA EST"}
+        },
+        "Detalle": [
+            {"NmbItem": "CAJAS CIRUELAS TIERNIZADAS SIN CAROZO CALIBRE 60/70", "QtyItem": 884, "UnmdItem": "KN",
+             "PrcItem": 178, "DescuentoPct": 5},
+            {"NmbItem": "CAJAS DE PASAS DE UVA FLAME MORENA SIN SEMILLA MEDIANAS", "QtyItem": 228, "UnmdItem": "KN",
+             "PrcItem": 119}
+        ],
+        "DscRcgGlobal": {"TpoMov": "R", "GlosaDR": "COMISIONES EN EL EXTRANJERO", "TpoValor": "%", "ValorDR": 11},
+        "Referencia": [set("493308-2"), {"TpoDocRef": 807, "FolioRef": "DUS-88120", "FchRef": FECHA},
+                       {"TpoDocRef": 809, "FolioRef": "AWB-0457", "FchRef": FECHA}]
+    });
+    let (b, xml) = built(dir.path(), "493308-2", &mercaderias, 3);
+    // Line 1: 884 × 178 = 157 352; 5 % = 7 867,6, whole (MntImpType) 7 868; 157 352 − 7 868 = 149 484.
+    // Line 2: 228 × 119 = 27 132. Lines: 149 484 + 27 132 = 176 616.
+    // Commissions abroad, 11 % of that total: 19 427,76 (4 decimals kept). 176 616 + 19 427,76 = 196 043,76.
+    assert!(
+        xml.contains(
+            "<DescuentoPct>5</DescuentoPct><DescuentoMonto>7868</DescuentoMonto><MontoItem>149484</MontoItem>"
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("<MontoItem>27132</MontoItem>"));
+    assert!(xml.contains("<Totales><TpoMoneda>LIBRA EST</TpoMoneda><MntExe>196043.76</MntExe><MntTotal>196043.76</MntTotal></Totales>"), "{xml}");
+    assert!(xml.contains("<MNT>196043.76</MNT>"));
+    assert!(between(&xml, "<Aduana>", "</Aduana>").starts_with("<CodModVenta>4</CodModVenta><CodClauVenta>2</CodClauVenta><TotClauVenta>4702.98</TotClauVenta><CodViaTransp>1</CodViaTransp><CodPtoEmbarque>906</CodPtoEmbarque><CodPtoDesemb>563</CodPtoDesemb><CodUnidMedTara>17</CodUnidMedTara><CodUnidPesoBruto>9</CodUnidPesoBruto>"));
+
+    let hotel = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 110, "FchEmis": FECHA, "IndServicio": 4},
+            "Receptor": {"RUTRecep": "55555555-5", "RznSocRecep": "Lucía Fernández", "Extranjero": {"NumId": "PAS-X1234567", "Nacionalidad": 517}},
+            "Totales": {"TpoMoneda": "DOLAR USA"},
+            "OtraMoneda": {"TpoMoneda": "PESO CL", "TpoCambio": 944.15}
+        },
+        "Detalle": {"NmbItem": "ALOJAMIENTO HABITACIONES", "PrcItem": 235},
+        "Referencia": set("493308-3")
+    });
+    let (c, xml) = built(dir.path(), "493308-3", &hotel, 4);
+    // 235 USD; in pesos 235 × 944,15 = 221 875,25 → 221 875.
+    assert!(xml.contains("<Totales><TpoMoneda>DOLAR USA</TpoMoneda><MntExe>235</MntExe><MntTotal>235</MntTotal></Totales><OtraMoneda><TpoMoneda>PESO CL</TpoMoneda><TpoCambio>944.15</TpoCambio><MntExeOtrMnda>221875</MntExeOtrMnda><MntTotOtrMnda>221875</MntTotOtrMnda></OtraMoneda>"), "{xml}");
+    assert!(!xml.contains("<Transporte>"));
+    envio_validates(dir.path(), &[a, b, c]);
+}
+
+/// Amounts with decimals in the operation currency stay exact to 4 decimals; OtraMoneda in
+/// another foreign currency keeps 4 decimals too.
+#[test]
+fn four_decimals_in_the_operation_currency_and_in_another_foreign_currency() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 110, "FchEmis": FECHA, "IndServicio": 3},
+            "Receptor": receptor_au(),
+            "Totales": {"TpoMoneda": "DOLAR USA"},
+            "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 0.9271}
+        },
+        "Detalle": [{"NmbItem": "Consultoría", "QtyItem": 3, "PrcItem": 33.3333},
+                    {"NmbItem": "Soporte", "QtyItem": 0.5, "PrcItem": 10.00005}]
+    });
+    let (_, xml) = built(dir.path(), "decimales", &doc, 5);
+    // 3 × 33,3333 = 99,9999; 0,5 × 10,00005 = 5,000025 → 5,0000 (4 decimals, half away from zero
+    // gives 5,0000 since the fifth decimal is 2). Total 104,9999 USD.
+    // In euros: 104,9999 × 0,9271 = 97,34540729 → 97,3454.
+    assert!(xml.contains("<MontoItem>99.9999</MontoItem>") && xml.contains("<MontoItem>5</MontoItem>"), "{xml}");
+    assert!(xml.contains("<MntTotal>104.9999</MntTotal></Totales><OtraMoneda><TpoMoneda>EURO</TpoMoneda><TpoCambio>0.9271</TpoCambio><MntExeOtrMnda>97.3454</MntExeOtrMnda><MntTotOtrMnda>97.3454</MntTotOtrMnda>"), "{xml}");
+}
+
+#[test]
+fn bad_export_input_names_its_field_and_takes_no_folio() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = json!({
+        "Encabezado": {
+            "IdDoc": {"TipoDTE": 110, "FchEmis": FECHA},
+            "Receptor": receptor_au(),
+            "Totales": {"TpoMoneda": "EURO"}
+        },
+        "Detalle": [{"NmbItem": "CHATARRA", "QtyItem": 1, "PrcItem": 10}]
+    });
+    let with = |path: &[&str], v: Value| {
+        let mut d = base.clone();
+        let mut at = &mut d;
+        for k in &path[..path.len() - 1] {
+            at = at.as_object_mut().unwrap().entry(k.to_string()).or_insert(json!({}));
+        }
+        at[path[path.len() - 1]] = v;
+        d
+    };
+    let cases = [
+        ("moneda", with(&["Encabezado", "Totales", "TpoMoneda"], json!("BITCOIN")), "Encabezado.Totales.TpoMoneda"),
+        ("sin-moneda", with(&["Encabezado", "Totales"], json!({})), "Encabezado.Totales.TpoMoneda"),
+        (
+            "puerto",
+            with(&["Encabezado", "Transporte", "Aduana"], json!({"CodPtoEmbarque": 9999})),
+            "Encabezado.Transporte.Aduana.CodPtoEmbarque",
+        ),
+        (
+            "pais",
+            with(&["Encabezado", "Transporte", "Aduana"], json!({"CodPaisDestin": "ATLANTIS"})),
+            "Encabezado.Transporte.Aduana.CodPaisDestin",
+        ),
+        (
+            "nacionalidad",
+            with(&["Encabezado", "Receptor", "Extranjero"], json!({"Nacionalidad": "7"})),
+            "Encabezado.Receptor.Extranjero.Nacionalidad",
+        ),
+        (
+            "cinco-decimales",
+            with(&["Encabezado", "Transporte", "Aduana"], json!({"MntFlete": 1.23456})),
+            "Encabezado.Transporte.Aduana.MntFlete",
+        ),
+        (
+            "cambio-cinco-decimales",
+            with(&["Encabezado", "OtraMoneda"], json!({"TpoMoneda": "PESO CL", "TpoCambio": 950.12345})),
+            "Encabezado.OtraMoneda.TpoCambio",
+        ),
+        (
+            "sin-cambio",
+            with(&["Encabezado", "OtraMoneda"], json!({"TpoMoneda": "PESO CL"})),
+            "Encabezado.OtraMoneda.TpoCambio",
+        ),
+        ("con-iva", with(&["Encabezado", "Totales", "IVA"], json!(190)), "Encabezado.Totales.IVA"),
+        ("con-neto", with(&["Encabezado", "Totales", "MntNeto"], json!(10)), "Encabezado.Totales.MntNeto"),
+        (
+            "impuesto",
+            with(&["Detalle"], json!([{"NmbItem": "x", "PrcItem": 1, "CodImpAdic": 27}])),
+            "Detalle[0].CodImpAdic",
+        ),
+        ("forma-pago", with(&["Encabezado", "IdDoc", "FmaPagExp"], json!(99)), "Encabezado.IdDoc.FmaPagExp"),
+        ("servicio", with(&["Encabezado", "IdDoc", "IndServicio"], json!(1)), "Encabezado.IdDoc.IndServicio"),
+        (
+            "bultos",
+            with(&["Encabezado", "Transporte", "Aduana"], json!({"TipoBultos": {"CodTpoBultos": "BARRILITOS"}})),
+            "Encabezado.Transporte.Aduana.TipoBultos[0].CodTpoBultos",
+        ),
+        ("total", with(&["Encabezado", "Totales", "MntTotal"], json!(10.00001)), "Encabezado.Totales.MntTotal"),
+    ];
+    for (name, input, field) in cases {
+        refused(dir.path(), name, &input, field);
+    }
+    // A 112 without a reference to what it corrects.
+    let mut nc = base.clone();
+    nc["Encabezado"]["IdDoc"]["TipoDTE"] = json!(112);
+    refused(dir.path(), "nc-sin-ref", &nc, "Referencia");
+    // Export data on a factura.
+    let mut f = base.clone();
+    f["Encabezado"]["IdDoc"]["TipoDTE"] = json!(33);
+    f["Encabezado"]["Receptor"] = json!({"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú Ltda."});
+    refused(dir.path(), "factura-con-moneda", &f, "Encabezado.Totales.TpoMoneda");
+}
