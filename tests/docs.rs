@@ -23,7 +23,7 @@ async fn the_interactive_docs_load_offline_and_send_a_request() {
     }
     for path in ["/v1/companies/{rut}/documents", "/v1/tax/quote"] {
         let examples = &spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"];
-        assert_eq!(examples.as_object().map(|e| e.len()), Some(9), "{path}: {examples}");
+        assert_eq!(examples.as_object().map(|e| e.len()), Some(12), "{path}: {examples}");
         assert_eq!(examples["33-factura"]["value"]["Encabezado"]["IdDoc"]["TipoDTE"], 33);
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::*;
 
-const TYPES: [u16; 8] = [33, 34, 39, 41, 46, 52, 56, 61];
+const TYPES: [u16; 12] = [33, 34, 39, 41, 43, 46, 52, 56, 61, 110, 111, 112];
 
 fn build_ok(dir: &Path, tipo: u16, folio: u64) -> std::path::PathBuf {
     let out = dir.join(format!("{tipo}-{folio}.xml"));
@@ -21,7 +21,12 @@ fn every_type_builds_and_passes_xmlsec1_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     for tipo in TYPES {
         let out = build_ok(dir.path(), tipo, 7);
-        let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Documento", None);
+        let root = match tipo {
+            43 => "Liquidacion",
+            110..=112 => "Exportaciones",
+            _ => "Documento",
+        };
+        let x = xmlsec1_verify(&out, &format!("http://www.sii.cl/SiiDte:{root}"), None);
         assert!(x.status.success(), "xmlsec1 rejects the {tipo}: {}", text(&x));
         if tipo != 39 && tipo != 41 {
             let l = xmllint("DTE_v10.xsd", &out);

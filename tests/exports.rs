@@ -348,3 +348,56 @@ fn bad_export_input_names_its_field_and_takes_no_folio() {
     f["Encabezado"]["Receptor"] = json!({"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú Ltda."});
     refused(dir.path(), "factura-con-moneda", &f, "Encabezado.Totales.TpoMoneda");
 }
+
+/// Over the API, against the SII simulator: the examples' 110 and 112 are issued, stored, sent in
+/// an EnvioDTE and accepted; a quote gives the totals in the operation currency and in pesos; a
+/// bad export is 422 naming its field and takes no folio.
+#[tokio::test]
+async fn exports_are_issued_sent_and_accepted_over_the_api() {
+    use common::gateway::{Gateway, RUT};
+    use common::sim::SimProcess;
+    use reqwest::StatusCode;
+    use std::time::Duration;
+
+    let sim = SimProcess::start(&[]);
+    let env = [
+        ("DTE_GATEWAY_SII_WORKERS", "true"),
+        ("DTE_GATEWAY_SII_URL_CERTIFICACION", sim.base.as_str()),
+        ("DTE_GATEWAY_WORKER_INTERVAL_MS", "100"),
+        ("DTE_GATEWAY_SENDER_MAX_AGE_MS", "200"),
+        ("DTE_GATEWAY_TRACK_EVERY_MS", "200"),
+    ];
+    let g = Gateway::start(common::server::sqlite(), 1, &env, 10).await;
+    for tipo in [110, 112] {
+        let (s, b) = g.add_caf(RUT, tipo, 1, 10).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let read = |t: u16| -> Value { serde_json::from_slice(&std::fs::read(example(t)).unwrap()).unwrap() };
+
+    let (s, q) = g.send("POST", "/v1/tax/quote", &g.key, Some(read(110))).await;
+    // 2 400 × 12,35 = 29 640, less 2 % whole (592,8 → 593) = 29 047; 800 × 8,9 = 7 120;
+    // 36 167 EUR, and 36 167 × 1 021,53 = 36 945 675,51 → 36 945 676 pesos.
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!((q["TpoMoneda"].as_str(), q["MntTotal"].as_f64()), (Some("EURO"), Some(36167.0)), "{q}");
+    assert_eq!(q["OtraMoneda"]["MntTotOtrMnda"].as_f64(), Some(36945676.0), "{q}");
+
+    let mut bad = read(110);
+    bad["Encabezado"]["Transporte"]["Aduana"]["CodPtoDesemb"] = json!("ATLANTIDA");
+    let (s, p) = g.issue(0, &bad, None).await;
+    assert_eq!((s, p["type"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("/problems/invalid-document")), "{p}");
+    assert_eq!(p["errors"][0]["path"], "Encabezado.Transporte.Aduana.CodPtoDesemb", "{p}");
+
+    let (s, f) = g.issue(0, &read(110), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{f}");
+    assert_eq!(f["folio"], 1, "the refused document took no folio: {f}");
+    let (s, n) = g.issue(0, &read(112), None).await;
+    assert_eq!((s, n["folio"].as_u64()), (StatusCode::CREATED, Some(1)), "{n}");
+    common::wait_for("the SII's verdicts", Duration::from_secs(60), async || {
+        let states = g.states(RUT, &g.key).await;
+        (states.get("accepted") == Some(&2)).then_some(())
+    })
+    .await;
+    let (s, xml) = g.raw("GET", &format!("/v1/companies/{RUT}/documents/110/1/xml"), &g.key, vec![], "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(xml.as_str().is_some_and(|x| x.contains("<Exportaciones ID=\"F1T110\">")), "{xml}");
+}

@@ -6,9 +6,13 @@
 //! `TipoDTE`, and optionally `FchEmis`, `RUTRecep`, `RznSocRecep`, `GiroRecep`, `DirRecep`,
 //! `CmnaRecep`, `CiudadRecep`, `CorreoRecep`, `Contacto`, `IndTraslado`, `TipoDespacho`,
 //! `FmaPago`, `FchVenc`, `IndServicio`, `TpoDocRef`, `FolioRef`, `FchRef`, `CodRef`, `RazonRef`,
-//! `Referencia` (a client reference kept with the item). Line columns: `NmbItem`, `PrcItem`, and
-//! optionally `DscItem`, `QtyItem`, `UnmdItem`, `DescuentoPct`, `RecargoPct`, `IndExe`,
-//! `CodImpAdic`.
+//! `Referencia` (a client reference kept with the item). Exports add `FmaPagExp`, `Nacionalidad`
+//! and `NumId` (the foreign receptor), `TpoMoneda` (the operation currency), `OtraMoneda` and
+//! `TpoCambio` (the other currency and its rate), and the `Transporte/Aduana` columns under their
+//! SII names (`CodModVenta` … `CodPaisDestin`, one package kind: `CodTpoBultos`, `CantBultos`,
+//! `Marcas`, `IdContainer`, `Sello`); codes may be given by name. Line columns: `NmbItem`,
+//! `PrcItem`, and optionally `DscItem`, `QtyItem`, `UnmdItem`, `DescuentoPct`, `RecargoPct`,
+//! `IndExe`, `CodImpAdic`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -49,14 +53,54 @@ const MAX_LINES_BOLETA: usize = 1000;
 pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
 const REQUIRED: [&str; 5] = ["Documento", "RUTEmisor", "TipoDTE", "NmbItem", "PrcItem"];
-const ID_DOC: [&str; 7] = ["FchEmis", "IndTraslado", "TipoDespacho", "FmaPago", "FchVenc", "IndServicio", "TipoDTE"];
+const ID_DOC: [&str; 8] =
+    ["FchEmis", "IndTraslado", "TipoDespacho", "FmaPago", "FmaPagExp", "FchVenc", "IndServicio", "TipoDTE"];
 const RECEPTOR: [&str; 8] =
     ["RUTRecep", "RznSocRecep", "GiroRecep", "DirRecep", "CmnaRecep", "CiudadRecep", "CorreoRecep", "Contacto"];
 const LINE: [&str; 9] =
     ["NmbItem", "DscItem", "QtyItem", "UnmdItem", "PrcItem", "DescuentoPct", "RecargoPct", "IndExe", "CodImpAdic"];
 const REFERENCIA: [&str; 5] = ["TpoDocRef", "FolioRef", "FchRef", "CodRef", "RazonRef"];
+const EXTRANJERO: [&str; 2] = ["NumId", "Nacionalidad"];
+/// An export's currencies: `TpoMoneda` goes to Totales, `OtraMoneda` and `TpoCambio` to OtraMoneda.
+const MONEDA: [&str; 3] = ["TpoMoneda", "OtraMoneda", "TpoCambio"];
+const ADUANA: [&str; 23] = [
+    "CodModVenta",
+    "CodClauVenta",
+    "TotClauVenta",
+    "CodViaTransp",
+    "NombreTransp",
+    "RUTCiaTransp",
+    "NomCiaTransp",
+    "Booking",
+    "Operador",
+    "CodPtoEmbarque",
+    "CodPtoDesemb",
+    "Tara",
+    "CodUnidMedTara",
+    "PesoBruto",
+    "CodUnidPesoBruto",
+    "PesoNeto",
+    "CodUnidPesoNeto",
+    "TotItems",
+    "TotBultos",
+    "MntFlete",
+    "MntSeguro",
+    "CodPaisRecep",
+    "CodPaisDestin",
+];
+const TIPO_BULTOS: [&str; 5] = ["CodTpoBultos", "CantBultos", "Marcas", "IdContainer", "Sello"];
 /// Columns whose values are numbers in the JSON.
-const NUMERIC: [&str; 13] = [
+const NUMERIC: [&str; 23] = [
+    "TotClauVenta",
+    "Tara",
+    "PesoBruto",
+    "PesoNeto",
+    "TotItems",
+    "TotBultos",
+    "MntFlete",
+    "MntSeguro",
+    "CantBultos",
+    "TpoCambio",
     "TipoDTE",
     "IndTraslado",
     "TipoDespacho",
@@ -123,6 +167,10 @@ impl<R: Read> CsvDocuments<R> {
             .chain(&RECEPTOR)
             .chain(&LINE)
             .chain(&REFERENCIA)
+            .chain(&EXTRANJERO)
+            .chain(&MONEDA)
+            .chain(&ADUANA)
+            .chain(&TIPO_BULTOS)
             .chain(&["Documento", "RUTEmisor", "Referencia"])
             .copied()
             .collect();
@@ -166,10 +214,41 @@ impl<R: Read> CsvDocuments<R> {
         }
         let mut encabezado = Map::new();
         encabezado.insert("IdDoc".into(), Value::Object(id_doc));
-        let receptor: Map<String, Value> =
-            RECEPTOR.iter().filter_map(|c| row.get(*c).map(|v| ((*c).to_string(), Value::String(v.clone())))).collect();
+        let group = |cols: &[&str]| -> Result<Map<String, Value>, CsvError> {
+            let mut m = Map::new();
+            for c in cols {
+                if let Some(v) = row.get(*c) {
+                    m.insert((*c).to_string(), value(c, v, line)?);
+                }
+            }
+            Ok(m)
+        };
+        let mut receptor = group(&RECEPTOR)?;
+        let extranjero = group(&EXTRANJERO)?;
+        if !extranjero.is_empty() {
+            receptor.insert("Extranjero".into(), Value::Object(extranjero));
+        }
         if !receptor.is_empty() {
             encabezado.insert("Receptor".into(), Value::Object(receptor));
+        }
+        let mut aduana = group(&ADUANA)?;
+        let bultos = group(&TIPO_BULTOS)?;
+        if !bultos.is_empty() {
+            aduana.insert("TipoBultos".into(), Value::Array(vec![Value::Object(bultos)]));
+        }
+        if !aduana.is_empty() {
+            encabezado.insert("Transporte".into(), json!({ "Aduana": aduana }));
+        }
+        if let Some(m) = row.get("TpoMoneda") {
+            encabezado.insert("Totales".into(), json!({ "TpoMoneda": m }));
+        }
+        if let Some(m) = row.get("OtraMoneda") {
+            let mut o = Map::new();
+            o.insert("TpoMoneda".into(), Value::String(m.clone()));
+            if let Some(r) = row.get("TpoCambio") {
+                o.insert("TpoCambio".into(), value("TpoCambio", r, line)?);
+            }
+            encabezado.insert("OtraMoneda".into(), Value::Object(o));
         }
         let mut document = json!({ "Encabezado": encabezado, "Detalle": [] });
         if row.contains_key("TpoDocRef") || row.contains_key("FolioRef") {
@@ -329,6 +408,28 @@ mod tests {
 
     fn dte_gateway_input(v: &Value) {
         crate::domain::DocumentInput::from_json(v.to_string().as_bytes()).unwrap();
+    }
+
+    /// An export in the CSV: the Aduana columns by name, its currencies, and what the engine
+    /// makes of it (set de exportación 1, case 1: 377 × 128 EUR; 49 294 952 pesos at 1 021,53).
+    #[test]
+    fn an_export_row_carries_its_currency_and_customs_columns() {
+        let csv = "Documento,RUTEmisor,TipoDTE,FchEmis,FmaPagExp,RUTRecep,RznSocRecep,Nacionalidad,TpoMoneda,OtraMoneda,TpoCambio,\
+CodModVenta,CodClauVenta,CodViaTransp,CodPtoEmbarque,CodPtoDesemb,TotBultos,CodTpoBultos,CantBultos,MntFlete,CodPaisDestin,NmbItem,QtyItem,UnmdItem,PrcItem\n\
+                   E-1,76192083-9,110,2026-11-20,COBRANZA,55555555-5,Scrap Metals,AUSTRALIA,EURO,PESO CL,\"1021,53\",\
+BAJO CONDICION,CIF,CARRETERO/TERRESTRE,CALDERA,SIDNEY,38,PALLETS,38,460.59,406,CHATARRA DE ALUMINIO,377,KN,128\n";
+        let out: Vec<BatchDocument> = docs(csv.as_bytes(), Encoding::Utf8).into_iter().map(Result::unwrap).collect();
+        let d = &out[0].document;
+        assert_eq!(d["Encabezado"]["Transporte"]["Aduana"]["TipoBultos"][0]["CantBultos"], 38);
+        assert_eq!(d["Encabezado"]["OtraMoneda"]["TpoCambio"].to_string(), "1021.53");
+        let input = crate::domain::DocumentInput::from_json(d.to_string().as_bytes()).unwrap();
+        let rut = "76192083-9".parse().unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let (p, c) = crate::engine::quote(&input, rut, &crate::domain::tax::TaxTable::default(), today).unwrap();
+        let aduana = p.doc.encabezado.transporte.and_then(|t| t.aduana).unwrap();
+        assert_eq!((aduana.cod_clau_venta.as_deref(), aduana.cod_pto_desemb.as_deref()), (Some("1"), Some("811")));
+        assert_eq!(c.totals.mnt_total, rust_decimal::Decimal::from(48256));
+        assert_eq!(c.totals.otra_moneda.map(|o| o.mnt_total), Some(rust_decimal::Decimal::from(49294952)));
     }
 
     #[test]

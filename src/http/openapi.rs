@@ -20,7 +20,7 @@ impl Modify for Security {
 }
 
 /// The documents of `examples/`, one per type, shown as request examples of issuance and quotes.
-const EXAMPLES: [(&str, &str); 9] = [
+const EXAMPLES: [(&str, &str); 12] = [
     ("33-factura", include_str!("../../examples/33-factura.json")),
     ("34-factura-exenta", include_str!("../../examples/34-factura-exenta.json")),
     ("39-boleta", include_str!("../../examples/39-boleta.json")),
@@ -30,6 +30,9 @@ const EXAMPLES: [(&str, &str); 9] = [
     ("52-guia-despacho", include_str!("../../examples/52-guia-despacho.json")),
     ("56-nota-debito", include_str!("../../examples/56-nota-debito.json")),
     ("61-nota-credito", include_str!("../../examples/61-nota-credito.json")),
+    ("110-factura-exportacion", include_str!("../../examples/110-factura-exportacion.json")),
+    ("111-nota-debito-exportacion", include_str!("../../examples/111-nota-debito-exportacion.json")),
+    ("112-nota-credito-exportacion", include_str!("../../examples/112-nota-credito-exportacion.json")),
 ];
 
 struct Examples;

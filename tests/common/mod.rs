@@ -60,6 +60,9 @@ pub fn example(tipo: u16) -> PathBuf {
         52 => "52-guia-despacho",
         56 => "56-nota-debito",
         61 => "61-nota-credito",
+        110 => "110-factura-exportacion",
+        111 => "111-nota-debito-exportacion",
+        112 => "112-nota-credito-exportacion",
         _ => panic!("no example for {tipo}"),
     };
     repo(&format!("examples/{name}.json"))
