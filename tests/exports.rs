@@ -401,3 +401,109 @@ async fn exports_are_issued_sent_and_accepted_over_the_api() {
     assert_eq!(s, StatusCode::OK);
     assert!(xml.as_str().is_some_and(|x| x.contains("<Exportaciones ID=\"F1T110\">")), "{xml}");
 }
+
+/// `built` for a document in pesos (its signed element is a `Documento`).
+fn built_documento(dir: &Path, name: &str, input: &Value) -> String {
+    let tipo = input["Encabezado"]["IdDoc"]["TipoDTE"].as_u64().unwrap() as u16;
+    let out = dir.join(format!("{name}.xml"));
+    let o = build(&write(dir, name, input), &caf(tipo), 3, &out, &[]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    let l = xmllint("DTE_v10.xsd", &out);
+    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
+    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Documento", None);
+    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
+    let v =
+        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+    assert!(v.status.success() && !text(&v).contains("FAIL"), "dte verify {name}: {}", text(&v));
+    std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect()
+}
+
+fn receptor_cl() -> Value {
+    json!({"RUTRecep": "76555835-2", "RznSocRecep": "Ñandú & Cía. Limitada", "GiroRecep": "Comercio",
+           "DirRecep": "Los Aromos 45", "CmnaRecep": "Ñuñoa"})
+}
+
+/// A factura priced in dollars: computed in dollars to 4 decimals and in whole pesos, each peso
+/// price being the dollar price × the rate; and a factura exenta in pesos shown in euros.
+#[test]
+fn facturas_in_another_currency() {
+    let dir = tempfile::tempdir().unwrap();
+    let usd = json!({
+        "Encabezado": {"IdDoc": {"TipoDTE": 33, "FchEmis": FECHA}, "Receptor": receptor_cl(),
+                       "OtraMoneda": {"TpoMoneda": "DOLAR USA", "TpoCambio": 943.27}},
+        "Detalle": [
+            {"NmbItem": "Licencia anual", "QtyItem": 3, "OtrMnda": {"PrcOtrMon": 120.5}, "DescuentoPct": 10},
+            {"NmbItem": "Soporte", "QtyItem": 7.5, "OtrMnda": {"PrcOtrMon": 33.3333}},
+            {"NmbItem": "Pisco", "QtyItem": 2, "OtrMnda": {"PrcOtrMon": 9.99, "MontoItemOtrMnda": 19.98}, "CodImpAdic": 24}
+        ]
+    });
+    let xml = built_documento(dir.path(), "33-usd", &usd);
+    // In dollars: 3 × 120,5 = 361,5 − 10 % (36,15) = 325,35; 7,5 × 33,3333 = 249,99975 → 249,9998;
+    // 2 × 9,99 = 19,98. Neto 595,3298; IVA 19 % = 113,112662 → 113,1127; licores 31,5 % of
+    // 19,98 = 6,2937; total 595,3298 + 113,1127 + 6,2937 = 714,7362.
+    // In pesos, each price × 943,27: 113 664,035 × 3 = 340 992,105 → 340 992, − 10 % (34 099,2 →
+    // 34 099) = 306 893; 31 442,301891 × 7,5 = 235 817,26… → 235 817; 9 423,2673 × 2 =
+    // 18 846,5346 → 18 847. Neto 561 557; IVA 106 695,83 → 106 696; licores 31,5 % of 18 847 =
+    // 5 936,805 → 5 937; total 561 557 + 106 696 + 5 937 = 674 190.
+    assert!(xml.contains("<Totales><MntNeto>561557</MntNeto><TasaIVA>19</TasaIVA><IVA>106696</IVA><ImptoReten><TipoImp>24</TipoImp><TasaImp>31.5</TasaImp><MontoImp>5937</MontoImp></ImptoReten><MntTotal>674190</MntTotal></Totales>"), "{xml}");
+    assert!(xml.contains("<OtraMoneda><TpoMoneda>DOLAR USA</TpoMoneda><TpoCambio>943.27</TpoCambio><MntNetoOtrMnda>595.3298</MntNetoOtrMnda><IVAOtrMnda>113.1127</IVAOtrMnda><ImpRetOtrMnda><TipoImpOtrMnda>24</TipoImpOtrMnda><TasaImpOtrMnda>31.5</TasaImpOtrMnda><VlrImpOtrMnda>6.2937</VlrImpOtrMnda></ImpRetOtrMnda><MntTotOtrMnda>714.7362</MntTotOtrMnda></OtraMoneda>"), "{xml}");
+    assert!(xml.contains("<QtyItem>3</QtyItem><PrcItem>113664.035</PrcItem><OtrMnda><PrcOtrMon>120.5</PrcOtrMon><Moneda>USD</Moneda><FctConv>943.27</FctConv><DctoOtrMnda>36.15</DctoOtrMnda><MontoItemOtrMnda>325.35</MontoItemOtrMnda></OtrMnda><DescuentoPct>10</DescuentoPct><DescuentoMonto>34099</DescuentoMonto><MontoItem>306893</MontoItem>"), "{xml}");
+    assert!(xml.contains("<MontoItemOtrMnda>249.9998</MontoItemOtrMnda></OtrMnda><MontoItem>235817</MontoItem>"));
+
+    let eur = json!({
+        "Encabezado": {"IdDoc": {"TipoDTE": 34, "FchEmis": FECHA}, "Receptor": receptor_cl(),
+                       "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 1021.53}},
+        "Detalle": {"NmbItem": "Curso", "PrcItem": 150000}
+    });
+    let xml = built_documento(dir.path(), "34-eur", &eur);
+    // 150 000 pesos / 1 021,53 = 146,83856… → 146,8386 euros.
+    assert!(xml.contains("<Totales><MntExe>150000</MntExe><MntTotal>150000</MntTotal></Totales><OtraMoneda><TpoMoneda>EURO</TpoMoneda><TpoCambio>1021.53</TpoCambio><MntExeOtrMnda>146.8386</MntExeOtrMnda><MntTotOtrMnda>146.8386</MntTotOtrMnda></OtraMoneda>"), "{xml}");
+
+    let cases = [
+        (
+            "boleta",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 39}, "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 1000}},
+                          "Detalle": {"NmbItem": "x", "PrcItem": 100}}),
+            "Encabezado.OtraMoneda",
+        ),
+        (
+            "moneda",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl(), "OtraMoneda": {"TpoMoneda": "DOBLON", "TpoCambio": 1000}},
+                          "Detalle": {"NmbItem": "x", "PrcItem": 100}}),
+            "Encabezado.OtraMoneda.TpoMoneda",
+        ),
+        (
+            "sin-otra-moneda",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl()},
+                          "Detalle": {"NmbItem": "x", "OtrMnda": {"PrcOtrMon": 1}}}),
+            "Detalle[0].OtrMnda",
+        ),
+        (
+            "dos-precios",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl(), "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 1000}},
+                          "Detalle": {"NmbItem": "x", "PrcItem": 100, "OtrMnda": {"PrcOtrMon": 1}}}),
+            "Detalle[0].PrcItem",
+        ),
+        (
+            "mezcla",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl(), "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 1000}},
+                          "Detalle": [{"NmbItem": "x", "OtrMnda": {"PrcOtrMon": 1}}, {"NmbItem": "y", "PrcItem": 5}]}),
+            "Detalle[1].OtrMnda",
+        ),
+        (
+            "siete-decimales",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl(), "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 1000}},
+                          "Detalle": {"NmbItem": "x", "OtrMnda": {"PrcOtrMon": 1.1234567}}}),
+            "Detalle[0].OtrMnda.PrcOtrMon",
+        ),
+        (
+            "monto-otra",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl(), "OtraMoneda": {"TpoMoneda": "EURO", "TpoCambio": 1000}},
+                          "Detalle": {"NmbItem": "x", "QtyItem": 2, "OtrMnda": {"PrcOtrMon": 1.5, "MontoItemOtrMnda": 3.1}}}),
+            "Detalle[0].OtrMnda.MontoItemOtrMnda",
+        ),
+    ];
+    for (name, input, field) in cases {
+        refused(dir.path(), name, &input, field);
+    }
+}

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 pub use super::aduana::{Aduana, TipoBultos};
 use super::de::{one_or_many, one_or_many_objects, opt_text_or_number, text_or_number};
 pub use super::elements::{
-    Chofer, Comision, Extranjero, GeoRefEmision, MntPago, OtraMoneda, Retenedor, SubDscto, SubRecargo, SubTotInfo,
-    Subcantidad,
+    Chofer, Comision, Extranjero, GeoRefEmision, MntPago, OtrMnda, OtraMoneda, Retenedor, SubDscto, SubRecargo,
+    SubTotInfo, Subcantidad,
 };
 use super::rut::Rut;
 
@@ -492,6 +492,9 @@ pub struct Detalle {
     pub unmd_item: Option<String>,
     #[serde(rename = "PrcItem", default, skip_serializing_if = "Option::is_none")]
     pub prc_item: Option<Decimal>,
+    /// The price in the other currency of a document in pesos with `OtraMoneda`.
+    #[serde(rename = "OtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub otr_mnda: Option<OtrMnda>,
     #[serde(rename = "DescuentoPct", default, skip_serializing_if = "Option::is_none")]
     pub descuento_pct: Option<Decimal>,
     #[serde(rename = "DescuentoMonto", default, skip_serializing_if = "Option::is_none")]

@@ -170,9 +170,10 @@ fn wgs84() -> u8 {
     1
 }
 
-/// The document's amounts in another currency: the currency and the exchange rate (units of
-/// `TpoMoneda` per unit of the operation currency) come from the client, the amounts are
-/// computed; amounts given are checked against them.
+/// The document's amounts in another currency: the currency and the exchange rate come from the
+/// client, the amounts are computed; amounts given are checked against them. On an export the
+/// rate is units of this currency per unit of the operation currency; on a document in pesos it
+/// is pesos per unit of this currency (the SII's "tipo de cambio").
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtraMoneda {
@@ -189,4 +190,26 @@ pub struct OtraMoneda {
     pub iva_otr_mnda: Option<Decimal>,
     #[serde(rename = "MntTotOtrMnda", default, skip_serializing_if = "Option::is_none")]
     pub mnt_tot_otr_mnda: Option<Decimal>,
+}
+
+/// A line priced in the other currency of a document in pesos (`Detalle/OtrMnda`): the price is
+/// the client's; the peso `PrcItem` and the amounts in the other currency are computed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtrMnda {
+    #[serde(rename = "PrcOtrMon")]
+    pub prc_otr_mon: Decimal,
+    /// The currency's code of 3 letters (`USD`, `EUR`); defaults from `OtraMoneda.TpoMoneda` for
+    /// the common ones.
+    #[serde(rename = "Moneda", default, skip_serializing_if = "Option::is_none")]
+    pub moneda: Option<String>,
+    /// The conversion factor: the document's `TpoCambio` (checked when given).
+    #[serde(rename = "FctConv", default, skip_serializing_if = "Option::is_none")]
+    pub fct_conv: Option<Decimal>,
+    #[serde(rename = "DctoOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub dcto_otr_mnda: Option<Decimal>,
+    #[serde(rename = "RecargoOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub recargo_otr_mnda: Option<Decimal>,
+    #[serde(rename = "MontoItemOtrMnda", default, skip_serializing_if = "Option::is_none")]
+    pub monto_item_otr_mnda: Option<Decimal>,
 }

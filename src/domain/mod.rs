@@ -10,6 +10,7 @@ pub mod exportacion;
 pub mod informative;
 pub mod limits;
 pub mod liquidacion;
+pub mod otra_moneda;
 pub mod rules;
 pub mod rut;
 pub mod state;

@@ -97,6 +97,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
     super::exportacion::check(&mut doc, tipo, &mut p);
     let operation = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone()).filter(|_| tipo.is_export());
     super::exportacion::check_otra_moneda(&mut doc, Some(operation.as_deref().unwrap_or("PESO CL")), &mut p);
+    super::otra_moneda::check(&mut doc, tipo, &mut p);
     if let Some(x) = doc.encabezado.receptor.as_mut().and_then(|r| r.extranjero.as_mut()) {
         super::exportacion::code(
             &mut p,

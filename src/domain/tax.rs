@@ -119,6 +119,10 @@ pub struct OtraMonedaTotals {
     pub mnt_exe: Option<Decimal>,
     #[serde(rename = "IVAOtrMnda", skip_serializing_if = "Option::is_none")]
     pub iva: Option<Decimal>,
+    #[serde(rename = "ImpRetOtrMnda", skip_serializing_if = "Vec::is_empty")]
+    pub imp_ret: Vec<Retencion>,
+    #[serde(rename = "IVANoRetOtrMnda", skip_serializing_if = "Option::is_none")]
+    pub iva_no_ret: Option<Decimal>,
     #[serde(rename = "MntTotOtrMnda")]
     pub mnt_total: Decimal,
 }
@@ -181,6 +185,8 @@ pub struct Computed {
     pub globals: Vec<Decimal>,
     /// A liquidación-factura's IVA of each commission, in input order.
     pub comisiones: Vec<Decimal>,
+    /// Lines priced in the other currency (`OtrMnda`): their amounts in it.
+    pub otr_lines: Vec<LineAmounts>,
     pub totals: Totals,
 }
 
@@ -297,7 +303,7 @@ pub fn compute(
         // Nothing is sold: the SII expects only MntTotal 0.
         let totals = Totals { mnt_total: Decimal::ZERO, ..Totals::default() };
         return if p.is_empty() {
-            Ok(Computed { lines, globals: vec![], comisiones: vec![], totals })
+            Ok(Computed { lines, globals: vec![], comisiones: vec![], otr_lines: vec![], totals })
         } else {
             Err(p.0)
         };
@@ -446,18 +452,84 @@ pub fn compute(
     if export {
         totals.tpo_moneda = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone());
     }
-    totals.otra_moneda = otra_moneda(doc, &totals);
+    let mut otr_lines = Vec::new();
+    totals.otra_moneda = if export {
+        otra_moneda(doc, &totals)
+    } else {
+        other_currency(doc, tipo, table, &totals, &mut otr_lines, &mut p)
+    };
     if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() && !signed {
         p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
     }
     if p.is_empty() {
-        Ok(Computed { lines, globals, comisiones, totals })
+        Ok(Computed { lines, globals, comisiones, otr_lines, totals })
     } else {
         Err(p.0)
     }
 }
 
-/// `OtraMoneda`: each amount converted at the client's rate, rounded once in the other currency.
+/// `OtraMoneda` of a document in pesos ([`super::otra_moneda`]): the document computed again in
+/// the other currency when its lines are priced in it, else each peso total divided by the rate.
+fn other_currency(
+    doc: &DocumentInput,
+    tipo: TipoDte,
+    table: &TaxTable,
+    t: &Totals,
+    otr_lines: &mut Vec<LineAmounts>,
+    p: &mut Problems,
+) -> Option<OtraMonedaTotals> {
+    use super::otra_moneda::{from_pesos, priced_in_other};
+    let o = doc.encabezado.otra_moneda.as_ref()?;
+    let rate = o.tpo_cambio?;
+    let out = if priced_in_other(doc) {
+        let mut view = doc.clone();
+        view.encabezado.otra_moneda = None;
+        for d in &mut view.detalle {
+            d.prc_item = d.otr_mnda.take().map(|m| m.prc_otr_mon);
+        }
+        let f = match compute(&view, tipo, table, Currency::Foreign) {
+            Ok(f) => f,
+            Err(errors) => {
+                p.0.extend(errors);
+                return None;
+            }
+        };
+        *otr_lines = f.lines;
+        OtraMonedaTotals {
+            tpo_moneda: o.tpo_moneda.clone(),
+            tpo_cambio: rate,
+            mnt_neto: f.totals.mnt_neto,
+            mnt_exe: f.totals.mnt_exe,
+            iva: f.totals.iva,
+            imp_ret: f.totals.impto_reten,
+            iva_no_ret: f.totals.iva_no_ret,
+            mnt_total: f.totals.mnt_total,
+        }
+    } else {
+        let conv = |v: Decimal| from_pesos(v, rate);
+        OtraMonedaTotals {
+            tpo_moneda: o.tpo_moneda.clone(),
+            tpo_cambio: rate,
+            mnt_neto: t.mnt_neto.map(conv),
+            mnt_exe: t.mnt_exe.map(conv),
+            iva: t.iva.map(conv),
+            imp_ret: t.impto_reten.iter().map(|r| Retencion { monto_imp: conv(r.monto_imp), ..r.clone() }).collect(),
+            iva_no_ret: t.iva_no_ret.map(conv),
+            mnt_total: conv(t.mnt_total),
+        }
+    };
+    if out.mnt_total <= Decimal::ZERO {
+        p.push(
+            "Encabezado.OtraMoneda",
+            "out-of-range",
+            "the total in the other currency would be 0: the SII's schema needs a positive MntTotOtrMnda",
+        );
+    }
+    Some(out)
+}
+
+/// An export's `OtraMoneda`: each amount converted at the client's rate (units of the other
+/// currency per unit of the operation currency), rounded once in the other currency.
 fn otra_moneda(doc: &DocumentInput, t: &Totals) -> Option<OtraMonedaTotals> {
     let o = doc.encabezado.otra_moneda.as_ref()?;
     let rate = o.tpo_cambio?;
@@ -469,6 +541,8 @@ fn otra_moneda(doc: &DocumentInput, t: &Totals) -> Option<OtraMonedaTotals> {
         mnt_neto: t.mnt_neto.map(conv),
         mnt_exe: t.mnt_exe.map(conv),
         iva: t.iva.map(conv),
+        imp_ret: Vec::new(),
+        iva_no_ret: None,
         mnt_total: conv(t.mnt_total),
     })
 }
@@ -527,6 +601,13 @@ pub fn check_ranges(c: &Computed) -> Vec<FieldError> {
 
 pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
     let mut p = Problems::default();
+    let priced = doc.detalle.iter().zip(&c.otr_lines).enumerate();
+    for (i, m, l) in priced.filter_map(|(i, (d, l))| Some((i, d.otr_mnda.as_ref()?, l))) {
+        let b = format!("Detalle[{i}].OtrMnda");
+        differs(&mut p, format!("{b}.MontoItemOtrMnda"), m.monto_item_otr_mnda, Some(l.monto_item));
+        differs(&mut p, format!("{b}.DctoOtrMnda"), m.dcto_otr_mnda, l.descuento_monto);
+        differs(&mut p, format!("{b}.RecargoOtrMnda"), m.recargo_otr_mnda, l.recargo_monto);
+    }
     for (i, (d, l)) in doc.detalle.iter().zip(&c.lines).enumerate() {
         differs(&mut p, format!("Detalle[{i}].MontoItem"), d.monto_item, Some(l.monto_item));
         if d.descuento_pct.is_some() {

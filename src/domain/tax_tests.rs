@@ -292,3 +292,108 @@ proptest! {
 fn the_largest_amount_is_eighteen_nines() {
     assert_eq!(super::MAX_AMOUNT, Decimal::from_str_exact("999999999999999999").unwrap());
 }
+
+fn round(v: Decimal, dp: u32) -> Decimal {
+    v.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// An export line: a quantity, a price of up to 4 decimals in the operation currency, maybe a
+/// percentage discount.
+fn arb_export_line() -> impl Strategy<Value = serde_json::Value> {
+    (1u32..100_000, 1u64..50_000_000, prop::option::of(1u32..60)).prop_map(|(qty_milli, prc, desc)| {
+        let mut l = serde_json::json!({
+            "NmbItem": "item",
+            "QtyItem": Decimal::new(qty_milli as i64, 3),
+            "PrcItem": Decimal::new(prc as i64, 4),
+        });
+        if let Some(dp) = desc {
+            l["DescuentoPct"] = serde_json::json!(dp);
+        }
+        l
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Exports: the identities hold in the operation currency to 4 decimals, line adjustments are
+    /// whole units, and the peso total is the operation total × the rate, rounded once.
+    #[test]
+    fn export_totals_in_the_operation_currency(
+        lines in prop::collection::vec(arb_export_line(), 1..8),
+        recargo in prop::option::of(1u32..30),
+        rate in 1u64..20_000_000,
+        moneda in prop::sample::select(vec!["DOLAR USA", "EURO", "LIBRA EST", "YEN"]),
+    ) {
+        let rate = Decimal::new(rate as i64, 4);
+        let mut input = serde_json::json!({
+            "Encabezado": {"IdDoc": {"TipoDTE": 110, "FchEmis": "2026-11-20"},
+                           "Receptor": {"RUTRecep": "55555555-5", "RznSocRecep": "Buyer"},
+                           "Totales": {"TpoMoneda": moneda},
+                           "OtraMoneda": {"TpoMoneda": "PESO CL", "TpoCambio": rate}},
+            "Detalle": lines,
+        });
+        if let Some(r) = recargo {
+            input["DscRcgGlobal"] = serde_json::json!([{"TpoMov": "R", "TpoValor": "%", "ValorDR": r}]);
+        }
+        let d = doc(input);
+        let c = compute(&d, TipoDte::FacturaExportacion, &TaxTable::default(), Currency::Foreign).unwrap();
+        let t = &c.totals;
+        let sum: Decimal = c.lines.iter().map(|l| l.monto_item).sum::<Decimal>() + c.globals.iter().sum::<Decimal>();
+        prop_assert_eq!(t.mnt_exe, Some(sum));
+        prop_assert_eq!(t.mnt_total, sum);
+        prop_assert!(t.mnt_neto.is_none() && t.iva.is_none() && t.impto_reten.is_empty());
+        for (l, input) in c.lines.iter().zip(&d.detalle) {
+            prop_assert!(l.monto_item.normalize().scale() <= 4);
+            prop_assert!(l.descuento_monto.is_none_or(|v| v.fract().is_zero()), "MntImpType is whole");
+            let base = round(input.qty_item.unwrap_or(Decimal::ONE) * input.prc_item.unwrap_or_default(), 4);
+            prop_assert_eq!(l.monto_item, base - l.descuento_monto.unwrap_or_default());
+        }
+        let o = t.otra_moneda.as_ref().unwrap();
+        prop_assert_eq!(o.mnt_total, round(t.mnt_total * rate, 0));
+        prop_assert!((o.mnt_total - t.mnt_total * rate).abs() <= Decimal::new(5, 1));
+    }
+
+    /// A factura priced in another currency: its identities hold in that currency to 4 decimals
+    /// and in whole pesos, and each peso line is its peso price × quantity, rounded once.
+    #[test]
+    fn a_factura_priced_in_another_currency(
+        lines in prop::collection::vec(arb_export_line(), 1..8),
+        rate in 1u64..20_000_000,
+    ) {
+        let rate = Decimal::new(rate as i64, 4);
+        let lines: Vec<serde_json::Value> = lines.into_iter().map(|mut l| {
+            let prc = l["PrcItem"].take();
+            l.as_object_mut().unwrap().remove("PrcItem");
+            l["OtrMnda"] = serde_json::json!({"PrcOtrMon": prc});
+            l
+        }).collect();
+        let input = serde_json::json!({
+            "Encabezado": {"IdDoc": {"TipoDTE": 33, "FchEmis": "2026-11-20"},
+                           "Receptor": {"RUTRecep": "76555835-2", "RznSocRecep": "Buyer"},
+                           "OtraMoneda": {"TpoMoneda": "DOLAR USA", "TpoCambio": rate}},
+            "Detalle": lines,
+        });
+        let emisor = "76192083-9".parse().unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let p = super::super::rules::prepare(doc(input), emisor, &TaxTable::default(), today).unwrap();
+        let c = compute(&p.doc, TipoDte::Factura, &TaxTable::default(), Currency::Peso).unwrap();
+        let (t, o) = (&c.totals, c.totals.otra_moneda.as_ref().unwrap());
+        // In the other currency.
+        let neto: Decimal = c.otr_lines.iter().map(|l| l.monto_item).sum();
+        prop_assert_eq!(o.mnt_neto, Some(neto));
+        prop_assert_eq!(o.iva, Some(round(neto * Decimal::new(19, 2), 4)));
+        prop_assert_eq!(o.mnt_total, neto + o.iva.unwrap());
+        // In pesos.
+        prop_assert_eq!(t.mnt_total, t.mnt_neto.unwrap() + t.iva.unwrap());
+        prop_assert_eq!(t.iva, Some(round(t.mnt_neto.unwrap() * Decimal::new(19, 2), 0)));
+        for (d, l) in p.doc.detalle.iter().zip(&c.lines) {
+            let m = d.otr_mnda.as_ref().unwrap();
+            let prc = round(m.prc_otr_mon * rate, 6);
+            prop_assert_eq!(d.prc_item, Some(prc.normalize()));
+            let base = round(d.qty_item.unwrap_or(Decimal::ONE) * prc, 0);
+            prop_assert_eq!(l.monto_item, base - l.descuento_monto.unwrap_or_default());
+            prop_assert!(l.monto_item.fract().is_zero());
+        }
+    }
+}

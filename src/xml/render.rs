@@ -13,6 +13,10 @@ fn n(d: Decimal) -> Decimal {
     d.normalize()
 }
 
+fn positive(d: Option<Decimal>) -> Option<Decimal> {
+    d.filter(|v| *v > Decimal::ZERO).map(n)
+}
+
 /// The `ID` of a Documento: `F{folio}T{tipo}`, the form of the SII's own example.
 pub fn documento_id(tipo: u16, folio: u64) -> String {
     format!("F{folio}T{tipo}")
@@ -201,9 +205,18 @@ pub fn documento_body(
         o.start("OtraMoneda");
         o.leaf("TpoMoneda", &m.tpo_moneda);
         o.leaf_display("TpoCambio", n(m.tpo_cambio));
-        o.leaf_display_opt("MntNetoOtrMnda", m.mnt_neto.map(n));
-        o.leaf_display_opt("MntExeOtrMnda", m.mnt_exe.map(n));
-        o.leaf_display_opt("IVAOtrMnda", m.iva.map(n));
+        // The schema's amounts in another currency start at 0.0001: a zero is left out.
+        o.leaf_display_opt("MntNetoOtrMnda", positive(m.mnt_neto));
+        o.leaf_display_opt("MntExeOtrMnda", positive(m.mnt_exe));
+        o.leaf_display_opt("IVAOtrMnda", positive(m.iva));
+        for r in &m.imp_ret {
+            o.start("ImpRetOtrMnda");
+            o.leaf_display("TipoImpOtrMnda", r.tipo_imp);
+            o.leaf_display("TasaImpOtrMnda", n(r.tasa_imp));
+            o.leaf_display("VlrImpOtrMnda", n(r.monto_imp));
+            o.end("ImpRetOtrMnda");
+        }
+        o.leaf_display_opt("IVANoRetOtrMnda", positive(m.iva_no_ret));
         o.leaf_display("MntTotOtrMnda", n(m.mnt_total));
         o.end("OtraMoneda");
     }
@@ -246,8 +259,18 @@ pub fn documento_body(
         o.leaf_display_opt("FchVencim", d.fch_vencim);
         o.leaf_opt("UnmdItem", d.unmd_item.as_deref());
         o.leaf_display_opt("PrcItem", d.prc_item.map(n));
+        if let (Some(m), Some(l)) = (&d.otr_mnda, comp.otr_lines.get(i)) {
+            o.start("OtrMnda");
+            o.leaf_display("PrcOtrMon", n(m.prc_otr_mon));
+            o.leaf("Moneda", m.moneda.as_deref().unwrap_or_default());
+            o.leaf_display_opt("FctConv", m.fct_conv.map(n));
+            o.leaf_display_opt("DctoOtrMnda", positive(l.descuento_monto));
+            o.leaf_display_opt("RecargoOtrMnda", positive(l.recargo_monto));
+            o.leaf_display_opt("MontoItemOtrMnda", positive(Some(l.monto_item)));
+            o.end("OtrMnda");
+        }
         o.leaf_display_opt("DescuentoPct", d.descuento_pct.map(n));
-        o.leaf_display_opt("DescuentoMonto", a.descuento_monto.map(n));
+        o.leaf_display_opt("DescuentoMonto", positive(a.descuento_monto));
         for s in d.sub_dscto.iter().filter(|_| !boleta && !liq) {
             o.start("SubDscto");
             o.leaf("TipoDscto", &s.tipo_dscto);
@@ -255,7 +278,7 @@ pub fn documento_body(
             o.end("SubDscto");
         }
         o.leaf_display_opt("RecargoPct", d.recargo_pct.map(n));
-        o.leaf_display_opt("RecargoMonto", a.recargo_monto.map(n));
+        o.leaf_display_opt("RecargoMonto", positive(a.recargo_monto));
         for s in d.sub_recargo.iter().filter(|_| !boleta && !liq) {
             o.start("SubRecargo");
             o.leaf("TipoRecargo", &s.tipo_recargo);
