@@ -63,6 +63,41 @@ fn legacy_provider() {
     LEGACY.get_or_init(|| Provider::try_load(None, "legacy", true).ok());
 }
 
+/// Of every key of a PKCS#12 and the certificate it belongs to, the pair that signs: a
+/// certificate whose key usage allows signatures (digitalSignature or nonRepudiation, or no
+/// restriction), that names its holder's RUT, and, among several, the one valid longest. `None`
+/// when the file holds fewer than two such pairs or cannot be read this way (OpenSSL's own
+/// choice then stands).
+fn signing_pair(der: &[u8], password: &str) -> Option<(PKey<Private>, X509)> {
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password).ok()?;
+    let certs: Vec<X509> = archive.certs.iter().filter_map(|c| X509::from_der(c.cert.as_der()).ok()).collect();
+    let mut pairs: Vec<(PKey<Private>, X509)> = Vec::new();
+    for bag in &archive.keys {
+        let Ok(key) = PKey::private_key_from_pkcs8(bag.key.as_der()) else { continue };
+        let matching = certs.iter().find(|c| c.public_key().is_ok_and(|p| key.public_eq(&p)));
+        if let Some(cert) = matching {
+            pairs.push((key, cert.clone()));
+        }
+    }
+    if pairs.len() < 2 {
+        return None;
+    }
+    pairs.into_iter().max_by_key(|(_, c)| {
+        let der = c.to_der().unwrap_or_default();
+        (signs(&der), certificate_rut(c).is_some(), asn1_to_datetime(c.not_after()))
+    })
+}
+
+/// Whether a certificate's key usage allows signing documents.
+fn signs(der: &[u8]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return false };
+    match cert.key_usage() {
+        Ok(Some(ku)) => ku.value.digital_signature() || ku.value.non_repudiation(),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
 pub fn wrap64(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + s.len() / 64 + 1);
     for (i, c) in s.chars().enumerate() {
@@ -166,6 +201,14 @@ impl Certificate {
                 CertError::Other(s)
             }
         })?;
+        // OpenSSL returns the file's first key only. A file with other certificates may hold other
+        // keys too (an encryption key beside the signing one, a renewed certificate beside the
+        // old): then the key of the signing certificate is taken, whichever comes first.
+        if parsed.ca.as_ref().is_some_and(|ca| !ca.is_empty()) {
+            if let Some((key, cert)) = signing_pair(der, password) {
+                return Certificate::from_parts(key, cert);
+            }
+        }
         let key = parsed.pkey.ok_or(CertError::Missing("private key"))?;
         let cert = parsed.cert.ok_or(CertError::Missing("certificate"))?;
         Certificate::from_parts(key, cert)
@@ -235,6 +278,10 @@ mod tests {
 
     /// A self-signed certificate whose subject is `entries` and that has no subjectAltName.
     fn made(entries: &[(&str, &str)]) -> (PKey<Private>, X509) {
+        made_for(entries, None)
+    }
+
+    fn made_for(entries: &[(&str, &str)], usage: Option<openssl::x509::extension::KeyUsage>) -> (PKey<Private>, X509) {
         let key = PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap()).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
         for (k, v) in entries {
@@ -248,6 +295,9 @@ mod tests {
         b.set_pubkey(&key).unwrap();
         b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
         b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+        if let Some(mut u) = usage {
+            b.append_extension(u.critical().build().unwrap()).unwrap();
+        }
         b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
         (key, b.build())
     }
@@ -262,5 +312,39 @@ mod tests {
         // The test material carries the otherName, which wins.
         let p12 = std::fs::read(format!("{}/certs/test-company.p12", env!("CARGO_MANIFEST_DIR"))).unwrap();
         assert!(Certificate::from_pkcs12(&p12, "test1234").unwrap().holder.is_some());
+    }
+
+    /// A PKCS#12 with an encryption key first and the signing key second: OpenSSL alone takes
+    /// the first; the signing one is used.
+    #[test]
+    fn a_pkcs12_with_several_keys_uses_the_signing_certificates() {
+        use openssl::x509::extension::KeyUsage;
+        use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+        let signer = Rut::from_number(11111111);
+        let other = Rut::from_number(22222222);
+        let mut enc = KeyUsage::new();
+        enc.key_encipherment();
+        let mut sig = KeyUsage::new();
+        sig.digital_signature().non_repudiation();
+        let pairs = [
+            ("a-cifrado", made_for(&[("CN", "Cifrado"), ("serialNumber", &other.to_string())], Some(enc))),
+            ("b-firma", made_for(&[("CN", "Firma"), ("serialNumber", &signer.to_string())], Some(sig))),
+        ];
+        let mut ks = KeyStore::new();
+        for (i, (alias, (key, cert))) in pairs.iter().enumerate() {
+            let key = PrivateKey::from_der(&key.private_key_to_pkcs8().unwrap()).unwrap();
+            let cert = p12_keystore::Certificate::from_der(&cert.to_der().unwrap()).unwrap();
+            let chain = PrivateKeyChain::new(vec![i as u8 + 1], key, [cert]);
+            ks.add_entry(alias, KeyStoreEntry::PrivateKeyChain(chain));
+        }
+        let p12 = ks.writer("clave").write().unwrap();
+        let first = Pkcs12::from_der(&p12).unwrap().parse2("clave").unwrap();
+        assert!(first.cert.unwrap().subject_name().entries().any(|e| e.data().as_slice() == b"Cifrado"));
+        let c = Certificate::from_pkcs12(&p12, "clave").unwrap();
+        assert_eq!(c.holder, Some(signer));
+        assert!(c.subject.contains("CN=Firma"), "{}", c.subject);
+        // A file of one key is read as before.
+        let one = std::fs::read(format!("{}/certs/test-company.p12", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(Certificate::from_pkcs12(&one, "test1234").unwrap().subject.contains("FIRMANTE DE PRUEBA"));
     }
 }
