@@ -53,8 +53,14 @@ fn fixture_of(tipo: u16, input: Vec<u8>) -> Fixture {
 
 /// Documents per second on this thread, for `WINDOW`.
 fn issue_rate(f: &Fixture, validate: bool, offset: u64) -> f64 {
-    let issuer =
-        Issuer { company: &f.company, cert: &f.cert, taxes: &f.taxes, validate_schema: validate, rut_prov_sw: None };
+    let issuer = Issuer {
+        company: &f.company,
+        cert: &f.cert,
+        taxes: &f.taxes,
+        validate_schema: validate,
+        rut_prov_sw: None,
+        uf_pesos: None,
+    };
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < WINDOW {

@@ -221,6 +221,10 @@ struct BuildArgs {
     /// The software provider's RUT, written in boletas (RUTProvSW).
     #[arg(long, value_name = "RUT")]
     rut_prov_sw: Option<String>,
+    /// The UF's value in pesos: boletas above 135 UF then follow Ley 21.713 (buyer identified,
+    /// means of payment stated).
+    #[arg(long, value_name = "PESOS")]
+    uf_pesos: Option<rust_decimal::Decimal>,
     /// Where to write the signed DTE (ISO-8859-1).
     #[arg(long, value_name = "OUT.xml")]
     output: PathBuf,
@@ -360,6 +364,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         taxes: &taxes,
         validate_schema: !a.no_schema,
         rut_prov_sw: prov_sw.as_deref(),
+        uf_pesos: a.uf_pesos,
     };
     let issued = issuer.issue(&input, &caf, a.folio, now)?;
     write_atomic(&a.output, &issued.xml)?;

@@ -129,6 +129,9 @@ pub struct Settings {
     /// The software provider's RUT, written in every boleta (`RUTProvSW`, EnvioBOLETA_v11): this
     /// gateway's operator, or the company itself for its own installation. None: not written.
     pub rut_prov_sw: Option<String>,
+    /// The UF's value in pesos, for the boletas above 135 UF (Ley 21.713: the buyer's RUT, code
+    /// and name and the means of payment are then required). Unset: not applied.
+    pub uf_pesos: Option<String>,
     /// How boletas reach the SII in certificación: `rest` (the boleta API, as in producción) or
     /// `dteupload` (SOAP DTEUpload, the only channel the SII's boleta certification set counts).
     pub boleta_channel_certificacion: String,
@@ -213,6 +216,7 @@ impl Default for Settings {
             console_session_hours: 12,
             console_secure_cookies: false,
             rut_prov_sw: None,
+            uf_pesos: None,
             boleta_channel_certificacion: "rest".into(),
             rcv_recheck_seconds: 3_600,
             rcv_track_issued: true,
@@ -293,6 +297,7 @@ const ENV: &[&str] = &[
     "CONSOLE_SESSION_HOURS",
     "CONSOLE_SECURE_COOKIES",
     "RUT_PROV_SW",
+    "UF_PESOS",
     "BOLETA_CHANNEL_CERTIFICACION",
     "RCV_RECHECK_SECONDS",
     "RCV_TRACK_ISSUED",
@@ -457,6 +462,13 @@ impl Settings {
                 "boleta_channel_certificacion {:?} is not rest or dteupload",
                 self.boleta_channel_certificacion
             ));
+        }
+        if self
+            .uf_pesos
+            .as_deref()
+            .is_some_and(|u| u.parse::<rust_decimal::Decimal>().map_or(true, |d| d <= rust_decimal::Decimal::ZERO))
+        {
+            e.push("uf_pesos must be a positive amount of pesos, e.g. 39643.59".into());
         }
         if let Some(r) = &self.rut_prov_sw {
             if r.parse::<crate::domain::Rut>().is_err() {

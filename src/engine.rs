@@ -2,10 +2,11 @@
 //! sign → schema. Pure apart from libxml2's validation at the end.
 
 use chrono::{NaiveDate, NaiveDateTime};
+use rust_decimal::Decimal;
 
 use crate::caf::Caf;
 use crate::cert::Certificate;
-use crate::domain::rules::{prepare, Prepared};
+use crate::domain::rules::{check_ley_21713, prepare, Prepared};
 use crate::domain::tax::{check_declared, check_ranges, compute, Computed, TaxTable, Totals};
 use crate::domain::{Company, DocumentInput, Rut, TipoDte};
 use crate::error::DteError;
@@ -27,6 +28,8 @@ pub struct Issuer<'a> {
     pub validate_schema: bool,
     /// The software provider's RUT, written in boletas (`RUTProvSW`).
     pub rut_prov_sw: Option<&'a str>,
+    /// The UF's value in pesos, for the boletas above 135 UF (Ley 21.713); `None`: not applied.
+    pub uf_pesos: Option<Decimal>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,11 +65,25 @@ pub fn quote(
     taxes: &TaxTable,
     today: NaiveDate,
 ) -> Result<(Prepared, Computed), DteError> {
+    quote_at_uf(input, emisor, taxes, today, None)
+}
+
+/// [`quote`], with the boletas' rules above 135 UF applied at `uf` pesos per UF.
+pub fn quote_at_uf(
+    input: &DocumentInput,
+    emisor: Rut,
+    taxes: &TaxTable,
+    today: NaiveDate,
+    uf: Option<Decimal>,
+) -> Result<(Prepared, Computed), DteError> {
     let prepared = prepare(input.clone(), emisor, taxes, today)?;
     let cur = crate::domain::exportacion::operation_currency(&prepared.doc, prepared.tipo);
     let computed = compute(&prepared.doc, prepared.tipo, taxes, cur).map_err(DteError::Invalid)?;
     let mut errors = check_ranges(&computed);
     errors.extend(check_declared(&prepared.doc, &computed));
+    if let Some(uf) = uf {
+        errors.extend(check_ley_21713(&prepared, computed.totals.mnt_total, uf));
+    }
     if !errors.is_empty() {
         return Err(DteError::Invalid(errors));
     }
@@ -77,7 +94,7 @@ impl Issuer<'_> {
     /// Builds, stamps, signs and validates folio `folio` of `caf`, timestamped `now`.
     pub fn issue(&self, input: &DocumentInput, caf: &Caf, folio: u64, now: NaiveDateTime) -> Result<Issued, DteError> {
         let started = std::time::Instant::now();
-        let (p, computed) = quote(input, self.company.rut()?, self.taxes, now.date())?;
+        let (p, computed) = quote_at_uf(input, self.company.rut()?, self.taxes, now.date(), self.uf_pesos)?;
         let tax = started.elapsed().as_secs_f64();
         let mut issued = self.issue_prepared(&p, &computed, caf, folio, now)?;
         issued.timings.tax = tax;
@@ -177,7 +194,14 @@ mod tests {
         let cert = Certificate::from_pkcs12(&repo("certs/test-company.p12"), "test1234").unwrap();
         let trust = CafTrust::with_test_authority(&repo("certs/test-authority.pem")).unwrap();
         let taxes = TaxTable::default();
-        let issuer = Issuer { company: &company, cert: &cert, taxes: &taxes, validate_schema: true, rut_prov_sw: None };
+        let issuer = Issuer {
+            company: &company,
+            cert: &cert,
+            taxes: &taxes,
+            validate_schema: true,
+            rut_prov_sw: None,
+            uf_pesos: None,
+        };
         let now = NaiveDateTime::parse_from_str("2026-11-20T10:00:00", TS_FORMAT).unwrap();
         for (tipo, name) in [(33, "33-factura"), (39, "39-boleta"), (52, "52-guia-despacho")] {
             let caf = Caf::load(&repo(&format!("certs/cafs/caf-76192083-9-T{tipo}.xml")), &trust).unwrap();

@@ -186,6 +186,7 @@ pub async fn service_with(
         crate::netguard::TargetPolicy { allow_http: s.webhook_allow_http, allow_private: s.webhook_allow_private };
     svc.rut_prov_sw =
         s.rut_prov_sw.as_deref().and_then(|r| r.parse::<crate::domain::Rut>().ok()).map(|r| r.to_string());
+    svc.uf_pesos = s.uf_pesos.as_deref().and_then(|u| u.parse().ok());
     svc.cache = Some(crate::cache::Cache::new(&s.cache()).await.map_err(|e| StartError::Other(e.to_string()))?);
     Ok(Arc::new(svc))
 }

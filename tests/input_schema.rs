@@ -595,3 +595,49 @@ fn subtotals_quantities_by_code_breakdowns_and_the_withholding_agent_build() {
     refused(dir.path(), "subdscto", 33, &bad_tipo, "Detalle[0].SubDscto[0].TipoDscto");
     refused(dir.path(), "retenedor-boleta", 39, &boleta, "Detalle[0].Retenedor");
 }
+
+/// Ley 21.713 (boleta format v4.2, 2025-09): above 135 UF a boleta names its buyer and its means
+/// of payment. At a UF of 39 643,59 pesos the limit is 5 351 884,65 pesos.
+#[test]
+fn a_boleta_above_135_uf_names_its_buyer_and_means_of_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let uf = ["--uf-pesos", "39643.59"];
+    // 5 351 884 pesos: below the limit, an anonymous boleta as before.
+    let below =
+        json!({"Encabezado": {"IdDoc": {"TipoDTE": 39}}, "Detalle": {"NmbItem": "Notebook", "PrcItem": 5351884}});
+    let out = dir.path().join("below.xml");
+    let o = build(&write(dir.path(), "below", &below), &caf(39), 9, &out, &uf);
+    assert!(o.status.success(), "{}", text(&o));
+    // 5 351 885 pesos: above it; every missing element is named, nothing is written.
+    let above =
+        json!({"Encabezado": {"IdDoc": {"TipoDTE": 39}}, "Detalle": {"NmbItem": "Notebook", "PrcItem": 5351885}});
+    let out = dir.path().join("above.xml");
+    let o = build(&write(dir.path(), "above", &above), &caf(39), 10, &out, &uf);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    for field in [
+        "Encabezado.Receptor.RUTRecep",
+        "Encabezado.Receptor.CdgIntRecep",
+        "Encabezado.Receptor.RznSocRecep",
+        "Encabezado.IdDoc.MedioPago",
+    ] {
+        assert!(text(&o).contains(field), "{field}: {}", text(&o));
+    }
+    assert!(!out.exists());
+    // Without the UF the rule is not applied.
+    let o = build(&write(dir.path(), "above", &above), &caf(39), 10, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Named, it builds and validates against the SII's current schema.
+    let named = json!({
+        "Encabezado": {"IdDoc": {"TipoDTE": 39, "MedioPago": 3},
+                       "Receptor": {"RUTRecep": "76555835-2", "CdgIntRecep": "C-1001", "RznSocRecep": "Ñandú & Cía. Limitada"}},
+        "Detalle": {"NmbItem": "Notebook", "PrcItem": 5351885}
+    });
+    let out = dir.path().join("named.xml");
+    let o = build(&write(dir.path(), "named", &named), &caf(39), 11, &out, &uf);
+    assert!(o.status.success(), "{}", text(&o));
+    let env = dir.path().join("envio-named.xml");
+    let o = envio(&[out], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let l = xmllint("EnvioBOLETA_v11.xsd", &env);
+    assert!(l.status.success(), "xmllint: {}", text(&l));
+}

@@ -35,6 +35,32 @@ impl Prepared {
     }
 }
 
+/// Boletas above 135 UF (Ley 21.713; SII, Formato Boleta Electrónica v4.2 of 2025-09-08, fields
+/// 10, 18, 19 and 20): the buyer is identified by its own RUT, internal code and name, and the
+/// means of payment is stated. `uf`: the UF's value in pesos on the day of issue.
+pub fn check_ley_21713(p: &Prepared, mnt_total: Decimal, uf: Decimal) -> Vec<crate::FieldError> {
+    let limit = uf * Decimal::from(135);
+    if !p.tipo.is_boleta() || mnt_total <= limit {
+        return Vec::new();
+    }
+    let why = format!("a boleta above 135 UF ({limit:.0} pesos at a UF of {uf}) must, under Ley 21.713,");
+    let mut out = Problems::default();
+    let r = p.doc.encabezado.receptor.as_ref();
+    if p.rut_recep == Rut::ANONYMOUS || p.rut_recep.to_string() == "0-0" {
+        out.push("Encabezado.Receptor.RUTRecep", "required", format!("{why} carry the buyer's own RUT"));
+    }
+    if r.and_then(|r| r.cdg_int_recep.as_ref()).is_none() {
+        out.push("Encabezado.Receptor.CdgIntRecep", "required", format!("{why} carry the buyer's internal code"));
+    }
+    if r.and_then(|r| r.rzn_soc_recep.as_ref()).is_none() {
+        out.push("Encabezado.Receptor.RznSocRecep", "required", format!("{why} carry the buyer's name"));
+    }
+    if p.doc.encabezado.id_doc.medio_pago.is_none() {
+        out.push("Encabezado.IdDoc.MedioPago", "required", format!("{why} state the means of payment"));
+    }
+    out.0
+}
+
 /// The payment details of `IdDoc` (not on boletas, whose schema has none of them).
 fn payments(doc: &DocumentInput, boleta: bool, p: &mut Problems) {
     let id = &doc.encabezado.id_doc;

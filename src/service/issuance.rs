@@ -333,6 +333,8 @@ fn sign(w: &Work, caf: &Caf, folio: i64, taxes: &TaxTable, fail: Option<&str>) -
         taxes,
         validate_schema: true,
         rut_prov_sw: w.rut_prov_sw.as_deref(),
+        // Applied when the document was priced, before its folio (Service::issue).
+        uf_pesos: None,
     };
     let issued = issuer.issue_prepared(&w.prepared, &w.computed, caf, folio as u64, w.now)?;
     for (stage, secs) in [("sign", issued.timings.sign), ("validate", issued.timings.validate)] {

@@ -247,6 +247,8 @@ pub struct Service {
     pub webhook_policy: crate::netguard::TargetPolicy,
     /// The software provider's RUT, written in boletas (`RUTProvSW`); from configuration.
     pub rut_prov_sw: Option<String>,
+    /// The UF's value in pesos for the boletas above 135 UF (Ley 21.713); from configuration.
+    pub uf_pesos: Option<rust_decimal::Decimal>,
 }
 
 impl Service {
@@ -264,6 +266,7 @@ impl Service {
             cache: None,
             webhook_policy: crate::netguard::TargetPolicy::default(),
             rut_prov_sw: None,
+            uf_pesos: None,
         }
     }
 
@@ -488,7 +491,7 @@ impl Service {
             (Some(r), _) | (None, Some(r)) => r,
             (None, None) => Rut::from_number(1),
         };
-        let (_, computed) = engine::quote(&input, emisor, &self.taxes, Local::now().date_naive())?;
+        let (_, computed) = engine::quote_at_uf(&input, emisor, &self.taxes, Local::now().date_naive(), self.uf_pesos)?;
         Ok(computed.totals)
     }
 
@@ -507,7 +510,7 @@ impl Service {
         let emisor = company.company.rut()?;
         let now = now_local();
         let started = Instant::now();
-        let (prepared, computed) = engine::quote(&input, emisor, &self.taxes, now.date())?;
+        let (prepared, computed) = engine::quote_at_uf(&input, emisor, &self.taxes, now.date(), self.uf_pesos)?;
         metrics::histogram!(crate::telemetry::ISSUANCE_STAGE_SECONDS, "stage" => "tax")
             .record(started.elapsed().as_secs_f64());
         let cert = self.certificate(rut).await?;
