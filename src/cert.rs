@@ -65,7 +65,8 @@ fn legacy_provider() {
 
 /// Of every key of a PKCS#12 and the certificate it belongs to, the pair that signs: a
 /// certificate whose key usage allows signatures (digitalSignature or nonRepudiation, or no
-/// restriction), that names its holder's RUT, and, among several, the one valid longest. `None`
+/// restriction), that names its holder's RUT, that is valid now (a renewal not yet in force
+/// beside the current one does not win), and, among several, the one valid longest. `None`
 /// when the file holds fewer than two such pairs or cannot be read this way (OpenSSL's own
 /// choice then stands).
 fn signing_pair(der: &[u8], password: &str) -> Option<(PKey<Private>, X509)> {
@@ -82,9 +83,12 @@ fn signing_pair(der: &[u8], password: &str) -> Option<(PKey<Private>, X509)> {
     if pairs.len() < 2 {
         return None;
     }
+    let now = Utc::now();
     pairs.into_iter().max_by_key(|(_, c)| {
         let der = c.to_der().unwrap_or_default();
-        (signs(&der), certificate_rut(c).is_some(), asn1_to_datetime(c.not_after()))
+        let (from, to) = (asn1_to_datetime(c.not_before()), asn1_to_datetime(c.not_after()));
+        let valid_now = from.is_some_and(|f| f <= now) && to.is_some_and(|t| now <= t);
+        (signs(&der), certificate_rut(c).is_some(), valid_now, to)
     })
 }
 

@@ -79,7 +79,7 @@ pub fn quote_at_uf(
     let prepared = prepare(input.clone(), emisor, taxes, today)?;
     let cur = crate::domain::exportacion::operation_currency(&prepared.doc, prepared.tipo);
     let computed = compute(&prepared.doc, prepared.tipo, taxes, cur).map_err(DteError::Invalid)?;
-    let mut errors = check_ranges(&computed);
+    let mut errors = check_ranges(&computed, prepared.tipo);
     errors.extend(check_declared(&prepared.doc, &computed));
     if let Some(uf) = uf {
         errors.extend(check_ley_21713(&prepared, computed.totals.mnt_total, uf));

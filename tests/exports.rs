@@ -507,3 +507,75 @@ fn facturas_in_another_currency() {
         refused(dir.path(), name, &input, field);
     }
 }
+
+/// What a review found: each of these inputs once crashed the process, failed the schema after
+/// the rules, or was refused although valid.
+#[test]
+fn inputs_found_in_review_are_refused_by_field_or_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = |detalle: Value| {
+        json!({"Encabezado": {"IdDoc": {"TipoDTE": 110, "FchEmis": FECHA, "IndServicio": 3}, "Receptor": receptor_au(),
+                              "Totales": {"TpoMoneda": "DOLAR USA"}},
+               "Detalle": detalle})
+    };
+    // A declared line amount with 4 decimals is an export's; a price-less 112 line states it.
+    let (_, xml) = built(
+        dir.path(),
+        "monto-4",
+        &export(json!({"NmbItem": "x", "QtyItem": 3, "PrcItem": 10.25, "MontoItem": 30.75})),
+        6,
+    );
+    assert!(xml.contains("<MontoItem>30.75</MontoItem>"), "{xml}");
+    let cases = [
+        // Overflowing a Decimal once panicked.
+        (
+            "overflow",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl(),
+                "OtraMoneda": {"TpoMoneda": "DOLAR USA", "TpoCambio": 100000000000000000000_u128}},
+                "Detalle": {"NmbItem": "x", "OtrMnda": {"PrcOtrMon": 10000000000_u64}}}),
+            "Encabezado.OtraMoneda.TpoCambio",
+        ),
+        // Export-only elements on a factura.
+        (
+            "id-adic-recep",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": {"RUTRecep": "76555835-2", "RznSocRecep": "x",
+                "Extranjero": {"IdAdicRecep": "X-1"}}}, "Detalle": {"NmbItem": "x", "PrcItem": 1000}}),
+            "Encabezado.Receptor.Extranjero.IdAdicRecep",
+        ),
+        (
+            "id-adic-otr",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl()}, "Detalle": {"NmbItem": "x", "PrcItem": 1000},
+                "Referencia": {"TpoDocRef": 801, "FolioRef": 7, "FchRef": FECHA, "IdAdicOtr": "X-1"}}),
+            "Referencia[0].IdAdicOtr",
+        ),
+        // Beyond an export's 14 integer digits.
+        ("catorce", export(json!({"NmbItem": "x", "QtyItem": 1000000, "PrcItem": 1000000000})), "Detalle[0].MontoItem"),
+        // A whole-unit discount that rounds to nothing: stated and not applied, once.
+        (
+            "descuento-cero",
+            export(json!({"NmbItem": "x", "PrcItem": 30, "DescuentoPct": 1})),
+            "Detalle[0].DescuentoPct",
+        ),
+        // A tax that rounds to 0 pesos (MntImpType is positive).
+        (
+            "impuesto-cero",
+            json!({"Encabezado": {"IdDoc": {"TipoDTE": 33}, "Receptor": receptor_cl()},
+                "Detalle": {"NmbItem": "x", "PrcItem": 3, "CodImpAdic": 27}}),
+            "Detalle[0].CodImpAdic",
+        ),
+    ];
+    for (name, input, field) in cases {
+        refused(dir.path(), name, &input, field);
+    }
+    // CredEC in pesos on a factura priced in dollars: the dollars carry no CredEC.
+    let cred = json!({
+        "Encabezado": {"IdDoc": {"TipoDTE": 33, "FchEmis": FECHA}, "Receptor": receptor_cl(),
+                       "Totales": {"CredEC": 1000},
+                       "OtraMoneda": {"TpoMoneda": "DOLAR USA", "TpoCambio": 950}},
+        "Detalle": {"NmbItem": "Obra", "OtrMnda": {"PrcOtrMon": 100}}
+    });
+    let xml = built_documento(dir.path(), "cred-usd", &cred);
+    // 100 × 950 = 95 000 neto, IVA 18 050, CredEC 1 000: 112 050. Dollars: 100 + 19 = 119.
+    assert!(xml.contains("<CredEC>1000</CredEC><MntTotal>112050</MntTotal>"), "{xml}");
+    assert!(xml.contains("<MntTotOtrMnda>119</MntTotOtrMnda>"), "{xml}");
+}

@@ -6,12 +6,13 @@
 //! `TipoDTE`, and optionally `FchEmis`, `RUTRecep`, `RznSocRecep`, `GiroRecep`, `DirRecep`,
 //! `CmnaRecep`, `CiudadRecep`, `CorreoRecep`, `Contacto`, `IndTraslado`, `TipoDespacho`,
 //! `FmaPago`, `FchVenc`, `IndServicio`, `TpoDocRef`, `FolioRef`, `FchRef`, `CodRef`, `RazonRef`,
-//! `Referencia` (a client reference kept with the item). Exports add `FmaPagExp`, `Nacionalidad`
-//! and `NumId` (the foreign receptor), `TpoMoneda` (the operation currency), `OtraMoneda` and
-//! `TpoCambio` (the other currency and its rate), and the `Transporte/Aduana` columns under their
-//! SII names (`CodModVenta` … `CodPaisDestin`, one package kind: `CodTpoBultos`, `CantBultos`,
-//! `Marcas`, `IdContainer`, `Sello`); codes may be given by name. Line columns: `NmbItem`,
-//! `PrcItem`, and optionally `DscItem`, `QtyItem`, `UnmdItem`, `DescuentoPct`, `RecargoPct`,
+//! `Referencia` (a client reference kept with the item). Exports add `FmaPagExp`; `NumId`,
+//! `Nacionalidad` and `IdAdicRecep` (the foreign receptor); `TpoMoneda` (the operation
+//! currency); `OtraMoneda` and `TpoCambio` (the other currency and its rate); and the
+//! `Transporte/Aduana` columns under their SII names (`CodModVenta` … `CodPaisDestin`, one
+//! package kind: `CodTpoBultos`, `CantBultos`, `Marcas`, `IdContainer`, `Sello`, `EmisorSello`);
+//! codes may be given by name. Line columns: `NmbItem`, `PrcItem`, and optionally `DscItem`,
+//! `QtyItem`, `UnmdItem`, `DescuentoPct`, `RecargoPct`,
 //! `IndExe`, `CodImpAdic`.
 
 use std::collections::{HashMap, HashSet};
@@ -60,10 +61,10 @@ const RECEPTOR: [&str; 8] =
 const LINE: [&str; 9] =
     ["NmbItem", "DscItem", "QtyItem", "UnmdItem", "PrcItem", "DescuentoPct", "RecargoPct", "IndExe", "CodImpAdic"];
 const REFERENCIA: [&str; 5] = ["TpoDocRef", "FolioRef", "FchRef", "CodRef", "RazonRef"];
-const EXTRANJERO: [&str; 2] = ["NumId", "Nacionalidad"];
+const EXTRANJERO: [&str; 3] = ["NumId", "Nacionalidad", "IdAdicRecep"];
 /// An export's currencies: `TpoMoneda` goes to Totales, `OtraMoneda` and `TpoCambio` to OtraMoneda.
 const MONEDA: [&str; 3] = ["TpoMoneda", "OtraMoneda", "TpoCambio"];
-const ADUANA: [&str; 23] = [
+const ADUANA: [&str; 26] = [
     "CodModVenta",
     "CodClauVenta",
     "TotClauVenta",
@@ -71,10 +72,13 @@ const ADUANA: [&str; 23] = [
     "NombreTransp",
     "RUTCiaTransp",
     "NomCiaTransp",
+    "IdAdicTransp",
     "Booking",
     "Operador",
     "CodPtoEmbarque",
+    "IdAdicPtoEmb",
     "CodPtoDesemb",
+    "IdAdicPtoDesemb",
     "Tara",
     "CodUnidMedTara",
     "PesoBruto",
@@ -88,7 +92,7 @@ const ADUANA: [&str; 23] = [
     "CodPaisRecep",
     "CodPaisDestin",
 ];
-const TIPO_BULTOS: [&str; 5] = ["CodTpoBultos", "CantBultos", "Marcas", "IdContainer", "Sello"];
+const TIPO_BULTOS: [&str; 6] = ["CodTpoBultos", "CantBultos", "Marcas", "IdContainer", "Sello", "EmisorSello"];
 /// Columns whose values are numbers in the JSON.
 const NUMERIC: [&str; 23] = [
     "TotClauVenta",

@@ -237,12 +237,18 @@ pub fn scan(input: impl Read + Seek, format: Format, mut each: impl FnMut(RawIte
 
 /// A checked item: its type and the document JSON to queue, or why it cannot be issued. The
 /// rules and taxes run here, so an item that would fail them fails at intake, not in the queue.
-pub fn check(item: &RawItem, taxes: &TaxTable, today: chrono::NaiveDate) -> Result<(i32, String), String> {
+/// `uf`: the UF's value in pesos, for the boletas above 135 UF (as issuance applies it).
+pub fn check(
+    item: &RawItem,
+    taxes: &TaxTable,
+    uf: Option<rust_decimal::Decimal>,
+    today: chrono::NaiveDate,
+) -> Result<(i32, String), String> {
     let doc = item.document.as_ref().map_err(Clone::clone)?;
     let emisor: Rut = item.company.parse().map_err(|e| format!("company {:?}: {e}", item.company))?;
     let text = doc.to_string();
     let input = DocumentInput::from_json(text.as_bytes()).map_err(|e| describe(&e))?;
-    let (prepared, _) = crate::engine::quote(&input, emisor, taxes, today).map_err(|e| describe(&e))?;
+    let (prepared, _) = crate::engine::quote_at_uf(&input, emisor, taxes, today, uf).map_err(|e| describe(&e))?;
     Ok((prepared.tipo.code() as i32, text))
 }
 

@@ -241,6 +241,7 @@ impl Batches {
             return Ok((b, true));
         }
         let taxes = self.svc.taxes.clone();
+        let uf = self.svc.uf_pesos;
         let today = Local::now().date_naive();
         let (upload, structural, survey) = tokio::task::spawn_blocking(move || {
             let mut s =
@@ -251,7 +252,7 @@ impl Batches {
                 if !item.company.is_empty() {
                     s.companies.insert(item.company.clone());
                 }
-                match intake::check(&item, &taxes, today) {
+                match intake::check(&item, &taxes, uf, today) {
                     Ok((tipo, _)) => s.tipos.push(Some(tipo)),
                     Err(e) => {
                         s.tipos.push(None);
@@ -367,6 +368,7 @@ impl Batches {
     ) -> Result<Vec<i64>> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<NewBatchItem>>(2);
         let taxes = self.svc.taxes.clone();
+        let uf = self.svc.uf_pesos;
         let today = Local::now().date_naive();
         let reader = tokio::task::spawn_blocking(move || {
             let _ = upload.rewind();
@@ -378,7 +380,7 @@ impl Batches {
                     (false, ..) => Err(format!("company {:?} not found", item.company)),
                     (true, Some(t), Ok(doc)) => Ok((t, doc.to_string())),
                     // Only the invalid ones are checked again, for their error.
-                    (true, ..) => intake::check(&item, &taxes, today),
+                    (true, ..) => intake::check(&item, &taxes, uf, today),
                 };
                 let (tipo, payload, error) = match checked {
                     Ok((t, p)) => (Some(t), Some(p), None),

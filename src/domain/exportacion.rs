@@ -118,40 +118,33 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
     if let Some(a) = enc.transporte.as_mut().and_then(|t| t.aduana.as_mut()) {
         aduana(p, a);
     }
-    match enc.totales.as_mut() {
-        Some(t) => {
-            match t.tpo_moneda.as_mut() {
-                Some(m) => moneda(p, "Encabezado.Totales.TpoMoneda", m),
-                None => p.push(
-                    "Encabezado.Totales.TpoMoneda",
-                    "required",
-                    "an export names its operation currency (TpoMoneda: DOLAR USA, EURO…)",
-                ),
-            }
-            for (f, set) in [
-                ("MntNeto", t.mnt_neto.is_some()),
-                ("TasaIVA", t.tasa_iva.is_some()),
-                ("IVA", t.iva.is_some()),
-                ("ImptoReten", !t.impto_reten.is_empty()),
-                ("IVANoRet", t.iva_no_ret.is_some()),
-                ("CredEC", t.cred_ec.is_some()),
-                ("MontoNF", t.monto_nf.is_some()),
-                ("MontoPeriodo", t.monto_periodo.is_some()),
-            ] {
-                if set {
-                    p.push(
-                        format!("Encabezado.Totales.{f}"),
-                        "not-allowed",
-                        format!("an export is exempt: it carries no {f} (only TpoMoneda, MntExe and MntTotal)"),
-                    );
-                }
-            }
-        }
+    match enc.totales.as_mut().and_then(|t| t.tpo_moneda.as_mut()) {
+        Some(m) => moneda(p, "Encabezado.Totales.TpoMoneda", m),
         None => p.push(
             "Encabezado.Totales.TpoMoneda",
             "required",
             "an export names its operation currency (TpoMoneda: DOLAR USA, EURO…)",
         ),
+    }
+    if let Some(t) = enc.totales.as_ref() {
+        for (f, set) in [
+            ("MntNeto", t.mnt_neto.is_some()),
+            ("TasaIVA", t.tasa_iva.is_some()),
+            ("IVA", t.iva.is_some()),
+            ("ImptoReten", !t.impto_reten.is_empty()),
+            ("IVANoRet", t.iva_no_ret.is_some()),
+            ("CredEC", t.cred_ec.is_some()),
+            ("MontoNF", t.monto_nf.is_some()),
+            ("MontoPeriodo", t.monto_periodo.is_some()),
+        ] {
+            if set {
+                p.push(
+                    format!("Encabezado.Totales.{f}"),
+                    "not-allowed",
+                    format!("an export is exempt: it carries no {f} (only TpoMoneda, MntExe and MntTotal)"),
+                );
+            }
+        }
     }
     for (i, d) in doc.detalle.iter().enumerate() {
         let b = format!("Detalle[{i}]");
@@ -183,11 +176,11 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
 
 /// Checks `OtraMoneda` and writes its currency as the schema's name. `operation`: the currency
 /// the document's own amounts are in (an export's TpoMoneda; pesos for other documents).
-pub fn check_otra_moneda(doc: &mut DocumentInput, operation: Option<&str>, p: &mut Problems) {
+pub fn check_otra_moneda(doc: &mut DocumentInput, operation: &str, p: &mut Problems) {
     let Some(o) = doc.encabezado.otra_moneda.as_mut() else { return };
     let b = "Encabezado.OtraMoneda";
     moneda(p, &format!("{b}.TpoMoneda"), &mut o.tpo_moneda);
-    if operation.is_some_and(|m| m == o.tpo_moneda) {
+    if operation == o.tpo_moneda {
         p.push(format!("{b}.TpoMoneda"), "mismatch", "OtraMoneda is another currency than the document's own");
     }
     match o.tpo_cambio {

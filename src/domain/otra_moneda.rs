@@ -80,6 +80,7 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
         return;
     }
     let Some(rate) = o.tpo_cambio else { return };
+    let rate_ok = rate > Decimal::ZERO && rate < Decimal::from(1_000_000) && rate.normalize().scale() <= 4;
     let moneda = iso(&o.tpo_moneda);
     for (i, d) in doc.detalle.iter_mut().enumerate() {
         let b = format!("Detalle[{i}]");
@@ -91,7 +92,9 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
             );
             continue;
         };
+        let before = p.0.len();
         check_dec(p, &format!("{b}.OtrMnda.PrcOtrMon"), m.prc_otr_mon, 12, 6, true);
+        let price_ok = p.0.len() == before;
         if d.prc_item.is_some() {
             p.push(format!("{b}.PrcItem"), "not-allowed", "PrcItem is computed: OtrMnda.PrcOtrMon × TpoCambio");
         }
@@ -116,8 +119,14 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
             }
         }
         m.fct_conv = Some(rate);
-        d.prc_item =
-            Some((m.prc_otr_mon * rate).round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero).normalize());
+        // Only from values within their types (refused ones are reported above): the product of
+        // a 12-digit price and a 6-digit rate fits a Decimal; anything may come in.
+        if price_ok && rate_ok {
+            d.prc_item = m
+                .prc_otr_mon
+                .checked_mul(rate)
+                .map(|v| v.round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero).normalize());
+        }
     }
     for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
         if g.tpo_valor != "%" {

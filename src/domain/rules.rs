@@ -46,7 +46,7 @@ pub fn check_ley_21713(p: &Prepared, mnt_total: Decimal, uf: Decimal) -> Vec<cra
     let why = format!("a boleta above 135 UF ({limit:.0} pesos at a UF of {uf}) must, under Ley 21.713,");
     let mut out = Problems::default();
     let r = p.doc.encabezado.receptor.as_ref();
-    if p.rut_recep == Rut::ANONYMOUS || p.rut_recep.to_string() == "0-0" {
+    if p.rut_recep == Rut::ANONYMOUS {
         out.push("Encabezado.Receptor.RUTRecep", "required", format!("{why} carry the buyer's own RUT"));
     }
     if r.and_then(|r| r.cdg_int_recep.as_ref()).is_none() {
@@ -122,7 +122,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
     // Exports first: they write the Aduana codes given by name as codes.
     super::exportacion::check(&mut doc, tipo, &mut p);
     let operation = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone()).filter(|_| tipo.is_export());
-    super::exportacion::check_otra_moneda(&mut doc, Some(operation.as_deref().unwrap_or("PESO CL")), &mut p);
+    super::exportacion::check_otra_moneda(&mut doc, operation.as_deref().unwrap_or("PESO CL"), &mut p);
     super::otra_moneda::check(&mut doc, tipo, &mut p);
     if let Some(x) = doc.encabezado.receptor.as_mut().and_then(|r| r.extranjero.as_mut()) {
         super::exportacion::code(
@@ -292,6 +292,13 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
                 check(&mut p, &format!("{b}.Extranjero.NumId"), id, 1, 20);
             }
             check_opt(&mut p, &format!("{b}.Extranjero.IdAdicRecep"), &x.id_adic_recep, 20);
+            if x.id_adic_recep.is_some() && !tipo.is_export() {
+                p.push(
+                    format!("{b}.Extranjero.IdAdicRecep"),
+                    "not-allowed",
+                    "IdAdicRecep is an export's (110, 111, 112)",
+                );
+            }
         }
     } else if !boleta {
         p.push("Encabezado.Receptor", "required", "the receptor is required");
@@ -388,6 +395,9 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
                 // A liquidación-factura settles notas de crédito too: its line amounts may be negative.
                 if tipo == TipoDte::LiquidacionFactura && f == "MontoItem" {
                     super::liquidacion::whole(&mut p, format!("{b}.{f}"), v);
+                } else if tipo.is_export() && f == "MontoItem" {
+                    // An export's line amount has 4 decimals in its currency (14 integer digits).
+                    check_dec(&mut p, &format!("{b}.{f}"), v, 14, 4, false);
                 } else {
                     check_dec(&mut p, &format!("{b}.{f}"), v, 18, 0, false);
                 }
@@ -480,6 +490,9 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         }
         check_opt(&mut p, &format!("{b}.RazonRef"), &r.razon_ref, 90);
         check_opt(&mut p, &format!("{b}.IdAdicOtr"), &r.id_adic_otr, 20);
+        if r.id_adic_otr.is_some() && !tipo.is_export() {
+            p.push(format!("{b}.IdAdicOtr"), "not-allowed", "IdAdicOtr is an export's (110, 111, 112)");
+        }
         if r.cod_ref.is_some_and(|c| !(1..=3).contains(&c)) {
             p.push(
                 format!("{b}.CodRef"),

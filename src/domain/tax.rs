@@ -237,6 +237,15 @@ fn unpriced(d: &Detalle) -> bool {
     d.prc_item.is_none() && d.monto_item.is_none()
 }
 
+/// A line's discount or surcharge from a percentage: the schema's amount (`MntImpType`) is a
+/// positive integer, so one that rounds to nothing is refused rather than stated and not applied.
+fn adjustment(v: Decimal, path: &str, p: &mut Problems) -> Decimal {
+    if v.is_zero() {
+        p.push(path, "out-of-range", "the percentage of this line rounds to 0: leave it out or raise it");
+    }
+    v
+}
+
 /// `adj`: the currency of a line's discount and surcharge amounts (an export's are whole units,
 /// `MntImpType`, while its line amounts have 4 decimals).
 fn line_amounts(
@@ -264,14 +273,14 @@ fn line_amounts(
         }
     };
     let descuento = match (d.descuento_pct, d.descuento_monto) {
-        (Some(pc), _) => Some(adj.round(pct(monto, pc))),
+        (Some(pc), _) => Some(adjustment(adj.round(pct(monto, pc)), &path("DescuentoPct"), p)),
         (None, m) => m,
     };
     if let Some(x) = descuento {
         monto -= x;
     }
     let recargo = match (d.recargo_pct, d.recargo_monto) {
-        (Some(pc), _) => Some(adj.round(pct(monto, pc))),
+        (Some(pc), _) => Some(adjustment(adj.round(pct(monto, pc)), &path("RecargoPct"), p)),
         (None, m) => m,
     };
     if let Some(x) = recargo {
@@ -396,6 +405,14 @@ pub fn compute(
                     continue;
                 }
                 let monto = cur.round(pct(base, tc.rate));
+                if monto.is_zero() {
+                    let line = doc.detalle.iter().position(|d| d.cod_imp_adic.contains(&code)).unwrap_or_default();
+                    p.push(
+                        format!("Detalle[{line}].CodImpAdic"),
+                        "out-of-range",
+                        format!("tax {code} on these lines rounds to 0; the SII's schema needs a positive amount"),
+                    );
+                }
                 match tc.kind {
                     TaxKind::A => total += monto,
                     TaxKind::R => {
@@ -484,13 +501,18 @@ fn other_currency(
     let out = if priced_in_other(doc) {
         let mut view = doc.clone();
         view.encabezado.otra_moneda = None;
+        // The declared totals (CredEC among them) are in pesos: the other currency has none.
+        view.encabezado.totales = None;
         for d in &mut view.detalle {
             d.prc_item = d.otr_mnda.take().map(|m| m.prc_otr_mon);
         }
         let f = match compute(&view, tipo, table, Currency::Foreign) {
             Ok(f) => f,
             Err(errors) => {
-                p.0.extend(errors);
+                let moneda = &o.tpo_moneda;
+                p.0.extend(
+                    errors.into_iter().map(|e| FieldError { message: format!("in {moneda}: {}", e.message), ..e }),
+                );
                 return None;
             }
         };
@@ -506,17 +528,7 @@ fn other_currency(
             mnt_total: f.totals.mnt_total,
         }
     } else {
-        let conv = |v: Decimal| from_pesos(v, rate);
-        OtraMonedaTotals {
-            tpo_moneda: o.tpo_moneda.clone(),
-            tpo_cambio: rate,
-            mnt_neto: t.mnt_neto.map(conv),
-            mnt_exe: t.mnt_exe.map(conv),
-            iva: t.iva.map(conv),
-            imp_ret: t.impto_reten.iter().map(|r| Retencion { monto_imp: conv(r.monto_imp), ..r.clone() }).collect(),
-            iva_no_ret: t.iva_no_ret.map(conv),
-            mnt_total: conv(t.mnt_total),
-        }
+        converted(&o.tpo_moneda, rate, t, |v| from_pesos(v, rate))
     };
     if out.mnt_total <= Decimal::ZERO {
         p.push(
@@ -534,17 +546,21 @@ fn otra_moneda(doc: &DocumentInput, t: &Totals) -> Option<OtraMonedaTotals> {
     let o = doc.encabezado.otra_moneda.as_ref()?;
     let rate = o.tpo_cambio?;
     let into = Currency::of_moneda(&o.tpo_moneda);
-    let conv = |v: Decimal| into.round(v * rate);
-    Some(OtraMonedaTotals {
-        tpo_moneda: o.tpo_moneda.clone(),
+    Some(converted(&o.tpo_moneda, rate, t, |v| into.round(v * rate)))
+}
+
+/// The document's totals in another currency, each converted by `conv` (one rounding).
+fn converted(moneda: &str, rate: Decimal, t: &Totals, conv: impl Fn(Decimal) -> Decimal) -> OtraMonedaTotals {
+    OtraMonedaTotals {
+        tpo_moneda: moneda.to_string(),
         tpo_cambio: rate,
-        mnt_neto: t.mnt_neto.map(conv),
-        mnt_exe: t.mnt_exe.map(conv),
-        iva: t.iva.map(conv),
-        imp_ret: Vec::new(),
-        iva_no_ret: None,
+        mnt_neto: t.mnt_neto.map(&conv),
+        mnt_exe: t.mnt_exe.map(&conv),
+        iva: t.iva.map(&conv),
+        imp_ret: t.impto_reten.iter().map(|r| Retencion { monto_imp: conv(r.monto_imp), ..r.clone() }).collect(),
+        iva_no_ret: t.iva_no_ret.map(&conv),
         mnt_total: conv(t.mnt_total),
-    })
+    }
 }
 
 fn differs(p: &mut Problems, path: String, declared: Option<Decimal>, computed: Option<Decimal>) {
@@ -562,14 +578,18 @@ const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA763_FFFF, 0x0DE0_B6B3, 0, fal
 
 /// Amounts the computation produced that the schema cannot hold: each line's amount and every
 /// total. The inputs are each within their types, yet their products need not be.
-pub fn check_ranges(c: &Computed) -> Vec<FieldError> {
+/// An export's amounts: 14 integer digits and 4 decimals (DTE_v10.xsd, `Exportaciones`).
+const MAX_EXPORT_AMOUNT: Decimal = Decimal::from_parts(0xA763_FFFF, 0x0DE0_B6B3, 0, false, 4);
+
+pub fn check_ranges(c: &Computed, tipo: TipoDte) -> Vec<FieldError> {
     let mut out = Vec::new();
+    let (max, digits) = if tipo.is_export() { (MAX_EXPORT_AMOUNT, 14) } else { (MAX_AMOUNT, 18) };
     let mut check = |path: String, v: Option<Decimal>| {
-        if v.is_some_and(|v| v.abs().trunc() > MAX_AMOUNT) {
+        if v.is_some_and(|v| v.abs().trunc() > max.trunc()) {
             out.push(FieldError::new(
                 path,
                 "out-of-range",
-                "the amount has more than 18 digits, the most the SII's schema takes",
+                format!("the amount has more than {digits} integer digits, the most the SII's schema takes"),
             ));
         }
     };

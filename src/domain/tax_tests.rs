@@ -291,6 +291,7 @@ proptest! {
 #[test]
 fn the_largest_amount_is_eighteen_nines() {
     assert_eq!(super::MAX_AMOUNT, Decimal::from_str_exact("999999999999999999").unwrap());
+    assert_eq!(super::MAX_EXPORT_AMOUNT, Decimal::from_str_exact("99999999999999.9999").unwrap());
 }
 
 fn round(v: Decimal, dp: u32) -> Decimal {
