@@ -98,7 +98,9 @@ fn set_de_exportacion_1_invoice_credit_note_and_debit_note() {
             "Totales": {"TpoMoneda": "EURO"},
             "OtraMoneda": {"TpoMoneda": "PESO CL", "TpoCambio": 1021.53}
         },
-        "Detalle": [{"NmbItem": "CHATARRA DE ALUMINIO", "QtyItem": 377, "UnmdItem": "KN", "PrcItem": 128}],
+        "Detalle": [{"NmbItem": "CHATARRA DE ALUMINIO", "QtyItem": 377, "UnmdItem": "KN", "PrcItem": 128,
+                     "Subcantidad": [{"SubQty": 200, "SubCod": "LOTE-A", "TipCodSubQty": "LOTE"},
+                                     {"SubQty": 177, "SubCod": "LOTE-B", "TipCodSubQty": "LOTE"}]}],
         "Referencia": [set("493307-1"), {"TpoDocRef": 810, "FolioRef": "MIC-2026-118", "FchRef": FECHA}]
     });
     let (f110, xml) = built(dir.path(), "493307-1", &factura, 1);
@@ -117,6 +119,9 @@ fn set_de_exportacion_1_invoice_credit_note_and_debit_note() {
 <MntFlete>460.59</MntFlete><MntSeguro>127.61</MntSeguro><CodPaisRecep>406</CodPaisRecep><CodPaisDestin>406</CodPaisDestin>"
     );
     assert!(xml.contains("<MNT>48256</MNT>"));
+    assert!(xml.contains(
+        "<Subcantidad><SubQty>200</SubQty><SubCod>LOTE-A</SubCod><TipCodSubQty>LOTE</TipCodSubQty></Subcantidad>"
+    ));
 
     // 126 KN returned at the invoice's unit price: 126 × 128 = 16 128 EUR.
     let nota_credito = json!({

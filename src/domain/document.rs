@@ -220,6 +220,10 @@ pub struct IdDoc {
     pub tpo_impresion: Option<String>,
     #[serde(rename = "IndServicio", default, skip_serializing_if = "Option::is_none")]
     pub ind_servicio: Option<u8>,
+    /// 1: line amounts and global discounts include IVA (facturas and notas without additional
+    /// taxes); MntNeto and IVA are derived as on a boleta.
+    #[serde(rename = "MntBruto", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_bruto: Option<u8>,
     /// Boletas only: 2 = line prices are net (default: gross).
     #[serde(rename = "IndMntNeto", default, skip_serializing_if = "Option::is_none")]
     pub ind_mnt_neto: Option<u8>,
@@ -393,6 +397,22 @@ pub struct Totales {
     pub impto_reten: Vec<ImptoReten>,
     #[serde(rename = "IVANoRet", default, skip_serializing_if = "Option::is_none")]
     pub iva_no_ret: Option<Decimal>,
+    /// The meat-slaughter base of IVA anticipado code 17 (informed by the issuer; its tax is
+    /// 5 % of it).
+    #[serde(rename = "MntBase", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_base: Option<Decimal>,
+    /// The base of the commercialisation margins (informed by the issuer).
+    #[serde(rename = "MntMargenCom", default, skip_serializing_if = "Option::is_none")]
+    pub mnt_margen_com: Option<Decimal>,
+    /// The third party's share of the IVA, for a sale on someone else's account; IVAProp is
+    /// the rest (IVA = IVAProp + IVATerc).
+    #[serde(rename = "IVATerc", default, skip_serializing_if = "Option::is_none")]
+    pub iva_terc: Option<Decimal>,
+    #[serde(rename = "IVAProp", default, skip_serializing_if = "Option::is_none")]
+    pub iva_prop: Option<Decimal>,
+    /// The deposit on returnable containers: the sum of the lines with IndExe 3.
+    #[serde(rename = "GrntDep", default, skip_serializing_if = "Option::is_none")]
+    pub grnt_dep: Option<Decimal>,
     /// Construction companies' special credit (DL 910 art. 21): `true` for 65 % of the IVA as
     /// the gateway computes it, or an amount up to that.
     #[serde(rename = "CredEC", default, skip_serializing_if = "Option::is_none")]

@@ -92,6 +92,9 @@ pub struct Subcantidad {
     pub sub_qty: Decimal,
     #[serde(rename = "SubCod", deserialize_with = "text_or_number")]
     pub sub_cod: String,
+    /// The kind of code `SubCod` is (e.g. a serial or lot number scheme).
+    #[serde(rename = "TipCodSubQty", default, skip_serializing_if = "Option::is_none")]
+    pub tip_cod_sub_qty: Option<String>,
 }
 
 /// A line's discount or surcharge broken down (informative): `%` or `$` and its value.

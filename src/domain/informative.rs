@@ -82,6 +82,14 @@ pub fn check_all(doc: &DocumentInput, tipo: TipoDte, p: &mut Problems) {
         for (j, s) in d.subcantidad.iter().enumerate() {
             check_dec(p, &format!("{b}.Subcantidad[{j}].SubQty"), s.sub_qty, 12, 6, true);
             check(p, &format!("{b}.Subcantidad[{j}].SubCod"), &s.sub_cod, 1, 35);
+            super::text::check_opt(p, &format!("{b}.Subcantidad[{j}].TipCodSubQty"), &s.tip_cod_sub_qty, 10);
+            if s.tip_cod_sub_qty.is_some() && !tipo.is_export() {
+                p.push(
+                    format!("{b}.Subcantidad[{j}].TipCodSubQty"),
+                    "not-allowed",
+                    "TipCodSubQty is an export's (110, 111, 112)",
+                );
+            }
         }
         let dscto: Vec<(&String, Decimal)> = d.sub_dscto.iter().map(|s| (&s.tipo_dscto, s.valor_dscto)).collect();
         let recargo: Vec<(&String, Decimal)> =

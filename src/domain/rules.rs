@@ -61,6 +61,60 @@ pub fn check_ley_21713(p: &Prepared, mnt_total: Decimal, uf: Decimal) -> Vec<cra
     out.0
 }
 
+/// Totals the issuer informs or that only some types carry (Formato DTE v2.2, fields 10 and
+/// 109–120): gross prices (`MntBruto`), the meat-slaughter and margin bases, the third party's
+/// IVA.
+fn special_totals(doc: &DocumentInput, tipo: TipoDte, p: &mut Problems) {
+    use TipoDte::*;
+    let id = &doc.encabezado.id_doc;
+    if let Some(v) = id.mnt_bruto {
+        if v != 1 {
+            p.push("Encabezado.IdDoc.MntBruto", "out-of-range", "MntBruto is 1 (amounts include IVA) or absent");
+        } else if !matches!(tipo, Factura | FacturaExenta | NotaDebito | NotaCredito) {
+            p.push(
+                "Encabezado.IdDoc.MntBruto",
+                "not-allowed",
+                "MntBruto applies to facturas (33, 34) and notas (56, 61)",
+            );
+        }
+        if doc.detalle.iter().any(|d| !d.cod_imp_adic.is_empty()) {
+            p.push(
+                "Encabezado.IdDoc.MntBruto",
+                "not-allowed",
+                "gross amounts are for documents without additional taxes",
+            );
+        }
+    }
+    let Some(t) = doc.encabezado.totales.as_ref() else { return };
+    let b = "Encabezado.Totales";
+    if id.mnt_bruto.is_some() && t.cred_ec.as_ref().is_some_and(|v| v != &serde_json::Value::Bool(false)) {
+        p.push(format!("{b}.CredEC"), "not-allowed", "CredEC is computed on net amounts (no MntBruto)");
+    }
+    for (f, v) in [("MntBase", t.mnt_base), ("MntMargenCom", t.mnt_margen_com)] {
+        if let Some(v) = v {
+            check_dec(p, &format!("{b}.{f}"), v, 18, 0, f == "MntBase");
+            if !matches!(tipo, Factura | GuiaDespacho | NotaDebito | NotaCredito) {
+                p.push(format!("{b}.{f}"), "not-allowed", format!("{f} applies to 33, 52, 56 and 61"));
+            }
+        }
+    }
+    for (f, v) in [("IVATerc", t.iva_terc), ("IVAProp", t.iva_prop)] {
+        if let Some(v) = v {
+            if tipo == LiquidacionFactura {
+                super::liquidacion::whole(p, format!("{b}.{f}"), v);
+            } else {
+                check_dec(p, &format!("{b}.{f}"), v, 18, 0, false);
+            }
+            if !matches!(tipo, Factura | GuiaDespacho | NotaDebito | NotaCredito | FacturaCompra | LiquidacionFactura) {
+                p.push(format!("{b}.{f}"), "not-allowed", format!("{f} applies to 33, 43, 46, 52, 56 and 61"));
+            }
+        }
+    }
+    if t.iva_prop.is_some() && t.iva_terc.is_none() {
+        p.push(format!("{b}.IVATerc"), "required", "IVAProp is computed from IVATerc (IVA = IVAProp + IVATerc)");
+    }
+}
+
 /// The payment details of `IdDoc` (not on boletas, whose schema has none of them).
 fn payments(doc: &DocumentInput, boleta: bool, p: &mut Problems) {
     let id = &doc.encabezado.id_doc;
@@ -206,6 +260,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
             "CredEC applies to facturas (33), guías (52) and notas (56, 61) only",
         );
     }
+    special_totals(&doc, tipo, &mut p);
     if let Some(m) = &id.medio_pago {
         let (ok, codes) = if boleta {
             (
@@ -405,9 +460,17 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
         }
         match d.ind_exe {
             None | Some(1) | Some(2) => {}
-            Some(_) => {
-                p.push(format!("{b}.IndExe"), "unsupported", "IndExe 1 (exento) and 2 (no facturable) are supported")
-            }
+            // A deposit on returnable containers (GrntDep), on facturas and their notas.
+            Some(3)
+                if matches!(
+                    tipo,
+                    TipoDte::Factura | TipoDte::FacturaExenta | TipoDte::NotaDebito | TipoDte::NotaCredito
+                ) => {}
+            Some(_) => p.push(
+                format!("{b}.IndExe"),
+                "unsupported",
+                "IndExe is 1 (exento), 2 (no facturable) or, on 33, 34, 56 and 61, 3 (deposit on containers)",
+            ),
         }
         if tipo.is_exempt() {
             match d.ind_exe {

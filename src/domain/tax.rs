@@ -18,6 +18,8 @@ pub const CRED_EC_RATE: Decimal = Decimal::from_parts(65, 0, 0, false, 2);
 pub const TASA_IVA: Decimal = Decimal::from_parts(19, 0, 0, false, 0);
 /// The code of total IVA retention (factura de compra).
 pub const IVA_RETENIDO_TOTAL: u16 = 15;
+/// IVA anticipado on meat slaughter, computed on MntBase.
+pub const IVA_ANTICIPADO_FAENAMIENTO: u16 = 17;
 
 /// `A` adds to the total (impuesto adicional); `R` is withheld from it (retención).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +119,10 @@ pub struct OtraMonedaTotals {
     pub mnt_neto: Option<Decimal>,
     #[serde(rename = "MntExeOtrMnda", skip_serializing_if = "Option::is_none")]
     pub mnt_exe: Option<Decimal>,
+    #[serde(rename = "MntFaeCarneOtrMnda", skip_serializing_if = "Option::is_none")]
+    pub mnt_fae_carne: Option<Decimal>,
+    #[serde(rename = "MntMargComOtrMnda", skip_serializing_if = "Option::is_none")]
+    pub mnt_marg_com: Option<Decimal>,
     #[serde(rename = "IVAOtrMnda", skip_serializing_if = "Option::is_none")]
     pub iva: Option<Decimal>,
     #[serde(rename = "ImpRetOtrMnda", skip_serializing_if = "Vec::is_empty")]
@@ -152,16 +158,26 @@ pub struct Totals {
     pub mnt_neto: Option<Decimal>,
     #[serde(rename = "MntExe", skip_serializing_if = "Option::is_none")]
     pub mnt_exe: Option<Decimal>,
+    #[serde(rename = "MntBase", skip_serializing_if = "Option::is_none")]
+    pub mnt_base: Option<Decimal>,
+    #[serde(rename = "MntMargenCom", skip_serializing_if = "Option::is_none")]
+    pub mnt_margen_com: Option<Decimal>,
     #[serde(rename = "TasaIVA", skip_serializing_if = "Option::is_none")]
     pub tasa_iva: Option<Decimal>,
     #[serde(rename = "IVA", skip_serializing_if = "Option::is_none")]
     pub iva: Option<Decimal>,
+    #[serde(rename = "IVAProp", skip_serializing_if = "Option::is_none")]
+    pub iva_prop: Option<Decimal>,
+    #[serde(rename = "IVATerc", skip_serializing_if = "Option::is_none")]
+    pub iva_terc: Option<Decimal>,
     #[serde(rename = "ImptoReten", skip_serializing_if = "Vec::is_empty")]
     pub impto_reten: Vec<Retencion>,
     #[serde(rename = "IVANoRet", skip_serializing_if = "Option::is_none")]
     pub iva_no_ret: Option<Decimal>,
     #[serde(rename = "CredEC", skip_serializing_if = "Option::is_none")]
     pub cred_ec: Option<Decimal>,
+    #[serde(rename = "GrntDep", skip_serializing_if = "Option::is_none")]
+    pub grnt_dep: Option<Decimal>,
     /// A liquidación-factura's commissions, subtracted from the total.
     #[serde(rename = "Comisiones", skip_serializing_if = "Option::is_none")]
     pub comisiones: Option<super::liquidacion::ComisionesTotales>,
@@ -187,6 +203,9 @@ pub struct Computed {
     pub comisiones: Vec<Decimal>,
     /// Lines priced in the other currency (`OtrMnda`): their amounts in it.
     pub otr_lines: Vec<LineAmounts>,
+    /// Each global discount or surcharge in the other currency (`ValorDROtrMnda`), when the
+    /// document has one.
+    pub otr_globals: Vec<Decimal>,
     pub totals: Totals,
 }
 
@@ -312,7 +331,7 @@ pub fn compute(
         // Nothing is sold: the SII expects only MntTotal 0.
         let totals = Totals { mnt_total: Decimal::ZERO, ..Totals::default() };
         return if p.is_empty() {
-            Ok(Computed { lines, globals: vec![], comisiones: vec![], otr_lines: vec![], totals })
+            Ok(Computed { lines, globals: vec![], comisiones: vec![], otr_lines: vec![], otr_globals: vec![], totals })
         } else {
             Err(p.0)
         };
@@ -320,6 +339,9 @@ pub fn compute(
 
     // Buckets: taxed (net or gross), exempt, non-billable.
     let (mut afecto, mut exento, mut no_fact) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    // Deposits on returnable containers (IndExe 3): neither taxed nor exempt, added to the total
+    // as GrntDep (Formato DTE v2.2, field 120).
+    let mut deposito: Option<Decimal> = None;
     let mut has_afecto = false;
     for (d, l) in doc.detalle.iter().zip(&lines) {
         match d.ind_exe {
@@ -329,10 +351,13 @@ pub fn compute(
             }
             None | Some(1) => exento += l.monto_item,
             Some(2) => no_fact += l.monto_item,
+            Some(3) => *deposito.get_or_insert(Decimal::ZERO) += l.monto_item,
             Some(_) => {}
         }
     }
-    let gross = tipo.is_boleta() && doc.encabezado.id_doc.ind_mnt_neto != Some(2);
+    // Gross line amounts: a boleta's by default, a DTE's with MntBruto 1.
+    let gross = (tipo.is_boleta() && doc.encabezado.id_doc.ind_mnt_neto != Some(2))
+        || (!tipo.is_boleta() && doc.encabezado.id_doc.mnt_bruto == Some(1));
 
     let mut globals = Vec::with_capacity(doc.dsc_rcg_global.len());
     for (i, g) in doc.dsc_rcg_global.iter().enumerate() {
@@ -370,6 +395,9 @@ pub fn compute(
         if !exento.is_zero() || tipo.is_exempt() {
             totals.mnt_exe = Some(exento);
         }
+        if !tipo.is_boleta() && has_afecto {
+            totals.tasa_iva = Some(TASA_IVA);
+        }
         totals.mnt_total = afecto + exento;
     } else {
         let mut total = exento;
@@ -399,6 +427,12 @@ pub fn compute(
             let mut partial = false;
             for (code, base) in bases {
                 let Some(tc) = table.0.get(&code) else { continue };
+                // IVA anticipado on meat slaughter is a share of the slaughter base the issuer
+                // informs (MntBase), not of the lines (Formato DTE v2.2, field 117).
+                let base = match (code, doc.encabezado.totales.as_ref().and_then(|t| t.mnt_base)) {
+                    (IVA_ANTICIPADO_FAENAMIENTO, Some(b)) => b,
+                    _ => base,
+                };
                 // A code that withholds nothing (49, a factura de compra without retention) marks
                 // its lines only: the schema has no ImptoReten of 0.
                 if tc.rate.is_zero() {
@@ -460,6 +494,31 @@ pub fn compute(
         }
         totals.mnt_total = total;
     }
+    if let Some(d) = deposito {
+        totals.grnt_dep = Some(d);
+        totals.mnt_total += d;
+    }
+    if let Some(t) = doc.encabezado.totales.as_ref() {
+        totals.mnt_base = t.mnt_base;
+        totals.mnt_margen_com = t.mnt_margen_com;
+        if let (Some(terc), Some(iva)) = (t.iva_terc, totals.iva) {
+            if terc > iva && !signed {
+                p.push(
+                    "Encabezado.Totales.IVATerc",
+                    "out-of-range",
+                    format!("the third party's IVA exceeds the IVA, {iva}"),
+                );
+            }
+            totals.iva_terc = Some(terc);
+            totals.iva_prop = Some(iva - terc);
+        } else if t.iva_terc.is_some() {
+            p.push(
+                "Encabezado.Totales.IVATerc",
+                "tax-without-base",
+                "IVATerc is a share of the IVA: it needs taxed lines",
+            );
+        }
+    }
     if !no_fact.is_zero() {
         totals.monto_nf = Some(no_fact);
         if !tipo.is_boleta() {
@@ -469,17 +528,26 @@ pub fn compute(
     if export {
         totals.tpo_moneda = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone());
     }
-    let mut otr_lines = Vec::new();
+    let (mut otr_lines, mut otr_globals) = (Vec::new(), Vec::new());
     totals.otra_moneda = if export {
-        otra_moneda(doc, &totals)
+        let o = otra_moneda(doc, &totals);
+        if let Some(o) = &o {
+            let into = Currency::of_moneda(&o.tpo_moneda);
+            otr_globals = globals.iter().map(|g| into.round(*g * o.tpo_cambio)).collect();
+        }
+        o
     } else {
-        other_currency(doc, tipo, table, &totals, &mut otr_lines, &mut p)
+        let o = other_currency(doc, tipo, table, &totals, (&mut otr_lines, &mut otr_globals), &mut p);
+        if let Some(o) = o.as_ref().filter(|_| !super::otra_moneda::priced_in_other(doc)) {
+            otr_globals = globals.iter().map(|g| super::otra_moneda::from_pesos(*g, o.tpo_cambio)).collect();
+        }
+        o
     };
     if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() && !signed {
         p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
     }
     if p.is_empty() {
-        Ok(Computed { lines, globals, comisiones, otr_lines, totals })
+        Ok(Computed { lines, globals, comisiones, otr_lines, otr_globals, totals })
     } else {
         Err(p.0)
     }
@@ -492,7 +560,7 @@ fn other_currency(
     tipo: TipoDte,
     table: &TaxTable,
     t: &Totals,
-    otr_lines: &mut Vec<LineAmounts>,
+    (otr_lines, otr_globals): (&mut Vec<LineAmounts>, &mut Vec<Decimal>),
     p: &mut Problems,
 ) -> Option<OtraMonedaTotals> {
     use super::otra_moneda::{from_pesos, priced_in_other};
@@ -517,11 +585,15 @@ fn other_currency(
             }
         };
         *otr_lines = f.lines;
+        *otr_globals = f.globals;
         OtraMonedaTotals {
             tpo_moneda: o.tpo_moneda.clone(),
             tpo_cambio: rate,
             mnt_neto: f.totals.mnt_neto,
             mnt_exe: f.totals.mnt_exe,
+            // Informed in pesos: converted once.
+            mnt_fae_carne: t.mnt_base.map(|v| from_pesos(v, rate)),
+            mnt_marg_com: t.mnt_margen_com.map(|v| from_pesos(v, rate)),
             iva: f.totals.iva,
             imp_ret: f.totals.impto_reten,
             iva_no_ret: f.totals.iva_no_ret,
@@ -556,6 +628,8 @@ fn converted(moneda: &str, rate: Decimal, t: &Totals, conv: impl Fn(Decimal) -> 
         tpo_cambio: rate,
         mnt_neto: t.mnt_neto.map(&conv),
         mnt_exe: t.mnt_exe.map(&conv),
+        mnt_fae_carne: t.mnt_base.map(&conv),
+        mnt_marg_com: t.mnt_margen_com.map(&conv),
         iva: t.iva.map(&conv),
         imp_ret: t.impto_reten.iter().map(|r| Retencion { monto_imp: conv(r.monto_imp), ..r.clone() }).collect(),
         iva_no_ret: t.iva_no_ret.map(&conv),
@@ -648,6 +722,8 @@ pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
         differs(&mut p, format!("{base}.MntTotal"), t.mnt_total, Some(ct.mnt_total));
         differs(&mut p, format!("{base}.MontoNF"), t.monto_nf, ct.monto_nf.or(Some(Decimal::ZERO)));
         differs(&mut p, format!("{base}.MontoPeriodo"), t.monto_periodo, ct.monto_periodo);
+        differs(&mut p, format!("{base}.GrntDep"), t.grnt_dep, ct.grnt_dep);
+        differs(&mut p, format!("{base}.IVAProp"), t.iva_prop, ct.iva_prop);
         if let (Some(o), Some(co)) = (&doc.encabezado.otra_moneda, &ct.otra_moneda) {
             let base = "Encabezado.OtraMoneda";
             differs(&mut p, format!("{base}.MntNetoOtrMnda"), o.mnt_neto_otr_mnda, co.mnt_neto);

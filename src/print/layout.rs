@@ -151,6 +151,7 @@ fn total_rows(doc: &PrintDoc) -> Vec<(String, String)> {
             "IVA" => format!("IVA {}%", names::amount(doc.total("TasaIVA").unwrap_or("19"))),
             "IVANoRet" => "IVA no retenido".into(),
             "CredEC" => "Crédito especial empresas constructoras".into(),
+            "GrntDep" => "Garantía por depósito de envases".into(),
             "ValComNeto" => "Comisiones y cargos, neto".into(),
             "ValComExe" => "Comisiones y cargos, exento".into(),
             "ValComIVA" => "IVA de comisiones y cargos".into(),

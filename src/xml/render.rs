@@ -59,6 +59,7 @@ pub fn documento_body(
             o.leaf_opt("TpoImpresion", id.tpo_impresion.as_deref());
         }
         o.leaf_display_opt("IndServicio", id.ind_servicio);
+        o.leaf_display_opt("MntBruto", id.mnt_bruto);
         o.leaf_display_opt("TpoTranCompra", id.tpo_tran_compra);
         o.leaf_display_opt("TpoTranVenta", id.tpo_tran_venta);
         o.leaf_display_opt("FmaPago", id.fma_pago);
@@ -170,10 +171,14 @@ pub fn documento_body(
     o.leaf_opt("TpoMoneda", t.tpo_moneda.as_deref());
     o.leaf_display_opt("MntNeto", t.mnt_neto.map(n));
     o.leaf_display_opt("MntExe", t.mnt_exe.map(n));
+    o.leaf_display_opt("MntBase", t.mnt_base.map(n));
+    o.leaf_display_opt("MntMargenCom", t.mnt_margen_com.map(n));
     if !boleta {
         o.leaf_display_opt("TasaIVA", t.tasa_iva.map(n));
     }
     o.leaf_display_opt("IVA", t.iva.map(n));
+    o.leaf_display_opt("IVAProp", t.iva_prop.map(n));
+    o.leaf_display_opt("IVATerc", t.iva_terc.map(n));
     if !boleta {
         for r in &t.impto_reten {
             o.start("ImptoReten");
@@ -191,6 +196,7 @@ pub fn documento_body(
         } else {
             o.leaf_display_opt("IVANoRet", t.iva_no_ret.map(n));
             o.leaf_display_opt("CredEC", t.cred_ec.map(n));
+            o.leaf_display_opt("GrntDep", t.grnt_dep.map(n));
         }
     }
     o.leaf_display("MntTotal", n(t.mnt_total));
@@ -208,6 +214,8 @@ pub fn documento_body(
         // The schema's amounts in another currency start at 0.0001: a zero is left out.
         o.leaf_display_opt("MntNetoOtrMnda", positive(m.mnt_neto));
         o.leaf_display_opt("MntExeOtrMnda", positive(m.mnt_exe));
+        o.leaf_display_opt("MntFaeCarneOtrMnda", positive(m.mnt_fae_carne));
+        o.leaf_display_opt("MntMargComOtrMnda", positive(m.mnt_marg_com));
         o.leaf_display_opt("IVAOtrMnda", positive(m.iva));
         for r in &m.imp_ret {
             o.start("ImpRetOtrMnda");
@@ -253,6 +261,7 @@ pub fn documento_body(
             o.start("Subcantidad");
             o.leaf_display("SubQty", n(s.sub_qty));
             o.leaf("SubCod", &s.sub_cod);
+            o.leaf_opt("TipCodSubQty", s.tip_cod_sub_qty.as_deref());
             o.end("Subcantidad");
         }
         o.leaf_display_opt("FchElabor", d.fch_elabor);
@@ -316,6 +325,7 @@ pub fn documento_body(
         o.leaf_opt("GlosaDR", g.glosa_dr.as_deref());
         o.leaf("TpoValor", &g.tpo_valor);
         o.leaf_display("ValorDR", n(g.valor_dr));
+        o.leaf_display_opt("ValorDROtrMnda", positive(comp.otr_globals.get(i).copied()));
         o.leaf_display_opt("IndExeDR", g.ind_exe_dr);
         o.end("DscRcgGlobal");
     }
