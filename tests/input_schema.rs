@@ -90,6 +90,11 @@ fn a_nota_that_only_corrects_text_has_no_amounts() {
     });
     let xml = built(dir.path(), "nc-texto", 61, &nc);
     assert!(xml.contains("<Totales><MntTotal>0</MntTotal></Totales>"), "{xml}");
+    // Declared as zeros (as other implementations write it), it is the same document.
+    let mut ceros = nc.clone();
+    ceros["Encabezado"]["Totales"] = json!({"MntNeto": 0, "TasaIVA": 19, "IVA": 0, "MntTotal": 0});
+    let xml = built(dir.path(), "nc-ceros", 61, &ceros);
+    assert!(xml.contains("<Totales><MntTotal>0</MntTotal></Totales>"), "{xml}");
     // A nota that corrects amounts (CodRef 3) needs them.
     let mut montos = nc.clone();
     montos["Referencia"]["CodRef"] = json!(3);

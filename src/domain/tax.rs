@@ -638,6 +638,10 @@ fn converted(moneda: &str, rate: Decimal, t: &Totals, conv: impl Fn(Decimal) -> 
 }
 
 fn differs(p: &mut Problems, path: String, declared: Option<Decimal>, computed: Option<Decimal>) {
+    // A declared 0 where the gateway computes nothing says the same (a nota that corrects text).
+    if declared.is_some_and(|d| d.is_zero()) && computed.is_none() {
+        return;
+    }
     if let Some(d) = declared {
         if Some(d.normalize()) != computed.map(|c| c.normalize()) {
             let c = computed.map_or_else(|| "nothing".to_string(), |c| c.normalize().to_string());
@@ -716,7 +720,8 @@ pub fn check_declared(doc: &DocumentInput, c: &Computed) -> Vec<FieldError> {
         let base = "Encabezado.Totales";
         differs(&mut p, format!("{base}.MntNeto"), t.mnt_neto, ct.mnt_neto);
         differs(&mut p, format!("{base}.MntExe"), t.mnt_exe, ct.mnt_exe.or(Some(Decimal::ZERO)));
-        differs(&mut p, format!("{base}.TasaIVA"), t.tasa_iva, ct.tasa_iva);
+        // The rate is the law's whether or not the document has taxed amounts.
+        differs(&mut p, format!("{base}.TasaIVA"), t.tasa_iva, ct.tasa_iva.or(Some(TASA_IVA)));
         differs(&mut p, format!("{base}.IVA"), t.iva, ct.iva);
         differs(&mut p, format!("{base}.IVANoRet"), t.iva_no_ret, ct.iva_no_ret);
         differs(&mut p, format!("{base}.MntTotal"), t.mnt_total, Some(ct.mnt_total));
