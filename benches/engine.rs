@@ -53,14 +53,7 @@ fn fixture_of(tipo: u16, input: Vec<u8>) -> Fixture {
 
 /// Documents per second on this thread, for `WINDOW`.
 fn issue_rate(f: &Fixture, validate: bool, offset: u64) -> f64 {
-    let issuer = Issuer {
-        company: &f.company,
-        cert: &f.cert,
-        taxes: &f.taxes,
-        validate_schema: validate,
-        rut_prov_sw: None,
-        uf_pesos: None,
-    };
+    let issuer = Issuer { validate_schema: validate, ..Issuer::new(&f.company, &f.cert, &f.taxes) };
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < WINDOW {

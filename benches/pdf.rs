@@ -24,8 +24,7 @@ fn signed_factura(company: &Company) -> Vec<u8> {
     let trust = CafTrust::with_test_authority(&repo("certs/test-authority.pem")).expect("authority");
     let caf = Caf::load(&repo("certs/cafs/caf-76192083-9-T33.xml"), &trust).expect("caf");
     let taxes = TaxTable::default();
-    let issuer =
-        Issuer { company, cert: &cert, taxes: &taxes, validate_schema: true, rut_prov_sw: None, uf_pesos: None };
+    let issuer = Issuer::new(company, &cert, &taxes);
     let doc = DocumentInput::from_json(&serde_json::to_vec(&input).expect("json")).expect("input");
     let now = NaiveDateTime::parse_from_str("2026-11-20T10:00:00", "%Y-%m-%dT%H:%M:%S").expect("ts");
     issuer.issue(&doc, &caf, 1, now).expect("issue").xml

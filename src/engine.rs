@@ -90,7 +90,12 @@ pub fn quote_at_uf(
     Ok((prepared, computed))
 }
 
-impl Issuer<'_> {
+impl<'a> Issuer<'a> {
+    /// An issuer that validates every DTE, writes no RUTProvSW and applies no UF rule.
+    pub fn new(company: &'a Company, cert: &'a Certificate, taxes: &'a TaxTable) -> Issuer<'a> {
+        Issuer { company, cert, taxes, validate_schema: true, rut_prov_sw: None, uf_pesos: None }
+    }
+
     /// Builds, stamps, signs and validates folio `folio` of `caf`, timestamped `now`.
     pub fn issue(&self, input: &DocumentInput, caf: &Caf, folio: u64, now: NaiveDateTime) -> Result<Issued, DteError> {
         let started = std::time::Instant::now();
@@ -194,14 +199,7 @@ mod tests {
         let cert = Certificate::from_pkcs12(&repo("certs/test-company.p12"), "test1234").unwrap();
         let trust = CafTrust::with_test_authority(&repo("certs/test-authority.pem")).unwrap();
         let taxes = TaxTable::default();
-        let issuer = Issuer {
-            company: &company,
-            cert: &cert,
-            taxes: &taxes,
-            validate_schema: true,
-            rut_prov_sw: None,
-            uf_pesos: None,
-        };
+        let issuer = Issuer::new(&company, &cert, &taxes);
         let now = NaiveDateTime::parse_from_str("2026-11-20T10:00:00", TS_FORMAT).unwrap();
         for (tipo, name) in [(33, "33-factura"), (39, "39-boleta"), (52, "52-guia-despacho")] {
             let caf = Caf::load(&repo(&format!("certs/cafs/caf-76192083-9-T{tipo}.xml")), &trust).unwrap();

@@ -20,24 +20,8 @@ fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
     p
 }
 
-/// Builds `input` with folio `folio` of its type's CAF, checks it with the independent
-/// verifiers, and returns its path and text.
 fn built(dir: &Path, name: &str, input: &Value, folio: u64) -> (PathBuf, String) {
-    let tipo = input["Encabezado"]["IdDoc"]["TipoDTE"].as_u64().unwrap() as u16;
-    let out = dir.join(format!("{name}.xml"));
-    let o = build(&write(dir, name, input), &caf(tipo), folio, &out, &[]);
-    assert!(o.status.success(), "{name}: {}", text(&o));
-    let l = xmllint("DTE_v10.xsd", &out);
-    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
-    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Exportaciones", None);
-    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
-    let v =
-        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
-    let report = text(&v);
-    assert!(v.status.success() && !report.contains("FAIL"), "dte verify {name}: {report}");
-    assert!(report.contains("PASS TED") && report.contains("FRMT verifies with the CAF key"), "{report}");
-    let xml = std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect();
-    (out, xml)
+    build_verified(dir, name, input, folio)
 }
 
 /// `input` is refused with exit 2 naming `field`, and nothing is written.
@@ -407,20 +391,8 @@ async fn exports_are_issued_sent_and_accepted_over_the_api() {
     assert!(xml.as_str().is_some_and(|x| x.contains("<Exportaciones ID=\"F1T110\">")), "{xml}");
 }
 
-/// `built` for a document in pesos (its signed element is a `Documento`).
 fn built_documento(dir: &Path, name: &str, input: &Value) -> String {
-    let tipo = input["Encabezado"]["IdDoc"]["TipoDTE"].as_u64().unwrap() as u16;
-    let out = dir.join(format!("{name}.xml"));
-    let o = build(&write(dir, name, input), &caf(tipo), 3, &out, &[]);
-    assert!(o.status.success(), "{name}: {}", text(&o));
-    let l = xmllint("DTE_v10.xsd", &out);
-    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
-    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Documento", None);
-    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
-    let v =
-        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
-    assert!(v.status.success() && !text(&v).contains("FAIL"), "dte verify {name}: {}", text(&v));
-    std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect()
+    build_verified(dir, name, input, 3).1
 }
 
 fn receptor_cl() -> Value {

@@ -20,20 +20,11 @@ fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
     p
 }
 
-/// Builds `input` as type `tipo`, checks it with the independent verifiers, returns the XML.
+/// Builds `input` as type `tipo` (folio 9), checks it with the independent verifiers, returns
+/// the XML.
 fn built(dir: &Path, name: &str, tipo: u16, input: &Value) -> String {
-    let out = dir.join(format!("{name}.xml"));
-    let o = build(&write(dir, name, input), &caf(tipo), 9, &out, &[]);
-    assert!(o.status.success(), "{name}: {}", text(&o));
-    let l = xmllint("DTE_v10.xsd", &out);
-    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
-    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Documento", None);
-    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
-    let v =
-        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
-    assert!(v.status.success() && !text(&v).contains("FAIL"), "dte verify {name}: {}", text(&v));
-    let bytes = std::fs::read(&out).unwrap();
-    bytes.iter().map(|b| *b as char).collect()
+    assert_eq!(input["Encabezado"]["IdDoc"]["TipoDTE"], tipo, "{name}");
+    build_verified(dir, name, input, 9).1
 }
 
 /// `input` as type `tipo` is refused with exit 2 naming `field`, and nothing is written.
@@ -456,18 +447,7 @@ fn a_factura_de_compra_withholds_all_the_iva_unless_it_says_code_49() {
 
 /// `built`, for a liquidación-factura: the signed element is a `Liquidacion`.
 fn built_liq(dir: &Path, name: &str, input: &Value) -> String {
-    let out = dir.join(format!("{name}.xml"));
-    let o = build(&write(dir, name, input), &caf(43), 9, &out, &[]);
-    assert!(o.status.success(), "{name}: {}", text(&o));
-    let l = xmllint("DTE_v10.xsd", &out);
-    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
-    let x = xmlsec1_verify(&out, "http://www.sii.cl/SiiDte:Liquidacion", None);
-    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
-    let v =
-        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
-    assert!(v.status.success() && !text(&v).contains("FAIL"), "dte verify {name}: {}", text(&v));
-    assert!(text(&v).contains("PASS TED"), "{}", text(&v));
-    std::fs::read(&out).unwrap().iter().map(|b| *b as char).collect()
+    build_verified(dir, name, input, 9).1
 }
 
 #[test]

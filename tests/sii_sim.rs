@@ -38,14 +38,7 @@ fn envelope(folios: &[u64]) -> Vec<u8> {
     let caf = Caf::load(&read("certs/cafs/caf-76192083-9-T33.xml"), &trust).unwrap();
     let taxes = TaxTable::default();
     let now = NaiveDateTime::parse_from_str(TS, "%Y-%m-%dT%H:%M:%S").unwrap();
-    let issuer = Issuer {
-        company: &company,
-        cert: &cert,
-        taxes: &taxes,
-        validate_schema: true,
-        rut_prov_sw: None,
-        uf_pesos: None,
-    };
+    let issuer = Issuer::new(&company, &cert, &taxes);
     let input = DocumentInput::from_json(&read("examples/33-factura.json")).unwrap();
     let dtes: Vec<Vec<u8>> = folios.iter().map(|f| issuer.issue(&input, &caf, *f, now).unwrap().xml).collect();
     dte_gateway::sii::envelope::build(&company, &cert, Rut::SII, &dtes, now).unwrap()

@@ -107,3 +107,32 @@ pub fn xmllint(schema: &str, file: &Path) -> Output {
         .output()
         .expect("xmllint is required (apt-get install libxml2-utils)")
 }
+
+/// Builds the JSON `input` (its `TipoDTE` names the CAF) as folio `folio` into `dir/name.xml`,
+/// checks it with the independent verifiers — `xmllint` against DTE_v10.xsd, `xmlsec1` on its
+/// signed element, `dte verify` with its TED — and returns the path and the text (Latin-1 read
+/// as chars).
+pub fn build_verified(dir: &Path, name: &str, input: &serde_json::Value, folio: u64) -> (PathBuf, String) {
+    let tipo = input["Encabezado"]["IdDoc"]["TipoDTE"].as_u64().expect("TipoDTE") as u16;
+    let json = dir.join(format!("{name}.json"));
+    std::fs::write(&json, serde_json::to_vec(input).expect("json")).expect("write");
+    let out = dir.join(format!("{name}.xml"));
+    let o = build(&json, &caf(tipo), folio, &out, &[]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    let l = xmllint("DTE_v10.xsd", &out);
+    assert!(l.status.success(), "xmllint rejects {name}: {}", text(&l));
+    let root = match tipo {
+        43 => "Liquidacion",
+        110..=112 => "Exportaciones",
+        _ => "Documento",
+    };
+    let x = xmlsec1_verify(&out, &format!("http://www.sii.cl/SiiDte:{root}"), None);
+    assert!(x.status.success(), "xmlsec1 rejects {name}: {}", text(&x));
+    let v =
+        run(bin().args(["dte", "verify", "--trust-test-authority"]).arg(repo("certs/test-authority.pem")).arg(&out));
+    let report = text(&v);
+    assert!(v.status.success() && !report.contains("FAIL"), "dte verify {name}: {report}");
+    assert!(report.contains("PASS TED") && report.contains("FRMT verifies with the CAF key"), "{name}: {report}");
+    let xml = std::fs::read(&out).expect("read").iter().map(|b| *b as char).collect();
+    (out, xml)
+}

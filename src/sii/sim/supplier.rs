@@ -74,14 +74,7 @@ pub fn envelope(m: &SupplierMail) -> Result<Vec<u8>, String> {
     .map_err(|e| e.to_string())?;
     let caf = Caf::load(caf_xml.as_bytes(), &trust).map_err(|e| e.to_string())?;
     let taxes = crate::domain::tax::TaxTable::default();
-    let issuer = Issuer {
-        company: &company,
-        cert: &cert,
-        taxes: &taxes,
-        validate_schema: true,
-        rut_prov_sw: None,
-        uf_pesos: None,
-    };
+    let issuer = Issuer::new(&company, &cert, &taxes);
     let mut dtes = Vec::new();
     for i in 0..n as usize {
         let doc = factura(m.receptor, i + 1)?;
