@@ -498,3 +498,33 @@ async fn batch_results_carry_each_documents_pdf_on_request() {
         assert_eq!(timbres(&pf, 1)[0]["bytes"], hex(&ted_of(&xf)), "{name}");
     }
 }
+
+/// A factura de exportación prints its name, its customs data with the Aduana's names, its
+/// amounts in the operation currency, the total in pesos with its rate, and a timbre that
+/// decodes to its TED.
+#[test]
+fn an_export_prints_its_currency_customs_data_and_timbre() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = build_ok(dir.path(), &example(110), 110, 4);
+    let pdf = pdf_ok(&xml, &dir.path().join("110.pdf"), &[]);
+    qpdf_ok(&pdf);
+    let flat = pdftotext(&pdf, None).split_whitespace().collect::<Vec<_>>().join(" ");
+    for s in [
+        "FACTURA DE EXPORTACIÓN",
+        "N° 4",
+        "Pago exp.: ANTICIPO",
+        "Cláusula: FOB 35.028,5",
+        "Embarque: SAN ANTONIO",
+        "Desembarque: BARCELONA",
+        "Monto exento EURO 36.167",
+        "TOTAL EURO 36.167",
+        "Tipo de cambio 1.021,53",
+        "Total en PESO CL $ 36.945.676",
+    ] {
+        assert!(flat.contains(s), "{s:?} missing:\n{flat}");
+    }
+    assert!(!flat.contains("$ 36.167"), "the operation currency is not pesos:\n{flat}");
+    let found = timbres(&pdf, 1);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["bytes"], hex(&ted_of(&xml)), "decoded bytes differ from the TED");
+}

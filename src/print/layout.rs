@@ -145,6 +145,16 @@ fn total_rows(doc: &PrintDoc) -> Vec<(String, String)> {
                 out.push(("Moneda".into(), v.clone()));
                 continue;
             }
+            "TpoCambio" => {
+                out.push(("Tipo de cambio".into(), names::amount(v)));
+                continue;
+            }
+            other if other.starts_with("MntTotOtrMnda:") => {
+                let m = &other["MntTotOtrMnda:".len()..];
+                let amount = if m == "PESO CL" { money(v) } else { format!("{m} {}", names::amount(v)) };
+                out.push((format!("Total en {m}"), amount));
+                continue;
+            }
             "MntNeto" => "Monto neto".to_string(),
             "MntExe" => "Monto exento".to_string(),
             "TasaIVA" => continue,
@@ -460,6 +470,9 @@ fn receptor_block(page: &mut Page, doc: &PrintDoc, top: f32) -> f32 {
     }
     if let Some(t) = doc.ind_traslado.as_deref().and_then(names::traslado_name) {
         right.push(("Traslado:", t.into()));
+    }
+    for (k, v) in &doc.customs {
+        right.push((k.as_str(), v.clone()));
     }
     if let Some(t) = &doc.transport {
         if let Some(p) = &t.patente {

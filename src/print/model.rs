@@ -110,6 +110,8 @@ pub struct PrintDoc {
     pub emisor: Party,
     pub receptor: Option<Party>,
     pub transport: Option<Transport>,
+    /// An export's customs data as label and value, codes named from the Aduana's tables.
+    pub customs: Vec<(String, String)>,
     pub lines: Vec<Line>,
     pub globals: Vec<GlobalDr>,
     pub references: Vec<Reference>,
@@ -203,6 +205,7 @@ impl PrintDoc {
             cmna_dest: text(&t, "CmnaDest"),
             ciudad_dest: text(&t, "CiudadDest"),
         });
+        out.customs = customs(&id, child(&enc, "Transporte").and_then(|t| child(&t, "Aduana")));
         for d in documento.get_child_elements() {
             match d.get_name().as_str() {
                 "Detalle" => out.lines.push(line(&d)),
@@ -244,6 +247,15 @@ impl PrintDoc {
                 }
             }
         }
+        // The total in the other currency, with its rate.
+        if let Some(o) = child(&enc, "OtraMoneda") {
+            if let (Some(m), Some(v)) = (text(&o, "TpoMoneda"), text(&o, "MntTotOtrMnda")) {
+                if let Some(r) = text(&o, "TpoCambio") {
+                    out.totals.push(("TpoCambio".into(), r));
+                }
+                out.totals.push((format!("MntTotOtrMnda:{m}"), v));
+            }
+        }
         if out.ted.is_empty() {
             return Err(PrintError::Missing("the document has no TED".into()));
         }
@@ -253,6 +265,39 @@ impl PrintDoc {
     pub fn total(&self, name: &str) -> Option<&str> {
         self.totals.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+}
+
+/// An export's payment form and customs data, each code with its Aduana name.
+fn customs(id: &Node, aduana: Option<Node>) -> Vec<(String, String)> {
+    use crate::domain::aduana::Table;
+    let named = |t: Table, v: Option<String>| {
+        v.map(|c| c.parse().ok().and_then(|n| t.by_code(n)).map_or(c, |r| r.sigla().to_string()))
+    };
+    let mut out = Vec::new();
+    let mut push = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push((k.to_string(), v));
+        }
+    };
+    push("Pago exp.:", named(Table::FormaPagoExportacion, text(id, "FmaPagExp")));
+    let Some(a) = aduana else { return out };
+    push("Modalidad:", named(Table::ModalidadVenta, text(&a, "CodModVenta")));
+    let clausula = named(Table::ClausulaVenta, text(&a, "CodClauVenta"));
+    push(
+        "Cláusula:",
+        match (clausula, text(&a, "TotClauVenta")) {
+            (Some(c), Some(t)) => Some(format!("{c} {}", super::names::amount(&t))),
+            (c, _) => c,
+        },
+    );
+    push("Vía:", named(Table::ViaTransporte, text(&a, "CodViaTransp")));
+    push("Embarque:", named(Table::Puertos, text(&a, "CodPtoEmbarque")));
+    push("Desembarque:", named(Table::Puertos, text(&a, "CodPtoDesemb")));
+    push("País destino:", named(Table::Paises, text(&a, "CodPaisDestin")));
+    push("Bultos:", text(&a, "TotBultos"));
+    push("Flete:", text(&a, "MntFlete").map(|v| super::names::amount(&v)));
+    push("Seguro:", text(&a, "MntSeguro").map(|v| super::names::amount(&v)));
+    out
 }
 
 fn line(d: &Node) -> Line {
