@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::de::{one_or_many_objects, opt_text_or_number};
+use crate::error::Problems;
 
 /// The customs data of an export (`Transporte/Aduana`). Codes may be given as the Aduana's code
 /// or its name; they are written as codes.
@@ -202,6 +203,18 @@ pub struct TipoBultos {
     pub sello: Option<String>,
     #[serde(rename = "EmisorSello", default, skip_serializing_if = "Option::is_none")]
     pub emisor_sello: Option<String>,
+}
+
+/// A currency of `TipMonType` by name or Aduana code, written back as its name.
+pub fn moneda(p: &mut Problems, path: &str, v: &mut String) {
+    match Table::Monedas.find(v) {
+        Ok(row) => *v = row.name.to_string(),
+        Err(_) => p.push(
+            path,
+            "unknown-code",
+            format!("{v:?} is not a currency of the SII's list (TipMonType: DOLAR USA, EURO, PESO CL…)"),
+        ),
+    }
 }
 
 /// One of the Aduana tables.

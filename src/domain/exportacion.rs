@@ -42,18 +42,6 @@ pub fn code(p: &mut Problems, path: &str, table: Table, v: &mut Option<String>) 
     }
 }
 
-/// A currency of `TipMonType` by name or Aduana code, written back as its name.
-fn moneda(p: &mut Problems, path: &str, v: &mut String) {
-    match Table::Monedas.find(v) {
-        Ok(row) => *v = row.name.to_string(),
-        Err(_) => p.push(
-            path,
-            "unknown-code",
-            format!("{v:?} is not a currency of the SII's list (TipMonType: DOLAR USA, EURO, PESO CL…)"),
-        ),
-    }
-}
-
 /// The rules of an export; codes given by name are replaced by their codes. For other types,
 /// that nothing of an export is present.
 pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
@@ -119,7 +107,7 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
         aduana(p, a);
     }
     match enc.totales.as_mut().and_then(|t| t.tpo_moneda.as_mut()) {
-        Some(m) => moneda(p, "Encabezado.Totales.TpoMoneda", m),
+        Some(m) => super::aduana::moneda(p, "Encabezado.Totales.TpoMoneda", m),
         None => p.push(
             "Encabezado.Totales.TpoMoneda",
             "required",
@@ -171,23 +159,6 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
             "required",
             "an export nota needs a Referencia with CodRef to the document it modifies (110, 111 or 112)",
         );
-    }
-}
-
-/// Checks `OtraMoneda` and writes its currency as the schema's name. `operation`: the currency
-/// the document's own amounts are in (an export's TpoMoneda; pesos for other documents).
-pub fn check_otra_moneda(doc: &mut DocumentInput, operation: &str, p: &mut Problems) {
-    let Some(o) = doc.encabezado.otra_moneda.as_mut() else { return };
-    let b = "Encabezado.OtraMoneda";
-    moneda(p, &format!("{b}.TpoMoneda"), &mut o.tpo_moneda);
-    if operation == o.tpo_moneda {
-        p.push(format!("{b}.TpoMoneda"), "mismatch", "OtraMoneda is another currency than the document's own");
-    }
-    match o.tpo_cambio {
-        Some(r) => {
-            check_dec(p, &format!("{b}.TpoCambio"), r, 6, 4, true);
-        }
-        None => p.push(format!("{b}.TpoCambio"), "required", "the exchange rate is needed to compute OtraMoneda"),
     }
 }
 

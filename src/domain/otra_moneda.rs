@@ -45,10 +45,11 @@ pub fn priced_in_other(doc: &DocumentInput) -> bool {
     doc.detalle.iter().any(|d| d.otr_mnda.is_some())
 }
 
-/// The rules of `OtraMoneda` and `OtrMnda` on a document in pesos; fills each line's peso
-/// `PrcItem`, `Moneda` and `FctConv` from its price in the other currency.
-pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
-    let Some(o) = doc.encabezado.otra_moneda.clone() else {
+/// The rules of `OtraMoneda` (its currency written as the schema's name, other than `operation`,
+/// the document's own; its rate) and of `OtrMnda` on a document in pesos, whose lines' peso
+/// `PrcItem`, `Moneda` and `FctConv` are filled from their price in the other currency.
+pub fn check(doc: &mut DocumentInput, tipo: TipoDte, operation: &str, p: &mut Problems) {
+    let Some(o) = doc.encabezado.otra_moneda.as_mut() else {
         for (i, d) in doc.detalle.iter().enumerate() {
             if d.otr_mnda.is_some() {
                 p.push(format!("Detalle[{i}].OtrMnda"), "not-allowed", "OtrMnda needs Encabezado.OtraMoneda");
@@ -56,6 +57,18 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
         }
         return;
     };
+    let b = "Encabezado.OtraMoneda";
+    super::aduana::moneda(p, &format!("{b}.TpoMoneda"), &mut o.tpo_moneda);
+    if operation == o.tpo_moneda {
+        p.push(format!("{b}.TpoMoneda"), "mismatch", "OtraMoneda is another currency than the document's own");
+    }
+    let before = p.0.len();
+    match o.tpo_cambio {
+        Some(r) => check_dec(p, &format!("{b}.TpoCambio"), r, 6, 4, true),
+        None => p.push(format!("{b}.TpoCambio"), "required", "the exchange rate is needed to compute OtraMoneda"),
+    }
+    let rate_ok = p.0.len() == before;
+    let o = o.clone();
     if tipo.is_export() {
         for (i, d) in doc.detalle.iter().enumerate() {
             if d.otr_mnda.is_some() {
@@ -80,7 +93,6 @@ pub fn check(doc: &mut DocumentInput, tipo: TipoDte, p: &mut Problems) {
         return;
     }
     let Some(rate) = o.tpo_cambio else { return };
-    let rate_ok = rate > Decimal::ZERO && rate < Decimal::from(1_000_000) && rate.normalize().scale() <= 4;
     let moneda = iso(&o.tpo_moneda);
     for (i, d) in doc.detalle.iter_mut().enumerate() {
         let b = format!("Detalle[{i}]");

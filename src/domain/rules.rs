@@ -176,8 +176,7 @@ pub fn prepare(mut doc: DocumentInput, emisor: Rut, table: &TaxTable, today: Nai
     // Exports first: they write the Aduana codes given by name as codes.
     super::exportacion::check(&mut doc, tipo, &mut p);
     let operation = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone()).filter(|_| tipo.is_export());
-    super::exportacion::check_otra_moneda(&mut doc, operation.as_deref().unwrap_or("PESO CL"), &mut p);
-    super::otra_moneda::check(&mut doc, tipo, &mut p);
+    super::otra_moneda::check(&mut doc, tipo, operation.as_deref().unwrap_or("PESO CL"), &mut p);
     if let Some(x) = doc.encabezado.receptor.as_mut().and_then(|r| r.extranjero.as_mut()) {
         super::exportacion::code(
             &mut p,

@@ -528,21 +528,11 @@ pub fn compute(
     if export {
         totals.tpo_moneda = doc.encabezado.totales.as_ref().and_then(|t| t.tpo_moneda.clone());
     }
-    let (mut otr_lines, mut otr_globals) = (Vec::new(), Vec::new());
-    totals.otra_moneda = if export {
-        let o = otra_moneda(doc, &totals);
-        if let Some(o) = &o {
-            let into = Currency::of_moneda(&o.tpo_moneda);
-            otr_globals = globals.iter().map(|g| into.round(*g * o.tpo_cambio)).collect();
-        }
-        o
-    } else {
-        let o = other_currency(doc, tipo, table, &totals, (&mut otr_lines, &mut otr_globals), &mut p);
-        if let Some(o) = o.as_ref().filter(|_| !super::otra_moneda::priced_in_other(doc)) {
-            otr_globals = globals.iter().map(|g| super::otra_moneda::from_pesos(*g, o.tpo_cambio)).collect();
-        }
-        o
+    let (otra, otr_lines, otr_globals) = match other_currency(doc, tipo, table, &totals, &globals, &mut p) {
+        Some((o, lines, globals)) => (Some(o), lines, globals),
+        None => (None, Vec::new(), Vec::new()),
     };
+    totals.otra_moneda = otra;
     if totals.mnt_total.is_sign_negative() && !totals.mnt_total.is_zero() && !signed {
         p.push("Encabezado.Totales.MntTotal", "negative", format!("the total would be {}", totals.mnt_total));
     }
@@ -553,19 +543,27 @@ pub fn compute(
     }
 }
 
-/// `OtraMoneda` of a document in pesos ([`super::otra_moneda`]): the document computed again in
-/// the other currency when its lines are priced in it, else each peso total divided by the rate.
+/// `OtraMoneda`, with each line and global discount in the other currency where they differ
+/// from a conversion. An export's amounts are converted at the client's rate (units of the other
+/// currency per unit of the operation currency), rounded once in that currency. A document in
+/// pesos ([`super::otra_moneda`]) is computed again in the other currency when its lines are
+/// priced in it, else each peso amount is divided by the rate once.
 fn other_currency(
     doc: &DocumentInput,
     tipo: TipoDte,
     table: &TaxTable,
     t: &Totals,
-    (otr_lines, otr_globals): (&mut Vec<LineAmounts>, &mut Vec<Decimal>),
+    globals: &[Decimal],
     p: &mut Problems,
-) -> Option<OtraMonedaTotals> {
+) -> Option<(OtraMonedaTotals, Vec<LineAmounts>, Vec<Decimal>)> {
     use super::otra_moneda::{from_pesos, priced_in_other};
     let o = doc.encabezado.otra_moneda.as_ref()?;
     let rate = o.tpo_cambio?;
+    if tipo.is_export() {
+        let into = Currency::of_moneda(&o.tpo_moneda);
+        let conv = |v: Decimal| into.round(v * rate);
+        return Some((converted(&o.tpo_moneda, rate, t, conv), Vec::new(), globals.iter().map(|g| conv(*g)).collect()));
+    }
     let out = if priced_in_other(doc) {
         let mut view = doc.clone();
         view.encabezado.otra_moneda = None;
@@ -584,9 +582,7 @@ fn other_currency(
                 return None;
             }
         };
-        *otr_lines = f.lines;
-        *otr_globals = f.globals;
-        OtraMonedaTotals {
+        let totals = OtraMonedaTotals {
             tpo_moneda: o.tpo_moneda.clone(),
             tpo_cambio: rate,
             mnt_neto: f.totals.mnt_neto,
@@ -598,11 +594,13 @@ fn other_currency(
             imp_ret: f.totals.impto_reten,
             iva_no_ret: f.totals.iva_no_ret,
             mnt_total: f.totals.mnt_total,
-        }
+        };
+        (totals, f.lines, f.globals)
     } else {
-        converted(&o.tpo_moneda, rate, t, |v| from_pesos(v, rate))
+        let conv = |v: Decimal| from_pesos(v, rate);
+        (converted(&o.tpo_moneda, rate, t, conv), Vec::new(), globals.iter().map(|g| conv(*g)).collect())
     };
-    if out.mnt_total <= Decimal::ZERO {
+    if out.0.mnt_total <= Decimal::ZERO {
         p.push(
             "Encabezado.OtraMoneda",
             "out-of-range",
@@ -610,15 +608,6 @@ fn other_currency(
         );
     }
     Some(out)
-}
-
-/// An export's `OtraMoneda`: each amount converted at the client's rate (units of the other
-/// currency per unit of the operation currency), rounded once in the other currency.
-fn otra_moneda(doc: &DocumentInput, t: &Totals) -> Option<OtraMonedaTotals> {
-    let o = doc.encabezado.otra_moneda.as_ref()?;
-    let rate = o.tpo_cambio?;
-    let into = Currency::of_moneda(&o.tpo_moneda);
-    Some(converted(&o.tpo_moneda, rate, t, |v| into.round(v * rate)))
 }
 
 /// The document's totals in another currency, each converted by `conv` (one rounding).
