@@ -153,6 +153,17 @@ fn value(column: &str, raw: &str, line: u64) -> Result<Value, CsvError> {
         .map_err(|_| CsvError { line, message: format!("{column} {raw:?} is not a number") })
 }
 
+/// The non-empty columns `cols` of a row, under their names, numbers as numbers.
+fn columns(row: &HashMap<String, String>, cols: &[&str], line: u64) -> Result<Map<String, Value>, CsvError> {
+    let mut m = Map::new();
+    for c in cols {
+        if let Some(v) = row.get(*c) {
+            m.insert((*c).to_string(), value(c, v, line)?);
+        }
+    }
+    Ok(m)
+}
+
 impl<R: Read> CsvDocuments<R> {
     /// Reads the header; a missing required column is an error on line 1.
     pub fn new(input: R, encoding: Encoding) -> Result<Self, CsvError> {
@@ -207,36 +218,22 @@ impl<R: Read> CsvDocuments<R> {
         let get = |k: &str| row.get(k).cloned();
         let key = get("Documento").ok_or(CsvError { line, message: "Documento is empty".into() })?;
         let company = get("RUTEmisor").ok_or(CsvError { line, message: "RUTEmisor is empty".into() })?;
-        let mut id_doc = Map::new();
-        for c in ID_DOC {
-            if let Some(v) = row.get(c) {
-                id_doc.insert(c.into(), value(c, v, line)?);
-            }
-        }
+        let id_doc = columns(row, &ID_DOC, line)?;
         if !id_doc.contains_key("TipoDTE") {
             return Err(CsvError { line, message: "TipoDTE is empty".into() });
         }
         let mut encabezado = Map::new();
         encabezado.insert("IdDoc".into(), Value::Object(id_doc));
-        let group = |cols: &[&str]| -> Result<Map<String, Value>, CsvError> {
-            let mut m = Map::new();
-            for c in cols {
-                if let Some(v) = row.get(*c) {
-                    m.insert((*c).to_string(), value(c, v, line)?);
-                }
-            }
-            Ok(m)
-        };
-        let mut receptor = group(&RECEPTOR)?;
-        let extranjero = group(&EXTRANJERO)?;
+        let mut receptor = columns(row, &RECEPTOR, line)?;
+        let extranjero = columns(row, &EXTRANJERO, line)?;
         if !extranjero.is_empty() {
             receptor.insert("Extranjero".into(), Value::Object(extranjero));
         }
         if !receptor.is_empty() {
             encabezado.insert("Receptor".into(), Value::Object(receptor));
         }
-        let mut aduana = group(&ADUANA)?;
-        let bultos = group(&TIPO_BULTOS)?;
+        let mut aduana = columns(row, &ADUANA, line)?;
+        let bultos = columns(row, &TIPO_BULTOS, line)?;
         if !bultos.is_empty() {
             aduana.insert("TipoBultos".into(), Value::Array(vec![Value::Object(bultos)]));
         }
@@ -256,24 +253,13 @@ impl<R: Read> CsvDocuments<R> {
         }
         let mut document = json!({ "Encabezado": encabezado, "Detalle": [] });
         if row.contains_key("TpoDocRef") || row.contains_key("FolioRef") {
-            let mut r = Map::new();
-            for c in REFERENCIA {
-                if let Some(v) = row.get(c) {
-                    r.insert(c.into(), value(c, v, line)?);
-                }
-            }
-            document["Referencia"] = Value::Array(vec![Value::Object(r)]);
+            document["Referencia"] = Value::Array(vec![Value::Object(columns(row, &REFERENCIA, line)?)]);
         }
         Ok(BatchDocument { key, company, reference: get("Referencia"), line, document, bytes: 0 })
     }
 
     fn line_of(row: &HashMap<String, String>, line: u64) -> Result<Value, CsvError> {
-        let mut d = Map::new();
-        for c in LINE {
-            if let Some(v) = row.get(c) {
-                d.insert(c.into(), value(c, v, line)?);
-            }
-        }
+        let d = columns(row, &LINE, line)?;
         if !d.contains_key("NmbItem") {
             return Err(CsvError { line, message: "NmbItem is empty".into() });
         }
